@@ -1,0 +1,73 @@
+// Package httpproxy is darkmatter's client-side HTTP proxy front end. It
+// accepts the two kinds of proxy request that browsers and tools send, and
+// opens every outgoing connection as one stream through the overlay, with
+// the [Dialer] the [Server] was given:
+//
+//   - CONNECT host:port (a tunnel, normally for TLS): the stream is opened,
+//     the client gets "HTTP/1.1 200 Connection established", and bytes are
+//     copied both ways (including any the client sent right after its
+//     request headers) until both sides are done. A half-close is passed on
+//     with CloseWrite when the other connection supports it.
+//   - An absolute-URI request (GET http://host[:port]/path HTTP/1.1): a
+//     stream is opened to host:port (port 80 by default) and the request is
+//     forwarded in origin-form (GET /path HTTP/1.1) with the hop-by-hop
+//     headers removed and "Connection: close"; the response is copied back
+//     with its hop-by-hop headers removed. Bodies stream both ways; neither
+//     is buffered whole. Interim 1xx responses (100 Continue) are passed on.
+//
+// The client connection is kept alive across absolute-URI requests (each
+// opens its own stream); a CONNECT ends it after the tunnel. A response
+// without a length is sent to an HTTP/1.1 client with chunked encoding, to
+// an HTTP/1.0 client delimited by closing the connection.
+//
+// What it does not do:
+//   - It never resolves a host name and never opens a connection itself.
+//   - No https:// (or any other scheme) in absolute-URI requests: clients use
+//     CONNECT for TLS. Origin-form requests (GET /path) are not proxy
+//     requests and get 400. No HTTP/2, no Upgrade/WebSocket through an
+//     absolute-URI request (a WebSocket client uses CONNECT), no caching, no
+//     Via or Forwarded headers (they would identify the client).
+//   - No authentication: Proxy-Authorization credentials are never checked,
+//     they only choose the isolation key.
+//   - It logs no addresses or URLs in clear: targets go through safelog.S.
+//
+// # Isolation key
+//
+//	no Proxy-Authorization                       ""
+//	Proxy-Authorization: Basic base64(u ":" p)   "http:" + len(u) + ":" + u + len(p) + ":" + p
+//
+// with the lengths in decimal, so ("a", "bc") and ("ab", "c") differ. A
+// Proxy-Authorization header that is not well-formed Basic, or that appears
+// more than once, is answered 400 rather than silently sharing circuits.
+//
+// # Status codes
+//
+// A failed DialStream is answered with a short text/plain body naming the
+// failure (never the target) and the connection is closed. [StatusCode]
+// maps the dial error:
+//
+//	error                                   status
+//	streamerr ExitPolicy                    403 Forbidden
+//	streamerr Timeout                       504 Gateway Timeout
+//	context.DeadlineExceeded (DialTimeout)  504 Gateway Timeout
+//	streamerr ResolveFailed, ConnRefused,
+//	  Unreachable, NoExit, Destroyed,
+//	  BadAddress, Misc, any other error     502 Bad Gateway
+//
+// Errors found by the proxy itself:
+//
+//	request                                           status
+//	malformed request, origin-form, scheme not http,
+//	  bad host or port, userinfo in the URI,
+//	  bad Proxy-Authorization                         400 Bad Request
+//	request headers over 1 MiB                        431 Request Header Fields Too Large
+//	HTTP version other than 1.x                       505 HTTP Version Not Supported
+//	invalid or missing response from the origin       502 Bad Gateway (if nothing was sent yet)
+//
+// HandshakeTimeout bounds reading each request's headers (and so the idle
+// time between keep-alive requests); DialTimeout bounds each DialStream.
+// Neither applies to bodies or tunnels.
+//
+// No spec/ section is normative for this package; RFC 9110 and RFC 9112
+// are.
+package httpproxy

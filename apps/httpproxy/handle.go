@@ -1,0 +1,180 @@
+package httpproxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/darkmatter/darkmatter/internal/safelog"
+)
+
+// Implementation limits.
+const (
+	// maxHeaderBytes bounds the request line and headers of one request,
+	// and the status line and headers of one response, like net/http's
+	// DefaultMaxHeaderBytes.
+	maxHeaderBytes = 1 << 20
+	// maxInterim bounds the 1xx responses passed on for one request.
+	maxInterim = 16
+	// lingerTime and lingerBytes bound how long and how much of an unread
+	// request is drained after an error response, so that closing the
+	// connection does not reset it before the client has read the
+	// response.
+	lingerTime  = 500 * time.Millisecond
+	lingerBytes = 256 << 10
+)
+
+// handle serves one client connection: requests in sequence until the
+// client or a response ends it, or a CONNECT turns it into a tunnel. The
+// caller closes c.
+func (s *Server) handle(ctx context.Context, c net.Conn) {
+	lr := &limitReader{r: c}
+	br := bufio.NewReader(lr)
+	bw := bufio.NewWriter(c)
+	for {
+		lr.setLimit(maxHeaderBytes)
+		if err := c.SetReadDeadline(time.Now().Add(s.handshakeTimeout())); err != nil {
+			return
+		}
+		req, err := ParseRequest(br)
+		if err != nil {
+			s.rejectRequest(c, bw, lr, err)
+			return
+		}
+		lr.setLimit(math.MaxInt64)
+		if err := c.SetReadDeadline(time.Time{}); err != nil {
+			return
+		}
+		if req.Connect {
+			s.tunnel(ctx, c, br, bw, req)
+			return
+		}
+		if !s.forward(ctx, c, bw, req) {
+			return
+		}
+	}
+}
+
+// rejectRequest answers a request that ParseRequest refused, or just
+// returns when the connection ended or timed out.
+func (s *Server) rejectRequest(c net.Conn, bw *bufio.Writer, lr *limitReader, err error) {
+	var ne net.Error
+	switch {
+	case lr.hit:
+		s.Logf.Printf("httpproxy: request headers too large")
+		writeStatus(bw, http.StatusRequestHeaderFieldsTooLarge, "request headers too large")
+	case errors.Is(err, io.EOF):
+		return // the client closed an idle connection
+	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+		s.Logf.Printf("httpproxy: client closed the connection mid-request")
+		return
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return // idle or slow client; not worth a line each time
+	case errors.As(err, &ne):
+		s.Logf.Printf("httpproxy: read request: i/o error")
+		return
+	case errors.Is(err, ErrHTTPVersion):
+		s.Logf.Printf("%s", err)
+		writeStatus(bw, http.StatusHTTPVersionNotSupported, err.Error())
+	case errors.Is(err, ErrNotProxyRequest), errors.Is(err, ErrScheme),
+		errors.Is(err, ErrBadTarget), errors.Is(err, ErrUserinfo), errors.Is(err, ErrProxyAuth):
+		s.Logf.Printf("%s", err)
+		writeStatus(bw, http.StatusBadRequest, err.Error())
+	default:
+		// net/http's message may quote the request line, which holds the
+		// target: do not log it.
+		s.Logf.Printf("httpproxy: malformed request")
+		writeStatus(bw, http.StatusBadRequest, "malformed request")
+	}
+	lingerClose(c)
+}
+
+// dial opens the stream for req. On failure it answers the client and
+// returns nil.
+func (s *Server) dial(ctx context.Context, c net.Conn, bw *bufio.Writer, req *Request) net.Conn {
+	dctx, cancel := context.WithTimeout(ctx, s.dialTimeout())
+	remote, err := s.Dialer.DialStream(dctx, req.Target, req.Isolation)
+	cancel()
+	if err != nil {
+		code := StatusCode(err)
+		why := reasonText(err)
+		s.Logf.Printf("httpproxy: connect to %v failed: %d (%s): %v",
+			safelog.S(req.Target), code, why, safelog.S(err))
+		writeStatus(bw, code, "connect failed: "+why)
+		lingerClose(c)
+		return nil
+	}
+	if !s.trackConn(remote) {
+		remote.Close()
+		return nil
+	}
+	return remote
+}
+
+// tunnel serves a CONNECT request.
+func (s *Server) tunnel(ctx context.Context, c net.Conn, br *bufio.Reader, bw *bufio.Writer, req *Request) {
+	remote := s.dial(ctx, c, bw, req)
+	if remote == nil {
+		return
+	}
+	defer s.untrack(remote)
+	if _, err := bw.WriteString("HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
+		return
+	}
+	if err := bw.Flush(); err != nil {
+		return
+	}
+	// Bytes the client sent right after its request (a TLS ClientHello,
+	// say) are already in br: read through it until it is drained.
+	var client io.Reader = c
+	if br.Buffered() > 0 {
+		client = br
+	}
+	splice(c, client, remote)
+}
+
+// limitReader returns io.EOF once n bytes have been read, and records that
+// it did.
+type limitReader struct {
+	r   io.Reader
+	n   int64
+	hit bool
+}
+
+func (l *limitReader) setLimit(n int64) {
+	l.n = n
+	l.hit = false
+}
+
+func (l *limitReader) Read(p []byte) (int, error) {
+	if l.n <= 0 {
+		l.hit = true
+		return 0, io.EOF
+	}
+	if int64(len(p)) > l.n {
+		p = p[:l.n]
+	}
+	n, err := l.r.Read(p)
+	l.n -= int64(n)
+	return n, err
+}
+
+// lingerClose half-closes c and reads (and drops) what the client is still
+// sending, for a bounded time, so that the close that follows does not
+// reset the connection before the client has read the response.
+func lingerClose(c net.Conn) {
+	cw, ok := c.(closeWriter)
+	if !ok || cw.CloseWrite() != nil {
+		return
+	}
+	if c.SetReadDeadline(time.Now().Add(lingerTime)) != nil {
+		return
+	}
+	_, _ = io.CopyN(io.Discard, c, lingerBytes)
+}

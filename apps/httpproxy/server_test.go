@@ -1,0 +1,610 @@
+package httpproxy
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/darkmatter/darkmatter/internal/streamerr"
+)
+
+func basic(user, pass string) string {
+	return "Basic " + base64.StdEncoding.EncodeToString([]byte(user+":"+pass))
+}
+
+// startOrigin starts an httptest server and a Dialer that reaches it for
+// every target.
+func startOrigin(t *testing.T, h http.HandlerFunc) *fakeDialer {
+	t.Helper()
+	ts := httptest.NewServer(h)
+	t.Cleanup(ts.Close)
+	return &fakeDialer{backend: ts.Listener.Addr().String()}
+}
+
+func TestConnect(t *testing.T) {
+	be := startBackend(t, echo)
+	d := &fakeDialer{backend: be.Addr()}
+	proxy := startProxy(t, &Server{Dialer: d})
+
+	for i, tt := range []struct{ authority, target, auth, isolation string }{
+		{"example.invalid:443", "example.invalid:443", "", ""},
+		{"[2001:DB8::1]:8443", "[2001:db8::1]:8443", "", ""},
+		{"192.0.2.1:22", "192.0.2.1:22", basic("a", "bc"), "http:1:a2:bc"},
+	} {
+		c := dialProxy(t, proxy)
+		req := "CONNECT " + tt.authority + " HTTP/1.1\r\nHost: " + tt.authority + "\r\n"
+		if tt.auth != "" {
+			req += "Proxy-Authorization: " + tt.auth + "\r\n"
+		}
+		// Early data right behind the headers, in the same write.
+		write(t, c, req+"\r\nEARLY")
+		br := bufio.NewReader(c)
+		line, err := br.ReadString('\n')
+		if err != nil || line != "HTTP/1.1 200 Connection established\r\n" {
+			t.Fatalf("status line %q, %v", line, err)
+		}
+		if blank, _ := br.ReadString('\n'); blank != "\r\n" {
+			t.Fatalf("expected end of headers, got %q", blank)
+		}
+		got := make([]byte, 5)
+		if _, err := io.ReadFull(br, got); err != nil || string(got) != "EARLY" {
+			t.Fatalf("early data echo %q, %v", got, err)
+		}
+		write(t, c, "later")
+		if _, err := io.ReadFull(br, got); err != nil || string(got) != "later" {
+			t.Fatalf("echo %q, %v", got, err)
+		}
+		c.Close()
+		if calls := d.Calls(); len(calls) != i+1 || calls[i] != (dialCall{tt.target, tt.isolation}) {
+			t.Fatalf("calls %q, want (%q, %q) last", calls, tt.target, tt.isolation)
+		}
+	}
+}
+
+func TestConnectLargeAndHalfClose(t *testing.T) {
+	be := startBackend(t, hashAfterEOF)
+	proxy := startProxy(t, &Server{Dialer: &fakeDialer{backend: be.Addr()}})
+	c := dialProxy(t, proxy)
+	write(t, c, "CONNECT example.invalid:443 HTTP/1.1\r\nHost: example.invalid:443\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, &http.Request{Method: "CONNECT"})
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("CONNECT: %v %v", resp, err)
+	}
+	data := make([]byte, 3<<20+5)
+	rand.Read(data)
+	go func() {
+		_, _ = c.Write(data)
+		_ = c.(*net.TCPConn).CloseWrite()
+	}()
+	got, err := io.ReadAll(br)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := sha256.Sum256(data); !bytes.Equal(got, want[:]) {
+		t.Fatalf("backend hash %x, want %x", got, want)
+	}
+}
+
+func TestGetLargeBody(t *testing.T) {
+	data := make([]byte, 4<<20+3)
+	rand.Read(data)
+	var mu sync.Mutex
+	var seen []*http.Request
+	d := startOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Clone(context.Background()))
+		mu.Unlock()
+		switch r.URL.Path {
+		case "/big":
+			w.Header().Set("Content-Length", fmt.Sprint(len(data)))
+			w.Write(data)
+		case "/chunked":
+			for off := 0; off < len(data); off += 1 << 20 {
+				w.Write(data[off:min(off+1<<20, len(data))])
+				w.(http.Flusher).Flush()
+			}
+		}
+	})
+	proxy := startProxy(t, &Server{Dialer: d})
+	client := &http.Client{Transport: proxyTransport(t, proxy, url.UserPassword("ab", "c"))}
+
+	for _, path := range []string{"/big?x=1", "/chunked"} {
+		req, _ := http.NewRequest("GET", "http://example.invalid"+path, nil)
+		req.Header.Set("User-Agent", "test-agent")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != 200 || sum(body) != sum(data) {
+			t.Fatalf("%s: status %d, %d bytes, hash mismatch=%v", path, resp.StatusCode, len(body), sum(body) != sum(data))
+		}
+	}
+	calls := d.Calls()
+	if len(calls) != 2 || calls[0] != (dialCall{"example.invalid:80", "http:2:ab1:c"}) {
+		t.Fatalf("calls %q", calls)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	r := seen[0]
+	if r.RequestURI != "/big?x=1" || r.Host != "example.invalid" || !r.Close ||
+		r.Header.Get("User-Agent") != "test-agent" {
+		t.Fatalf("origin saw %s %s Host=%s Close=%v UA=%q", r.Method, r.RequestURI, r.Host, r.Close, r.Header.Get("User-Agent"))
+	}
+	for _, h := range []string{"Proxy-Authorization", "Proxy-Connection"} {
+		if v := r.Header.Get(h); v != "" {
+			t.Errorf("origin saw %s: %q", h, v)
+		}
+	}
+}
+
+func TestUpload(t *testing.T) {
+	d := startOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		if err != nil {
+			w.WriteHeader(500)
+			return
+		}
+		fmt.Fprintf(w, "%s %d %v", sum(b), r.ContentLength, r.TransferEncoding)
+	})
+	proxy := startProxy(t, &Server{Dialer: d})
+	client := &http.Client{Transport: proxyTransport(t, proxy, nil)}
+	data := make([]byte, 3<<20+11)
+	rand.Read(data)
+
+	// Known length.
+	resp, err := client.Post("http://example.invalid/up", "application/octet-stream", bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := fmt.Sprintf("%s %d []", sum(data), len(data)); string(got) != want {
+		t.Fatalf("origin answered %q, want %q", got, want)
+	}
+
+	// Chunked.
+	pr, pw := io.Pipe()
+	go func() {
+		for off := 0; off < len(data); off += 100 << 10 {
+			pw.Write(data[off:min(off+100<<10, len(data))])
+		}
+		pw.Close()
+	}()
+	resp, err = client.Post("http://example.invalid/up", "application/octet-stream", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if want := fmt.Sprintf("%s -1 [chunked]", sum(data)); string(got) != want {
+		t.Fatalf("origin answered %q, want %q", got, want)
+	}
+}
+
+func TestKeepAliveAndHopByHop(t *testing.T) {
+	var mu sync.Mutex
+	var hdrs []http.Header
+	// A raw origin, because net/http's server rewrites Connection.
+	be := startBackend(t, func(c net.Conn) {
+		r, err := http.ReadRequest(bufio.NewReader(c))
+		if err != nil {
+			return
+		}
+		mu.Lock()
+		hdrs = append(hdrs, r.Header.Clone())
+		mu.Unlock()
+		body := "hello " + r.URL.Path
+		// Not "close, X-Resp-Hop": net/http's ReadResponse drops a
+		// Connection header that holds "close", with its other tokens.
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nConnection: X-Resp-Hop\r\nX-Resp-Hop: 1\r\n"+
+			"Keep-Alive: timeout=5\r\nX-Resp-E2E: yes\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	})
+	d := &fakeDialer{backend: be.Addr()}
+	proxy := startProxy(t, &Server{Dialer: d})
+	c := dialProxy(t, proxy)
+	br := bufio.NewReader(c)
+	for i := range 3 {
+		write(t, c, fmt.Sprintf("GET http://example.invalid/%d HTTP/1.1\r\nHost: example.invalid\r\n"+
+			"Connection: keep-alive, X-Hop\r\nX-Hop: 1\r\nKeep-Alive: 300\r\nProxy-Connection: keep-alive\r\n"+
+			"TE: trailers\r\nUpgrade: websocket\r\nX-E2E: yes\r\n\r\n", i))
+		resp, body := readResponse(t, br, "GET")
+		if string(body) != fmt.Sprintf("hello /%d", i) || resp.Close {
+			t.Fatalf("response %d: %q close=%v", i, body, resp.Close)
+		}
+		for _, h := range []string{"X-Resp-Hop", "Keep-Alive", "Connection"} {
+			if v := resp.Header.Get(h); v != "" {
+				t.Errorf("client saw %s: %q", h, v)
+			}
+		}
+		if resp.Header.Get("X-Resp-E2E") != "yes" {
+			t.Errorf("end-to-end response header lost")
+		}
+	}
+	if n := len(d.Calls()); n != 3 {
+		t.Fatalf("%d dials, want 3", n)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, h := range hdrs {
+		for _, k := range []string{"X-Hop", "Keep-Alive", "Proxy-Connection", "Te", "Upgrade"} {
+			if v := h.Get(k); v != "" {
+				t.Errorf("origin saw %s: %q", k, v)
+			}
+		}
+		if h.Get("X-E2E") != "yes" {
+			t.Errorf("end-to-end request header lost")
+		}
+		if _, ok := h["User-Agent"]; ok {
+			t.Errorf("proxy added User-Agent %q", h.Get("User-Agent"))
+		}
+	}
+}
+
+// closeDelimitedOrigin answers every request HTTP/1.0 style: no length, the
+// body ends when the connection closes.
+func closeDelimitedOrigin(body []byte) func(net.Conn) {
+	return func(c net.Conn) {
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.0 200 OK\r\nContent-Type: application/octet-stream\r\n\r\n")
+		c.Write(body)
+	}
+}
+
+func TestCloseDelimitedResponse(t *testing.T) {
+	data := make([]byte, 1<<20+1)
+	rand.Read(data)
+	be := startBackend(t, closeDelimitedOrigin(data))
+	proxy := startProxy(t, &Server{Dialer: &fakeDialer{backend: be.Addr()}})
+
+	// HTTP/1.1 client: chunked, connection kept.
+	c := dialProxy(t, proxy)
+	br := bufio.NewReader(c)
+	for range 2 {
+		write(t, c, "GET http://example.invalid/ HTTP/1.1\r\nHost: example.invalid\r\n\r\n")
+		resp, body := readResponse(t, br, "GET")
+		if resp.Proto != "HTTP/1.1" || len(resp.TransferEncoding) == 0 || resp.Close || sum(body) != sum(data) {
+			t.Fatalf("%s TE=%v close=%v len=%d", resp.Proto, resp.TransferEncoding, resp.Close, len(body))
+		}
+	}
+
+	// HTTP/1.0 client: body until close.
+	c = dialProxy(t, proxy)
+	write(t, c, "GET http://example.invalid/ HTTP/1.0\r\n\r\n")
+	resp, body := readResponse(t, bufio.NewReader(c), "GET")
+	if !resp.Close || len(resp.TransferEncoding) != 0 || sum(body) != sum(data) {
+		t.Fatalf("close=%v TE=%v len=%d", resp.Close, resp.TransferEncoding, len(body))
+	}
+}
+
+func TestHeadAndExpectContinue(t *testing.T) {
+	d := startOrigin(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == "HEAD" {
+			w.Header().Set("Content-Length", "1234")
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		io.WriteString(w, sum(b))
+	})
+	proxy := startProxy(t, &Server{Dialer: d})
+	c := dialProxy(t, proxy)
+	br := bufio.NewReader(c)
+
+	write(t, c, "HEAD http://example.invalid/ HTTP/1.1\r\nHost: example.invalid\r\n\r\n")
+	resp, body := readResponse(t, br, "HEAD")
+	if resp.StatusCode != 200 || resp.ContentLength != 1234 || len(body) != 0 {
+		t.Fatalf("HEAD: %d CL=%d body=%q", resp.StatusCode, resp.ContentLength, body)
+	}
+
+	// The client waits for 100 Continue before it sends the body.
+	write(t, c, "PUT http://example.invalid/ HTTP/1.1\r\nHost: example.invalid\r\n"+
+		"Expect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+	resp, _ = readResponse(t, br, "PUT")
+	if resp.StatusCode != 100 {
+		t.Fatalf("got %d, want 100 Continue", resp.StatusCode)
+	}
+	write(t, c, "hello")
+	resp, body = readResponse(t, br, "PUT")
+	if resp.StatusCode != 200 || string(body) != sum([]byte("hello")) {
+		t.Fatalf("PUT: %d %q", resp.StatusCode, body)
+	}
+}
+
+func TestStatusMapping(t *testing.T) {
+	tests := []struct {
+		err    error
+		status int
+		text   string
+	}{
+		{streamerr.New(streamerr.ExitPolicy), 403, "rejected by exit policy"},
+		{streamerr.New(streamerr.Timeout), 504, "connect timed out"},
+		{fmt.Errorf("wrapped: %w", context.DeadlineExceeded), 504, "connect timed out"},
+		{streamerr.New(streamerr.ResolveFailed), 502, "host name not resolved"},
+		{streamerr.New(streamerr.ConnRefused), 502, "connection refused"},
+		{streamerr.New(streamerr.Unreachable), 502, "host unreachable"},
+		{streamerr.New(streamerr.NoExit), 502, "no usable circuit"},
+		{streamerr.New(streamerr.Destroyed), 502, "circuit destroyed"},
+		{streamerr.New(streamerr.BadAddress), 502, "bad target address"},
+		{fmt.Errorf("circuit: %w", streamerr.New(streamerr.ExitPolicy)), 403, "rejected by exit policy"},
+		{errors.New("dial secret.invalid: boom"), 502, "failed"},
+	}
+	errs := map[string]error{}
+	for i, tt := range tests {
+		errs[fmt.Sprintf("r%d.invalid:80", i)] = tt.err
+		if got := StatusCode(tt.err); got != tt.status {
+			t.Errorf("StatusCode(%v) = %d, want %d", tt.err, got, tt.status)
+		}
+	}
+	if StatusCode(nil) != 200 {
+		t.Errorf("StatusCode(nil) != 200")
+	}
+	d := &fakeDialer{fn: func(_ context.Context, target string) (net.Conn, error) {
+		if err, ok := errs[target]; ok {
+			return nil, err
+		}
+		return nil, errors.New("unexpected target")
+	}}
+	proxy := startProxy(t, &Server{Dialer: d})
+	for i, tt := range tests {
+		for _, connect := range []bool{false, true} {
+			c := dialProxy(t, proxy)
+			if connect {
+				write(t, c, fmt.Sprintf("CONNECT r%d.invalid:80 HTTP/1.1\r\nHost: r%d.invalid:80\r\n\r\n", i, i))
+			} else {
+				write(t, c, fmt.Sprintf("GET http://r%d.invalid/ HTTP/1.1\r\nHost: r%d.invalid\r\n\r\n", i, i))
+			}
+			resp, body := readResponse(t, bufio.NewReader(c), "GET")
+			if resp.StatusCode != tt.status || !resp.Close {
+				t.Errorf("%v: status %d close=%v, want %d", tt.err, resp.StatusCode, resp.Close, tt.status)
+			}
+			if !strings.Contains(string(body), tt.text) || strings.Contains(string(body), "invalid") {
+				t.Errorf("%v: body %q", tt.err, body)
+			}
+		}
+	}
+}
+
+func TestDialTimeout(t *testing.T) {
+	d := &fakeDialer{fn: func(ctx context.Context, _ string) (net.Conn, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}}
+	proxy := startProxy(t, &Server{Dialer: d, DialTimeout: 50 * time.Millisecond})
+	c := dialProxy(t, proxy)
+	write(t, c, "GET http://example.invalid/ HTTP/1.1\r\nHost: example.invalid\r\n\r\n")
+	if resp, _ := readResponse(t, bufio.NewReader(c), "GET"); resp.StatusCode != 504 {
+		t.Fatalf("status %d, want 504", resp.StatusCode)
+	}
+}
+
+func TestBadRequests(t *testing.T) {
+	d := &fakeDialer{fn: func(context.Context, string) (net.Conn, error) {
+		return nil, errors.New("must not dial")
+	}}
+	proxy := startProxy(t, &Server{Dialer: d})
+	for _, raw := range []string{
+		"GET / HTTP/1.1\r\nHost: example.invalid\r\n\r\n",
+		"GET https://example.invalid/ HTTP/1.1\r\nHost: example.invalid\r\n\r\n",
+		"GET ftp://example.invalid/ HTTP/1.1\r\nHost: example.invalid\r\n\r\n",
+		"GET http://user:pw@example.invalid/ HTTP/1.1\r\nHost: example.invalid\r\n\r\n",
+		"GET http://example.invalid:99999/ HTTP/1.1\r\n\r\n",
+		"GET http://example.invalid:0/ HTTP/1.1\r\n\r\n",
+		"GET http://exa_mple!.invalid/ HTTP/1.1\r\n\r\n",
+		"GET http://[fe80::1%25eth0]/ HTTP/1.1\r\n\r\n",
+		"GET http:///path HTTP/1.1\r\n\r\n",
+		"CONNECT example.invalid HTTP/1.1\r\n\r\n",
+		"CONNECT /rpc HTTP/1.1\r\n\r\n",
+		"CONNECT user@example.invalid:443 HTTP/1.1\r\n\r\n",
+		"CONNECT example.invalid:443 HTTP/1.1\r\nProxy-Authorization: Bearer abc\r\n\r\n",
+		"CONNECT example.invalid:443 HTTP/1.1\r\nProxy-Authorization: Basic !!!\r\n\r\n",
+		"CONNECT example.invalid:443 HTTP/1.1\r\nProxy-Authorization: " + basic("a", "b") + "\r\nProxy-Authorization: " + basic("c", "d") + "\r\n\r\n",
+		"BLAH\r\n\r\n",
+	} {
+		c := dialProxy(t, proxy)
+		write(t, c, raw)
+		resp, body := readResponse(t, bufio.NewReader(c), "GET")
+		if resp.StatusCode != 400 || !resp.Close {
+			t.Errorf("%q: status %d close=%v", raw, resp.StatusCode, resp.Close)
+		}
+		if strings.Contains(string(body), "example.invalid") {
+			t.Errorf("%q: body echoes the target: %q", raw, body)
+		}
+	}
+	c := dialProxy(t, proxy)
+	write(t, c, "GET http://example.invalid/ HTTP/9.9\r\n\r\n")
+	if resp, _ := readResponse(t, bufio.NewReader(c), "GET"); resp.StatusCode != 505 {
+		t.Errorf("HTTP/9.9: status %d, want 505", resp.StatusCode)
+	}
+	if n := len(d.Calls()); n != 0 {
+		t.Fatalf("Dialer called %d times", n)
+	}
+}
+
+func TestHeaderTooLarge(t *testing.T) {
+	proxy := startProxy(t, &Server{Dialer: &fakeDialer{}})
+	c := dialProxy(t, proxy)
+	go func() {
+		_, _ = io.WriteString(c, "GET http://example.invalid/ HTTP/1.1\r\nX-Big: "+strings.Repeat("a", maxHeaderBytes+10<<10)+"\r\n\r\n")
+	}()
+	resp, _ := readResponse(t, bufio.NewReader(c), "GET")
+	if resp.StatusCode != 431 {
+		t.Fatalf("status %d, want 431", resp.StatusCode)
+	}
+}
+
+func TestHandshakeTimeout(t *testing.T) {
+	proxy := startProxy(t, &Server{Dialer: &fakeDialer{}, HandshakeTimeout: 100 * time.Millisecond})
+	c := dialProxy(t, proxy)
+	write(t, c, "GET http://example.invalid/ HTTP/1.1\r\n") // headers never end
+	if b, err := io.ReadAll(c); err != nil || len(b) != 0 {
+		t.Fatalf("read %q, %v; want a silent close", b, err)
+	}
+}
+
+func TestCloseWithActiveConnections(t *testing.T) {
+	echoBE := startBackend(t, echo)
+	// A slow origin: headers and part of the body, then nothing.
+	slowBE := startBackend(t, func(c net.Conn) {
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npart")
+		io.Copy(io.Discard, c)
+	})
+	entered := make(chan struct{}, 1)
+	d := &fakeDialer{fn: func(ctx context.Context, target string) (net.Conn, error) {
+		var nd net.Dialer
+		switch target {
+		case "blocked.invalid:80":
+			entered <- struct{}{}
+			<-ctx.Done()
+			return nil, ctx.Err()
+		case "slow.invalid:80":
+			return nd.DialContext(ctx, "tcp", slowBE.Addr())
+		default:
+			return nd.DialContext(ctx, "tcp", echoBE.Addr())
+		}
+	}}
+	s := &Server{Dialer: d}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- s.Serve(l) }()
+	proxy := l.Addr().String()
+
+	var clients []net.Conn
+	tunnel := dialProxy(t, proxy)
+	write(t, tunnel, "CONNECT example.invalid:443 HTTP/1.1\r\n\r\nping")
+	tbr := bufio.NewReader(tunnel)
+	if resp, err := http.ReadResponse(tbr, &http.Request{Method: "CONNECT"}); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("CONNECT: %v", err)
+	}
+	if b := make([]byte, 4); func() error { _, err := io.ReadFull(tbr, b); return err }() != nil {
+		t.Fatal("no echo")
+	}
+	clients = append(clients, tunnel)
+
+	slow := dialProxy(t, proxy)
+	write(t, slow, "GET http://slow.invalid/ HTTP/1.1\r\n\r\n")
+	sbr := bufio.NewReader(slow)
+	resp, err := http.ReadResponse(sbr, nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("slow GET: %v", err)
+	}
+	clients = append(clients, slow)
+
+	half := dialProxy(t, proxy)
+	write(t, half, "GET http://example.invalid/ HTTP/1.1\r\n")
+	clients = append(clients, half)
+
+	blocked := dialProxy(t, proxy)
+	write(t, blocked, "GET http://blocked.invalid/ HTTP/1.1\r\n\r\n")
+	select {
+	case <-entered:
+	case <-time.After(ioTimeout):
+		t.Fatal("dial not started")
+	}
+	clients = append(clients, blocked)
+
+	done := make(chan struct{})
+	go func() {
+		s.Close()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(ioTimeout):
+		t.Fatal("Close did not return")
+	}
+	if err := <-serveErr; !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Serve returned %v", err)
+	}
+	if b, err := io.ReadAll(resp.Body); err == nil {
+		t.Fatalf("slow body ended cleanly after Close: %q", b)
+	}
+	for _, c := range clients {
+		var ne net.Error
+		if _, err := io.ReadAll(c); errors.As(err, &ne) && ne.Timeout() {
+			t.Fatal("client connection left open by Close")
+		}
+	}
+	if err := s.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	for _, c := range clients {
+		c.Close()
+	}
+	echoBE.Close()
+	slowBE.Close()
+	goleak.VerifyNone(t)
+}
+
+func TestServeNilDialer(t *testing.T) {
+	var s Server
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Serve(l); err == nil || !strings.HasPrefix(err.Error(), "httpproxy: ") {
+		t.Fatalf("Serve with nil Dialer returned %v", err)
+	}
+	s.Close()
+}
+
+func TestLogsNoAddresses(t *testing.T) {
+	var mu sync.Mutex
+	var lines []string
+	logf := func(format string, args ...any) {
+		mu.Lock()
+		lines = append(lines, fmt.Sprintf(format, args...))
+		mu.Unlock()
+	}
+	d := &fakeDialer{fn: func(context.Context, string) (net.Conn, error) {
+		return nil, fmt.Errorf("dial secret.invalid: %w", streamerr.New(streamerr.ConnRefused))
+	}}
+	proxy := startProxy(t, &Server{Dialer: d, Logf: logf})
+	for _, raw := range []string{
+		"GET http://secret.invalid/ HTTP/1.1\r\n\r\n",
+		"GET http://secret.invalid/ HTTP/1.1\r\nBad Header\r\n\r\n",
+		"GET https://secret.invalid/ HTTP/1.1\r\n\r\n",
+	} {
+		c := dialProxy(t, proxy)
+		write(t, c, raw)
+		readResponse(t, bufio.NewReader(c), "GET")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(lines) < 3 {
+		t.Fatalf("logged %q, want three lines", lines)
+	}
+	for _, l := range lines {
+		if strings.Contains(l, "secret") || strings.Contains(l, "127.0.0.1") {
+			t.Errorf("log line leaks an address: %q", l)
+		}
+	}
+}

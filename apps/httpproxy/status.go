@@ -1,0 +1,54 @@
+package httpproxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/darkmatter/darkmatter/internal/streamerr"
+)
+
+// StatusCode returns the HTTP status for an error from Dialer.DialStream,
+// following the table in the package documentation. A nil error gives 200.
+func StatusCode(err error) int {
+	if err == nil {
+		return http.StatusOK
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return http.StatusGatewayTimeout
+	}
+	switch streamerr.ReasonOf(err) {
+	case streamerr.ExitPolicy:
+		return http.StatusForbidden
+	case streamerr.Timeout:
+		return http.StatusGatewayTimeout
+	default:
+		return http.StatusBadGateway
+	}
+}
+
+// reasonText describes a dial error without its text, which may hold an
+// address.
+func reasonText(err error) string {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return "connect timed out"
+	}
+	if errors.Is(err, context.Canceled) {
+		return "canceled"
+	}
+	return streamerr.ReasonOf(err).String()
+}
+
+// writeStatus writes a complete error response with a one-line text body
+// and "Connection: close". msg must not hold an address.
+func writeStatus(bw *bufio.Writer, code int, msg string) {
+	body := strconv.Itoa(code) + " " + http.StatusText(code) + ": " + msg + "\n"
+	_, _ = bw.WriteString("HTTP/1.1 " + strconv.Itoa(code) + " " + http.StatusText(code) + "\r\n" +
+		"Content-Type: text/plain; charset=utf-8\r\n" +
+		"Content-Length: " + strconv.Itoa(len(body)) + "\r\n" +
+		"Cache-Control: no-store\r\n" +
+		"Connection: close\r\n\r\n" + body)
+	_ = bw.Flush()
+}

@@ -1,0 +1,32 @@
+package socks
+
+import (
+	"context"
+	"errors"
+
+	"github.com/darkmatter/darkmatter/internal/streamerr"
+)
+
+// ReplyCode returns the SOCKS5 reply code for an error from
+// Dialer.DialStream, following the table in the package documentation. A nil
+// error gives ReplySucceeded.
+func ReplyCode(err error) byte {
+	if err == nil {
+		return ReplySucceeded
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return ReplyTTLExpired
+	}
+	switch streamerr.ReasonOf(err) {
+	case streamerr.ExitPolicy:
+		return ReplyNotAllowed
+	case streamerr.Unreachable, streamerr.ResolveFailed:
+		return ReplyHostUnreachable
+	case streamerr.ConnRefused:
+		return ReplyConnectionRefused
+	case streamerr.Timeout:
+		return ReplyTTLExpired
+	default:
+		return ReplyGeneralFailure
+	}
+}

@@ -1,0 +1,190 @@
+package cell
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+)
+
+// RelayCmd is a relay message command.
+type RelayCmd uint8
+
+// Relay commands (spec/cells.md §3).
+const (
+	RelayData      RelayCmd = 1 // stream data
+	RelayBegin     RelayCmd = 2 // open a stream: flags (1) | "host:port"
+	RelayConnected RelayCmd = 3 // stream opened; empty
+	RelayEnd       RelayCmd = 4 // stream closed: reason (1)
+	RelaySendme    RelayCmd = 5 // window update; stream 0 = circuit level
+	RelayExtend    RelayCmd = 6 // extend the circuit, see Extend
+	RelayExtended  RelayCmd = 7 // relay handshake reply
+	RelayDrop      RelayCmd = 8 // long-range padding; ignored
+	maxRelayCmd             = RelayDrop
+)
+
+func (r RelayCmd) String() string {
+	names := [...]string{"?", "DATA", "BEGIN", "CONNECTED", "END", "SENDME", "EXTEND", "EXTENDED", "DROP"}
+	if int(r) < len(names) && r != 0 {
+		return names[r]
+	}
+	return fmt.Sprintf("RELAY(%d)", uint8(r))
+}
+
+var (
+	// ErrRelayCommand means an unknown relay command.
+	ErrRelayCommand = errors.New("cell: unknown relay command")
+	// ErrRelayLength means a relay message length beyond MaxData.
+	ErrRelayLength = errors.New("cell: relay message too long")
+	errExtend      = errors.New("cell: malformed EXTEND")
+	errBegin       = errors.New("cell: malformed BEGIN")
+)
+
+// RelayMsg is a decoded relay message header; Data aliases the cell.
+type RelayMsg struct {
+	Cmd    RelayCmd
+	Stream uint16
+	Data   []byte
+}
+
+// PutRelay writes a relay message into the message area of body. len(data)
+// must be at most MaxData.
+func PutRelay(body []byte, cmd RelayCmd, stream uint16, data []byte) error {
+	if len(data) > MaxData {
+		return ErrRelayLength
+	}
+	body[0] = byte(cmd)
+	binary.BigEndian.PutUint16(body[1:], stream)
+	binary.BigEndian.PutUint16(body[3:], uint16(len(data)))
+	copy(body[RelayHeaderLen:], data)
+	clear(body[RelayHeaderLen+len(data) : MessageLen])
+	return nil
+}
+
+// ParseRelay decodes the relay message in the message area of a body.
+func ParseRelay(body []byte) (RelayMsg, error) {
+	if len(body) < MessageLen {
+		return RelayMsg{}, ErrShort
+	}
+	m := RelayMsg{
+		Cmd:    RelayCmd(body[0]),
+		Stream: binary.BigEndian.Uint16(body[1:]),
+	}
+	if m.Cmd == 0 || m.Cmd > maxRelayCmd {
+		return RelayMsg{}, fmt.Errorf("%w %d", ErrRelayCommand, body[0])
+	}
+	n := int(binary.BigEndian.Uint16(body[3:]))
+	if n > MaxData {
+		return RelayMsg{}, ErrRelayLength
+	}
+	m.Data = body[RelayHeaderLen : RelayHeaderLen+n]
+	return m, nil
+}
+
+// Extend is the body of an EXTEND message:
+//
+//	| identity key (32) | link key (32) | addr length (1) | addr | handshake length (2) | handshake |
+type Extend struct {
+	Identity  [32]byte
+	Link      [32]byte
+	Addr      string // "host:port" link address of the next hop
+	Handshake []byte
+}
+
+// Marshal encodes e.
+func (e *Extend) Marshal() ([]byte, error) {
+	if len(e.Addr) == 0 || len(e.Addr) > 255 {
+		return nil, errExtend
+	}
+	b := make([]byte, 0, 64+1+len(e.Addr)+2+len(e.Handshake))
+	b = append(b, e.Identity[:]...)
+	b = append(b, e.Link[:]...)
+	b = append(b, byte(len(e.Addr)))
+	b = append(b, e.Addr...)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(e.Handshake)))
+	b = append(b, e.Handshake...)
+	if len(b) > MaxData {
+		return nil, errExtend
+	}
+	return b, nil
+}
+
+// ParseExtend decodes an EXTEND body; Handshake aliases b.
+func ParseExtend(b []byte) (*Extend, error) {
+	var e Extend
+	if len(b) < 65 {
+		return nil, errExtend
+	}
+	copy(e.Identity[:], b)
+	copy(e.Link[:], b[32:])
+	n := int(b[64])
+	b = b[65:]
+	if n == 0 || len(b) < n+2 {
+		return nil, errExtend
+	}
+	e.Addr = string(b[:n])
+	if _, _, err := net.SplitHostPort(e.Addr); err != nil {
+		return nil, errExtend
+	}
+	b = b[n:]
+	h := int(binary.BigEndian.Uint16(b))
+	if len(b)-2 != h {
+		return nil, errExtend
+	}
+	e.Handshake = b[2:]
+	return &e, nil
+}
+
+// Begin is the body of a BEGIN message: | flags (1) | "host:port" |. The host
+// may be a DNS name, resolved by the exit, or an IP literal (IPv6 in
+// brackets).
+type Begin struct {
+	Flags  byte
+	Target string
+}
+
+// Marshal encodes b.
+func (b *Begin) Marshal() ([]byte, error) {
+	if _, err := SplitTarget(b.Target); err != nil {
+		return nil, err
+	}
+	return append([]byte{b.Flags}, b.Target...), nil
+}
+
+// ParseBegin decodes and checks a BEGIN body.
+func ParseBegin(p []byte) (*Begin, error) {
+	if len(p) < 2 {
+		return nil, errBegin
+	}
+	b := &Begin{Flags: p[0], Target: string(p[1:])}
+	if _, err := SplitTarget(b.Target); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// Target is a parsed "host:port".
+type Target struct {
+	Host string
+	Port uint16
+}
+
+// SplitTarget checks a "host:port" target: a non-empty host of at most 255
+// bytes without control characters, and a port 1..65535.
+func SplitTarget(s string) (Target, error) {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil || host == "" || len(host) > 255 {
+		return Target{}, errBegin
+	}
+	for i := 0; i < len(host); i++ {
+		if host[i] <= ' ' || host[i] == 0x7f {
+			return Target{}, errBegin
+		}
+	}
+	p, err := strconv.ParseUint(port, 10, 16)
+	if err != nil || p == 0 {
+		return Target{}, errBegin
+	}
+	return Target{Host: host, Port: uint16(p)}, nil
+}

@@ -1,0 +1,377 @@
+package circuit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/darkmatter/darkmatter/circuit/cell"
+	"github.com/darkmatter/darkmatter/circuit/exitpolicy"
+	"github.com/darkmatter/darkmatter/internal/safelog"
+	"github.com/darkmatter/darkmatter/internal/streamerr"
+)
+
+// RelayInfo is what path selection knows about a relay.
+type RelayInfo struct {
+	Hop    Hop
+	Policy *exitpolicy.Policy // nil means not an exit
+}
+
+// ManagerConfig configures a Manager.
+type ManagerConfig struct {
+	// Switch builds the circuits. Required.
+	Switch *Switch
+	// Relays returns the relays currently known. Required.
+	Relays func() []RelayInfo
+	// PathLen is the number of hops (default 3).
+	PathLen int
+	// AllowSameSubnet lets two hops share an IPv4 /16 or IPv6 /32 (a
+	// loopback test network needs it).
+	AllowSameSubnet bool
+	// MaxDirtiness is how long a circuit takes new streams (default 10 min).
+	MaxDirtiness time.Duration
+	// Attempts is how many circuits DialStream tries (default 3).
+	Attempts int
+	Logf     safelog.Logf
+}
+
+// Manager builds and reuses client circuits. Streams with different
+// isolation keys never share a circuit.
+type Manager struct {
+	cfg ManagerConfig
+
+	// mu guards the following.
+	mu       sync.Mutex
+	circs    map[string][]*ClientCirc
+	building map[string]*pendingBuild
+	guard    *Hop
+	closed   bool
+}
+
+type pendingBuild struct {
+	done chan struct{}
+	port uint16
+	cc   *ClientCirc
+	err  error
+}
+
+var errNoPath = errors.New("circuit: not enough relays for a path")
+
+// NewManager returns a Manager.
+func NewManager(cfg ManagerConfig) (*Manager, error) {
+	if cfg.Switch == nil || cfg.Relays == nil {
+		return nil, errors.New("circuit: ManagerConfig needs Switch and Relays")
+	}
+	if cfg.PathLen <= 0 {
+		cfg.PathLen = 3
+	}
+	if cfg.MaxDirtiness <= 0 {
+		cfg.MaxDirtiness = 10 * time.Minute
+	}
+	if cfg.Attempts <= 0 {
+		cfg.Attempts = 3
+	}
+	return &Manager{
+		cfg:      cfg,
+		circs:    make(map[string][]*ClientCirc),
+		building: make(map[string]*pendingBuild),
+	}, nil
+}
+
+// Close destroys all circuits.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	m.closed = true
+	var all []*ClientCirc
+	for _, cs := range m.circs {
+		all = append(all, cs...)
+	}
+	m.circs = map[string][]*ClientCirc{}
+	m.mu.Unlock()
+	for _, cc := range all {
+		cc.Close()
+	}
+	return nil
+}
+
+// Circuits returns the number of open circuits.
+func (m *Manager) Circuits() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, cs := range m.circs {
+		for _, cc := range cs {
+			if !isDone(cc.Done()) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+func isDone(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// DialStream opens a stream to target through a circuit for isolation,
+// building one if needed and retrying on a fresh circuit when a circuit
+// fails. Errors carry a streamerr reason.
+func (m *Manager) DialStream(ctx context.Context, target, isolation string) (net.Conn, error) {
+	t, err := cell.SplitTarget(target)
+	if err != nil {
+		return nil, streamerr.New(streamerr.BadAddress)
+	}
+	var last error
+	for i := 0; i < m.cfg.Attempts; i++ {
+		cc, err := m.circuitFor(ctx, isolation, t.Port)
+		if err != nil {
+			last = err
+			if ctx.Err() != nil {
+				break
+			}
+			continue
+		}
+		st, err := cc.OpenStream(ctx, target)
+		if err == nil {
+			return st, nil
+		}
+		last = err
+		if !errors.Is(err, ErrDestroyed) || ctx.Err() != nil {
+			break // the exit answered: no point in another circuit
+		}
+	}
+	if errors.Is(last, ErrDestroyed) || errors.Is(last, errNoPath) {
+		return nil, fmt.Errorf("%w: %w", streamerr.New(streamerr.NoExit), last)
+	}
+	if ctx.Err() != nil && !isStreamErr(last) {
+		return nil, fmt.Errorf("%w: %w", streamerr.New(streamerr.Timeout), ctx.Err())
+	}
+	return nil, last
+}
+
+func isStreamErr(err error) bool {
+	var se *streamerr.Error
+	return errors.As(err, &se)
+}
+
+// circuitFor returns a usable circuit for isolation whose exit allows port.
+func (m *Manager) circuitFor(ctx context.Context, isolation string, port uint16) (*ClientCirc, error) {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil, ErrClosed
+	}
+	live := m.circs[isolation][:0]
+	var found *ClientCirc
+	for _, cc := range m.circs[isolation] {
+		if isDone(cc.Done()) {
+			continue
+		}
+		live = append(live, cc)
+		if found == nil && time.Since(cc.created) < m.cfg.MaxDirtiness && m.exitAllows(cc, port) {
+			found = cc
+		}
+	}
+	m.circs[isolation] = live
+	if found != nil {
+		m.mu.Unlock()
+		return found, nil
+	}
+	if pb := m.building[isolation]; pb != nil && pb.port == port {
+		m.mu.Unlock()
+		select {
+		case <-pb.done:
+			return pb.cc, pb.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	pb := &pendingBuild{done: make(chan struct{}), port: port}
+	m.building[isolation] = pb
+	m.mu.Unlock()
+
+	pb.cc, pb.err = m.build(ctx, port)
+	m.mu.Lock()
+	if m.building[isolation] == pb {
+		delete(m.building, isolation)
+	}
+	if pb.err == nil {
+		if m.closed {
+			pb.cc.Close()
+			pb.err = ErrClosed
+		} else {
+			m.circs[isolation] = append(m.circs[isolation], pb.cc)
+		}
+	}
+	m.mu.Unlock()
+	close(pb.done)
+	return pb.cc, pb.err
+}
+
+func (m *Manager) exitAllows(cc *ClientCirc, port uint16) bool {
+	last := cc.hops[len(cc.hops)-1]
+	for _, r := range m.cfg.Relays() {
+		if r.Hop.Identity == last.Identity {
+			return r.Policy != nil && r.Policy.AllowsPort(port)
+		}
+	}
+	return false
+}
+
+// Build builds a circuit whose exit allows port, without registering it for
+// streams (used for preemptive circuits and measurements).
+func (m *Manager) Build(ctx context.Context, port uint16) (*ClientCirc, error) {
+	return m.build(ctx, port)
+}
+
+// Preempt builds a circuit for the default isolation key ahead of use.
+func (m *Manager) Preempt(ctx context.Context, port uint16) error {
+	_, err := m.circuitFor(ctx, "", port)
+	return err
+}
+
+func (m *Manager) build(ctx context.Context, port uint16) (*ClientCirc, error) {
+	path, err := m.choosePath(port)
+	if err != nil {
+		return nil, err
+	}
+	cc, err := m.cfg.Switch.BuildCircuit(ctx, path)
+	if err != nil {
+		// The guard may be gone: pick another next time.
+		m.mu.Lock()
+		if m.guard != nil && m.guard.Identity == path[0].Identity {
+			m.guard = nil
+		}
+		m.mu.Unlock()
+		m.cfg.Logf.Printf("circuit: build failed: %v", err)
+		return nil, err
+	}
+	return cc, nil
+}
+
+// choosePath picks guard, middles and an exit: distinct relays, no two in
+// one subnet unless allowed, the exit accepting port.
+func (m *Manager) choosePath(port uint16) ([]Hop, error) {
+	relays := m.cfg.Relays()
+	n := m.cfg.PathLen
+	var exits []RelayInfo
+	for _, r := range relays {
+		if r.Policy != nil && r.Policy.AllowsPort(port) {
+			exits = append(exits, r)
+		}
+	}
+	if len(exits) == 0 || len(relays) < n {
+		return nil, errNoPath
+	}
+	for attempt := 0; attempt < 32; attempt++ {
+		exit := exits[rand.IntN(len(exits))].Hop
+		path := make([]Hop, 0, n)
+		m.mu.Lock()
+		guard := m.guard
+		m.mu.Unlock()
+		if n > 1 {
+			if guard == nil || guard.Identity == exit.Identity || !m.known(relays, guard) {
+				g := relays[rand.IntN(len(relays))].Hop
+				guard = &g
+			}
+			path = append(path, *guard)
+		}
+		for len(path) < n-1 {
+			path = append(path, relays[rand.IntN(len(relays))].Hop)
+		}
+		path = append(path, exit)
+		if m.pathOK(path) {
+			if n > 1 {
+				m.mu.Lock()
+				m.guard = &path[0]
+				m.mu.Unlock()
+			}
+			return path, nil
+		}
+		if attempt > 16 {
+			m.mu.Lock()
+			m.guard = nil // the guard may be what makes paths impossible
+			m.mu.Unlock()
+		}
+	}
+	return nil, errNoPath
+}
+
+func (m *Manager) known(relays []RelayInfo, h *Hop) bool {
+	for _, r := range relays {
+		if r.Hop.Identity == h.Identity {
+			return true
+		}
+	}
+	return false
+}
+
+func (m *Manager) pathOK(path []Hop) bool {
+	for i := range path {
+		for j := i + 1; j < len(path); j++ {
+			if path[i].Identity == path[j].Identity {
+				return false
+			}
+			if !m.cfg.AllowSameSubnet && sameSubnet(path[i].Addr, path[j].Addr) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// sameSubnet reports whether two link addresses share an IPv4 /16 or an
+// IPv6 /32. Host names never match.
+func sameSubnet(a, b string) bool {
+	pa, errA := addrOf(a)
+	pb, errB := addrOf(b)
+	if errA != nil || errB != nil || pa.Is4() != pb.Is4() {
+		return false
+	}
+	bits := 16
+	if !pa.Is4() {
+		bits = 32
+	}
+	x, _ := pa.Prefix(bits)
+	y, _ := pb.Prefix(bits)
+	return x == y
+}
+
+func addrOf(hostport string) (netip.Addr, error) {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	a, err := netip.ParseAddr(host)
+	return a.Unmap(), err
+}
+
+// BuildAny builds a circuit of PathLen hops over any relays, exit or not
+// (measurements and tests).
+func (m *Manager) BuildAny(ctx context.Context) (*ClientCirc, error) {
+	relays := m.cfg.Relays()
+	if len(relays) < m.cfg.PathLen {
+		return nil, errNoPath
+	}
+	for attempt := 0; attempt < 32; attempt++ {
+		perm := rand.Perm(len(relays))[:m.cfg.PathLen]
+		path := make([]Hop, len(perm))
+		for i, j := range perm {
+			path[i] = relays[j].Hop
+		}
+		if m.pathOK(path) {
+			return m.cfg.Switch.BuildCircuit(ctx, path)
+		}
+	}
+	return nil, errNoPath
+}

@@ -1,0 +1,324 @@
+package circuit
+
+import (
+	"context"
+	"sync"
+
+	"github.com/darkmatter/darkmatter/circuit/cell"
+	"github.com/darkmatter/darkmatter/crypto/keys"
+	"github.com/darkmatter/darkmatter/crypto/layer"
+	"github.com/darkmatter/darkmatter/crypto/onionhs"
+	"github.com/darkmatter/darkmatter/internal/safelog"
+)
+
+// relayCirc is a relay's state for one circuit passing through it. Forward
+// cells arrive on prev and are handled on prev's reader goroutine; backward
+// cells arrive on next.
+type relayCirc struct {
+	sw     *Switch
+	layer  *layer.Relay
+	prev   Channel
+	prevID uint32
+
+	// mu guards the following and serialises backward sealing with sending,
+	// so backward counters match the order on the prev channel.
+	mu        sync.Mutex
+	next      Channel
+	nextID    uint32
+	extending bool
+	created   chan []byte // CREATED payload while extending
+	exit      *exitEdge
+	dead      bool
+	done      chan struct{} // closed by destroy
+}
+
+type prevEnd struct{ c *relayCirc }
+type nextEnd struct{ c *relayCirc }
+
+func (e prevEnd) handle(c *cell.Cell) { e.c.fromPrev(c) }
+func (e prevEnd) channelClosed()      { e.c.destroy(cell.DestroyLinkClosed, false, true) }
+func (e nextEnd) handle(c *cell.Cell) { e.c.fromNext(c) }
+func (e nextEnd) channelClosed()      { e.c.destroy(cell.DestroyLinkClosed, true, false) }
+
+// handleCreate answers a CREATE: runs the handshake off the reader goroutine
+// (bounded by hsSem) and registers the circuit.
+func (s *Switch) handleCreate(ch Channel, c *cell.Cell) {
+	id := c.Circ()
+	p, err := c.Payload()
+	if err != nil || s.cfg.Onion == nil {
+		c.Free()
+		sendDestroy(ch, id, cell.DestroyProtocol)
+		return
+	}
+	// The peer allocates from its own half of the ID space.
+	peerInit := !ch.Initiator()
+	if (id>>31 == 1) != peerInit {
+		c.Free()
+		sendDestroy(ch, id, cell.DestroyProtocol)
+		return
+	}
+	rc := &relayCirc{sw: s, prev: ch, prevID: id, done: make(chan struct{})}
+	if !s.registerID(ch, id, prevEnd{rc}) {
+		c.Free()
+		sendDestroy(ch, id, cell.DestroyProtocol)
+		return
+	}
+	msg := append([]byte(nil), p...)
+	c.Free()
+	rc.mu.Lock() // held until keys exist: RELAY cells wait for them
+	ok := s.goFunc(func() {
+		defer rc.mu.Unlock()
+		select {
+		case s.hsSem <- struct{}{}:
+		case <-s.ctx.Done():
+			return
+		}
+		reply, keys, err := onionhs.Respond(s.cfg.Random, s.cfg.Network,
+			onionhs.RelayPrivate{Onion: s.cfg.Onion, KEM: s.cfg.KEM}, msg)
+		<-s.hsSem
+		if err == nil {
+			rc.layer, err = layer.NewRelay(&keys)
+		}
+		if err != nil {
+			s.logf.Printf("circuit: CREATE handshake failed: %v", err)
+			rc.dead = true
+			close(rc.done)
+			s.unregister(ch, id)
+			sendDestroy(ch, id, cell.DestroyHandshake)
+			return
+		}
+		out := cell.New(id, cell.CmdCreated)
+		out.SetPayload(reply)
+		ch.Send(out)
+	})
+	if !ok {
+		rc.mu.Unlock()
+	}
+}
+
+// fromPrev handles a cell from the client side.
+func (rc *relayCirc) fromPrev(c *cell.Cell) {
+	switch c.Cmd() {
+	case cell.CmdRelay:
+	case cell.CmdDestroy:
+		c.Free()
+		rc.destroy(cell.DestroyNone, false, true)
+		return
+	default:
+		c.Free()
+		rc.destroy(cell.DestroyProtocol, true, true)
+		return
+	}
+	rc.mu.Lock()
+	l, next, nextID, dead := rc.layer, rc.next, rc.nextID, rc.dead
+	rc.mu.Unlock()
+	if dead || l == nil {
+		c.Free()
+		return
+	}
+	forMe, err := l.Forward(c.Body())
+	if err != nil {
+		c.Free()
+		rc.sw.logf.Printf("circuit: forward cell failed authentication; destroying circuit")
+		rc.destroy(cell.DestroyAuth, true, true)
+		return
+	}
+	if forMe {
+		rc.handleMessage(c)
+		return
+	}
+	if next == nil {
+		c.Free()
+		rc.destroy(cell.DestroyProtocol, true, true)
+		return
+	}
+	c.SetCirc(nextID)
+	next.Send(c)
+}
+
+// fromNext handles a cell from the exit side.
+func (rc *relayCirc) fromNext(c *cell.Cell) {
+	switch c.Cmd() {
+	case cell.CmdRelay:
+		rc.mu.Lock()
+		if rc.dead || rc.next == nil {
+			rc.mu.Unlock()
+			c.Free()
+			return
+		}
+		rc.layer.Backward(c.Body())
+		c.SetCirc(rc.prevID)
+		rc.prev.Send(c)
+		rc.mu.Unlock()
+	case cell.CmdCreated:
+		rc.mu.Lock()
+		ch := rc.created
+		rc.created = nil
+		rc.mu.Unlock()
+		if ch == nil {
+			c.Free()
+			rc.destroy(cell.DestroyProtocol, true, true)
+			return
+		}
+		p, err := c.Payload()
+		if err != nil {
+			p = nil
+		}
+		ch <- append([]byte(nil), p...)
+		c.Free()
+	case cell.CmdDestroy:
+		c.Free()
+		rc.destroy(cell.DestroyNone, true, false)
+	default:
+		c.Free()
+		rc.destroy(cell.DestroyProtocol, true, true)
+	}
+}
+
+// originate sends a relay message from this hop to the client.
+func (rc *relayCirc) originate(cmd cell.RelayCmd, stream uint16, data []byte) error {
+	c := cell.New(rc.prevID, cell.CmdRelay)
+	if err := cell.PutRelay(c.Body(), cmd, stream, data); err != nil {
+		c.Free()
+		return err
+	}
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if rc.dead {
+		c.Free()
+		return ErrDestroyed
+	}
+	rc.layer.Originate(c.Body())
+	return rc.prev.Send(c)
+}
+
+// handleMessage handles a relay message addressed to this hop.
+func (rc *relayCirc) handleMessage(c *cell.Cell) {
+	m, err := cell.ParseRelay(c.Body())
+	if err != nil {
+		c.Free()
+		rc.destroy(cell.DestroyProtocol, true, true)
+		return
+	}
+	switch m.Cmd {
+	case cell.RelayExtend:
+		e, err := cell.ParseExtend(m.Data)
+		if err != nil {
+			c.Free()
+			rc.destroy(cell.DestroyProtocol, true, true)
+			return
+		}
+		e.Handshake = append([]byte(nil), e.Handshake...)
+		c.Free()
+		rc.extend(e)
+	case cell.RelayDrop:
+		c.Free()
+	default:
+		rc.mu.Lock()
+		ex := rc.exit
+		if ex == nil && rc.next == nil && rc.sw.cfg.Exit != nil && !rc.dead {
+			ex = newExitEdge(rc)
+			rc.exit = ex
+		}
+		rc.mu.Unlock()
+		if ex == nil {
+			c.Free()
+			rc.destroy(cell.DestroyProtocol, true, true)
+			return
+		}
+		if err := ex.handle(c, m); err != nil {
+			rc.destroy(cell.DestroyProtocol, true, true)
+		}
+	}
+}
+
+// extend opens the next hop and forwards the client's handshake.
+func (rc *relayCirc) extend(e *cell.Extend) {
+	rc.mu.Lock()
+	if rc.next != nil || rc.extending || rc.exit != nil || rc.dead {
+		rc.mu.Unlock()
+		rc.destroy(cell.DestroyProtocol, true, true)
+		return
+	}
+	rc.extending = true
+	created := make(chan []byte, 1)
+	rc.created = created
+	rc.mu.Unlock()
+	s := rc.sw
+	s.goFunc(func() {
+		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.ExtendTimeout)
+		defer cancel()
+		fail := func(why string, err error) {
+			s.logf.Printf("circuit: extend to %v failed: %s: %v", safelog.S(e.Addr), why, err)
+			rc.destroy(cell.DestroyExtendFailed, false, true)
+		}
+		ch, err := s.cfg.Linker.Channel(ctx, keys.IdentityPublicKey(e.Identity), keys.LinkPublicKey(e.Link), e.Addr)
+		if err != nil {
+			fail("link", err)
+			return
+		}
+		id, err := s.register(ch, nextEnd{rc})
+		if err != nil {
+			fail("register", err)
+			return
+		}
+		rc.mu.Lock()
+		if rc.dead {
+			rc.mu.Unlock()
+			s.unregister(ch, id)
+			return
+		}
+		rc.next, rc.nextID = ch, id
+		rc.mu.Unlock()
+		cr := cell.New(id, cell.CmdCreate)
+		cr.SetPayload(e.Handshake)
+		if err := ch.Send(cr); err != nil {
+			fail("send", err)
+			return
+		}
+		var reply []byte
+		select {
+		case reply = <-created:
+		case <-ctx.Done():
+			fail("waiting for CREATED", ctx.Err())
+			return
+		case <-ch.Done():
+			fail("link closed", ErrDestroyed)
+			return
+		case <-rc.done:
+			return
+		}
+		rc.mu.Lock()
+		rc.extending = false
+		rc.mu.Unlock()
+		if err := rc.originate(cell.RelayExtended, 0, reply); err != nil {
+			rc.destroy(cell.DestroyProtocol, true, true)
+		}
+	})
+}
+
+// destroy tears the circuit down, sending DESTROY to the sides named.
+func (rc *relayCirc) destroy(reason byte, toPrev, toNext bool) {
+	rc.mu.Lock()
+	if rc.dead {
+		rc.mu.Unlock()
+		return
+	}
+	rc.dead = true
+	close(rc.done)
+	next, nextID, exit := rc.next, rc.nextID, rc.exit
+	rc.mu.Unlock()
+	rc.sw.unregister(rc.prev, rc.prevID)
+	if toPrev {
+		sendDestroy(rc.prev, rc.prevID, reason)
+	}
+	if next != nil {
+		rc.sw.unregister(next, nextID)
+		if toNext {
+			sendDestroy(next, nextID, reason)
+		}
+	}
+	if exit != nil {
+		exit.closeAll()
+	}
+}

@@ -1,0 +1,353 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/darkmatter/darkmatter/overlay"
+	"github.com/darkmatter/darkmatter/overlay/descriptor"
+	"github.com/urfave/cli/v2"
+)
+
+func benchCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "bench",
+		Usage: "measure direct loopback TCP and a 3-hop circuit in one run (throughput, time to first byte, circuit build, relay memory)",
+		Flags: append(commonFlags(),
+			&cli.IntFlag{Name: "mib", Usage: "MiB per bulk transfer", Value: 64},
+			&cli.IntFlag{Name: "builds", Usage: "circuits to build for the build-time median", Value: 20},
+			&cli.IntFlag{Name: "ttfb", Usage: "streams for the time-to-first-byte median", Value: 20},
+			&cli.IntFlag{Name: "memory-circuits", Usage: "idle circuits for the relay memory measurement (0: skip)", Value: 10000},
+		),
+		Action: func(c *cli.Context) error {
+			_, debug, err := logger(c)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signalContext(c.Context)
+			defer stop()
+			return runBench(ctx, c, debug)
+		},
+	}
+}
+
+func runBench(ctx context.Context, c *cli.Context, debug func(string, ...any)) error {
+	size := int64(c.Int("mib")) << 20
+	srv, err := startSource(size)
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	fmt.Printf("darkmatter bench: %d MiB bulk, loopback TCP, GOMAXPROCS=%d\n", size>>20, numProcs())
+
+	// Baseline: direct loopback TCP.
+	direct, directTTFB, err := measure(ctx, func(ctx context.Context) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "tcp", srv.Addr)
+	}, srv, size, c.Int("ttfb"))
+	if err != nil {
+		return fmt.Errorf("direct: %w", err)
+	}
+
+	quiet := func(string, ...any) {}
+	tn, err := startTestnet(ctx, testnetOptions{Network: c.String("network") + "-bench", Relays: 5, Info: quiet, Debug: debug})
+	if err != nil {
+		return err
+	}
+	defer tn.Close()
+	circ, circTTFB, err := measure(ctx, func(ctx context.Context) (net.Conn, error) {
+		return tn.Client.DialStream(ctx, srv.Addr, "bench")
+	}, srv, size, c.Int("ttfb"))
+	if err != nil {
+		return fmt.Errorf("3-hop: %w", err)
+	}
+	builds, err := measureBuilds(ctx, tn.Client, c.Int("builds"))
+	if err != nil {
+		return err
+	}
+
+	fmt.Printf("\n%-28s %12s %12s\n", "", "direct TCP", "3-hop")
+	fmt.Printf("%-28s %12.1f %12.1f   ratio %.1f%%\n", "bulk download (MB/s)", direct.down, circ.down, 100*circ.down/direct.down)
+	fmt.Printf("%-28s %12.1f %12.1f   ratio %.1f%%\n", "bulk upload (MB/s)", direct.up, circ.up, 100*circ.up/direct.up)
+	fmt.Printf("%-28s %12s %12s\n", "time to first byte (median)", fmtDur(directTTFB), fmtDur(circTTFB))
+	fmt.Printf("%-28s %12s %12s   (median of %d, min %s, max %s)\n", "circuit build", "-", fmtDur(median(builds)), len(builds), fmtDur(slices.Min(builds)), fmtDur(slices.Max(builds)))
+
+	if n := c.Int("memory-circuits"); n > 0 {
+		per, err := measureRelayMemory(ctx, c.String("network")+"-benchmem", n)
+		if err != nil {
+			return fmt.Errorf("relay memory: %w", err)
+		}
+		fmt.Printf("%-28s %12s %12s   (%d idle circuits, separate relay process, RSS delta)\n", "relay memory per circuit", "-", fmt.Sprintf("%.0f B", per), n)
+	}
+	return nil
+}
+
+type rates struct{ down, up float64 }
+
+// measure runs a download and an upload of size bytes and n time-to-first-
+// byte probes through dial.
+func measure(ctx context.Context, dial func(context.Context) (net.Conn, error), srv *source, size int64, n int) (rates, time.Duration, error) {
+	var r rates
+	// Warm up (builds the circuit).
+	if conn, err := dial(ctx); err == nil {
+		io.WriteString(conn, "P\n")
+		io.ReadFull(conn, make([]byte, 1))
+		conn.Close()
+	} else {
+		return r, 0, err
+	}
+	conn, err := dial(ctx)
+	if err != nil {
+		return r, 0, err
+	}
+	start := time.Now()
+	fmt.Fprintf(conn, "D %d\n", size)
+	h := sha256.New()
+	got, err := io.CopyBuffer(h, io.LimitReader(conn, size), make([]byte, 256<<10))
+	conn.Close()
+	if err != nil || got != size {
+		return r, 0, fmt.Errorf("download: %d of %d bytes: %v", got, size, err)
+	}
+	r.down = float64(size) / time.Since(start).Seconds() / 1e6
+	if string(h.Sum(nil)) != string(srv.sum) {
+		return r, 0, errors.New("download corrupted (SHA-256 mismatch)")
+	}
+
+	conn, err = dial(ctx)
+	if err != nil {
+		return r, 0, err
+	}
+	start = time.Now()
+	fmt.Fprintf(conn, "U %d\n", size)
+	if _, err := io.CopyBuffer(conn, io.LimitReader(zeroReader{}, size), make([]byte, 256<<10)); err != nil {
+		return r, 0, fmt.Errorf("upload: %w", err)
+	}
+	ack := make([]byte, 1)
+	if _, err := io.ReadFull(conn, ack); err != nil {
+		return r, 0, fmt.Errorf("upload ack: %w", err)
+	}
+	r.up = float64(size) / time.Since(start).Seconds() / 1e6
+	conn.Close()
+
+	var ttfb []time.Duration
+	for i := 0; i < n; i++ {
+		start := time.Now()
+		conn, err := dial(ctx)
+		if err != nil {
+			return r, 0, err
+		}
+		io.WriteString(conn, "P\n")
+		if _, err := io.ReadFull(conn, make([]byte, 1)); err != nil {
+			conn.Close()
+			return r, 0, err
+		}
+		ttfb = append(ttfb, time.Since(start))
+		conn.Close()
+	}
+	return r, median(ttfb), nil
+}
+
+func measureBuilds(ctx context.Context, n *overlay.Node, count int) ([]time.Duration, error) {
+	var out []time.Duration
+	for i := 0; i < count; i++ {
+		start := time.Now()
+		cc, err := n.Manager().Build(ctx, 80)
+		if err != nil {
+			return nil, fmt.Errorf("build: %w", err)
+		}
+		out = append(out, time.Since(start))
+		cc.Close()
+	}
+	return out, nil
+}
+
+// source is a loopback server: "D n" sends n bytes of a fixed pattern, "U n"
+// reads n bytes and answers one byte, "P" answers one byte.
+type source struct {
+	Addr string
+	ln   net.Listener
+	data []byte
+	sum  []byte
+}
+
+func startSource(size int64) (*source, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	s := &source{Addr: ln.Addr().String(), ln: ln, data: make([]byte, 1<<20)}
+	for i := range s.data {
+		s.data[i] = byte(i*7 + i>>8)
+	}
+	h := sha256.New()
+	for left := size; left > 0; left -= int64(len(s.data)) {
+		h.Write(s.data[:min(left, int64(len(s.data)))])
+	}
+	s.sum = h.Sum(nil)
+	go s.serve()
+	return s, nil
+}
+
+func (s *source) serve() {
+	for {
+		conn, err := s.ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer conn.Close()
+			br := bufio.NewReader(conn)
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			f := strings.Fields(line)
+			if len(f) == 0 {
+				return
+			}
+			var n int64
+			if len(f) > 1 {
+				n, _ = strconv.ParseInt(f[1], 10, 64)
+			}
+			switch f[0] {
+			case "P":
+				conn.Write([]byte{1})
+			case "D":
+				for left := n; left > 0; left -= int64(len(s.data)) {
+					if _, err := conn.Write(s.data[:min(left, int64(len(s.data)))]); err != nil {
+						return
+					}
+				}
+				io.Copy(io.Discard, br) // until the client closes
+			case "U":
+				io.CopyN(io.Discard, br, n)
+				conn.Write([]byte{1})
+				io.Copy(io.Discard, br)
+			}
+		}()
+	}
+}
+
+func (s *source) Close() error { return s.ln.Close() }
+
+type zeroReader struct{}
+
+func (zeroReader) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+// measureRelayMemory starts a relay in a separate process, builds n one-hop
+// circuits to it and reports the growth of its resident set per circuit.
+func measureRelayMemory(ctx context.Context, network string, n int) (float64, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return 0, err
+	}
+	dir, err := os.MkdirTemp("", "darkmatter-benchmem")
+	if err != nil {
+		return 0, err
+	}
+	defer os.RemoveAll(dir)
+	cmd := exec.CommandContext(ctx, exe, "relay", "--listen", "127.0.0.1:0", "--data", dir, "--network", network)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return 0, err
+	}
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	defer func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }()
+	re := regexp.MustCompile(`bootstrap: (\S+)`)
+	sc := bufio.NewScanner(stderr)
+	var boot string
+	for sc.Scan() {
+		if m := re.FindStringSubmatch(sc.Text()); m != nil {
+			boot = m[1]
+			break
+		}
+	}
+	go io.Copy(io.Discard, stderr)
+	if boot == "" {
+		return 0, errors.New("relay did not print its bootstrap line")
+	}
+	b, err := descriptor.ParseBootstrap(boot)
+	if err != nil {
+		return 0, err
+	}
+	client, err := overlay.New(overlay.Config{Network: network, Bootstrap: []descriptor.Bootstrap{b}, PathLen: 1, AllowSameSubnet: true})
+	if err != nil {
+		return 0, err
+	}
+	defer client.Close()
+	if err := client.Start(ctx); err != nil {
+		return 0, err
+	}
+	// One circuit first so the link and the relay's pools exist.
+	warm, err := client.Manager().BuildAny(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer warm.Close()
+	time.Sleep(200 * time.Millisecond)
+	before, err := rss(cmd.Process.Pid)
+	if err != nil {
+		return 0, err
+	}
+	for i := 0; i < n; i++ {
+		cc, err := client.Manager().BuildAny(ctx)
+		if err != nil {
+			return 0, fmt.Errorf("circuit %d: %w", i, err)
+		}
+		defer cc.Close()
+	}
+	time.Sleep(500 * time.Millisecond)
+	after, err := rss(cmd.Process.Pid)
+	if err != nil {
+		return 0, err
+	}
+	return float64(after-before) / float64(n), nil
+}
+
+// rss returns a process's resident set size in bytes (Linux).
+func rss(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmRSS:") {
+			f := strings.Fields(line)
+			kb, err := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, errors.New("no VmRSS")
+}
+
+func median(d []time.Duration) time.Duration {
+	s := slices.Clone(d)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func fmtDur(d time.Duration) string {
+	switch {
+	case d < time.Millisecond:
+		return fmt.Sprintf("%.0f µs", float64(d)/1e3)
+	default:
+		return fmt.Sprintf("%.2f ms", float64(d)/1e6)
+	}
+}

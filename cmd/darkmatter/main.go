@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/darkmatter/darkmatter/internal/safelog"
+	"github.com/darkmatter/darkmatter/overlay/descriptor"
+	"github.com/urfave/cli/v2"
+)
+
+func main() {
+	app := &cli.App{
+		Name:  "darkmatter",
+		Usage: "an onion-routed anonymous overlay network",
+		Commands: []*cli.Command{
+			testnetCommand(),
+			relayCommand(),
+			proxyCommand(),
+			keygenCommand(),
+			benchCommand(),
+		},
+	}
+	if err := app.Run(os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "darkmatter:", err)
+		os.Exit(1)
+	}
+}
+
+// commonFlags are accepted by every command.
+func commonFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "data", Usage: "data directory", Value: defaultDataDir()},
+		&cli.StringFlag{Name: "network", Usage: "network name; nodes of other networks refuse to talk", Value: "darkmatter"},
+		&cli.StringFlag{Name: "log-level", Usage: "quiet, info or debug", Value: "info"},
+		&cli.BoolFlag{Name: "unsafe-logging", Usage: "log addresses and keys in clear (debugging only)"},
+	}
+}
+
+func defaultDataDir() string {
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "darkmatter")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "share", "darkmatter")
+	}
+	return "darkmatter-data"
+}
+
+// logger builds the info and debug loggers from --log-level.
+func logger(c *cli.Context) (info, debug safelog.Logf, err error) {
+	safelog.SetUnsafeLogging(c.Bool("unsafe-logging"))
+	out := func(format string, args ...any) {
+		msg := fmt.Sprintf(format, args...)
+		fmt.Fprintf(os.Stderr, "%s %s\n", time.Now().Format("15:04:05.000"), strings.TrimRight(msg, "\n"))
+	}
+	switch c.String("log-level") {
+	case "quiet":
+		return nil, nil, nil
+	case "info":
+		return out, nil, nil
+	case "debug":
+		return out, out, nil
+	}
+	return nil, nil, fmt.Errorf("--log-level must be quiet, info or debug")
+}
+
+func parseBootstraps(ss []string) ([]descriptor.Bootstrap, error) {
+	var out []descriptor.Bootstrap
+	for _, s := range ss {
+		for _, f := range strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' }) {
+			b, err := descriptor.ParseBootstrap(f)
+			if err != nil {
+				return nil, fmt.Errorf("--bootstrap %q: %w", f, err)
+			}
+			out = append(out, b)
+		}
+	}
+	return out, nil
+}
+
+// signalContext is cancelled on SIGINT or SIGTERM.
+func signalContext(parent context.Context) (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
+}
+
+func progressPrinter(info safelog.Logf) func(int, string) {
+	return func(p int, msg string) { info.Printf("Bootstrapped %d%%: %s", p, msg) }
+}

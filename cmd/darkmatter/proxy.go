@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/darkmatter/darkmatter/apps/httpproxy"
+	"github.com/darkmatter/darkmatter/apps/socks"
+	"github.com/darkmatter/darkmatter/internal/safelog"
+	"github.com/darkmatter/darkmatter/overlay"
+	"github.com/urfave/cli/v2"
+)
+
+func proxyCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "proxy",
+		Usage: "run a client with a local SOCKS5 and HTTP proxy",
+		Flags: append(commonFlags(),
+			&cli.StringSliceFlag{Name: "bootstrap", Usage: "relay ID@HOST:PORT (repeatable)", Required: true},
+			&cli.StringFlag{Name: "socks", Usage: "SOCKS5 listen address (empty: off)", Value: "127.0.0.1:1080"},
+			&cli.StringFlag{Name: "http", Usage: "HTTP proxy listen address (empty: off)", Value: "127.0.0.1:8118"},
+			&cli.BoolFlag{Name: "allow-same-subnet", Usage: "allow several hops in one /16 (local test networks)"},
+		),
+		Action: func(c *cli.Context) error {
+			info, debug, err := logger(c)
+			if err != nil {
+				return err
+			}
+			bs, err := parseBootstraps(c.StringSlice("bootstrap"))
+			if err != nil {
+				return err
+			}
+			ctx, stop := signalContext(c.Context)
+			defer stop()
+			n, err := overlay.New(overlay.Config{
+				Network:         c.String("network"),
+				Bootstrap:       bs,
+				AllowSameSubnet: c.Bool("allow-same-subnet"),
+				Progress:        progressPrinter(info),
+				Logf:            debug,
+			})
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			if err := n.Start(ctx); err != nil {
+				return err
+			}
+			if err := n.Ready(ctx, 80); err != nil {
+				return err
+			}
+			fe, err := startFrontends(n, c.String("socks"), c.String("http"), info)
+			if err != nil {
+				return err
+			}
+			defer fe.Close()
+			info.Printf("darkmatter proxy ready: %s", fe)
+			<-ctx.Done()
+			info.Printf("shutting down")
+			return nil
+		},
+	}
+}
+
+// frontends are the SOCKS5 and HTTP proxy servers of a client node.
+type frontends struct {
+	socksAddr, httpAddr string
+	socks               *socks.Server
+	http                *httpproxy.Server
+	wg                  sync.WaitGroup
+}
+
+func (f *frontends) String() string {
+	s := ""
+	if f.socksAddr != "" {
+		s += "SOCKS5 " + f.socksAddr
+	}
+	if f.httpAddr != "" {
+		if s != "" {
+			s += ", "
+		}
+		s += "HTTP " + f.httpAddr
+	}
+	return s
+}
+
+func startFrontends(n *overlay.Node, socksAddr, httpAddr string, logf safelog.Logf) (*frontends, error) {
+	f := &frontends{}
+	if socksAddr != "" {
+		ln, err := net.Listen("tcp", socksAddr)
+		if err != nil {
+			return nil, fmt.Errorf("socks listener: %w", err)
+		}
+		f.socksAddr = ln.Addr().String()
+		f.socks = &socks.Server{Dialer: n, Logf: logf, DialTimeout: 2 * time.Minute}
+		f.wg.Add(1)
+		go func() { defer f.wg.Done(); f.socks.Serve(ln) }()
+	}
+	if httpAddr != "" {
+		ln, err := net.Listen("tcp", httpAddr)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("http listener: %w", err)
+		}
+		f.httpAddr = ln.Addr().String()
+		f.http = &httpproxy.Server{Dialer: n, Logf: logf}
+		f.wg.Add(1)
+		go func() { defer f.wg.Done(); f.http.Serve(ln) }()
+	}
+	if f.socks == nil && f.http == nil {
+		return nil, errors.New("both --socks and --http are off")
+	}
+	return f, nil
+}
+
+func (f *frontends) Close() error {
+	if f.socks != nil {
+		f.socks.Close()
+	}
+	if f.http != nil {
+		f.http.Close()
+	}
+	f.wg.Wait()
+	return nil
+}
+
+var _ = context.Background

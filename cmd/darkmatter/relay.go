@@ -1,0 +1,77 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"github.com/darkmatter/darkmatter/circuit"
+	"github.com/darkmatter/darkmatter/circuit/exitpolicy"
+	"github.com/darkmatter/darkmatter/crypto/keys"
+	"github.com/darkmatter/darkmatter/overlay"
+	"github.com/urfave/cli/v2"
+)
+
+func relayCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "relay",
+		Usage: "run a relay that carries other people's circuits",
+		Flags: append(commonFlags(),
+			&cli.StringFlag{Name: "listen", Usage: "link listen address HOST:PORT", Required: true},
+			&cli.StringFlag{Name: "advertise", Usage: "address to publish in the descriptor (default: the listen address)"},
+			&cli.StringSliceFlag{Name: "bootstrap", Usage: "relay ID@HOST:PORT to announce to (repeatable)"},
+			&cli.BoolFlag{Name: "exit", Usage: "act as an exit relay"},
+			&cli.StringFlag{Name: "exit-policy", Usage: `exit policy, e.g. "reject private:*,accept *:80,accept *:443" (default: reject private:*,accept *:*)`},
+		),
+		Action: func(c *cli.Context) error {
+			info, debug, err := logger(c)
+			if err != nil {
+				return err
+			}
+			bs, err := parseBootstraps(c.StringSlice("bootstrap"))
+			if err != nil {
+				return err
+			}
+			k, err := keys.LoadOrGenerateNodeKeys(filepath.Join(c.String("data"), "keys"), nil)
+			if err != nil {
+				return err
+			}
+			var exit *circuit.ExitConfig
+			if c.Bool("exit") || c.IsSet("exit-policy") {
+				pol := exitpolicy.Default()
+				if c.IsSet("exit-policy") {
+					if pol, err = exitpolicy.Parse(c.String("exit-policy")); err != nil {
+						return fmt.Errorf("--exit-policy: %w", err)
+					}
+				}
+				exit = &circuit.ExitConfig{Policy: pol}
+			}
+			ctx, stop := signalContext(c.Context)
+			defer stop()
+			n, err := overlay.New(overlay.Config{
+				Network:   c.String("network"),
+				Listen:    c.String("listen"),
+				Advertise: c.String("advertise"),
+				Keys:      k,
+				Exit:      exit,
+				Bootstrap: bs,
+				Logf:      debug,
+			})
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			if err := n.Start(ctx); err != nil {
+				return err
+			}
+			role := "relay"
+			if exit != nil {
+				role = "exit relay (policy " + exit.Policy.String() + ")"
+			}
+			info.Printf("darkmatter %s ready on %s", role, n.Addr())
+			info.Printf("bootstrap: %s", n.Bootstrap())
+			<-ctx.Done()
+			info.Printf("shutting down")
+			return nil
+		},
+	}
+}

@@ -1,0 +1,208 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+
+	"github.com/darkmatter/darkmatter/circuit"
+	"github.com/darkmatter/darkmatter/circuit/exitpolicy"
+	"github.com/darkmatter/darkmatter/internal/safelog"
+	"github.com/darkmatter/darkmatter/overlay"
+	"github.com/darkmatter/darkmatter/overlay/descriptor"
+	"github.com/urfave/cli/v2"
+)
+
+func testnetCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "testnet",
+		Usage: "run an embedded local network: relays, a client with SOCKS5/HTTP proxies and a demo web server",
+		Flags: append(commonFlags(),
+			&cli.IntFlag{Name: "relays", Usage: "number of relays (at least 3)", Value: 5},
+			&cli.StringFlag{Name: "socks", Usage: "SOCKS5 listen address", Value: "127.0.0.1:1080"},
+			&cli.StringFlag{Name: "http", Usage: "HTTP proxy listen address", Value: "127.0.0.1:8118"},
+		),
+		Action: func(c *cli.Context) error {
+			info, debug, err := logger(c)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signalContext(c.Context)
+			defer stop()
+			tn, err := startTestnet(ctx, testnetOptions{
+				Network: c.String("network"),
+				Relays:  c.Int("relays"),
+				Info:    info,
+				Debug:   debug,
+			})
+			if err != nil {
+				return err
+			}
+			defer tn.Close()
+			fe, err := startFrontends(tn.Client, c.String("socks"), c.String("http"), debug)
+			if err != nil {
+				return err
+			}
+			defer fe.Close()
+			demo, err := startDemo()
+			if err != nil {
+				return err
+			}
+			defer demo.Close()
+			state := tn.state(fe)
+			if err := writeState(c.String("data"), state); err != nil {
+				return err
+			}
+			info.Printf("demo web server on http://%s/ ; try: curl --socks5-hostname %s http://%s/", demo.Addr, fe.socksAddr, demo.Addr)
+			info.Printf("wrote %s", filepath.Join(c.String("data"), "testnet.json"))
+			info.Printf("darkmatter testnet ready: %d relays (%d exits), %s", len(tn.Relays), tn.Exits, fe)
+			<-ctx.Done()
+			info.Printf("shutting down")
+			return nil
+		},
+	}
+}
+
+type testnetOptions struct {
+	Network string
+	Relays  int
+	Info    safelog.Logf
+	Debug   safelog.Logf
+}
+
+// testnet is an embedded network on loopback TCP.
+type testnet struct {
+	Relays []*overlay.Node
+	Exits  int
+	Client *overlay.Node
+}
+
+// startTestnet starts the relays (the second half of them exits that also
+// accept loopback targets) and a client bootstrapped from all of them.
+func startTestnet(ctx context.Context, o testnetOptions) (*testnet, error) {
+	if o.Relays < 3 {
+		return nil, fmt.Errorf("--relays must be at least 3")
+	}
+	tn := &testnet{}
+	var boot []descriptor.Bootstrap
+	for i := 0; i < o.Relays; i++ {
+		var exit *circuit.ExitConfig
+		if i >= o.Relays/2 {
+			exit = &circuit.ExitConfig{Policy: exitpolicy.AcceptAll()}
+			tn.Exits++
+		}
+		cfg := overlay.Config{
+			Network: o.Network,
+			Listen:  "127.0.0.1:0",
+			Exit:    exit,
+			Logf:    o.Debug,
+		}
+		if len(boot) > 0 {
+			cfg.Bootstrap = boot[:1]
+		}
+		n, err := overlay.New(cfg)
+		if err != nil {
+			tn.Close()
+			return nil, err
+		}
+		tn.Relays = append(tn.Relays, n)
+		if err := n.Start(ctx); err != nil {
+			tn.Close()
+			return nil, fmt.Errorf("relay %d: %w", i, err)
+		}
+		boot = append(boot, n.Bootstrap())
+		o.Info.Printf("relay %d/%d up on %s", i+1, o.Relays, n.Addr())
+	}
+	client, err := overlay.New(overlay.Config{
+		Network:         o.Network,
+		Bootstrap:       boot,
+		AllowSameSubnet: true,
+		Progress:        progressPrinter(o.Info),
+		Logf:            o.Debug,
+	})
+	if err != nil {
+		tn.Close()
+		return nil, err
+	}
+	tn.Client = client
+	if err := client.Start(ctx); err != nil {
+		tn.Close()
+		return nil, err
+	}
+	if err := client.Ready(ctx, 80); err != nil {
+		tn.Close()
+		return nil, err
+	}
+	return tn, nil
+}
+
+func (tn *testnet) Close() {
+	if tn.Client != nil {
+		tn.Client.Close()
+	}
+	for _, r := range tn.Relays {
+		r.Close()
+	}
+}
+
+// testnetState is DIR/testnet.json.
+type testnetState struct {
+	Network string         `json:"network"`
+	Relays  []testnetRelay `json:"relays"`
+	SOCKS   string         `json:"socks,omitempty"`
+	HTTP    string         `json:"http,omitempty"`
+}
+
+type testnetRelay struct {
+	Bootstrap string `json:"bootstrap"`
+	Exit      bool   `json:"exit"`
+}
+
+func (tn *testnet) state(fe *frontends) testnetState {
+	s := testnetState{SOCKS: fe.socksAddr, HTTP: fe.httpAddr}
+	for _, r := range tn.Relays {
+		d := r.Descriptor()
+		s.Network = d.Network
+		s.Relays = append(s.Relays, testnetRelay{Bootstrap: r.Bootstrap().String(), Exit: d.Policy().IsExit()})
+	}
+	return s
+}
+
+func writeState(dir string, s testnetState) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(dir, ".testnet.json.tmp")
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, "testnet.json"))
+}
+
+// demoServer is a tiny web server to browse through the testnet.
+type demoServer struct {
+	Addr string
+	srv  *http.Server
+}
+
+func startDemo() (*demoServer, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "Hello from the darkmatter testnet demo server.\nYou came from %s (an exit relay, not you).\n", r.RemoteAddr)
+	})}
+	go srv.Serve(ln)
+	return &demoServer{Addr: ln.Addr().String(), srv: srv}, nil
+}
+
+func (d *demoServer) Close() error { return d.srv.Close() }

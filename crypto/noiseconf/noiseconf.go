@@ -1,0 +1,52 @@
+package noiseconf
+
+import (
+	"crypto/ecdh"
+	"crypto/rand"
+	"fmt"
+	"io"
+
+	"github.com/flynn/noise"
+)
+
+// DH25519 is a noise.DHFunc for Curve25519 built on crypto/ecdh.
+var DH25519 noise.DHFunc = dh25519{}
+
+// Suite is Noise_*_25519_ChaChaPoly_BLAKE2s.
+var Suite = noise.NewCipherSuite(DH25519, noise.CipherChaChaPoly, noise.HashBLAKE2s)
+
+type dh25519 struct{}
+
+// GenerateKeypair reads the 32-byte private key from random, so tests with a
+// deterministic reader get deterministic handshakes.
+func (dh25519) GenerateKeypair(random io.Reader) (noise.DHKey, error) {
+	if random == nil {
+		random = rand.Reader
+	}
+	var b [32]byte
+	if _, err := io.ReadFull(random, b[:]); err != nil {
+		return noise.DHKey{}, err
+	}
+	k, err := ecdh.X25519().NewPrivateKey(b[:])
+	if err != nil {
+		return noise.DHKey{}, err
+	}
+	return noise.DHKey{Private: b[:], Public: k.PublicKey().Bytes()}, nil
+}
+
+// DH returns the X25519 shared secret and an error for low-order public keys
+// (an all-zero result).
+func (dh25519) DH(privkey, pubkey []byte) ([]byte, error) {
+	k, err := ecdh.X25519().NewPrivateKey(privkey)
+	if err != nil {
+		return nil, fmt.Errorf("noise: bad private key: %w", err)
+	}
+	p, err := ecdh.X25519().NewPublicKey(pubkey)
+	if err != nil {
+		return nil, fmt.Errorf("noise: bad public key: %w", err)
+	}
+	return k.ECDH(p)
+}
+
+func (dh25519) DHLen() int     { return 32 }
+func (dh25519) DHName() string { return "25519" }

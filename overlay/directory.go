@@ -1,0 +1,161 @@
+package overlay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/darkmatter/darkmatter/circuit/cell"
+	"github.com/darkmatter/darkmatter/crypto/keys"
+	"github.com/darkmatter/darkmatter/overlay/descriptor"
+	"github.com/darkmatter/darkmatter/overlay/link"
+)
+
+// Directory limits.
+const (
+	maxRelays     = 4096
+	maxClockSkew  = time.Hour
+	descriptorTTL = 24 * time.Hour
+)
+
+// directory holds verified relay descriptors of one network.
+type directory struct {
+	network string
+	mu      sync.Mutex
+	relays  map[keys.NodeID]*descriptor.Descriptor
+}
+
+func newDirectory(network string) *directory {
+	return &directory{network: network, relays: make(map[keys.NodeID]*descriptor.Descriptor)}
+}
+
+// add keeps d if it belongs to this network, is fresh and newer than what
+// we have. d must come from descriptor.Parse (signature checked).
+func (d *directory) add(desc *descriptor.Descriptor) bool {
+	if desc.Network != d.network {
+		return false
+	}
+	now := time.Now()
+	if desc.Published.After(now.Add(maxClockSkew)) || now.Sub(desc.Published) > descriptorTTL ||
+		desc.OnionExpires.Before(now) {
+		return false
+	}
+	id := desc.NodeID()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	old := d.relays[id]
+	if old == nil && len(d.relays) >= maxRelays {
+		return false
+	}
+	if old != nil && !desc.Published.After(old.Published) {
+		return false
+	}
+	d.relays[id] = desc
+	return true
+}
+
+func (d *directory) list() []*descriptor.Descriptor {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := time.Now()
+	out := make([]*descriptor.Descriptor, 0, len(d.relays))
+	for id, desc := range d.relays {
+		if now.Sub(desc.Published) > descriptorTTL {
+			delete(d.relays, id)
+			continue
+		}
+		out = append(out, desc)
+	}
+	return out
+}
+
+// serveDirectory answers DIR_GET with every known descriptor.
+func (n *Node) serveDirectory(l *link.Link) {
+	for _, d := range n.dir.list() {
+		c := cell.New(0, cell.CmdDirDesc)
+		if err := c.SetPayload(d.Marshal()); err != nil {
+			c.Free()
+			continue
+		}
+		if l.Send(c) != nil {
+			return
+		}
+	}
+	l.Send(cell.New(0, cell.CmdDirDone))
+}
+
+// fetchDirectory connects to every bootstrap relay and asks for its
+// directory. It succeeds if at least one answers.
+func (n *Node) fetchDirectory(ctx context.Context) error {
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+		ok   int
+	)
+	total := len(n.cfg.Bootstrap)
+	for _, b := range n.cfg.Bootstrap {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := n.fetchFrom(ctx, b)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return
+			}
+			ok++
+			n.progress(10+60*ok/total, fmt.Sprintf("fetched the directory of %d/%d bootstrap relays", ok, total))
+		}()
+	}
+	wg.Wait()
+	if ok == 0 {
+		return fmt.Errorf("overlay: no bootstrap relay answered: %w", errors.Join(errs...))
+	}
+	n.progress(75, fmt.Sprintf("know %d relays", len(n.dir.list())))
+	return nil
+}
+
+func (n *Node) fetchFrom(ctx context.Context, b descriptor.Bootstrap) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	ch, err := n.Channel(ctx, b.Identity, b.Link, b.Addr)
+	if err != nil {
+		return err
+	}
+	l := ch.(*link.Link)
+	done := make(chan struct{})
+	n.mu.Lock()
+	if old := n.dirWait[l]; old != nil {
+		close(old)
+	}
+	n.dirWait[l] = done
+	n.mu.Unlock()
+	if err := l.Send(cell.New(0, cell.CmdDirGet)); err != nil {
+		return err
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// refreshLoop refetches the directory periodically so a long-running client
+// learns relays that joined later.
+func (n *Node) refreshLoop() {
+	t := time.NewTicker(n.cfg.DirRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+			n.fetchDirectory(n.ctx)
+		}
+	}
+}

@@ -1,0 +1,76 @@
+package link
+
+import (
+	"time"
+
+	"github.com/darkmatter/darkmatter/circuit/cell"
+)
+
+// Specification constants (spec/links.md). Changing any of them changes the
+// wire protocol.
+const (
+	// Version is the link protocol version carried in the preamble.
+	Version = 0x01
+	// PreambleLen is the size of the preamble the initiator sends first:
+	// magic (3) | version (1) | network ID (8).
+	PreambleLen = 3 + 1 + NetworkIDLen
+	// NetworkIDLen is the size of the network ID in the preamble.
+	NetworkIDLen = 8
+	// FrameHeaderLen is the size of a frame's big-endian length field.
+	FrameHeaderLen = 2
+	// TagLen is the ChaChaPoly authentication tag at the end of every
+	// Noise message.
+	TagLen = 16
+	// MaxCellsPerMessage is the most cells one transport message carries.
+	MaxCellsPerMessage = 16
+	// MaxMessageLen is the largest transport message: 16 cells plus the tag
+	// (65376 bytes, below Noise's 65535-byte limit).
+	MaxMessageLen = MaxCellsPerMessage*cell.Size + TagLen
+	// MinMessageLen is the smallest transport message: one cell plus the tag.
+	MinMessageLen = cell.Size + TagLen
+	// Msg1Len is the size of the IK handshake's first message with an
+	// empty payload: e (32) | encrypted s (32+16) | encrypted payload (16).
+	Msg1Len = 32 + 32 + TagLen + TagLen
+	// Msg2Len is the size of the IK handshake's second message with an
+	// empty payload: e (32) | encrypted payload (16).
+	Msg2Len = 32 + TagLen
+	// MaxHelloLen is the largest HELLO payload (a cell body minus its
+	// 2-byte length prefix).
+	MaxHelloLen = cell.BodyLen - 2
+	// DefaultNetwork is the network name used when Config.Network is empty.
+	DefaultNetwork = "darkmatter"
+)
+
+// Reject reasons: the byte after a reject frame (a frame of length 0).
+const (
+	RejectNetwork   byte = 1 // the preamble names a different network
+	RejectHandshake byte = 2 // the first handshake message did not decrypt
+	RejectVersion   byte = 3 // the preamble names an unknown version
+)
+
+// Strings mixed into the preamble's network ID and the Noise prologue.
+const (
+	networkIDContext = "darkmatter network\x00"
+	prologuePrefix   = "darkmatter link v1\x00"
+	preambleMagic    = "DMK"
+)
+
+// Tuning constants: defaults and buffer sizes. These do not change the wire
+// protocol.
+const (
+	DefaultKeepAlive        = 30 * time.Second
+	DefaultIdleTimeout      = 3 * time.Minute
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultMaxQueue         = 16384
+
+	// writeBatchLen is how many bytes the writer gathers for one
+	// conn.Write before it flushes.
+	writeBatchLen = 256 << 10
+	// writeBufLen is the capacity of a write buffer: a batch plus room
+	// for one more whole frame.
+	writeBufLen = writeBatchLen + FrameHeaderLen + MaxMessageLen
+	// readBufLen is the size of the reader's buffer: two whole frames, so
+	// that one large Read usually brings in a frame and the next one's
+	// start.
+	readBufLen = 2 * (FrameHeaderLen + MaxMessageLen)
+)

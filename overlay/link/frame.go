@@ -1,0 +1,111 @@
+package link
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"sync/atomic"
+	"time"
+)
+
+// frameReader reads frames (| length (2) | message |) from a conn through
+// one fixed buffer. The message it returns is a slice of that buffer, valid
+// until the next call, so the reader decrypts it in place.
+type frameReader struct {
+	conn net.Conn
+	buf  []byte
+	r, w int // unread bytes are buf[r:w]
+
+	// epoch and lastRead record when the last Read returned, for the idle
+	// timer (lastRead is time.Since(epoch) in nanoseconds).
+	epoch    time.Time
+	lastRead atomic.Int64
+}
+
+func newFrameReader(conn net.Conn) *frameReader {
+	return &frameReader{conn: conn, buf: make([]byte, readBufLen), epoch: time.Now()}
+}
+
+// fill reads until at least n bytes are buffered. n must be at most
+// len(buf).
+func (f *frameReader) fill(n int) error {
+	if f.w-f.r >= n {
+		return nil
+	}
+	if len(f.buf)-f.r < n {
+		f.w = copy(f.buf, f.buf[f.r:f.w])
+		f.r = 0
+	}
+	for f.w-f.r < n {
+		m, err := f.conn.Read(f.buf[f.w:])
+		f.w += m
+		if m > 0 {
+			f.lastRead.Store(int64(time.Since(f.epoch)))
+		}
+		if err != nil {
+			if f.w-f.r >= n {
+				return nil
+			}
+			if errors.Is(err, io.EOF) && f.w > f.r {
+				return io.ErrUnexpectedEOF
+			}
+			return err
+		}
+	}
+	return nil
+}
+
+// next returns the next frame's message; a reject frame gives an empty
+// message. It does not check the length beyond what the buffer holds; the
+// caller checks it against what the protocol allows at that point, via max.
+func (f *frameReader) next(max int) ([]byte, error) {
+	if err := f.fill(FrameHeaderLen); err != nil {
+		return nil, err
+	}
+	n := int(binary.BigEndian.Uint16(f.buf[f.r:]))
+	if n > max {
+		return nil, protoErr("frame of %d bytes, at most %d allowed here", n, max)
+	}
+	f.r += FrameHeaderLen
+	if err := f.fill(n); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	msg := f.buf[f.r : f.r+n]
+	f.r += n
+	return msg, nil
+}
+
+// readByte returns one byte, the reason of a reject frame.
+func (f *frameReader) readByte() (byte, error) {
+	if err := f.fill(1); err != nil {
+		return 0, err
+	}
+	b := f.buf[f.r]
+	f.r++
+	return b, nil
+}
+
+// readFull returns the next n bytes (the preamble).
+func (f *frameReader) readFull(n int) ([]byte, error) {
+	if err := f.fill(n); err != nil {
+		return nil, err
+	}
+	b := f.buf[f.r : f.r+n]
+	f.r += n
+	return b, nil
+}
+
+// idleFor reports how long ago the last Read returned data (or the reader
+// was created).
+func (f *frameReader) idleFor() time.Duration {
+	return time.Since(f.epoch) - time.Duration(f.lastRead.Load())
+}
+
+// appendFrame appends a frame header for a message of n bytes.
+func appendFrameHeader(b []byte, n int) []byte {
+	return binary.BigEndian.AppendUint16(b, uint16(n))
+}

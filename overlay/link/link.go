@@ -1,0 +1,207 @@
+package link
+
+import (
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/darkmatter/darkmatter/circuit/cell"
+	"github.com/darkmatter/darkmatter/crypto/keys"
+	"github.com/darkmatter/darkmatter/internal/safelog"
+)
+
+// Handler receives what a link reads. Its methods are called from the
+// link's reader goroutine, one at a time.
+type Handler interface {
+	// HandleCell is called from the link's single reader goroutine, in
+	// arrival order, for every cell except PADDING and HELLO. It takes
+	// ownership of c: it must Free it or pass it on (for example to
+	// another link's Send). While it runs the link reads nothing more, so
+	// it should not block for long.
+	HandleCell(l *Link, c *cell.Cell)
+	// Closed is called exactly once after the link has shut down (both
+	// goroutines are done and the conn is closed), with the reason: nil
+	// for a local Close.
+	Closed(l *Link, err error)
+}
+
+// Stats are a link's traffic counters since the handshake. Bytes are
+// counted on the wire, with frame headers and tags.
+type Stats struct {
+	CellsSent     uint64
+	CellsReceived uint64
+	BytesSent     uint64
+	BytesReceived uint64
+	Messages      uint64 // Noise transport messages sent
+	Writes        uint64 // conn.Write calls
+}
+
+// Link is an authenticated, encrypted link carrying cells for many
+// circuits. Create one with Dial or Accept. Its methods are safe for
+// concurrent use.
+type Link struct {
+	conn      net.Conn
+	h         Handler
+	initiator bool
+	peer      keys.LinkPublicKey
+	peerHello []byte
+	keepAlive time.Duration
+	idle      time.Duration
+	maxQueue  int
+	logf      safelog.Logf
+
+	// Owned by the reader goroutine after the handshake.
+	rd   *frameReader
+	recv *transportCipher
+
+	// Owned by the writer goroutine after the handshake.
+	send  *transportCipher
+	batch []*cell.Cell
+
+	qmu      sync.Mutex // guards the following
+	q        []*cell.Cell
+	inflight int  // cells the writer took from q and has not finished
+	closed   bool // no more Sends
+
+	wake       chan struct{} // cap 1: the queue became non-empty
+	quit       chan struct{} // closed when shutdown starts
+	writerDone chan struct{} // closed when the writer goroutine exits
+	done       chan struct{} // closed when shutdown is complete
+	readerG    atomic.Uint64 // goroutine ID of the reader, see Close
+
+	closeOnce sync.Once
+	errMu     sync.Mutex // guards err
+	err       error
+
+	cellsSent, cellsRecv atomic.Uint64
+	bytesSent, bytesRecv atomic.Uint64
+	messages, writes     atomic.Uint64
+}
+
+func newLink(conn net.Conn, s *settings, h Handler, initiator bool, rd *frameReader, sess *session, peerHello []byte) *Link {
+	l := &Link{
+		conn:       conn,
+		h:          h,
+		initiator:  initiator,
+		peer:       sess.peer,
+		peerHello:  peerHello,
+		keepAlive:  s.keepAlive,
+		idle:       s.idleTimeout,
+		maxQueue:   s.maxQueue,
+		logf:       s.logf,
+		rd:         rd,
+		recv:       sess.recv,
+		send:       sess.send,
+		wake:       make(chan struct{}, 1),
+		quit:       make(chan struct{}),
+		writerDone: make(chan struct{}),
+		done:       make(chan struct{}),
+	}
+	return l
+}
+
+// start launches the reader and writer goroutines.
+func (l *Link) start() {
+	go func() {
+		defer close(l.writerDone)
+		if err := l.writeLoop(); err != nil {
+			l.closeWith(err)
+		}
+		l.drainQueue()
+	}()
+	go func() {
+		l.readerG.Store(goid())
+		err := l.readLoop()
+		l.closeWith(err)
+		<-l.writerDone
+		err = l.Err()
+		if err != nil {
+			l.logf.Printf("link %v: closed: %v", safelog.S(l.RemoteAddr()), err)
+		}
+		if l.h != nil {
+			l.h.Closed(l, err)
+		}
+		close(l.done)
+	}()
+}
+
+// closeWith starts the shutdown, recording err as the reason if it is the
+// first call. It does not wait.
+func (l *Link) closeWith(err error) {
+	l.closeOnce.Do(func() {
+		l.errMu.Lock()
+		l.err = err
+		l.errMu.Unlock()
+		l.qmu.Lock()
+		l.closed = true
+		l.qmu.Unlock()
+		close(l.quit)
+		l.conn.Close()
+	})
+}
+
+// Close closes the link and its conn, waits until both goroutines have
+// exited and Handler.Closed has returned, and returns nil. Cells still
+// queued are dropped. It is idempotent. Called from inside HandleCell or
+// Closed (the reader goroutine) it cannot wait for itself: it starts the
+// shutdown and returns, and the shutdown completes after the callback.
+func (l *Link) Close() error {
+	l.closeWith(nil)
+	if l.readerG.Load() == goid() {
+		return nil
+	}
+	<-l.done
+	return nil
+}
+
+// Done returns a channel that is closed once the link has shut down
+// completely (after Handler.Closed returned).
+func (l *Link) Done() <-chan struct{} { return l.done }
+
+// Err returns why the link closed: nil while it is open and after a local
+// Close, otherwise the error that closed it (the same that Handler.Closed
+// received once Done is closed).
+func (l *Link) Err() error {
+	l.errMu.Lock()
+	defer l.errMu.Unlock()
+	return l.err
+}
+
+// PeerStatic returns the peer's static link key, authenticated by the
+// handshake.
+func (l *Link) PeerStatic() keys.LinkPublicKey { return l.peer }
+
+// PeerHello returns the payload of the HELLO cell the peer sent. The caller
+// must not modify it.
+func (l *Link) PeerHello() []byte { return l.peerHello }
+
+// Initiator reports whether we dialled the link.
+func (l *Link) Initiator() bool { return l.initiator }
+
+// RemoteAddr returns the conn's remote address. Log it only through
+// safelog.S.
+func (l *Link) RemoteAddr() net.Addr { return l.conn.RemoteAddr() }
+
+// LocalAddr returns the conn's local address.
+func (l *Link) LocalAddr() net.Addr { return l.conn.LocalAddr() }
+
+// QueueLen returns how many cells wait to be written, for callers that
+// want to stop sending before MaxQueue closes the link.
+func (l *Link) QueueLen() int {
+	l.qmu.Lock()
+	defer l.qmu.Unlock()
+	return len(l.q) + l.inflight
+}
+
+// Stats returns the traffic counters.
+func (l *Link) Stats() Stats {
+	return Stats{
+		CellsSent:     l.cellsSent.Load(),
+		CellsReceived: l.cellsRecv.Load(),
+		BytesSent:     l.bytesSent.Load(),
+		BytesReceived: l.bytesRecv.Load(),
+		Messages:      l.messages.Load(),
+		Writes:        l.writes.Load(),
+	}
+}

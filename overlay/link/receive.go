@@ -1,0 +1,80 @@
+package link
+
+import (
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/darkmatter/darkmatter/circuit/cell"
+)
+
+// readLoop is the reader goroutine: it reads frames, decrypts them in
+// place and hands the cells to the Handler. It returns the error that ends
+// the link (nil never: a local Close shows up as a read error, which
+// closeWith then ignores).
+func (l *Link) readLoop() error {
+	for {
+		msg, err := l.rd.next(MaxMessageLen)
+		if err != nil {
+			return readErr(err)
+		}
+		if err := l.receive(msg); err != nil {
+			return err
+		}
+		select {
+		case <-l.quit:
+			return ErrClosed
+		default:
+		}
+	}
+}
+
+// receive checks, decrypts and dispatches one transport message.
+func (l *Link) receive(msg []byte) error {
+	n := len(msg)
+	if n == 0 {
+		return protoErr("reject frame after the handshake")
+	}
+	if n < MinMessageLen || (n-TagLen)%cell.Size != 0 {
+		return protoErr("transport message of %d bytes is not whole cells", n)
+	}
+	pt, err := l.recv.open(msg)
+	if err != nil {
+		return protoErr("transport message failed authentication")
+	}
+	cells := len(pt) / cell.Size
+	l.bytesRecv.Add(uint64(FrameHeaderLen + n))
+	l.cellsRecv.Add(uint64(cells))
+	for off := 0; off < len(pt); off += cell.Size {
+		c, err := cell.Parse(pt[off : off+cell.Size])
+		if err != nil {
+			return protoErr("%w", err)
+		}
+		switch c.Cmd() {
+		case cell.CmdPadding:
+			c.Free()
+		case cell.CmdHello:
+			c.Free()
+			return protoErr("second HELLO")
+		default:
+			if l.h == nil {
+				c.Free()
+				continue
+			}
+			l.h.HandleCell(l, c)
+		}
+	}
+	return nil
+}
+
+func readErr(err error) error {
+	switch {
+	case errors.Is(err, ErrProtocol):
+		return err
+	case errors.Is(err, io.EOF):
+		return ErrPeerClosed
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("%w mid-frame: %w", ErrPeerClosed, io.ErrUnexpectedEOF)
+	}
+	return fmt.Errorf("link: read: %w", scrub(err))
+}

@@ -1,0 +1,243 @@
+package link
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"time"
+
+	"github.com/darkmatter/darkmatter/circuit/cell"
+	"github.com/darkmatter/darkmatter/crypto/keys"
+	"github.com/darkmatter/darkmatter/internal/safelog"
+)
+
+// Dial runs the initiator side of the link protocol over conn against a
+// responder whose static link key is peer: preamble, Noise IK handshake,
+// HELLO exchange. It returns once the peer's HELLO has arrived; from then
+// on h receives the link's cells. On error conn is closed and h is never
+// called. cfg may be nil.
+func Dial(ctx context.Context, conn net.Conn, cfg *Config, peer keys.LinkPublicKey, h Handler) (*Link, error) {
+	s, err := cfg.settings()
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return establish(ctx, conn, s, h, func(rd *frameReader) (*session, error) {
+		return dialHandshake(conn, rd, s, peer)
+	}, true)
+}
+
+// Accept runs the responder side of the link protocol over conn. cfg must
+// have a Static key. It checks the preamble, answers the handshake (or
+// sends a reject frame) and returns once the peer's HELLO has arrived. On
+// error conn is closed and h is never called.
+func Accept(ctx context.Context, conn net.Conn, cfg *Config, h Handler) (*Link, error) {
+	s, err := cfg.settings()
+	if err == nil && s.static == nil {
+		err = errors.New("link: Accept needs Config.Static")
+	}
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	return establish(ctx, conn, s, h, func(rd *frameReader) (*session, error) {
+		return acceptHandshake(conn, rd, s)
+	}, false)
+}
+
+// establish runs handshake and the HELLO exchange under the handshake
+// deadline and ctx, then starts the link.
+func establish(ctx context.Context, conn net.Conn, s *settings, h Handler,
+	handshake func(*frameReader) (*session, error), initiator bool) (*Link, error) {
+	fail := func(err error) (*Link, error) {
+		conn.Close()
+		if cerr := context.Cause(ctx); cerr != nil {
+			err = fmt.Errorf("link: handshake: %w", cerr)
+		} else if errors.Is(err, os.ErrDeadlineExceeded) {
+			err = fmt.Errorf("link: handshake timed out: %w", err)
+		}
+		s.logf.Printf("link %v: handshake failed: %v", safelog.S(conn.RemoteAddr()), err)
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return fail(err)
+	}
+	deadline := time.Now().Add(s.handshakeTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	if err := conn.SetDeadline(deadline); err != nil {
+		return fail(scrub(err))
+	}
+	// Cancelling ctx makes the blocked Read or Write fail at once.
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+
+	rd := newFrameReader(conn)
+	sess, err := handshake(rd)
+	var hello []byte
+	if err == nil {
+		hello, err = exchangeHello(conn, rd, sess, s.hello, initiator)
+	}
+	if !stop() && err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		return fail(err)
+	}
+	if err := conn.SetDeadline(time.Time{}); err != nil {
+		return fail(scrub(err))
+	}
+	l := newLink(conn, s, h, initiator, rd, sess, hello)
+	l.start()
+	return l, nil
+}
+
+// dialHandshake sends the preamble and the first handshake message and
+// reads the answer: the second message or a reject frame.
+func dialHandshake(conn net.Conn, rd *frameReader, s *settings, peer keys.LinkPublicKey) (*session, error) {
+	ini, msg1, err := startInitiator(s, peer)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, PreambleLen+FrameHeaderLen+Msg1Len)
+	out = preamble{version: Version, netID: s.netID}.append(out)
+	out = appendFrameHeader(out, len(msg1))
+	out = append(out, msg1...)
+	if _, err := conn.Write(out); err != nil {
+		return nil, fmt.Errorf("%w: send first message: %w", ErrHandshake, scrub(err))
+	}
+	msg2, err := rd.next(Msg2Len)
+	if err != nil {
+		return nil, handshakeReadErr(err)
+	}
+	if len(msg2) == 0 {
+		reason, err := rd.readByte()
+		if err != nil {
+			return nil, handshakeReadErr(err)
+		}
+		err = rejectErr(reason)
+		if errors.Is(err, ErrNetworkMismatch) {
+			err = fmt.Errorf("%w (we are on %q)", err, s.network)
+		}
+		return nil, err
+	}
+	return ini.finish(msg2, peer)
+}
+
+// acceptHandshake checks the preamble and answers the first handshake
+// message, sending a reject frame when it must refuse.
+func acceptHandshake(conn net.Conn, rd *frameReader, s *settings) (*session, error) {
+	b, err := rd.readFull(PreambleLen)
+	if err != nil {
+		return nil, handshakeReadErr(err)
+	}
+	p, err := parsePreamble(b)
+	if err != nil {
+		return nil, err // not darkmatter: close without a word
+	}
+	if reason, err := p.check(s.netID); err != nil {
+		reject(conn, reason)
+		if errors.Is(err, ErrNetworkMismatch) {
+			err = fmt.Errorf("%w (we are on %q)", err, s.network)
+		}
+		return nil, err
+	}
+	msg1, err := rd.next(Msg1Len)
+	if err != nil {
+		if errors.Is(err, ErrProtocol) {
+			reject(conn, RejectHandshake)
+		}
+		return nil, handshakeReadErr(err)
+	}
+	sess, msg2, err := respond(s, msg1)
+	if err != nil {
+		reject(conn, RejectHandshake)
+		return nil, err
+	}
+	// Our HELLO goes out in the same write as the second message.
+	out := make([]byte, 0, FrameHeaderLen+Msg2Len+FrameHeaderLen+MinMessageLen)
+	out = appendFrameHeader(out, len(msg2))
+	out = append(out, msg2...)
+	if out, err = appendHello(out, sess, s.hello); err != nil {
+		return nil, err
+	}
+	if _, err := conn.Write(out); err != nil {
+		return nil, fmt.Errorf("%w: send second message: %w", ErrHandshake, scrub(err))
+	}
+	return sess, nil
+}
+
+// reject sends a reject frame, best effort.
+func reject(conn net.Conn, reason byte) {
+	conn.Write([]byte{0, 0, reason})
+}
+
+func handshakeReadErr(err error) error {
+	switch {
+	case errors.Is(err, ErrProtocol):
+		return err
+	case errors.Is(err, io.EOF):
+		return fmt.Errorf("%w: peer closed the connection", ErrHandshake)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return fmt.Errorf("%w: peer closed the connection mid-message", ErrHandshake)
+	}
+	return fmt.Errorf("%w: %w", ErrHandshake, scrub(err))
+}
+
+// appendHello appends our HELLO cell as the first transport message.
+func appendHello(out []byte, sess *session, payload []byte) ([]byte, error) {
+	c := cell.New(0, cell.CmdHello)
+	defer c.Free()
+	if err := c.SetPayload(payload); err != nil {
+		return nil, fmt.Errorf("link: HELLO payload: %w", err)
+	}
+	off := len(out)
+	out = appendFrameHeader(out, MinMessageLen)
+	out = append(out, c.Bytes()...)
+	return sess.send.seal(out, off+FrameHeaderLen)
+}
+
+// exchangeHello sends our HELLO if we are the initiator (the responder
+// sent it with the second handshake message) and reads the peer's: the
+// first transport message must be exactly one cell, a HELLO on circuit 0.
+func exchangeHello(conn net.Conn, rd *frameReader, sess *session, payload []byte, initiator bool) ([]byte, error) {
+	if initiator {
+		out, err := appendHello(make([]byte, 0, FrameHeaderLen+MinMessageLen), sess, payload)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := conn.Write(out); err != nil {
+			return nil, fmt.Errorf("%w: send HELLO: %w", ErrHandshake, scrub(err))
+		}
+	}
+	msg, err := rd.next(MaxMessageLen)
+	if err != nil {
+		return nil, handshakeReadErr(err)
+	}
+	if len(msg) != MinMessageLen {
+		return nil, protoErr("first transport message is %d bytes, want one HELLO cell (%d)", len(msg), MinMessageLen)
+	}
+	pt, err := sess.recv.open(msg)
+	if err != nil {
+		return nil, protoErr("HELLO message failed authentication")
+	}
+	c, err := cell.Parse(pt)
+	if err != nil {
+		return nil, protoErr("HELLO: %w", err)
+	}
+	defer c.Free()
+	if c.Cmd() != cell.CmdHello {
+		return nil, protoErr("first cell is %v, want HELLO", c.Cmd())
+	}
+	if c.Circ() != 0 {
+		return nil, protoErr("HELLO on a circuit other than 0")
+	}
+	hello, err := c.Payload()
+	if err != nil {
+		return nil, protoErr("HELLO: %w", err)
+	}
+	return append([]byte{}, hello...), nil
+}
