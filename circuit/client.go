@@ -52,7 +52,7 @@ func (s *Switch) BuildCircuit(ctx context.Context, path []Hop) (*ClientCirc, err
 	first := path[0]
 	ch, err := s.cfg.Linker.Channel(ctx, first.Identity, first.Link, first.Addr)
 	if err != nil {
-		return nil, fmt.Errorf("circuit: link to first hop: %w", err)
+		return nil, &BuildError{Hop: 0, Err: err}
 	}
 	cc := &ClientCirc{
 		sw:      s,
@@ -70,14 +70,27 @@ func (s *Switch) BuildCircuit(ctx context.Context, path []Hop) (*ClientCirc, err
 		return nil, err
 	}
 	cc.id = id
+	if err := ctx.Err(); err != nil {
+		cc.destroy(cell.DestroyNone, false)
+		return nil, err
+	}
 	for i, hop := range path {
 		if err := cc.extendTo(ctx, i, hop); err != nil {
 			cc.destroy(cell.DestroyNone, true)
-			return nil, fmt.Errorf("circuit: build hop %d: %w", i+1, err)
+			return nil, &BuildError{Hop: i, Err: err}
 		}
 	}
 	return cc, nil
 }
+
+// BuildError says which hop of a circuit could not be reached.
+type BuildError struct {
+	Hop int // 0-based index of the hop that failed
+	Err error
+}
+
+func (e *BuildError) Error() string { return fmt.Sprintf("circuit: build hop %d: %v", e.Hop+1, e.Err) }
+func (e *BuildError) Unwrap() error { return e.Err }
 
 func (cc *ClientCirc) extendTo(ctx context.Context, i int, hop Hop) error {
 	if hop.KEM == nil {
@@ -275,6 +288,7 @@ func (cc *ClientCirc) OpenStream(ctx context.Context, target string) (*Stream, e
 		id := cc.nextStream
 		cc.mu.Unlock()
 		st = newStream(cc.edge, id, target)
+		st.circ = cc
 		if cc.addStream(st) {
 			break
 		}

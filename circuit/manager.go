@@ -50,8 +50,12 @@ type Manager struct {
 	circs    map[string][]*ClientCirc
 	building map[string]*pendingBuild
 	guard    *Hop
+	down     map[[32]byte]time.Time // relays that failed a build, until when
 	closed   bool
 }
+
+// downTime is how long a relay that failed a build is left out of paths.
+const downTime = time.Minute
 
 type pendingBuild struct {
 	done chan struct{}
@@ -74,12 +78,13 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 		cfg.MaxDirtiness = 10 * time.Minute
 	}
 	if cfg.Attempts <= 0 {
-		cfg.Attempts = 3
+		cfg.Attempts = 5
 	}
 	return &Manager{
 		cfg:      cfg,
 		circs:    make(map[string][]*ClientCirc),
 		building: make(map[string]*pendingBuild),
+		down:     make(map[[32]byte]time.Time),
 	}, nil
 }
 
@@ -247,12 +252,17 @@ func (m *Manager) build(ctx context.Context, port uint16) (*ClientCirc, error) {
 	}
 	cc, err := m.cfg.Switch.BuildCircuit(ctx, path)
 	if err != nil {
-		// The guard may be gone: pick another next time.
-		m.mu.Lock()
-		if m.guard != nil && m.guard.Identity == path[0].Identity {
-			m.guard = nil
+		// Leave the hop that failed out of paths for a while; if it was
+		// the guard, pick another.
+		var be *BuildError
+		if errors.As(err, &be) && ctx.Err() == nil {
+			m.mu.Lock()
+			m.down[path[be.Hop].Identity] = time.Now().Add(downTime)
+			if be.Hop == 0 && m.guard != nil && m.guard.Identity == path[0].Identity {
+				m.guard = nil
+			}
+			m.mu.Unlock()
 		}
-		m.mu.Unlock()
 		m.cfg.Logf.Printf("circuit: build failed: %v", err)
 		return nil, err
 	}
@@ -262,7 +272,7 @@ func (m *Manager) build(ctx context.Context, port uint16) (*ClientCirc, error) {
 // choosePath picks guard, middles and an exit: distinct relays, no two in
 // one subnet unless allowed, the exit accepting port.
 func (m *Manager) choosePath(port uint16) ([]Hop, error) {
-	relays := m.cfg.Relays()
+	relays := m.usable()
 	n := m.cfg.PathLen
 	var exits []RelayInfo
 	for _, r := range relays {
@@ -305,6 +315,25 @@ func (m *Manager) choosePath(port uint16) ([]Hop, error) {
 		}
 	}
 	return nil, errNoPath
+}
+
+// usable returns the known relays that have not failed recently.
+func (m *Manager) usable() []RelayInfo {
+	all := m.cfg.Relays()
+	now := time.Now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := all[:0:0]
+	for _, r := range all {
+		if until, ok := m.down[r.Hop.Identity]; ok {
+			if now.Before(until) {
+				continue
+			}
+			delete(m.down, r.Hop.Identity)
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 func (m *Manager) known(relays []RelayInfo, h *Hop) bool {

@@ -101,8 +101,9 @@ func (rc *relayCirc) fromPrev(c *cell.Cell) {
 	switch c.Cmd() {
 	case cell.CmdRelay:
 	case cell.CmdDestroy:
+		reason := c.Body()[0]
 		c.Free()
-		rc.destroy(cell.DestroyNone, false, true)
+		rc.destroy(reason, false, true)
 		return
 	default:
 		c.Free()
@@ -131,6 +132,9 @@ func (rc *relayCirc) fromPrev(c *cell.Cell) {
 		c.Free()
 		rc.destroy(cell.DestroyProtocol, true, true)
 		return
+	}
+	if h := rc.sw.forwardHook; h != nil {
+		h(c)
 	}
 	c.SetCirc(nextID)
 	next.Send(c)
@@ -167,8 +171,9 @@ func (rc *relayCirc) fromNext(c *cell.Cell) {
 		ch <- append([]byte(nil), p...)
 		c.Free()
 	case cell.CmdDestroy:
+		reason := c.Body()[0]
 		c.Free()
-		rc.destroy(cell.DestroyNone, true, false)
+		rc.destroy(reason, true, false)
 	default:
 		c.Free()
 		rc.destroy(cell.DestroyProtocol, true, true)

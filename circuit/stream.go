@@ -22,6 +22,7 @@ type Stream struct {
 	e    *edge
 	id   uint16
 	addr streamAddr
+	circ *ClientCirc // nil at the exit
 
 	// opened reports the BEGIN outcome on the client: nil or the END error.
 	opened chan error
@@ -145,6 +146,9 @@ func (st *Stream) remoteClosed(reason streamerr.Reason) {
 	st.signal()
 	st.e.removeStream(st)
 }
+
+// Circuit returns the client circuit carrying the stream (nil at an exit).
+func (st *Stream) Circuit() *ClientCirc { return st.circ }
 
 // Read reads stream data.
 func (st *Stream) Read(p []byte) (int, error) {

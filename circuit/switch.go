@@ -116,6 +116,8 @@ type chanTable struct {
 type Switch struct {
 	cfg    Config
 	hsSem  chan struct{}
+	// forwardHook, set only by tests, sees forwarded cells (a malicious relay).
+	forwardHook func(*cell.Cell)
 	logf   safelog.Logf
 	ctx    context.Context
 	cancel context.CancelFunc

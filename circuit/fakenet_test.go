@@ -1,0 +1,228 @@
+package circuit
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"testing"
+
+	"github.com/darkmatter/darkmatter/circuit/cell"
+	"github.com/darkmatter/darkmatter/circuit/exitpolicy"
+	"github.com/darkmatter/darkmatter/crypto/keys"
+)
+
+// fakeNet connects Switches with in-process channels: no link crypto, no
+// sockets, so these tests exercise circuit logic alone.
+type fakeNet struct {
+	mu     sync.Mutex
+	nodes  map[string]*fakeNode
+	chans  map[[2]string]*fakeChan // (from, to) → from's end
+	closed bool
+}
+
+type fakeNode struct {
+	addr string
+	keys *keys.NodeKeys
+	sw   *Switch
+	net  *fakeNet
+}
+
+// fakeChan is one end of a channel; cells sent on it are handled by the
+// other end's switch, in order, on one goroutine per end (like a link reader).
+type fakeChan struct {
+	owner, peer *fakeNode
+	other       *fakeChan
+	initiator   bool
+	q           chan *cell.Cell
+	done        chan struct{}
+	once        sync.Once
+	wg          sync.WaitGroup
+}
+
+func (c *fakeChan) Send(x *cell.Cell) error {
+	select {
+	case <-c.done:
+		x.Free()
+		return io.ErrClosedPipe
+	default:
+	}
+	select {
+	case c.other.q <- x:
+		return nil
+	case <-c.done:
+		x.Free()
+		return io.ErrClosedPipe
+	}
+}
+func (c *fakeChan) Initiator() bool       { return c.initiator }
+func (c *fakeChan) Done() <-chan struct{} { return c.done }
+
+func (c *fakeChan) run() {
+	defer c.wg.Done()
+	for {
+		select {
+		case x := <-c.q:
+			c.owner.sw.HandleCell(c, x)
+		case <-c.done:
+			c.owner.sw.ChannelClosed(c)
+			return
+		}
+	}
+}
+
+// close closes both ends.
+func (c *fakeChan) close() {
+	for _, e := range []*fakeChan{c, c.other} {
+		e.once.Do(func() { close(e.done) })
+	}
+}
+
+func newFakeNet() *fakeNet {
+	return &fakeNet{nodes: map[string]*fakeNode{}, chans: map[[2]string]*fakeChan{}}
+}
+
+func (n *fakeNet) addNode(t testing.TB, addr string, exit *ExitConfig) *fakeNode {
+	t.Helper()
+	k, err := keys.GenerateNodeKeys(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn := &fakeNode{addr: addr, keys: k, net: n}
+	sw, err := NewSwitch(Config{Network: "test", Onion: k.Onion, KEM: k.KEM, Linker: fn, Exit: exit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn.sw = sw
+	n.mu.Lock()
+	n.nodes[addr] = fn
+	n.mu.Unlock()
+	return fn
+}
+
+func (fn *fakeNode) hop() Hop {
+	kem := fn.keys.KEM.Public()
+	return Hop{Identity: fn.keys.Identity.Public(), Link: fn.keys.Link.Public(), Addr: fn.addr,
+		Onion: fn.keys.Onion.Public(), KEM: kem}
+}
+
+// Channel implements Linker.
+func (fn *fakeNode) Channel(ctx context.Context, id keys.IdentityPublicKey, lk keys.LinkPublicKey, addr string) (Channel, error) {
+	n := fn.net
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if c := n.chans[[2]string{fn.addr, addr}]; c != nil && !isDone(c.done) {
+		return c, nil
+	}
+	peer := n.nodes[addr]
+	if peer == nil || n.closed || peer.keys.Link.Public() != lk {
+		return nil, fmt.Errorf("fakenet: no node at %s", addr)
+	}
+	a := &fakeChan{owner: fn, peer: peer, initiator: true, q: make(chan *cell.Cell, 4096), done: make(chan struct{})}
+	b := &fakeChan{owner: peer, peer: fn, q: make(chan *cell.Cell, 4096), done: make(chan struct{})}
+	a.other, b.other = b, a
+	a.wg.Add(1)
+	b.wg.Add(1)
+	go a.run()
+	go b.run()
+	n.chans[[2]string{fn.addr, addr}] = a
+	n.chans[[2]string{addr, fn.addr}] = b
+	return a, nil
+}
+
+// kill closes every channel of node addr and its switch, as if it crashed.
+func (n *fakeNet) kill(addr string) {
+	n.mu.Lock()
+	var cs []*fakeChan
+	for k, c := range n.chans {
+		if k[0] == addr || k[1] == addr {
+			cs = append(cs, c)
+		}
+	}
+	node := n.nodes[addr]
+	delete(n.nodes, addr)
+	n.mu.Unlock()
+	for _, c := range cs {
+		c.close()
+	}
+	for _, c := range cs {
+		c.wg.Wait()
+	}
+	node.sw.Close()
+}
+
+func (n *fakeNet) close() {
+	n.mu.Lock()
+	n.closed = true
+	var cs []*fakeChan
+	for _, c := range n.chans {
+		cs = append(cs, c)
+	}
+	nodes := n.nodes
+	n.mu.Unlock()
+	for _, c := range cs {
+		c.close()
+	}
+	for _, c := range cs {
+		c.wg.Wait()
+	}
+	for _, fn := range nodes {
+		fn.sw.Close()
+	}
+}
+
+// echoServer accepts on loopback and echoes, for exit tests.
+func echoServer(t testing.TB) (string, func()) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				io.Copy(c, c)
+			}()
+		}
+	}()
+	return ln.Addr().String(), func() { ln.Close(); wg.Wait() }
+}
+
+func loopbackExit() *ExitConfig {
+	return &ExitConfig{Policy: exitpolicy.AcceptAll(), Resolve: func(ctx context.Context, host string) ([]netip.Addr, error) {
+		if host == "echo.test" {
+			return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
+		}
+		return nil, fmt.Errorf("no such host %q", host)
+	}}
+}
+
+// threeHops builds client, guard, middle, exit.
+func threeHops(t testing.TB) (*fakeNet, *fakeNode, []*fakeNode) {
+	n := newFakeNet()
+	client := n.addNode(t, "client:1", nil)
+	g := n.addNode(t, "guard:1", nil)
+	m := n.addNode(t, "middle:1", nil)
+	e := n.addNode(t, "exit:1", loopbackExit())
+	return n, client, []*fakeNode{g, m, e}
+}
+
+func path(nodes []*fakeNode) []Hop {
+	var p []Hop
+	for _, fn := range nodes {
+		p = append(p, fn.hop())
+	}
+	return p
+}
