@@ -114,14 +114,14 @@ type chanTable struct {
 
 // Switch routes cells between channels and circuits.
 type Switch struct {
-	cfg    Config
-	hsSem  chan struct{}
+	cfg   Config
+	hsSem chan struct{}
 	// forwardHook, set only by tests, sees forwarded cells (a malicious relay).
 	forwardHook func(*cell.Cell)
-	logf   safelog.Logf
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	logf        safelog.Logf
+	ctx         context.Context
+	cancel      context.CancelFunc
+	wg          sync.WaitGroup
 
 	// mu guards the following.
 	mu     sync.Mutex

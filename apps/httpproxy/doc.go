@@ -18,7 +18,10 @@
 // The client connection is kept alive across absolute-URI requests (each
 // opens its own stream); a CONNECT ends it after the tunnel. A response
 // without a length is sent to an HTTP/1.1 client with chunked encoding, to
-// an HTTP/1.0 client delimited by closing the connection.
+// an HTTP/1.0 client delimited by closing the connection. If the origin
+// answers before the whole request body was sent, the response carries
+// "Connection: close" and the client connection is closed after it, since
+// the rest of the body can no longer be told apart from the next request.
 //
 // What it does not do:
 //   - It never resolves a host name and never opens a connection itself.
@@ -27,6 +30,10 @@
 //     requests and get 400. No HTTP/2, no Upgrade/WebSocket through an
 //     absolute-URI request (a WebSocket client uses CONNECT), no caching, no
 //     Via or Forwarded headers (they would identify the client).
+//   - Hop-by-hop headers that an origin lists in a Connection header together
+//     with "close" are passed on to the client: net/http's ReadResponse
+//     drops such a Connection header before the proxy sees it (as for
+//     httputil.ReverseProxy).
 //   - No authentication: Proxy-Authorization credentials are never checked,
 //     they only choose the isolation key.
 //   - It logs no addresses or URLs in clear: targets go through safelog.S.

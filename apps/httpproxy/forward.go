@@ -86,7 +86,7 @@ func (s *Server) forward(ctx context.Context, c net.Conn, bw *bufio.Writer, req 
 		werr <- err
 	}()
 
-	keep := s.relayResponse(remote, hr, bw, clientClose)
+	keep := s.relayResponse(remote, hr, bw, clientClose, body.eof.Load)
 
 	// The response is over (or failed). The origin was sent
 	// "Connection: close", so the stream is done either way; closing it
@@ -105,8 +105,11 @@ func (s *Server) forward(ctx context.Context, c net.Conn, bw *bufio.Writer, req 
 
 // relayResponse reads the response to out from remote and writes it to the
 // client, passing on interim 1xx responses first. It reports whether the
-// client connection may carry another request.
-func (s *Server) relayResponse(remote net.Conn, out *http.Request, bw *bufio.Writer, clientClose bool) bool {
+// client connection may carry another request. bodySent reports whether the
+// request body has been read to its end; if not when the final response
+// starts, the origin answered early and the client connection will be
+// closed, so the response says so.
+func (s *Server) relayResponse(remote net.Conn, out *http.Request, bw *bufio.Writer, clientClose bool, bodySent func() bool) bool {
 	lr := &limitReader{r: remote}
 	rbr := bufio.NewReader(lr)
 	var resp *http.Response
@@ -153,7 +156,7 @@ func (s *Server) relayResponse(remote net.Conn, out *http.Request, bw *bufio.Wri
 		resp.TransferEncoding = []string{"chunked"}
 		closeDelimited = false
 	}
-	resp.Close = clientClose || closeDelimited
+	resp.Close = clientClose || closeDelimited || !bodySent()
 	if resp.Body != nil && resp.Body != http.NoBody {
 		resp.Body = &flushingBody{ReadCloser: resp.Body, w: bw}
 	}

@@ -331,6 +331,41 @@ func TestHeadAndExpectContinue(t *testing.T) {
 	if resp.StatusCode != 200 || string(body) != sum([]byte("hello")) {
 		t.Fatalf("PUT: %d %q", resp.StatusCode, body)
 	}
+
+	// The connection is still usable after a request with a body.
+	write(t, c, "POST http://example.invalid/ HTTP/1.1\r\nHost: example.invalid\r\n"+
+		"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+	resp, body = readResponse(t, br, "POST")
+	if resp.StatusCode != 200 || string(body) != sum([]byte("abc")) {
+		t.Fatalf("POST: %d %q", resp.StatusCode, body)
+	}
+	if n := len(d.Calls()); n != 3 {
+		t.Fatalf("%d dials, want 3", n)
+	}
+}
+
+func TestEarlyResponse(t *testing.T) {
+	// The origin answers without reading the request body.
+	be := startBackend(t, func(c net.Conn) {
+		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
+			return
+		}
+		io.WriteString(c, "HTTP/1.1 413 Content Too Large\r\nContent-Length: 3\r\n\r\nbig")
+	})
+	proxy := startProxy(t, &Server{Dialer: &fakeDialer{backend: be.Addr()}})
+	c := dialProxy(t, proxy)
+	write(t, c, "POST http://example.invalid/ HTTP/1.1\r\nHost: example.invalid\r\n"+
+		"Content-Length: 10000000\r\n\r\nonly the start of it")
+	br := bufio.NewReader(c)
+	resp, body := readResponse(t, br, "POST")
+	if resp.StatusCode != 413 || string(body) != "big" || !resp.Close {
+		t.Fatalf("%d %q", resp.StatusCode, body)
+	}
+	// The rest of the body was never sent, so the proxy must end the
+	// connection rather than wait for it.
+	if b, err := io.ReadAll(br); len(b) != 0 {
+		t.Fatalf("read %q, %v after the response", b, err)
+	}
 }
 
 func TestStatusMapping(t *testing.T) {

@@ -301,6 +301,19 @@ func (r *reader) str(what string, max int) string {
 // accepts exactly the bytes Marshal produces for a valid, signed
 // descriptor.
 func Parse(b []byte) (*Descriptor, error) {
+	d, err := decode(b)
+	if err != nil {
+		return nil, err
+	}
+	body := b[:len(b)-keys.SignatureSize]
+	if !d.Identity.Verify(signedMessage(body), d.Signature[:]) {
+		return nil, ErrSignature
+	}
+	return d, nil
+}
+
+// decode does all of Parse's work except checking the signature.
+func decode(b []byte) (*Descriptor, error) {
 	if len(b) > MaxSize {
 		return nil, fmt.Errorf("descriptor: %d bytes, more than %d", len(b), MaxSize)
 	}
@@ -357,10 +370,6 @@ func Parse(b []byte) (*Descriptor, error) {
 	d.Published = time.Unix(published, 0).UTC()
 	if err := d.Validate(); err != nil {
 		return nil, err
-	}
-	body := b[:len(b)-keys.SignatureSize]
-	if !d.Identity.Verify(signedMessage(body), d.Signature[:]) {
-		return nil, ErrSignature
 	}
 	d.policy, _ = parsePolicy(d.ExitPolicy) // Validate has checked it
 	d.policyFor = d.ExitPolicy

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash"
 	"io"
@@ -132,6 +133,23 @@ func dialPair(ln net.Listener, dial func(context.Context) (net.Conn, error), cli
 	if hsrv == nil {
 		hsrv = newHandler(nil)
 	}
+	cli, srv, cliErr, srvErr := dialBoth(ln, dial, cliCfg, srvCfg, srvCfg.Static.Public(), hcli, hsrv)
+	if cliErr != nil || srvErr != nil {
+		if cli != nil {
+			cli.Close()
+		}
+		if srv != nil {
+			srv.Close()
+		}
+		return nil, errors.Join(cliErr, srvErr)
+	}
+	return &pair{cli: cli, srv: srv, hcli: hcli, hsrv: hsrv}, nil
+}
+
+// dialBoth runs one Dial (to peer) against one Accept and returns both
+// outcomes.
+func dialBoth(ln net.Listener, dial func(context.Context) (net.Conn, error), cliCfg, srvCfg *Config,
+	peer keys.LinkPublicKey, hcli, hsrv Handler) (cli, srv *Link, cliErr, srvErr error) {
 	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
 	defer cancel()
 	type result struct {
@@ -150,24 +168,13 @@ func dialPair(ln net.Listener, dial func(context.Context) (net.Conn, error), cli
 	}()
 	conn, err := dial(ctx)
 	if err != nil {
-		<-ch
-		return nil, err
+		ln.Close()
+		res := <-ch
+		return nil, res.l, err, res.err
 	}
-	cli, err := Dial(ctx, conn, cliCfg, srvCfg.Static.Public(), hcli)
+	cli, cliErr = Dial(ctx, conn, cliCfg, peer, hcli)
 	res := <-ch
-	if err != nil || res.err != nil {
-		if cli != nil {
-			cli.Close()
-		}
-		if res.l != nil {
-			res.l.Close()
-		}
-		if err == nil {
-			err = res.err
-		}
-		return nil, err
-	}
-	return &pair{cli: cli, srv: res.l, hcli: hcli, hsrv: hsrv}, nil
+	return cli, res.l, cliErr, res.err
 }
 
 // stream is a deterministic sequence of RELAY cells: cell i has circuit ID

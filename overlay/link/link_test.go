@@ -5,10 +5,12 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"net"
 	"sync"
 	"testing"
 
 	"github.com/darkmatter/darkmatter/circuit/cell"
+	"github.com/darkmatter/darkmatter/overlay/transport/memnet"
 )
 
 func TestHandshake(t *testing.T) {
@@ -111,12 +113,8 @@ func TestNetworkMismatch(t *testing.T) {
 		t.Run(nw.name, func(t *testing.T) {
 			ln, dial := nw.listen(t)
 			defer ln.Close()
-			_, err := dialPair(ln, dial, &Config{Network: "testnet"}, &Config{Static: newKey(t)}, nil, nil)
-			if !errors.Is(err, ErrNetworkMismatch) {
-				t.Fatalf("err = %v, want ErrNetworkMismatch", err)
-			}
-			// dialPair reports the client's error first; check both.
-			cliErr, srvErr := dialBoth(t, ln, dial, &Config{Network: "testnet"}, &Config{Static: newKey(t)})
+			srvKey := newKey(t)
+			_, _, cliErr, srvErr := dialBoth(ln, dial, &Config{Network: "testnet"}, &Config{Static: srvKey}, srvKey.Public(), nil, nil)
 			for side, err := range map[string]error{"initiator": cliErr, "responder": srvErr} {
 				if !errors.Is(err, ErrNetworkMismatch) {
 					t.Errorf("%s: err = %v, want ErrNetworkMismatch", side, err)
@@ -131,9 +129,210 @@ func TestNetworkMismatch(t *testing.T) {
 	}
 }
 
-// dialBoth runs one Dial against one Accept and returns both errors.
-func dialBoth(t *testing.T, ln interface {
-	Accept() (netConn, error)
-}, dial func(context.Context) (netConn, error), cliCfg, srvCfg *Config) (cliErr, srvErr error) {
-	return nil, nil
+func TestWrongPeerKey(t *testing.T) {
+	for _, nw := range networks {
+		t.Run(nw.name, func(t *testing.T) {
+			ln, dial := nw.listen(t)
+			defer ln.Close()
+			_, _, cliErr, srvErr := dialBoth(ln, dial, nil, &Config{Static: newKey(t)}, newKey(t).Public(), nil, nil)
+			if !errors.Is(cliErr, ErrHandshake) || !strings.Contains(cliErr.Error(), "wrong key?") {
+				t.Errorf("initiator: err = %v, want ErrHandshake (wrong key?)", cliErr)
+			}
+			if !errors.Is(srvErr, ErrHandshake) {
+				t.Errorf("responder: err = %v, want ErrHandshake", srvErr)
+			}
+			t.Logf("initiator: %v; responder: %v", cliErr, srvErr)
+		})
+	}
+}
+
+// Both sides must agree on the network name even with one left empty.
+func TestDefaultNetwork(t *testing.T) {
+	srvKey := newKey(t)
+	newPair(t, memnetListen, &Config{Network: DefaultNetwork}, &Config{Static: srvKey}, nil, nil)
+	ln, dial := memnetListen(t)
+	defer ln.Close()
+	_, _, cliErr, srvErr := dialBoth(ln, dial, &Config{Network: "other"}, &Config{Static: srvKey}, srvKey.Public(), nil, nil)
+	if !errors.Is(cliErr, ErrNetworkMismatch) || !errors.Is(srvErr, ErrNetworkMismatch) {
+		t.Errorf("errs = %v, %v", cliErr, srvErr)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	ln, dial := memnetListen(t)
+	defer ln.Close()
+	srvKey := newKey(t)
+	_, _, cliErr, srvErr := dialBoth(ln, dial, &Config{Hello: make([]byte, MaxHelloLen+1)}, &Config{Static: srvKey}, srvKey.Public(), nil, nil)
+	if cliErr == nil || !strings.Contains(cliErr.Error(), "Config.Hello") {
+		t.Errorf("oversized Hello: err = %v", cliErr)
+	}
+	if srvErr == nil {
+		t.Error("responder succeeded without a peer")
+	}
+	ln, dial = memnetListen(t)
+	defer ln.Close()
+	_, _, _, srvErr = dialBoth(ln, dial, nil, &Config{}, srvKey.Public(), nil, nil)
+	if srvErr == nil || !strings.Contains(srvErr.Error(), "Config.Static") {
+		t.Errorf("Accept without Static: err = %v", srvErr)
+	}
+	// The largest Hello is fine.
+	big := bytes.Repeat([]byte{7}, MaxHelloLen)
+	p := newPair(t, memnetListen, &Config{Hello: big}, &Config{Static: srvKey, Hello: big}, nil, nil)
+	if !bytes.Equal(p.srv.PeerHello(), big) || !bytes.Equal(p.cli.PeerHello(), big) {
+		t.Error("largest HELLO payload garbled")
+	}
+}
+
+func TestCloseIdempotent(t *testing.T) {
+	p := newPair(t, memnetListen, nil, &Config{Static: newKey(t)}, nil, nil)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			if err := p.cli.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	p.cli.Close()
+	select {
+	case <-p.cli.Done():
+	default:
+		t.Fatal("Done not closed after Close returned")
+	}
+	if err := p.hcli.waitClosed(t); err != nil {
+		t.Errorf("Closed(%v) after a local Close, want nil", err)
+	}
+	if p.cli.Err() != nil {
+		t.Errorf("Err() = %v after a local Close", p.cli.Err())
+	}
+	if err := p.hsrv.waitClosed(t); !errors.Is(err, ErrPeerClosed) {
+		t.Errorf("peer: Closed(%v), want ErrPeerClosed", err)
+	}
+	if !errors.Is(p.srv.Err(), ErrPeerClosed) {
+		t.Errorf("peer: Err() = %v", p.srv.Err())
+	}
+	if err := p.cli.Send(cell.New(1, cell.CmdRelay)); !errors.Is(err, ErrClosed) {
+		t.Errorf("Send after Close: %v, want ErrClosed", err)
+	}
+	p.srv.Close()
+	if n := p.hcli.closedN.Load() + p.hsrv.closedN.Load(); n != 2 {
+		t.Errorf("Closed called %d times in all, want 2", n)
+	}
+}
+
+// Close from inside HandleCell must not wait for itself.
+func TestCloseFromHandler(t *testing.T) {
+	h := newHandler(func(l *Link, c *cell.Cell) {
+		c.Free()
+		l.Close()
+		l.Close()
+	})
+	p := newPair(t, memnetListen, nil, &Config{Static: newKey(t)}, nil, h)
+	if err := p.cli.Send(cell.New(1, cell.CmdRelay)); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.waitClosed(t); err != nil {
+		t.Errorf("Closed(%v), want nil", err)
+	}
+	<-p.srv.Done()
+	if err := p.hcli.waitClosed(t); !errors.Is(err, ErrPeerClosed) {
+		t.Errorf("peer: Closed(%v)", err)
+	}
+}
+
+// Close from inside Closed is harmless too.
+func TestCloseFromClosed(t *testing.T) {
+	h := &closeInClosed{done: make(chan struct{})}
+	srvKey := newKey(t)
+	ln, dial := memnetListen(t)
+	defer ln.Close()
+	cli, srv, err1, err2 := dialBoth(ln, dial, nil, &Config{Static: srvKey}, srvKey.Public(), h, nil)
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
+	}
+	srv.Close()
+	<-h.done
+	cli.Close()
+}
+
+type closeInClosed struct{ done chan struct{} }
+
+func (h *closeInClosed) HandleCell(l *Link, c *cell.Cell) { c.Free() }
+func (h *closeInClosed) Closed(l *Link, err error) {
+	l.Close()
+	close(h.done)
+}
+
+func TestSendHelloRefused(t *testing.T) {
+	p := newPair(t, memnetListen, nil, &Config{Static: newKey(t)}, nil, nil)
+	if err := p.cli.Send(cell.New(0, cell.CmdHello)); err == nil {
+		t.Fatal("Send(HELLO) accepted")
+	}
+	// The link is still fine.
+	r := newReceiver(1)
+	p2 := newPair(t, memnetListen, nil, &Config{Static: newKey(t)}, nil, newHandler(r.handle))
+	p2.cli.Send(cell.New(1, cell.CmdRelay))
+	r.wait(t)
+}
+
+func TestPaddingNotDelivered(t *testing.T) {
+	r := newReceiver(2)
+	p := newPair(t, memnetListen, nil, &Config{Static: newKey(t)}, nil, newHandler(r.handle))
+	p.cli.Send(cell.New(1, cell.CmdRelay))
+	p.cli.Send(cell.New(0, cell.CmdPadding))
+	p.cli.Send(cell.New(2, cell.CmdDestroy))
+	r.wait(t)
+}
+
+// TestQueueFull: the peer stops reading, so the writer blocks and the
+// queue grows until Send closes the link.
+func TestQueueFull(t *testing.T) {
+	release := make(chan struct{})
+	var once sync.Once
+	block := newHandler(func(l *Link, c *cell.Cell) {
+		c.Free()
+		<-release
+	})
+	n := &memnet.Network{BufferSize: 16 << 10}
+	ln, err := n.Host("10.0.0.2").Listen(":1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	srvKey := newKey(t)
+	hcli := newHandler(nil)
+	cli, srv, err1, err2 := dialBoth(ln, func(ctx context.Context) (net.Conn, error) {
+		return n.Host("10.0.0.1").Dial(ctx, ln.Addr().String())
+	}, &Config{MaxQueue: 64}, &Config{Static: srvKey}, srvKey.Public(), hcli, block)
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
+	}
+	defer func() {
+		once.Do(func() { close(release) })
+		cli.Close()
+		srv.Close()
+	}()
+	var sendErr error
+	sent := 0
+	for sent < 1_000_000 {
+		if sendErr = cli.Send(cell.New(1, cell.CmdRelay)); sendErr != nil {
+			break
+		}
+		sent++
+	}
+	if !errors.Is(sendErr, ErrQueueFull) {
+		t.Fatalf("Send after %d cells: %v, want ErrQueueFull", sent, sendErr)
+	}
+	t.Logf("queue full after %d cells", sent)
+	if err := hcli.waitClosed(t); !errors.Is(err, ErrQueueFull) {
+		t.Errorf("Closed(%v), want ErrQueueFull", err)
+	}
+	if !errors.Is(cli.Err(), ErrQueueFull) {
+		t.Errorf("Err() = %v", cli.Err())
+	}
+	if err := cli.Send(cell.New(1, cell.CmdRelay)); !errors.Is(err, ErrClosed) {
+		t.Errorf("Send after close: %v", err)
+	}
+	once.Do(func() { close(release) })
 }
