@@ -270,36 +270,45 @@ func (m *Manager) build(ctx context.Context, port uint16) (*ClientCirc, error) {
 }
 
 // choosePath picks guard, middles and an exit: distinct relays, no two in
-// one subnet unless allowed, the exit accepting port.
+// one subnet unless allowed, the exit accepting port. The guard is sticky:
+// it stays the first hop until a build through it fails.
 func (m *Manager) choosePath(port uint16) ([]Hop, error) {
 	relays := m.usable()
 	n := m.cfg.PathLen
-	var exits []RelayInfo
-	for _, r := range relays {
-		if r.Policy != nil && r.Policy.AllowsPort(port) {
-			exits = append(exits, r)
-		}
-	}
-	if len(exits) == 0 || len(relays) < n {
+	if len(relays) < n {
 		return nil, errNoPath
 	}
-	for attempt := 0; attempt < 32; attempt++ {
-		exit := exits[rand.IntN(len(exits))].Hop
+	m.mu.Lock()
+	guard := m.guard
+	m.mu.Unlock()
+	if guard != nil && !m.known(relays, guard) {
+		guard = nil // failed recently or left the directory
+	}
+	for attempt := 0; attempt < 64; attempt++ {
 		path := make([]Hop, 0, n)
-		m.mu.Lock()
-		guard := m.guard
-		m.mu.Unlock()
 		if n > 1 {
-			if guard == nil || guard.Identity == exit.Identity || !m.known(relays, guard) {
-				g := relays[rand.IntN(len(relays))].Hop
-				guard = &g
+			g := guard
+			if g == nil {
+				g = &relays[rand.IntN(len(relays))].Hop
 			}
-			path = append(path, *guard)
+			path = append(path, *g)
 		}
 		for len(path) < n-1 {
 			path = append(path, relays[rand.IntN(len(relays))].Hop)
 		}
-		path = append(path, exit)
+		var exits []Hop
+		for _, r := range relays {
+			if r.Policy != nil && r.Policy.AllowsPort(port) && (n == 1 || r.Hop.Identity != path[0].Identity) {
+				exits = append(exits, r.Hop)
+			}
+		}
+		if len(exits) == 0 {
+			if guard != nil {
+				continue
+			}
+			return nil, errNoPath
+		}
+		path = append(path, exits[rand.IntN(len(exits))])
 		if m.pathOK(path) {
 			if n > 1 {
 				m.mu.Lock()
@@ -308,13 +317,26 @@ func (m *Manager) choosePath(port uint16) ([]Hop, error) {
 			}
 			return path, nil
 		}
-		if attempt > 16 {
-			m.mu.Lock()
-			m.guard = nil // the guard may be what makes paths impossible
-			m.mu.Unlock()
-		}
 	}
 	return nil, errNoPath
+}
+
+// SetGuard makes h the first hop of every circuit, until it fails.
+func (m *Manager) SetGuard(h Hop) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.guard = &h
+}
+
+// Guard returns the current guard, or nil.
+func (m *Manager) Guard() *Hop {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.guard == nil {
+		return nil
+	}
+	g := *m.guard
+	return &g
 }
 
 // usable returns the known relays that have not failed recently.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -56,6 +57,12 @@ func (d *directory) add(desc *descriptor.Descriptor) bool {
 	return true
 }
 
+func (d *directory) get(id keys.NodeID) *descriptor.Descriptor {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.relays[id]
+}
+
 func (d *directory) list() []*descriptor.Descriptor {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -86,37 +93,30 @@ func (n *Node) serveDirectory(l *link.Link) {
 	l.Send(cell.New(0, cell.CmdDirDone))
 }
 
-// fetchDirectory connects to every bootstrap relay and asks for its
-// directory. It succeeds if at least one answers.
+// fetchDirectory asks one bootstrap relay (tried in random order) for its
+// directory, and makes the first that answers the client's guard: like Tor's
+// directory guards, a client talks to one relay only, so no other relay, and
+// no exit, ever sees its address.
 func (n *Node) fetchDirectory(ctx context.Context) error {
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-		ok   int
-	)
-	total := len(n.cfg.Bootstrap)
-	for _, b := range n.cfg.Bootstrap {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			err := n.fetchFrom(ctx, b)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, err)
-				return
+	var errs []error
+	order := rand.Perm(len(n.cfg.Bootstrap))
+	for i, j := range order {
+		b := n.cfg.Bootstrap[j]
+		n.progress(10+50*i/len(order), "asking a bootstrap relay for the directory")
+		if err := n.fetchFrom(ctx, b); err != nil {
+			errs = append(errs, err)
+			if ctx.Err() != nil {
+				break
 			}
-			ok++
-			n.progress(10+60*ok/total, fmt.Sprintf("fetched the directory of %d/%d bootstrap relays", ok, total))
-		}()
+			continue
+		}
+		if d := n.dir.get(b.Identity.NodeID()); d != nil && n.cfg.Listen == "" {
+			n.mgr.SetGuard(hopOf(d))
+		}
+		n.progress(75, fmt.Sprintf("know %d relays", len(n.dir.list())))
+		return nil
 	}
-	wg.Wait()
-	if ok == 0 {
-		return fmt.Errorf("overlay: no bootstrap relay answered: %w", errors.Join(errs...))
-	}
-	n.progress(75, fmt.Sprintf("know %d relays", len(n.dir.list())))
-	return nil
+	return fmt.Errorf("overlay: no bootstrap relay answered: %w", errors.Join(errs...))
 }
 
 func (n *Node) fetchFrom(ctx context.Context, b descriptor.Bootstrap) error {
@@ -155,6 +155,11 @@ func (n *Node) refreshLoop() {
 		case <-n.ctx.Done():
 			return
 		case <-t.C:
+			if g := n.mgr.Guard(); g != nil {
+				if n.fetchFrom(n.ctx, descriptor.Bootstrap{Identity: g.Identity, Link: g.Link, Addr: g.Addr}) == nil {
+					continue
+				}
+			}
 			n.fetchDirectory(n.ctx)
 		}
 	}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/darkmatter/darkmatter/circuit"
-	"github.com/darkmatter/darkmatter/circuit/cell"
 	"github.com/darkmatter/darkmatter/circuit/exitpolicy"
 	"github.com/darkmatter/darkmatter/crypto/keys"
 	"github.com/darkmatter/darkmatter/internal/safelog"
@@ -340,10 +339,7 @@ func (n *Node) relayInfos() []circuit.RelayInfo {
 		if len(d.Addrs) == 0 {
 			continue
 		}
-		kem := d.KEM
-		ri := circuit.RelayInfo{Hop: circuit.Hop{
-			Identity: d.Identity, Link: d.Link, Addr: d.Addrs[0], Onion: d.Onion, KEM: &kem,
-		}}
+		ri := circuit.RelayInfo{Hop: hopOf(d)}
 		if p := d.Policy(); p != nil && p.IsExit() {
 			ri.Policy = p
 		}
@@ -352,4 +348,8 @@ func (n *Node) relayInfos() []circuit.RelayInfo {
 	return out
 }
 
-var _ = cell.Size
+// hopOf returns what a client needs to extend to the relay d describes.
+func hopOf(d *descriptor.Descriptor) circuit.Hop {
+	kem := d.KEM
+	return circuit.Hop{Identity: d.Identity, Link: d.Link, Addr: d.Addrs[0], Onion: d.Onion, KEM: &kem}
+}

@@ -13,28 +13,59 @@ func (p *Policy) AllowsPort(port uint16) bool {
 	if p == nil || port == 0 {
 		return false
 	}
-	return p.acceptsAt(port, true)
+	p.summarize()
+	_, found := slices.BinarySearchFunc(p.publicPorts, port, func(r portRange, port uint16) int {
+		switch {
+		case r.hi < port:
+			return -1
+		case r.lo > port:
+			return 1
+		}
+		return 0
+	})
+	return found
 }
 
 // IsExit reports whether p accepts at least one destination (address and
 // port), private ones included.
-func (p *Policy) IsExit() bool { return p != nil && p.isExit }
+func (p *Policy) IsExit() bool {
+	if p == nil {
+		return false
+	}
+	p.summarize()
+	return p.isExit
+}
 
-// computeIsExit checks every port interval on which the set of rules whose
-// ports match is constant.
-func (p *Policy) computeIsExit() bool {
-	bounds := []int{1}
-	for _, r := range p.rules {
-		bounds = append(bounds, int(r.lo), int(r.hi)+1)
-	}
-	slices.Sort(bounds)
-	bounds = slices.Compact(bounds)
-	for _, b := range bounds {
-		if b <= 65535 && p.acceptsAt(uint16(b), false) {
-			return true
+// portRange is an inclusive range of ports.
+type portRange struct{ lo, hi uint16 }
+
+// summarize computes, once, the ports on which some public address is
+// accepted and whether anything is accepted at all. The set of rules whose
+// ports match is constant between consecutive rule port boundaries, so one
+// port per such interval decides for the whole interval.
+func (p *Policy) summarize() {
+	p.once.Do(func() {
+		bounds := []int{1, 65536}
+		for _, r := range p.rules {
+			bounds = append(bounds, int(r.lo), int(r.hi)+1)
 		}
-	}
-	return false
+		slices.Sort(bounds)
+		bounds = slices.Compact(bounds)
+		for i := 0; i+1 < len(bounds); i++ {
+			lo, hi := uint16(bounds[i]), uint16(bounds[i+1]-1)
+			switch {
+			case p.acceptsAt(lo, true):
+				p.isExit = true
+				if n := len(p.publicPorts); n > 0 && p.publicPorts[n-1].hi == lo-1 {
+					p.publicPorts[n-1].hi = hi
+				} else {
+					p.publicPorts = append(p.publicPorts, portRange{lo, hi})
+				}
+			case !p.isExit && p.acceptsAt(lo, false):
+				p.isExit = true
+			}
+		}
+	})
 }
 
 // acceptsAt reports whether some address (a public one if public is set)

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // MaxRules bounds the number of rules in a policy. Descriptors bound the
@@ -19,8 +20,12 @@ var ErrSyntax = errors.New("exitpolicy: syntax error")
 // and a nil *Policy reject everything. A Policy is immutable and safe for
 // concurrent use.
 type Policy struct {
-	rules  []rule
-	isExit bool // computed by Parse: some rule accepts some destination
+	rules []rule
+
+	// once guards the following, computed on first use by summarize.
+	once        sync.Once
+	isExit      bool        // some rule accepts some destination
+	publicPorts []portRange // sorted, disjoint, non-adjacent ports that reach a public address
 }
 
 type patternKind uint8
@@ -85,7 +90,6 @@ func Parse(s string) (*Policy, error) {
 		}
 		p.rules = append(p.rules, r)
 	}
-	p.isExit = p.computeIsExit()
 	return p, nil
 }
 

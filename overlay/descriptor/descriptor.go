@@ -97,8 +97,9 @@ func (d *Descriptor) Marshal() []byte {
 	return append(d.marshalBody(), d.Signature[:]...)
 }
 
+// marshalBody returns every byte before the signature, with room for it.
 func (d *Descriptor) marshalBody() []byte {
-	b := make([]byte, 0, d.bodySize())
+	b := make([]byte, 0, d.bodySize()+keys.SignatureSize)
 	b = append(b, Magic...)
 	b = append(b, Version)
 	b = appendString(b, d.Network)

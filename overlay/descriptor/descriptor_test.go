@@ -88,16 +88,16 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatal("NodeID wrong")
 	}
 	// Minimal descriptor: no addresses, non-exit.
-	min := &Descriptor{Network: "n", KEM: d.KEM, OnionExpires: time.Unix(2, 0).UTC(), Published: time.Unix(1, 0).UTC(), ExitPolicy: "reject *:*"}
-	min.Sign(k.Identity)
-	if len(min.Marshal()) != minSize {
-		t.Fatalf("minimal descriptor is %d bytes, minSize %d", len(min.Marshal()), minSize)
+	small := &Descriptor{Network: "n", KEM: d.KEM, OnionExpires: time.Unix(2, 0).UTC(), Published: time.Unix(1, 0).UTC(), ExitPolicy: "reject *:*"}
+	small.Sign(k.Identity)
+	if len(small.Marshal()) != minSize {
+		t.Fatalf("minimal descriptor is %d bytes, minSize %d", len(small.Marshal()), minSize)
 	}
-	got, err = Parse(min.Marshal())
+	got, err = Parse(small.Marshal())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !sameFields(got, min) || got.Addrs != nil {
+	if !sameFields(got, small) || got.Addrs != nil {
 		t.Fatalf("minimal round trip differs: %+v", got)
 	}
 	if got.Bootstrap().Addr != "" {

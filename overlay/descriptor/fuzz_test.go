@@ -11,10 +11,10 @@ import (
 func FuzzParse(f *testing.F) {
 	d, k := testDescriptor()
 	f.Add(d.Marshal())
-	min := &Descriptor{Network: "n", KEM: d.KEM, ExitPolicy: "reject *:*"}
-	min.OnionExpires, min.Published = d.OnionExpires, d.Published
-	min.Sign(k.Identity)
-	f.Add(min.Marshal())
+	small := &Descriptor{Network: "n", KEM: d.KEM, ExitPolicy: "reject *:*"}
+	small.OnionExpires, small.Published = d.OnionExpires, d.Published
+	small.Sign(k.Identity)
+	f.Add(small.Marshal())
 	f.Add([]byte(Magic))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {

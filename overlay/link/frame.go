@@ -17,10 +17,11 @@ type frameReader struct {
 	buf  []byte
 	r, w int // unread bytes are buf[r:w]
 
-	// epoch and lastRead record when the last Read returned, for the idle
-	// timer (lastRead is time.Since(epoch) in nanoseconds).
-	epoch    time.Time
-	lastRead atomic.Int64
+	// For the idle timer: waitSince is 1 + time.Since(epoch) in
+	// nanoseconds when the current Read began, or 0 while no Read is
+	// waiting (the reader is busy with what it read).
+	epoch     time.Time
+	waitSince atomic.Int64
 }
 
 func newFrameReader(conn net.Conn) *frameReader {
@@ -38,11 +39,10 @@ func (f *frameReader) fill(n int) error {
 		f.r = 0
 	}
 	for f.w-f.r < n {
+		f.waitSince.Store(1 + int64(time.Since(f.epoch)))
 		m, err := f.conn.Read(f.buf[f.w:])
+		f.waitSince.Store(0)
 		f.w += m
-		if m > 0 {
-			f.lastRead.Store(int64(time.Since(f.epoch)))
-		}
 		if err != nil {
 			if f.w-f.r >= n {
 				return nil
@@ -99,10 +99,15 @@ func (f *frameReader) readFull(n int) ([]byte, error) {
 	return b, nil
 }
 
-// idleFor reports how long ago the last Read returned data (or the reader
-// was created).
+// idleFor reports how long the current Read has been waiting for data: 0
+// when the reader is not in Read, so a slow Handler does not count as an
+// idle peer.
 func (f *frameReader) idleFor() time.Duration {
-	return time.Since(f.epoch) - time.Duration(f.lastRead.Load())
+	ws := f.waitSince.Load()
+	if ws == 0 {
+		return 0
+	}
+	return time.Since(f.epoch) - time.Duration(ws-1)
 }
 
 // appendFrame appends a frame header for a message of n bytes.

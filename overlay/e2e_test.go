@@ -1,0 +1,269 @@
+package overlay
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/darkmatter/darkmatter/circuit"
+	"github.com/darkmatter/darkmatter/overlay/descriptor"
+	"github.com/darkmatter/darkmatter/overlay/link"
+)
+
+var kinds = []string{"mem", "tcp"}
+
+// 64 MiB through a 3-hop circuit arrive byte-identical.
+func TestBulk64MiB(t *testing.T) {
+	for _, kind := range kinds {
+		t.Run(kind, func(t *testing.T) {
+			h := newHarness(t, kind, 4)
+			defer h.close()
+			const size = 64 << 20
+			st, err := h.client.DialStream(ctxT(t), h.target.addr, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			fmt.Fprintf(st, "D %d\n", size)
+			hash := sha256.New()
+			n, err := io.CopyN(hash, st, size)
+			if err != nil || n != size {
+				t.Fatalf("got %d bytes: %v", n, err)
+			}
+			var got [32]byte
+			copy(got[:], hash.Sum(nil))
+			if got != patternSum(size) {
+				t.Fatal("SHA-256 mismatch")
+			}
+			if hops := len(st.(*circuit.Stream).Circuit().Hops()); hops != 3 {
+				t.Fatalf("%d hops", hops)
+			}
+		})
+	}
+}
+
+// 50 concurrent streams share circuits and all arrive intact.
+func TestFiftyConcurrentStreams(t *testing.T) {
+	for _, kind := range kinds {
+		t.Run(kind, func(t *testing.T) {
+			h := newHarness(t, kind, 4)
+			defer h.close()
+			errs := make(chan error, 50)
+			for i := 0; i < 50; i++ {
+				go func() {
+					st, err := h.client.DialStream(ctxT(t), h.target.addr, "")
+					if err != nil {
+						errs <- err
+						return
+					}
+					defer st.Close()
+					msg := make([]byte, 256<<10)
+					rand.Read(msg)
+					io.WriteString(st, "E\n")
+					go st.Write(msg)
+					got := make([]byte, len(msg))
+					if _, err := io.ReadFull(st, got); err != nil {
+						errs <- err
+						return
+					}
+					if !bytes.Equal(got, msg) {
+						errs <- errors.New("echo differs")
+						return
+					}
+					errs <- nil
+				}()
+			}
+			for i := 0; i < 50; i++ {
+				if err := <-errs; err != nil {
+					t.Fatal(err)
+				}
+			}
+			if c := h.client.ClientCircuits(); c != 1 {
+				t.Fatalf("50 streams with one isolation key used %d circuits", c)
+			}
+		})
+	}
+}
+
+// Streams with different isolation keys never share a circuit.
+func TestIsolation(t *testing.T) {
+	h := newHarness(t, "mem", 4)
+	defer h.close()
+	a, err := h.client.DialStream(ctxT(t), h.target.addr, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := h.client.DialStream(ctxT(t), h.target.addr, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if a.(*circuit.Stream).Circuit() == b.(*circuit.Stream).Circuit() {
+		t.Fatal("different isolation keys share a circuit")
+	}
+	a2, err := h.client.DialStream(ctxT(t), h.target.addr, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a2.Close()
+	if a.(*circuit.Stream).Circuit() != a2.(*circuit.Stream).Circuit() {
+		t.Fatal("same isolation key did not reuse the circuit")
+	}
+}
+
+// Killing a relay mid-stream gives the reader an error, not a hang, and the
+// next stream works on a new circuit.
+func TestKillRelayMidStream(t *testing.T) {
+	for _, kind := range kinds {
+		t.Run(kind, func(t *testing.T) {
+			h := newHarness(t, kind, 5)
+			defer h.close()
+			st, err := h.client.DialStream(ctxT(t), h.target.addr, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			fmt.Fprintf(st, "D %d\n", 1<<40) // endless
+			if _, err := io.CopyN(io.Discard, st, 1<<20); err != nil {
+				t.Fatal(err)
+			}
+			middle := h.relayByIdentity(st, 1)
+			old := st.(*circuit.Stream).Circuit()
+			middle.Close()
+			st.SetReadDeadline(time.Now().Add(10 * time.Second))
+			_, err = io.Copy(io.Discard, st)
+			if err == nil || errors.Is(err, errDeadlineLike) || isTimeout(err) {
+				t.Fatalf("read after the middle relay died: %v (want a circuit error, not a hang)", err)
+			}
+			st2, err := h.client.DialStream(ctxT(t), h.target.addr, "")
+			if err != nil {
+				t.Fatalf("next stream: %v", err)
+			}
+			defer st2.Close()
+			if st2.(*circuit.Stream).Circuit() == old {
+				t.Fatal("reused the dead circuit")
+			}
+			io.WriteString(st2, "E\n")
+			io.WriteString(st2, "ping")
+			buf := make([]byte, 4)
+			if _, err := io.ReadFull(st2, buf); err != nil || string(buf) != "ping" {
+				t.Fatalf("new circuit echo: %q %v", buf, err)
+			}
+		})
+	}
+}
+
+var errDeadlineLike = errors.New("deadline")
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// Garbage on one link closes only that link; the relay keeps serving.
+func TestGarbageClosesOnlyThatLink(t *testing.T) {
+	for _, kind := range kinds {
+		t.Run(kind, func(t *testing.T) {
+			h := newHarness(t, kind, 4)
+			defer h.close()
+			for _, r := range h.relays {
+				conn, err := h.transport().Dial(ctxT(t), r.Addr().String())
+				if err != nil {
+					t.Fatal(err)
+				}
+				junk := make([]byte, 4096)
+				rand.Read(junk)
+				conn.Write(junk)
+				conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+				io.Copy(io.Discard, conn) // the relay must hang up
+				conn.Close()
+			}
+			st, err := h.client.DialStream(ctxT(t), h.target.addr, "")
+			if err != nil {
+				t.Fatalf("relays stopped serving after garbage: %v", err)
+			}
+			defer st.Close()
+			io.WriteString(st, "E\nok")
+			buf := make([]byte, 2)
+			if _, err := io.ReadFull(st, buf); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// Over memnet every connection is recorded: each relay connects only to its
+// circuit neighbours, the exit alone to the target, and neither the exit nor
+// the target ever sees the client's address.
+func TestRelaysOnlyTalkToNeighbours(t *testing.T) {
+	h := newHarness(t, "mem", 5)
+	defer h.close()
+	before := len(h.mem.Dials())
+	st, err := h.client.DialStream(ctxT(t), "target.test:80", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	io.WriteString(st, "E\nx")
+	io.ReadFull(st, make([]byte, 1))
+
+	cc := st.(*circuit.Stream).Circuit()
+	ip := func(addr string) string { host, _, _ := net.SplitHostPort(addr); return host }
+	hopIP := func(i int) string { return ip(cc.Hops()[i].Addr) }
+	allowed := map[string]string{ // dialler → the only host it may dial
+		h.cliHost: hopIP(0),
+		hopIP(0):  hopIP(1),
+		hopIP(1):  hopIP(2),
+		hopIP(2):  "10.250.0.1",
+	}
+	for _, d := range h.mem.Dials()[before:] {
+		from, to := ip(d.From), ip(d.To)
+		if allowed[from] != to {
+			t.Errorf("%s dialled %s: not its circuit neighbour", from, to)
+		}
+	}
+	for _, r := range h.target.remotes() {
+		if ip(r) != hopIP(2) {
+			t.Errorf("target saw %s, want only the exit %s", r, hopIP(2))
+		}
+	}
+	if n := h.client.Links(); n != 1 {
+		t.Errorf("the client has %d links; it should talk to its guard only", n)
+	}
+	for i := 1; i < 3; i++ {
+		r := h.relayByIdentity(st, i)
+		r.mu.Lock()
+		for l := range r.all {
+			if ip(l.RemoteAddr().String()) == h.cliHost {
+				t.Errorf("hop %d has a link to the client", i+1)
+			}
+		}
+		r.mu.Unlock()
+	}
+}
+
+// Nodes of different networks refuse each other with a clear error.
+func TestNetworkMismatch(t *testing.T) {
+	h := newHarness(t, "tcp", 3)
+	defer h.close()
+	c, err := New(Config{Network: "another", Bootstrap: []descriptor.Bootstrap{h.relays[0].Bootstrap()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	err = c.Start(ctxT(t))
+	if err == nil || !errors.Is(err, link.ErrNetworkMismatch) {
+		t.Fatalf("got %v, want a network mismatch", err)
+	}
+	if !strings.Contains(err.Error(), "network") {
+		t.Fatalf("error does not say why: %v", err)
+	}
+}

@@ -1,0 +1,252 @@
+package overlay
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/darkmatter/darkmatter/circuit"
+	"github.com/darkmatter/darkmatter/circuit/exitpolicy"
+	"github.com/darkmatter/darkmatter/overlay/descriptor"
+	"github.com/darkmatter/darkmatter/overlay/transport"
+	"github.com/darkmatter/darkmatter/overlay/transport/memnet"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// harness is a small network: relays (all exits accepting everything), a
+// client bootstrapped from relay 0 only, and a target server.
+type harness struct {
+	t       testing.TB
+	kind    string // "mem" or "tcp"
+	mem     *memnet.Network
+	relays  []*Node
+	hosts   []string // relay host IPs (mem)
+	client  *Node
+	target  *targetServer
+	cliHost string
+}
+
+func newHarness(t testing.TB, kind string, nRelays int) *harness {
+	t.Helper()
+	h := &harness{t: t, kind: kind}
+	if kind == "mem" {
+		h.mem = &memnet.Network{}
+		h.cliHost = "10.200.0.1"
+	}
+	h.target = h.startTarget()
+	var boot []descriptor.Bootstrap
+	for i := 0; i < nRelays; i++ {
+		cfg := Config{Network: "test-" + kind, Listen: "127.0.0.1:0", AllowSameSubnet: kind == "tcp"}
+		exit := &circuit.ExitConfig{Policy: exitpolicy.AcceptAll(), ConnectTimeout: 5 * time.Second}
+		if kind == "mem" {
+			ip := fmt.Sprintf("10.%d.0.1", i+1)
+			host := h.mem.Host(ip)
+			h.hosts = append(h.hosts, ip)
+			cfg.Transport = host
+			cfg.Listen = ip + ":7000"
+			exit.Dial = func(ctx context.Context, _, addr string) (net.Conn, error) { return host.Dial(ctx, addr) }
+		}
+		exit.Resolve = func(ctx context.Context, name string) ([]netip.Addr, error) {
+			if name == "target.test" {
+				host, _, _ := net.SplitHostPort(h.target.addr)
+				return []netip.Addr{netip.MustParseAddr(host)}, nil
+			}
+			return nil, fmt.Errorf("no such host")
+		}
+		cfg.Exit = exit
+		if len(boot) > 0 {
+			cfg.Bootstrap = boot[:1]
+		}
+		n, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.relays = append(h.relays, n)
+		if err := n.Start(ctxT(t)); err != nil {
+			h.close()
+			t.Fatal(err)
+		}
+		boot = append(boot, n.Bootstrap())
+	}
+	// Relays announce themselves to relay 0; wait until it knows all.
+	waitFor(t, func() bool { return len(h.relays[0].Relays()) == nRelays }, "relay 0 knows every relay")
+	ccfg := Config{Network: "test-" + kind, Bootstrap: boot[:1], AllowSameSubnet: kind == "tcp"}
+	if kind == "mem" {
+		ccfg.Transport = h.mem.Host(h.cliHost)
+	}
+	c, err := New(ccfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.client = c
+	if err := c.Start(ctxT(t)); err != nil {
+		h.close()
+		t.Fatal(err)
+	}
+	return h
+}
+
+func (h *harness) close() {
+	if h.client != nil {
+		h.client.Close()
+	}
+	for _, r := range h.relays {
+		r.Close()
+	}
+	h.target.close()
+}
+
+func (h *harness) transport() transport.Transport {
+	if h.mem != nil {
+		return h.mem.Host("10.250.0.1")
+	}
+	return &transport.TCP{}
+}
+
+// targetServer: "D n\n" streams n pattern bytes; "E\n" echoes; it records
+// every remote address it sees.
+type targetServer struct {
+	addr  string
+	ln    net.Listener
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	peers []string
+}
+
+func (h *harness) startTarget() *targetServer {
+	var ln net.Listener
+	var err error
+	if h.mem != nil {
+		ln, err = h.mem.Host("10.250.0.1").Listen(":80")
+	} else {
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+	}
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	s := &targetServer{addr: ln.Addr().String(), ln: ln}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.mu.Lock()
+			s.peers = append(s.peers, c.RemoteAddr().String())
+			s.mu.Unlock()
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				defer c.Close()
+				serveTarget(c)
+			}()
+		}
+	}()
+	return s
+}
+
+func (s *targetServer) close() { s.ln.Close(); s.wg.Wait() }
+
+func (s *targetServer) remotes() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.peers...)
+}
+
+func pattern(i int64) byte { return byte(i*131 + i>>9) }
+
+func serveTarget(c net.Conn) {
+	var line []byte
+	b := make([]byte, 1)
+	for {
+		if _, err := c.Read(b); err != nil {
+			return
+		}
+		if b[0] == '\n' {
+			break
+		}
+		line = append(line, b[0])
+		if len(line) > 64 {
+			return
+		}
+	}
+	f := strings.Fields(string(line))
+	if len(f) == 0 {
+		return
+	}
+	switch f[0] {
+	case "E":
+		io.Copy(c, c)
+	case "D":
+		var n int64
+		fmt.Sscan(f[1], &n)
+		buf := make([]byte, 64<<10)
+		for off := int64(0); off < n; {
+			k := min(int64(len(buf)), n-off)
+			for i := int64(0); i < k; i++ {
+				buf[i] = pattern(off + i)
+			}
+			if _, err := c.Write(buf[:k]); err != nil {
+				return
+			}
+			off += k
+		}
+		io.Copy(io.Discard, c)
+	}
+}
+
+func patternSum(n int64) [32]byte {
+	h := sha256.New()
+	buf := make([]byte, 64<<10)
+	for off := int64(0); off < n; {
+		k := min(int64(len(buf)), n-off)
+		for i := int64(0); i < k; i++ {
+			buf[i] = pattern(off + i)
+		}
+		h.Write(buf[:k])
+		off += k
+	}
+	var s [32]byte
+	copy(s[:], h.Sum(nil))
+	return s
+}
+
+func ctxT(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func waitFor(t testing.TB, f func() bool, what string) {
+	t.Helper()
+	for i := 0; i < 1000; i++ {
+		if f() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("timed out waiting for: %s", what)
+}
+
+func (h *harness) relayByIdentity(st net.Conn, hop int) *Node {
+	cc := st.(*circuit.Stream).Circuit()
+	id := cc.Hops()[hop].Identity
+	for _, r := range h.relays {
+		if r.keys.Identity.Public() == id {
+			return r
+		}
+	}
+	h.t.Fatalf("hop %d is no relay of ours", hop)
+	return nil
+}

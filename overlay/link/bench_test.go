@@ -1,0 +1,157 @@
+package link
+
+import (
+	"context"
+	"net"
+	"runtime"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/darkmatter/darkmatter/circuit/cell"
+)
+
+// counter is a Handler for benchmarks: it counts and frees cells and wakes
+// the sender every 64 cells.
+type counter struct {
+	want int64
+	got  atomic.Int64
+	room chan struct{}
+	done chan struct{}
+}
+
+func newCounter(want int) *counter {
+	return &counter{want: int64(want), room: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+func (c *counter) HandleCell(l *Link, x *cell.Cell) {
+	x.Free()
+	n := c.got.Add(1)
+	if n%64 == 0 {
+		select {
+		case c.room <- struct{}{}:
+		default:
+		}
+	}
+	if n == c.want {
+		close(c.done)
+	}
+}
+
+func (c *counter) Closed(l *Link, err error) {}
+
+// pump sends n RELAY cells on l with at most sendWindow in flight. It does
+// not allocate beyond the cells themselves.
+func (c *counter) pump(tb testing.TB, l *Link, n int) {
+	base := c.got.Load()
+	for i := range n {
+		for int64(i)-(c.got.Load()-base) > sendWindow {
+			select {
+			case <-c.room:
+			case <-l.Done():
+				tb.Fatalf("link closed: %v", l.Err())
+			}
+		}
+		if err := l.Send(cell.New(1, cell.CmdRelay)); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+// counterPair is a link whose server side counts; want is the count that
+// closes c.done.
+func counterPair(tb testing.TB, listen func(testing.TB) (net.Listener, func(context.Context) (net.Conn, error)), want int) (*Link, *counter) {
+	c := newCounter(want)
+	ln, dial := listen(tb)
+	defer ln.Close()
+	srvKey := newKey(tb)
+	cli, srv, err1, err2 := dialBoth(ln, dial, nil, &Config{Static: srvKey}, srvKey.Public(), nil, c)
+	if err1 != nil || err2 != nil {
+		tb.Fatal(err1, err2)
+	}
+	tb.Cleanup(func() {
+		cli.Close()
+		srv.Close()
+	})
+	return cli, c
+}
+
+func BenchmarkLinkThroughput(b *testing.B) {
+	for _, nw := range networks {
+		b.Run(nw.name, func(b *testing.B) {
+			const warm = 4096
+			cli, c := counterPair(b, nw.listen, warm+b.N)
+			c.pump(b, cli, warm)
+			b.ReportAllocs()
+			b.SetBytes(cell.Size)
+			b.ResetTimer()
+			c.pump(b, cli, b.N)
+			<-c.done
+			b.StopTimer()
+			st := cli.Stats()
+			b.ReportMetric(float64(st.CellsSent)/float64(st.Writes), "cells/write")
+		})
+	}
+}
+
+func BenchmarkHandshake(b *testing.B) {
+	srvKey := newKey(b)
+	srvCfg := &Config{Static: srvKey, Hello: make([]byte, 1000)}
+	ln, dial := memnetListen(b)
+	defer ln.Close()
+	b.ReportAllocs()
+	start := time.Now()
+	for b.Loop() {
+		cli, srv, err1, err2 := dialBoth(ln, dial, nil, srvCfg, srvKey.Public(), nil, nil)
+		if err1 != nil || err2 != nil {
+			b.Fatal(err1, err2)
+		}
+		cli.Close()
+		srv.Close()
+	}
+	b.ReportMetric(float64(time.Since(start).Microseconds())/float64(b.N), "µs/handshake")
+}
+
+// BenchmarkHandshakeCrypto is the sans-IO handshake alone.
+func BenchmarkHandshakeCrypto(b *testing.B) {
+	s, _ := (&Config{Static: newKey(b)}).settings()
+	cs, _ := (&Config{}).settings()
+	b.ReportAllocs()
+	for b.Loop() {
+		ini, msg1, err := startInitiator(cs, s.static.Public())
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, msg2, err := respond(s, msg1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := ini.finish(msg2, s.static.Public()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestSteadyStateAllocs checks that moving cells over an established link
+// does not allocate (cells come from the pool, buffers are reused).
+func TestSteadyStateAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts differ under -race")
+	}
+	const warm, n = 20000, 50000
+	cli, c := counterPair(t, memnetListen, warm+n)
+	c.pump(t, cli, warm)
+	for c.got.Load() < warm {
+		time.Sleep(time.Millisecond)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	c.pump(t, cli, n)
+	<-c.done
+	runtime.ReadMemStats(&after)
+	perCell := float64(after.Mallocs-before.Mallocs) / n
+	t.Logf("%.4f allocations per cell (%d in all)", perCell, after.Mallocs-before.Mallocs)
+	if perCell > 0.02 {
+		t.Errorf("%.4f allocations per cell, want about 0", perCell)
+	}
+}
