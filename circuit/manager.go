@@ -426,3 +426,18 @@ func (m *Manager) BuildAny(ctx context.Context) (*ClientCirc, error) {
 	}
 	return nil, errNoPath
 }
+
+// Open returns the live circuits that carry streams.
+func (m *Manager) Open() []*ClientCirc {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []*ClientCirc
+	for _, cs := range m.circs {
+		for _, cc := range cs {
+			if !isDone(cc.Done()) {
+				out = append(out, cc)
+			}
+		}
+	}
+	return out
+}

@@ -3,6 +3,7 @@ package cell
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"net"
 	"strconv"
 	"testing"
@@ -19,29 +20,39 @@ func seedVectors(f *testing.F) *cellVectors {
 }
 
 // FuzzParse checks that Parse never panics, accepts exactly the whole cells
-// with a known command, and copies them faithfully.
+// with a known command, and copies them faithfully. The fuzzer works on a
+// prefix that is zero-padded to a whole cell (so inputs stay small); the raw
+// prefix is parsed too, to cover wrong lengths.
 func FuzzParse(f *testing.F) {
 	for _, cv := range seedVectors(f).Cells {
-		b := make([]byte, Size)
-		copy(b, unhex(f, cv.Encoded))
-		f.Add(b)
+		f.Add(unhex(f, cv.Encoded))
 	}
 	f.Add([]byte{})
-	f.Add(make([]byte, Size-1))
-	bad := make([]byte, Size)
-	bad[4] = byte(CmdDirDone) + 1
-	f.Add(bad)
-	f.Fuzz(func(t *testing.T, b []byte) {
+	f.Add([]byte{0, 0, 0, 1, byte(CmdDirDone) + 1})
+	f.Fuzz(func(t *testing.T, prefix []byte) {
+		if c, err := Parse(prefix); err == nil {
+			c.Free()
+			if len(prefix) != Size {
+				t.Fatalf("accepted %d bytes", len(prefix))
+			}
+		} else if !errors.Is(err, ErrShort) && !errors.Is(err, ErrCommand) {
+			t.Fatalf("unexpected error %v", err)
+		}
+		if len(prefix) > Size {
+			return
+		}
+		b := make([]byte, Size)
+		copy(b, prefix)
 		c, err := Parse(b)
 		if err != nil {
-			if len(b) == Size && b[4] <= byte(CmdDirDone) {
-				t.Fatalf("whole cell with command %d rejected: %v", b[4], err)
+			if b[4] <= byte(CmdDirDone) || !errors.Is(err, ErrCommand) {
+				t.Fatalf("whole cell with command %d: %v", b[4], err)
 			}
 			return
 		}
 		defer c.Free()
-		if len(b) != Size || c.Cmd() > CmdDirDone {
-			t.Fatalf("accepted %d bytes, command %d", len(b), c.Cmd())
+		if c.Cmd() > CmdDirDone {
+			t.Fatalf("accepted command %d", c.Cmd())
 		}
 		if !bytes.Equal(c.Bytes(), b) || c.Circ() != binary.BigEndian.Uint32(b) || byte(c.Cmd()) != b[4] {
 			t.Fatal("Parse changed the cell")
@@ -67,22 +78,26 @@ func FuzzParse(f *testing.F) {
 	})
 }
 
-// FuzzParseRelay checks ParseRelay on raw (possibly short) inputs and on
-// inputs zero-padded to a body, and that an accepted message re-encodes to
-// the same header and data.
+// FuzzParseRelay checks ParseRelay on a message-area prefix zero-padded to a
+// body (and on the raw prefix, which is too short), and that an accepted
+// message re-encodes to the same header and data.
 func FuzzParseRelay(f *testing.F) {
-	for _, rv := range seedVectors(f).RelayMessages {
+	v := seedVectors(f)
+	for _, rv := range v.RelayMessages {
 		f.Add(unhex(f, rv.Encoded))
 	}
-	for _, bv := range seedVectors(f).BadRelayMessages {
+	for _, bv := range v.BadRelayMessages {
 		f.Add(unhex(f, bv.Encoded))
 	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		if _, err := ParseRelay(b); err == nil && len(b) < MessageLen {
-			t.Fatalf("accepted a %d-byte body", len(b))
+	f.Fuzz(func(t *testing.T, prefix []byte) {
+		if len(prefix) > BodyLen {
+			return
+		}
+		if _, err := ParseRelay(prefix); err == nil && len(prefix) < MessageLen {
+			t.Fatalf("accepted a %d-byte body", len(prefix))
 		}
 		body := newBody()
-		copy(body, b)
+		copy(body, prefix)
 		m, err := ParseRelay(body)
 		if err != nil {
 			return

@@ -1,6 +1,9 @@
 package link
 
 import (
+	"fmt"
+	"os"
+	"runtime"
 	"bytes"
 	"context"
 	"errors"
@@ -63,6 +66,11 @@ func FuzzAcceptInput(f *testing.F) {
 	f.Add(uint8(2), []byte{0, 0, 0, 1, byte(cell.CmdHello)})
 	f.Add(uint8(2), []byte{0, 0, 0, 1, 200})
 	f.Fuzz(func(t *testing.T, mode uint8, data []byte) {
+		wd := time.AfterFunc(15*time.Second, func() {
+			buf := make([]byte, 1<<20)
+			os.WriteFile("/tmp/fuzzstack.txt", append([]byte(fmt.Sprintf("mode %d data %x\n", mode, data)), buf[:runtime.Stack(buf, true)]...), 0o644)
+		})
+		defer wd.Stop()
 		n := &memnet.Network{}
 		ln, err := n.Host("10.0.0.2").Listen(":1")
 		if err != nil {
