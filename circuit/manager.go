@@ -178,16 +178,27 @@ func (m *Manager) circuitFor(ctx context.Context, isolation string, port uint16)
 	}
 	live := m.circs[isolation][:0]
 	var found *ClientCirc
+	var expired []*ClientCirc
 	for _, cc := range m.circs[isolation] {
 		if isDone(cc.Done()) {
 			continue
 		}
+		dirty := time.Since(cc.created) >= m.cfg.MaxDirtiness
+		if dirty && cc.Streams() == 0 {
+			expired = append(expired, cc) // too old for new streams and idle
+			continue
+		}
 		live = append(live, cc)
-		if found == nil && time.Since(cc.created) < m.cfg.MaxDirtiness && m.exitAllows(cc, port) {
+		if found == nil && !dirty && m.exitAllows(cc, port) {
 			found = cc
 		}
 	}
 	m.circs[isolation] = live
+	defer func() {
+		for _, cc := range expired {
+			cc.Close()
+		}
+	}()
 	if found != nil {
 		m.mu.Unlock()
 		return found, nil

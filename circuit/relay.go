@@ -57,6 +57,12 @@ func (s *Switch) handleCreate(ch Channel, c *cell.Cell) {
 		sendDestroy(ch, id, cell.DestroyProtocol)
 		return
 	}
+	if s.pendingCreates.Add(1) > maxPendingCreates {
+		s.pendingCreates.Add(-1)
+		c.Free()
+		sendDestroy(ch, id, cell.DestroyResource)
+		return
+	}
 	rc := &relayCirc{sw: s, prev: ch, prevID: id, done: make(chan struct{})}
 	if !s.registerID(ch, id, prevEnd{rc}) {
 		c.Free()
@@ -68,6 +74,7 @@ func (s *Switch) handleCreate(ch Channel, c *cell.Cell) {
 	rc.mu.Lock() // held until keys exist: RELAY cells wait for them
 	ok := s.goFunc(func() {
 		defer rc.mu.Unlock()
+		defer s.pendingCreates.Add(-1)
 		select {
 		case s.hsSem <- struct{}{}:
 		case <-s.ctx.Done():
@@ -92,6 +99,7 @@ func (s *Switch) handleCreate(ch Channel, c *cell.Cell) {
 		ch.Send(out)
 	})
 	if !ok {
+		s.pendingCreates.Add(-1)
 		rc.mu.Unlock()
 	}
 }

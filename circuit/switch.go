@@ -6,12 +6,17 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/darkmatter/darkmatter/circuit/cell"
 	"github.com/darkmatter/darkmatter/crypto/keys"
 	"github.com/darkmatter/darkmatter/internal/safelog"
 )
+
+// maxPendingCreates bounds the CREATEs a relay queues for handshakes; more
+// are refused with DESTROY (out of resources) instead of piling up.
+const maxPendingCreates = 4096
 
 // Channel is what circuits need from a link: an ordered, authenticated cell
 // pipe to one neighbour. *link.Link implements it.
@@ -116,6 +121,8 @@ type chanTable struct {
 type Switch struct {
 	cfg   Config
 	hsSem chan struct{}
+	// pendingCreates counts CREATEs waiting for or running a handshake.
+	pendingCreates atomic.Int64
 	// forwardHook, set only by tests, sees forwarded cells (a malicious relay).
 	forwardHook func(*cell.Cell)
 	logf        safelog.Logf
