@@ -285,3 +285,23 @@ func TestBadCircuitIDsAndUnknownCells(t *testing.T) {
 		t.Fatalf("relay unusable after bad cells: %v", err)
 	}
 }
+
+// An EXTEND to a relay that cannot be reached fails the build at once with
+// "extend failed", not after the build timeout.
+func TestExtendFailureReportedToClient(t *testing.T) {
+	n, client, relays := threeHops(t)
+	defer n.close()
+	p := path(relays)
+	p[1].Addr = "nowhere:1"
+	start := time.Now()
+	_, err := client.sw.BuildCircuit(ctxT(t), p)
+	var be *BuildError
+	var de *DestroyedError
+	if !errors.As(err, &be) || be.Hop != 1 || !errors.As(err, &de) || de.Reason != cell.DestroyExtendFailed {
+		t.Fatalf("got %v, want extend failure at hop 2", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("took %v", d)
+	}
+	waitFor(t, func() bool { return totalCircuits(n) == 0 }, "partial circuit freed")
+}

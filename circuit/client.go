@@ -206,7 +206,7 @@ func (cc *ClientCirc) handle(c *cell.Cell) {
 			return
 		}
 		if m.Cmd == cell.RelayExtended {
-			if hop != cc.lc.Hops()-1 {
+			if hop != cc.lc.Hops()-1 || cc.lc.Hops() == len(cc.hops) {
 				c.Free()
 				cc.destroy(cell.DestroyProtocol, true)
 				return

@@ -263,7 +263,7 @@ func (rc *relayCirc) extend(e *cell.Extend) {
 		defer cancel()
 		fail := func(why string, err error) {
 			s.logf.Printf("circuit: extend to %v failed: %s: %v", safelog.S(e.Addr), why, err)
-			rc.destroy(cell.DestroyExtendFailed, false, true)
+			rc.destroy(cell.DestroyExtendFailed, true, true)
 		}
 		ch, err := s.cfg.Linker.Channel(ctx, keys.IdentityPublicKey(e.Identity), keys.LinkPublicKey(e.Link), e.Addr)
 		if err != nil {

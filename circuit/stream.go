@@ -32,6 +32,7 @@ type Stream struct {
 	queue     []*cell.Cell // received DATA cells, oldest first
 	off       int          // read offset into queue[0]'s data
 	consumed  int          // cells consumed since our last stream SENDME
+	recvWin   int          // DATA cells the other edge may still send
 	pkgWin    int          // DATA cells we may still send on this stream
 	winCh     chan struct{}
 	readCh    chan struct{} // signalled when data or EOF arrives
@@ -53,8 +54,9 @@ func newStream(e *edge, id uint16, target string) *Stream {
 		id:     id,
 		addr:   streamAddr(target),
 		opened: make(chan error, 1),
-		pkgWin: StreamWindow,
-		winCh:  make(chan struct{}),
+		pkgWin:  StreamWindow,
+		recvWin: StreamWindow,
+		winCh:   make(chan struct{}),
 		readCh: make(chan struct{}, 1),
 		doneCh: make(chan struct{}),
 		rdl:    newDeadline(),
@@ -72,11 +74,12 @@ func (st *Stream) handle(c *cell.Cell, m cell.RelayMsg) error {
 			c.Free()
 			return nil
 		}
-		if len(st.queue) >= StreamWindow {
+		if st.recvWin <= 0 {
 			st.mu.Unlock()
 			c.Free()
-			return errProtocol
+			return errProtocol // the other edge ignored the stream window
 		}
+		st.recvWin--
 		st.queue = append(st.queue, c)
 		st.mu.Unlock()
 		st.signal()
@@ -160,13 +163,14 @@ func (st *Stream) Read(p []byte) (int, error) {
 		}
 		if len(st.queue) > 0 {
 			n := st.readLocked(p)
-			sendme := false
-			if st.consumed >= StreamSendmeInc && !st.remoteEnd {
+			sendmes := 0
+			for st.consumed >= StreamSendmeInc && !st.remoteEnd {
 				st.consumed -= StreamSendmeInc
-				sendme = true
+				st.recvWin += StreamSendmeInc
+				sendmes++
 			}
 			st.mu.Unlock()
-			if sendme {
+			for ; sendmes > 0; sendmes-- {
 				st.e.send(cell.RelaySendme, st.id, nil)
 			}
 			return n, nil

@@ -178,12 +178,13 @@ func SplitTarget(s string) (Target, error) {
 		return Target{}, errBegin
 	}
 	for i := 0; i < len(host); i++ {
-		if host[i] <= ' ' || host[i] == 0x7f {
+		// No control characters, spaces or IPv6 zones ("%eth0").
+		if host[i] <= ' ' || host[i] == 0x7f || host[i] == '%' {
 			return Target{}, errBegin
 		}
 	}
 	p, err := strconv.ParseUint(port, 10, 16)
-	if err != nil || p == 0 {
+	if err != nil || p == 0 || port[0] == '0' {
 		return Target{}, errBegin
 	}
 	return Target{Host: host, Port: uint16(p)}, nil
