@@ -59,12 +59,41 @@ const downTime = time.Minute
 
 type pendingBuild struct {
 	done chan struct{}
-	port uint16
+	need exitNeed
 	cc   *ClientCirc
 	err  error
 }
 
 var errNoPath = errors.New("circuit: not enough relays for a path")
+
+// exitNeed is what a circuit's exit must accept.
+type exitNeed struct {
+	ip   netip.Addr // the target's address when it is an IP literal
+	port uint16
+	any  bool // any exit will do (preemptive circuits)
+}
+
+// needFor returns what an exit must accept to reach t. A host name can
+// only be checked against the port: the exit resolves it.
+func needFor(t cell.Target) exitNeed {
+	n := exitNeed{port: t.Port}
+	if ip, err := netip.ParseAddr(t.Host); err == nil {
+		n.ip = ip.Unmap()
+	}
+	return n
+}
+
+func (n exitNeed) allows(p *exitpolicy.Policy) bool {
+	switch {
+	case p == nil:
+		return false
+	case n.any:
+		return p.IsExit()
+	case n.ip.IsValid():
+		return p.Allows(n.ip, n.port)
+	}
+	return p.AllowsPort(n.port)
+}
 
 // NewManager returns a Manager.
 func NewManager(cfg ManagerConfig) (*Manager, error) {
@@ -138,7 +167,7 @@ func (m *Manager) DialStream(ctx context.Context, target, isolation string) (net
 	}
 	var last error
 	for i := 0; i < m.cfg.Attempts; i++ {
-		cc, err := m.circuitFor(ctx, isolation, t.Port)
+		cc, err := m.circuitFor(ctx, isolation, needFor(t))
 		if err != nil {
 			last = err
 			if ctx.Err() != nil {
@@ -169,8 +198,8 @@ func isStreamErr(err error) bool {
 	return errors.As(err, &se)
 }
 
-// circuitFor returns a usable circuit for isolation whose exit allows port.
-func (m *Manager) circuitFor(ctx context.Context, isolation string, port uint16) (*ClientCirc, error) {
+// circuitFor returns a usable circuit for isolation whose exit allows need.
+func (m *Manager) circuitFor(ctx context.Context, isolation string, need exitNeed) (*ClientCirc, error) {
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
@@ -189,7 +218,7 @@ func (m *Manager) circuitFor(ctx context.Context, isolation string, port uint16)
 			continue
 		}
 		live = append(live, cc)
-		if found == nil && !dirty && m.exitAllows(cc, port) {
+		if found == nil && !dirty && m.exitAllows(cc, need) {
 			found = cc
 		}
 	}
@@ -203,7 +232,7 @@ func (m *Manager) circuitFor(ctx context.Context, isolation string, port uint16)
 		m.mu.Unlock()
 		return found, nil
 	}
-	if pb := m.building[isolation]; pb != nil && pb.port == port {
+	if pb := m.building[isolation]; pb != nil && pb.need == need {
 		m.mu.Unlock()
 		select {
 		case <-pb.done:
@@ -212,11 +241,11 @@ func (m *Manager) circuitFor(ctx context.Context, isolation string, port uint16)
 			return nil, ctx.Err()
 		}
 	}
-	pb := &pendingBuild{done: make(chan struct{}), port: port}
+	pb := &pendingBuild{done: make(chan struct{}), need: need}
 	m.building[isolation] = pb
 	m.mu.Unlock()
 
-	pb.cc, pb.err = m.build(ctx, port)
+	pb.cc, pb.err = m.build(ctx, need)
 	m.mu.Lock()
 	if m.building[isolation] == pb {
 		delete(m.building, isolation)
@@ -234,30 +263,31 @@ func (m *Manager) circuitFor(ctx context.Context, isolation string, port uint16)
 	return pb.cc, pb.err
 }
 
-func (m *Manager) exitAllows(cc *ClientCirc, port uint16) bool {
+func (m *Manager) exitAllows(cc *ClientCirc, need exitNeed) bool {
 	last := cc.hops[len(cc.hops)-1]
 	for _, r := range m.cfg.Relays() {
 		if r.Hop.Identity == last.Identity {
-			return r.Policy != nil && r.Policy.AllowsPort(port)
+			return need.allows(r.Policy)
 		}
 	}
 	return false
 }
 
-// Build builds a circuit whose exit allows port, without registering it for
-// streams (used for preemptive circuits and measurements).
-func (m *Manager) Build(ctx context.Context, port uint16) (*ClientCirc, error) {
-	return m.build(ctx, port)
+// Build builds a circuit to any exit without registering it for streams
+// (measurements).
+func (m *Manager) Build(ctx context.Context) (*ClientCirc, error) {
+	return m.build(ctx, exitNeed{any: true})
 }
 
-// Preempt builds a circuit for the default isolation key ahead of use.
-func (m *Manager) Preempt(ctx context.Context, port uint16) error {
-	_, err := m.circuitFor(ctx, "", port)
+// Preempt builds a circuit to any exit for the default isolation key ahead
+// of use.
+func (m *Manager) Preempt(ctx context.Context) error {
+	_, err := m.circuitFor(ctx, "", exitNeed{any: true})
 	return err
 }
 
-func (m *Manager) build(ctx context.Context, port uint16) (*ClientCirc, error) {
-	path, err := m.choosePath(port)
+func (m *Manager) build(ctx context.Context, need exitNeed) (*ClientCirc, error) {
+	path, err := m.choosePath(need)
 	if err != nil {
 		return nil, err
 	}
@@ -281,9 +311,9 @@ func (m *Manager) build(ctx context.Context, port uint16) (*ClientCirc, error) {
 }
 
 // choosePath picks guard, middles and an exit: distinct relays, no two in
-// one subnet unless allowed, the exit accepting port. The guard is sticky:
+// one subnet unless allowed, the exit accepting need. The guard is sticky:
 // it stays the first hop until a build through it fails.
-func (m *Manager) choosePath(port uint16) ([]Hop, error) {
+func (m *Manager) choosePath(need exitNeed) ([]Hop, error) {
 	relays := m.usable()
 	n := m.cfg.PathLen
 	if len(relays) < n {
@@ -309,7 +339,7 @@ func (m *Manager) choosePath(port uint16) ([]Hop, error) {
 		}
 		var exits []Hop
 		for _, r := range relays {
-			if r.Policy != nil && r.Policy.AllowsPort(port) && (n == 1 || r.Hop.Identity != path[0].Identity) {
+			if need.allows(r.Policy) && (n == 1 || r.Hop.Identity != path[0].Identity) {
 				exits = append(exits, r.Hop)
 			}
 		}

@@ -53,7 +53,7 @@ func BenchmarkCircuitBuild(b *testing.B) {
 	defer h.close()
 	b.ReportAllocs()
 	for b.Loop() {
-		cc, err := h.client.Manager().Build(ctxT(b), 80)
+		cc, err := h.client.Manager().Build(ctxT(b))
 		if err != nil {
 			b.Fatal(err)
 		}

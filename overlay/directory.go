@@ -99,6 +99,7 @@ func (n *Node) serveDirectory(l *link.Link) {
 // no exit, ever sees its address.
 func (n *Node) fetchDirectory(ctx context.Context) error {
 	var errs []error
+	answered := false
 	order := rand.Perm(len(n.cfg.Bootstrap))
 	for i, j := range order {
 		b := n.cfg.Bootstrap[j]
@@ -110,13 +111,39 @@ func (n *Node) fetchDirectory(ctx context.Context) error {
 			}
 			continue
 		}
-		if d := n.dir.get(b.Identity.NodeID()); d != nil && n.cfg.Listen == "" {
-			n.mgr.SetGuard(hopOf(d))
+		if !answered && n.cfg.Listen == "" {
+			if d := n.dir.get(b.Identity.NodeID()); d != nil {
+				n.mgr.SetGuard(hopOf(d))
+			}
 		}
-		n.progress(75, fmt.Sprintf("know %d relays", len(n.dir.list())))
-		return nil
+		answered = true
+		// Ask further bootstrap relays only while this directory is too
+		// small to build a circuit: each one learns our address.
+		if n.enoughRelays() {
+			break
+		}
 	}
-	return fmt.Errorf("overlay: no bootstrap relay answered: %w", errors.Join(errs...))
+	if !answered {
+		return fmt.Errorf("overlay: no bootstrap relay answered: %w", errors.Join(errs...))
+	}
+	n.progress(75, fmt.Sprintf("know %d relays", len(n.dir.list())))
+	return nil
+}
+
+// enoughRelays reports whether the directory holds a full path with an exit.
+func (n *Node) enoughRelays() bool {
+	pathLen := n.cfg.PathLen
+	if pathLen <= 0 {
+		pathLen = 3
+	}
+	ds := n.dir.list()
+	exits := 0
+	for _, d := range ds {
+		if d.Policy().IsExit() {
+			exits++
+		}
+	}
+	return len(ds) >= pathLen && exits >= 1
 }
 
 func (n *Node) fetchFrom(ctx context.Context, b descriptor.Bootstrap) error {

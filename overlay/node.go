@@ -267,11 +267,11 @@ func (n *Node) Dial(ctx context.Context, network, addr string) (net.Conn, error)
 	return n.DialStream(ctx, addr, "")
 }
 
-// Ready builds a first circuit (to an exit accepting port) so the next
-// stream starts at once, reporting progress like Tor's "Bootstrapped 100%".
-func (n *Node) Ready(ctx context.Context, port uint16) error {
+// Ready builds a first circuit (to any exit) so the next stream usually
+// starts at once, reporting progress like Tor's "Bootstrapped 100%".
+func (n *Node) Ready(ctx context.Context) error {
 	n.progress(80, "building a circuit")
-	if err := n.mgr.Preempt(ctx, port); err != nil {
+	if err := n.mgr.Preempt(ctx); err != nil {
 		return fmt.Errorf("overlay: first circuit: %w", err)
 	}
 	n.progress(100, "done")

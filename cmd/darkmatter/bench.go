@@ -182,7 +182,7 @@ func measureBuilds(ctx context.Context, n *overlay.Node, count int) ([]time.Dura
 	var out []time.Duration
 	for i := 0; i < count; i++ {
 		start := time.Now()
-		cc, err := n.Manager().Build(ctx, 80)
+		cc, err := n.Manager().Build(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("build: %w", err)
 		}

@@ -50,7 +50,7 @@ func proxyCommand() *cli.Command {
 			if err := n.Start(ctx); err != nil {
 				return err
 			}
-			if err := n.Ready(ctx, 80); err != nil {
+			if err := n.Ready(ctx); err != nil {
 				return err
 			}
 			fe, err := startFrontends(n, c.String("socks"), c.String("http"), info)

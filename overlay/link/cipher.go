@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
+	"slices"
 
 	"github.com/flynn/noise"
 	"golang.org/x/crypto/chacha20poly1305"
@@ -44,13 +45,14 @@ func (c *transportCipher) next() ([]byte, error) {
 	return c.nonce[:], nil
 }
 
-// seal encrypts b[off:] in place and appends the tag; b must have TagLen
-// bytes of spare capacity.
+// seal encrypts b[off:] in place and appends the tag. It allocates only if
+// b lacks TagLen bytes of spare capacity.
 func (c *transportCipher) seal(b []byte, off int) ([]byte, error) {
 	nonce, err := c.next()
 	if err != nil {
 		return nil, err
 	}
+	b = slices.Grow(b, TagLen)
 	pt := b[off:]
 	ct := c.aead.Seal(pt[:0], nonce, pt, nil)
 	return b[:off+len(ct)], nil

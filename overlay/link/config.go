@@ -37,9 +37,11 @@ type Config struct {
 	// below the peer's IdleTimeout.
 	KeepAlive time.Duration
 
-	// IdleTimeout closes the link with ErrIdle when nothing was read for
-	// this long, and with ErrWriteTimeout when one write was blocked for
-	// this long; zero means DefaultIdleTimeout (3m).
+	// IdleTimeout closes the link with ErrIdle when the peer sent nothing
+	// for this long (a Read waited this long; time spent in our own
+	// Handler does not count), and with ErrWriteTimeout when writes were
+	// blocked for about this long (at least 3/4 of it); zero means
+	// DefaultIdleTimeout (3m).
 	IdleTimeout time.Duration
 
 	// HandshakeTimeout bounds the handshake and HELLO exchange; zero means

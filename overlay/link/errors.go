@@ -26,7 +26,7 @@ var (
 	// ErrQueueFull means more than Config.MaxQueue cells were waiting to
 	// be sent, so the link was closed as overloaded.
 	ErrQueueFull = errors.New("link: send queue full")
-	// ErrIdle means nothing was read for Config.IdleTimeout.
+	// ErrIdle means the peer sent nothing for Config.IdleTimeout.
 	ErrIdle = errors.New("link: idle timeout")
 	// ErrWriteTimeout means a write was blocked for Config.IdleTimeout:
 	// the peer stopped reading.

@@ -26,8 +26,9 @@ type Handler interface {
 	Closed(l *Link, err error)
 }
 
-// Stats are a link's traffic counters since the handshake. Bytes are
-// counted on the wire, with frame headers and tags.
+// Stats are a link's traffic counters since the handshake (the HELLO
+// cells are not counted). Cells include PADDING; bytes are counted on the
+// wire, with frame headers and tags.
 type Stats struct {
 	CellsSent     uint64
 	CellsReceived uint64
@@ -67,7 +68,8 @@ type Link struct {
 	wake       chan struct{} // cap 1: the queue became non-empty
 	quit       chan struct{} // closed when shutdown starts
 	writerDone chan struct{} // closed when the writer goroutine exits
-	done       chan struct{} // closed when shutdown is complete
+	done       chan struct{} // closed when both goroutines are done, before Handler.Closed
+	finished   chan struct{} // closed after Handler.Closed returned
 	readerG    atomic.Uint64 // goroutine ID of the reader, see Close
 
 	closeOnce sync.Once
@@ -97,6 +99,7 @@ func newLink(conn net.Conn, s *settings, h Handler, initiator bool, rd *frameRea
 		quit:       make(chan struct{}),
 		writerDone: make(chan struct{}),
 		done:       make(chan struct{}),
+		finished:   make(chan struct{}),
 	}
 	return l
 }
@@ -119,10 +122,11 @@ func (l *Link) start() {
 		if err != nil {
 			l.logf.Printf("link %v: closed: %v", safelog.S(l.RemoteAddr()), err)
 		}
+		close(l.done)
 		if l.h != nil {
 			l.h.Closed(l, err)
 		}
-		close(l.done)
+		close(l.finished)
 	}()
 }
 
@@ -143,20 +147,26 @@ func (l *Link) closeWith(err error) {
 
 // Close closes the link and its conn, waits until both goroutines have
 // exited and Handler.Closed has returned, and returns nil. Cells still
-// queued are dropped. It is idempotent. Called from inside HandleCell or
-// Closed (the reader goroutine) it cannot wait for itself: it starts the
-// shutdown and returns, and the shutdown completes after the callback.
+// queued are dropped. It is idempotent. Called from inside this link's
+// HandleCell or Closed (its reader goroutine) it cannot wait for itself: it
+// starts the shutdown and returns, and the shutdown completes after the
+// callback. Two links whose handlers Close each other at the same moment
+// would wait for each other; a handler that must close another link from
+// HandleCell should do it from a new goroutine.
 func (l *Link) Close() error {
 	l.closeWith(nil)
 	if l.readerG.Load() == goid() {
 		return nil
 	}
-	<-l.done
+	<-l.finished
 	return nil
 }
 
-// Done returns a channel that is closed once the link has shut down
-// completely (after Handler.Closed returned).
+// Done returns a channel that is closed once the link has shut down: both
+// goroutines have exited, the conn is closed and Err is final. It is
+// closed just before Handler.Closed is called, so a caller that adds a new
+// link to a table and then finds Done closed knows that Closed has run or
+// will run after the addition.
 func (l *Link) Done() <-chan struct{} { return l.done }
 
 // Err returns why the link closed: nil while it is open and after a local

@@ -17,8 +17,10 @@ import (
 // Dial runs the initiator side of the link protocol over conn against a
 // responder whose static link key is peer: preamble, Noise IK handshake,
 // HELLO exchange. It returns once the peer's HELLO has arrived; from then
-// on h receives the link's cells. On error conn is closed and h is never
-// called. cfg may be nil.
+// on h receives the link's cells. h may be called before Dial returns
+// (the link may even have closed by then): a caller that keeps links in a
+// table should add l and then check l.Done(). On error conn is closed and
+// h is never called. cfg may be nil; h may be nil to discard cells.
 func Dial(ctx context.Context, conn net.Conn, cfg *Config, peer keys.LinkPublicKey, h Handler) (*Link, error) {
 	s, err := cfg.settings()
 	if err != nil {
@@ -32,8 +34,9 @@ func Dial(ctx context.Context, conn net.Conn, cfg *Config, peer keys.LinkPublicK
 
 // Accept runs the responder side of the link protocol over conn. cfg must
 // have a Static key. It checks the preamble, answers the handshake (or
-// sends a reject frame) and returns once the peer's HELLO has arrived. On
-// error conn is closed and h is never called.
+// sends a reject frame) and returns once the peer's HELLO has arrived. As
+// with Dial, h may be called before Accept returns. On error conn is
+// closed and h is never called.
 func Accept(ctx context.Context, conn net.Conn, cfg *Config, h Handler) (*Link, error) {
 	s, err := cfg.settings()
 	if err == nil && s.static == nil {
@@ -52,11 +55,20 @@ func Accept(ctx context.Context, conn net.Conn, cfg *Config, h Handler) (*Link, 
 // deadline and ctx, then starts the link.
 func establish(ctx context.Context, conn net.Conn, s *settings, h Handler,
 	handshake func(*frameReader) (*session, error), initiator bool) (*Link, error) {
+	deadline := time.Now().Add(s.handshakeTimeout)
+	ctxDeadline := false
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline, ctxDeadline = d, true
+	}
 	fail := func(err error) (*Link, error) {
 		conn.Close()
-		if cerr := context.Cause(ctx); cerr != nil {
+		switch cerr := context.Cause(ctx); {
+		case cerr != nil:
 			err = fmt.Errorf("link: handshake: %w", cerr)
-		} else if errors.Is(err, os.ErrDeadlineExceeded) {
+		case errors.Is(err, os.ErrDeadlineExceeded) && ctxDeadline:
+			// The conn deadline was ctx's, and fired just before ctx.
+			err = fmt.Errorf("link: handshake: %w", context.DeadlineExceeded)
+		case errors.Is(err, os.ErrDeadlineExceeded):
 			err = fmt.Errorf("link: handshake timed out: %w", err)
 		}
 		s.logf.Printf("link %v: handshake failed: %v", safelog.S(conn.RemoteAddr()), err)
@@ -64,10 +76,6 @@ func establish(ctx context.Context, conn net.Conn, s *settings, h Handler,
 	}
 	if err := ctx.Err(); err != nil {
 		return fail(err)
-	}
-	deadline := time.Now().Add(s.handshakeTimeout)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
 	}
 	if err := conn.SetDeadline(deadline); err != nil {
 		return fail(scrub(err))

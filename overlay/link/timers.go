@@ -9,8 +9,8 @@ import (
 
 // The link's two timers run in the writer goroutine's select (writeLoop):
 //
-//	keepalive  KeepAlive after the last write     send a PADDING cell
-//	idle       IdleTimeout after the last read    close with ErrIdle
+//	keepalive  KeepAlive after the last write              send a PADDING cell
+//	idle       a Read has waited IdleTimeout for data      close with ErrIdle
 //
 // A write blocked for IdleTimeout fails on the conn's write deadline
 // (writer.write) and closes the link with ErrWriteTimeout.
@@ -36,12 +36,12 @@ func (w *writer) timerKeepAlive() error {
 	return err
 }
 
-// timerIdle checks whether anything was read for IdleTimeout. It returns
-// ErrIdle if not, else how long to wait before checking again.
+// timerIdle checks whether the reader has waited IdleTimeout for data. It
+// returns ErrIdle if so, else how long to wait before checking again.
 func (l *Link) timerIdle() (time.Duration, error) {
 	idle := l.rd.idleFor()
 	if idle >= l.idle {
-		return 0, fmt.Errorf("%w: nothing read for %v", ErrIdle, idle.Round(time.Millisecond))
+		return 0, fmt.Errorf("%w: peer silent for %v", ErrIdle, idle.Round(time.Millisecond))
 	}
 	return l.idle - idle, nil
 }
