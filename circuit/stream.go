@@ -50,17 +50,17 @@ func (a streamAddr) String() string  { return string(a) }
 
 func newStream(e *edge, id uint16, target string) *Stream {
 	return &Stream{
-		e:      e,
-		id:     id,
-		addr:   streamAddr(target),
-		opened: make(chan error, 1),
+		e:       e,
+		id:      id,
+		addr:    streamAddr(target),
+		opened:  make(chan error, 1),
 		pkgWin:  StreamWindow,
 		recvWin: StreamWindow,
 		winCh:   make(chan struct{}),
-		readCh: make(chan struct{}, 1),
-		doneCh: make(chan struct{}),
-		rdl:    newDeadline(),
-		wdl:    newDeadline(),
+		readCh:  make(chan struct{}, 1),
+		doneCh:  make(chan struct{}),
+		rdl:     newDeadline(),
+		wdl:     newDeadline(),
 	}
 }
 

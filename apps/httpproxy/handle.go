@@ -11,6 +11,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/darkmatter/darkmatter/internal/proxyserve"
 	"github.com/darkmatter/darkmatter/internal/safelog"
 )
 
@@ -110,7 +111,7 @@ func (s *Server) dial(ctx context.Context, c net.Conn, bw *bufio.Writer, req *Re
 		lingerClose(c)
 		return nil
 	}
-	if !s.trackConn(remote) {
+	if !s.srv.Track(remote) {
 		remote.Close()
 		return nil
 	}
@@ -123,7 +124,7 @@ func (s *Server) tunnel(ctx context.Context, c net.Conn, br *bufio.Reader, bw *b
 	if remote == nil {
 		return
 	}
-	defer s.untrack(remote)
+	defer s.srv.Untrack(remote)
 	if _, err := bw.WriteString("HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
 		return
 	}
@@ -136,7 +137,7 @@ func (s *Server) tunnel(ctx context.Context, c net.Conn, br *bufio.Reader, bw *b
 	if br.Buffered() > 0 {
 		client = br
 	}
-	splice(c, client, remote)
+	proxyserve.Splice(c, client, remote)
 }
 
 // limitReader returns io.EOF once n bytes have been read, and records that
@@ -169,7 +170,7 @@ func (l *limitReader) Read(p []byte) (int, error) {
 // sending, for a bounded time, so that the close that follows does not
 // reset the connection before the client has read the response.
 func lingerClose(c net.Conn) {
-	cw, ok := c.(closeWriter)
+	cw, ok := c.(proxyserve.CloseWriter)
 	if !ok || cw.CloseWrite() != nil {
 		return
 	}

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -19,8 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
+	"github.com/darkmatter/darkmatter/internal/proxyserve/proxytest"
 	"github.com/darkmatter/darkmatter/internal/streamerr"
 )
 
@@ -30,24 +28,24 @@ func basic(user, pass string) string {
 
 // startOrigin starts an httptest server and a Dialer that reaches it for
 // every target.
-func startOrigin(t *testing.T, h http.HandlerFunc) *fakeDialer {
+func startOrigin(t *testing.T, h http.HandlerFunc) *proxytest.Dialer {
 	t.Helper()
 	ts := httptest.NewServer(h)
 	t.Cleanup(ts.Close)
-	return &fakeDialer{backend: ts.Listener.Addr().String()}
+	return &proxytest.Dialer{Backend: ts.Listener.Addr().String()}
 }
 
 func TestConnect(t *testing.T) {
-	be := startBackend(t, echo)
-	d := &fakeDialer{backend: be.Addr()}
-	proxy := startProxy(t, &Server{Dialer: d})
+	be := proxytest.StartBackend(t, proxytest.Echo)
+	d := &proxytest.Dialer{Backend: be.Addr()}
+	proxy := proxytest.StartProxy(t, &Server{Dialer: d})
 
 	for i, tt := range []struct{ authority, target, auth, isolation string }{
 		{"example.invalid:443", "example.invalid:443", "", ""},
 		{"[2001:DB8::1]:8443", "[2001:db8::1]:8443", "", ""},
 		{"192.0.2.1:22", "192.0.2.1:22", basic("a", "bc"), "http:1:a2:bc"},
 	} {
-		c := dialProxy(t, proxy)
+		c := proxytest.Dial(t, proxy)
 		req := "CONNECT " + tt.authority + " HTTP/1.1\r\nHost: " + tt.authority + "\r\n"
 		if tt.auth != "" {
 			req += "Proxy-Authorization: " + tt.auth + "\r\n"
@@ -71,35 +69,23 @@ func TestConnect(t *testing.T) {
 			t.Fatalf("echo %q, %v", got, err)
 		}
 		c.Close()
-		if calls := d.Calls(); len(calls) != i+1 || calls[i] != (dialCall{tt.target, tt.isolation}) {
+		if calls := d.Calls(); len(calls) != i+1 || calls[i] != (proxytest.DialCall{Target: tt.target, Isolation: tt.isolation}) {
 			t.Fatalf("calls %q, want (%q, %q) last", calls, tt.target, tt.isolation)
 		}
 	}
 }
 
 func TestConnectLargeAndHalfClose(t *testing.T) {
-	be := startBackend(t, hashAfterEOF)
-	proxy := startProxy(t, &Server{Dialer: &fakeDialer{backend: be.Addr()}})
-	c := dialProxy(t, proxy)
+	be := proxytest.StartBackend(t, proxytest.HashAfterEOF)
+	proxy := proxytest.StartProxy(t, &Server{Dialer: &proxytest.Dialer{Backend: be.Addr()}})
+	c := proxytest.Dial(t, proxy)
 	write(t, c, "CONNECT example.invalid:443 HTTP/1.1\r\nHost: example.invalid:443\r\n\r\n")
 	br := bufio.NewReader(c)
 	resp, err := http.ReadResponse(br, &http.Request{Method: "CONNECT"})
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatalf("CONNECT: %v %v", resp, err)
 	}
-	data := make([]byte, 3<<20+5)
-	rand.Read(data)
-	go func() {
-		_, _ = c.Write(data)
-		_ = c.(*net.TCPConn).CloseWrite()
-	}()
-	got, err := io.ReadAll(br)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := sha256.Sum256(data); !bytes.Equal(got, want[:]) {
-		t.Fatalf("backend hash %x, want %x", got, want)
-	}
+	proxytest.HalfCloseAndCheckHash(t, c, br, 3<<20+5)
 }
 
 func TestGetLargeBody(t *testing.T) {
@@ -122,7 +108,7 @@ func TestGetLargeBody(t *testing.T) {
 			}
 		}
 	})
-	proxy := startProxy(t, &Server{Dialer: d})
+	proxy := proxytest.StartProxy(t, &Server{Dialer: d})
 	client := &http.Client{Transport: proxyTransport(t, proxy, url.UserPassword("ab", "c"))}
 
 	for _, path := range []string{"/big?x=1", "/chunked"} {
@@ -142,7 +128,7 @@ func TestGetLargeBody(t *testing.T) {
 		}
 	}
 	calls := d.Calls()
-	if len(calls) != 2 || calls[0] != (dialCall{"example.invalid:80", "http:2:ab1:c"}) {
+	if len(calls) != 2 || calls[0] != (proxytest.DialCall{Target: "example.invalid:80", Isolation: "http:2:ab1:c"}) {
 		t.Fatalf("calls %q", calls)
 	}
 	mu.Lock()
@@ -168,7 +154,7 @@ func TestUpload(t *testing.T) {
 		}
 		fmt.Fprintf(w, "%s %d %v", sum(b), r.ContentLength, r.TransferEncoding)
 	})
-	proxy := startProxy(t, &Server{Dialer: d})
+	proxy := proxytest.StartProxy(t, &Server{Dialer: d})
 	client := &http.Client{Transport: proxyTransport(t, proxy, nil)}
 	data := make([]byte, 3<<20+11)
 	rand.Read(data)
@@ -207,7 +193,7 @@ func TestKeepAliveAndHopByHop(t *testing.T) {
 	var mu sync.Mutex
 	var hdrs []http.Header
 	// A raw origin, because net/http's server rewrites Connection.
-	be := startBackend(t, func(c net.Conn) {
+	be := proxytest.StartBackend(t, func(c net.Conn) {
 		r, err := http.ReadRequest(bufio.NewReader(c))
 		if err != nil {
 			return
@@ -221,9 +207,9 @@ func TestKeepAliveAndHopByHop(t *testing.T) {
 		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nConnection: X-Resp-Hop\r\nX-Resp-Hop: 1\r\n"+
 			"Keep-Alive: timeout=5\r\nX-Resp-E2E: yes\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
 	})
-	d := &fakeDialer{backend: be.Addr()}
-	proxy := startProxy(t, &Server{Dialer: d})
-	c := dialProxy(t, proxy)
+	d := &proxytest.Dialer{Backend: be.Addr()}
+	proxy := proxytest.StartProxy(t, &Server{Dialer: d})
+	c := proxytest.Dial(t, proxy)
 	br := bufio.NewReader(c)
 	for i := range 3 {
 		write(t, c, fmt.Sprintf("GET http://example.invalid/%d HTTP/1.1\r\nHost: example.invalid\r\n"+
@@ -277,11 +263,11 @@ func closeDelimitedOrigin(body []byte) func(net.Conn) {
 func TestCloseDelimitedResponse(t *testing.T) {
 	data := make([]byte, 1<<20+1)
 	rand.Read(data)
-	be := startBackend(t, closeDelimitedOrigin(data))
-	proxy := startProxy(t, &Server{Dialer: &fakeDialer{backend: be.Addr()}})
+	be := proxytest.StartBackend(t, closeDelimitedOrigin(data))
+	proxy := proxytest.StartProxy(t, &Server{Dialer: &proxytest.Dialer{Backend: be.Addr()}})
 
 	// HTTP/1.1 client: chunked, connection kept.
-	c := dialProxy(t, proxy)
+	c := proxytest.Dial(t, proxy)
 	br := bufio.NewReader(c)
 	for range 2 {
 		write(t, c, "GET http://example.invalid/ HTTP/1.1\r\nHost: example.invalid\r\n\r\n")
@@ -292,7 +278,7 @@ func TestCloseDelimitedResponse(t *testing.T) {
 	}
 
 	// HTTP/1.0 client: body until close.
-	c = dialProxy(t, proxy)
+	c = proxytest.Dial(t, proxy)
 	write(t, c, "GET http://example.invalid/ HTTP/1.0\r\n\r\n")
 	resp, body := readResponse(t, bufio.NewReader(c), "GET")
 	if !resp.Close || len(resp.TransferEncoding) != 0 || sum(body) != sum(data) {
@@ -309,8 +295,8 @@ func TestHeadAndExpectContinue(t *testing.T) {
 		b, _ := io.ReadAll(r.Body)
 		io.WriteString(w, sum(b))
 	})
-	proxy := startProxy(t, &Server{Dialer: d})
-	c := dialProxy(t, proxy)
+	proxy := proxytest.StartProxy(t, &Server{Dialer: d})
+	c := proxytest.Dial(t, proxy)
 	br := bufio.NewReader(c)
 
 	write(t, c, "HEAD http://example.invalid/ HTTP/1.1\r\nHost: example.invalid\r\n\r\n")
@@ -346,14 +332,14 @@ func TestHeadAndExpectContinue(t *testing.T) {
 
 func TestEarlyResponse(t *testing.T) {
 	// The origin answers without reading the request body.
-	be := startBackend(t, func(c net.Conn) {
+	be := proxytest.StartBackend(t, func(c net.Conn) {
 		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
 			return
 		}
 		io.WriteString(c, "HTTP/1.1 413 Content Too Large\r\nContent-Length: 3\r\n\r\nbig")
 	})
-	proxy := startProxy(t, &Server{Dialer: &fakeDialer{backend: be.Addr()}})
-	c := dialProxy(t, proxy)
+	proxy := proxytest.StartProxy(t, &Server{Dialer: &proxytest.Dialer{Backend: be.Addr()}})
+	c := proxytest.Dial(t, proxy)
 	write(t, c, "POST http://example.invalid/ HTTP/1.1\r\nHost: example.invalid\r\n"+
 		"Content-Length: 10000000\r\n\r\nonly the start of it")
 	br := bufio.NewReader(c)
@@ -396,16 +382,11 @@ func TestStatusMapping(t *testing.T) {
 	if StatusCode(nil) != 200 {
 		t.Errorf("StatusCode(nil) != 200")
 	}
-	d := &fakeDialer{fn: func(_ context.Context, target string) (net.Conn, error) {
-		if err, ok := errs[target]; ok {
-			return nil, err
-		}
-		return nil, errors.New("unexpected target")
-	}}
-	proxy := startProxy(t, &Server{Dialer: d})
+	d := &proxytest.Dialer{Fn: proxytest.FailWith(errs)}
+	proxy := proxytest.StartProxy(t, &Server{Dialer: d})
 	for i, tt := range tests {
 		for _, connect := range []bool{false, true} {
-			c := dialProxy(t, proxy)
+			c := proxytest.Dial(t, proxy)
 			if connect {
 				write(t, c, fmt.Sprintf("CONNECT r%d.invalid:80 HTTP/1.1\r\nHost: r%d.invalid:80\r\n\r\n", i, i))
 			} else {
@@ -423,12 +404,9 @@ func TestStatusMapping(t *testing.T) {
 }
 
 func TestDialTimeout(t *testing.T) {
-	d := &fakeDialer{fn: func(ctx context.Context, _ string) (net.Conn, error) {
-		<-ctx.Done()
-		return nil, ctx.Err()
-	}}
-	proxy := startProxy(t, &Server{Dialer: d, DialTimeout: 50 * time.Millisecond})
-	c := dialProxy(t, proxy)
+	d := &proxytest.Dialer{Fn: proxytest.NewStall().Dial}
+	proxy := proxytest.StartProxy(t, &Server{Dialer: d, DialTimeout: 50 * time.Millisecond})
+	c := proxytest.Dial(t, proxy)
 	write(t, c, "GET http://example.invalid/ HTTP/1.1\r\nHost: example.invalid\r\n\r\n")
 	if resp, _ := readResponse(t, bufio.NewReader(c), "GET"); resp.StatusCode != 504 {
 		t.Fatalf("status %d, want 504", resp.StatusCode)
@@ -436,10 +414,8 @@ func TestDialTimeout(t *testing.T) {
 }
 
 func TestBadRequests(t *testing.T) {
-	d := &fakeDialer{fn: func(context.Context, string) (net.Conn, error) {
-		return nil, errors.New("must not dial")
-	}}
-	proxy := startProxy(t, &Server{Dialer: d})
+	d := &proxytest.Dialer{Fn: proxytest.MustNotDial}
+	proxy := proxytest.StartProxy(t, &Server{Dialer: d})
 	for _, raw := range []string{
 		"GET / HTTP/1.1\r\nHost: example.invalid\r\n\r\n",
 		"GET https://example.invalid/ HTTP/1.1\r\nHost: example.invalid\r\n\r\n",
@@ -458,7 +434,7 @@ func TestBadRequests(t *testing.T) {
 		"CONNECT example.invalid:443 HTTP/1.1\r\nProxy-Authorization: " + basic("a", "b") + "\r\nProxy-Authorization: " + basic("c", "d") + "\r\n\r\n",
 		"BLAH\r\n\r\n",
 	} {
-		c := dialProxy(t, proxy)
+		c := proxytest.Dial(t, proxy)
 		write(t, c, raw)
 		resp, body := readResponse(t, bufio.NewReader(c), "GET")
 		if resp.StatusCode != 400 || !resp.Close {
@@ -468,7 +444,7 @@ func TestBadRequests(t *testing.T) {
 			t.Errorf("%q: body echoes the target: %q", raw, body)
 		}
 	}
-	c := dialProxy(t, proxy)
+	c := proxytest.Dial(t, proxy)
 	write(t, c, "GET http://example.invalid/ HTTP/9.9\r\n\r\n")
 	if resp, _ := readResponse(t, bufio.NewReader(c), "GET"); resp.StatusCode != 505 {
 		t.Errorf("HTTP/9.9: status %d, want 505", resp.StatusCode)
@@ -479,8 +455,8 @@ func TestBadRequests(t *testing.T) {
 }
 
 func TestHeaderTooLarge(t *testing.T) {
-	proxy := startProxy(t, &Server{Dialer: &fakeDialer{}})
-	c := dialProxy(t, proxy)
+	proxy := proxytest.StartProxy(t, &Server{Dialer: &proxytest.Dialer{}})
+	c := proxytest.Dial(t, proxy)
 	go func() {
 		_, _ = io.WriteString(c, "GET http://example.invalid/ HTTP/1.1\r\nX-Big: "+strings.Repeat("a", maxHeaderBytes+10<<10)+"\r\n\r\n")
 	}()
@@ -491,8 +467,8 @@ func TestHeaderTooLarge(t *testing.T) {
 }
 
 func TestHandshakeTimeout(t *testing.T) {
-	proxy := startProxy(t, &Server{Dialer: &fakeDialer{}, HandshakeTimeout: 100 * time.Millisecond})
-	c := dialProxy(t, proxy)
+	proxy := proxytest.StartProxy(t, &Server{Dialer: &proxytest.Dialer{}, HandshakeTimeout: 100 * time.Millisecond})
+	c := proxytest.Dial(t, proxy)
 	write(t, c, "GET http://example.invalid/ HTTP/1.1\r\n") // headers never end
 	if b, err := io.ReadAll(c); err != nil || len(b) != 0 {
 		t.Fatalf("read %q, %v; want a silent close", b, err)
@@ -500,23 +476,21 @@ func TestHandshakeTimeout(t *testing.T) {
 }
 
 func TestCloseWithActiveConnections(t *testing.T) {
-	echoBE := startBackend(t, echo)
+	echoBE := proxytest.StartBackend(t, proxytest.Echo)
 	// A slow origin: headers and part of the body, then nothing.
-	slowBE := startBackend(t, func(c net.Conn) {
+	slowBE := proxytest.StartBackend(t, func(c net.Conn) {
 		if _, err := http.ReadRequest(bufio.NewReader(c)); err != nil {
 			return
 		}
 		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npart")
 		io.Copy(io.Discard, c)
 	})
-	entered := make(chan struct{}, 1)
-	d := &fakeDialer{fn: func(ctx context.Context, target string) (net.Conn, error) {
+	stall := proxytest.NewStall()
+	d := &proxytest.Dialer{Fn: func(ctx context.Context, target string) (net.Conn, error) {
 		var nd net.Dialer
 		switch target {
 		case "blocked.invalid:80":
-			entered <- struct{}{}
-			<-ctx.Done()
-			return nil, ctx.Err()
+			return stall.Dial(ctx, target)
 		case "slow.invalid:80":
 			return nd.DialContext(ctx, "tcp", slowBE.Addr())
 		default:
@@ -524,16 +498,10 @@ func TestCloseWithActiveConnections(t *testing.T) {
 		}
 	}}
 	s := &Server{Dialer: d}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- s.Serve(l) }()
-	proxy := l.Addr().String()
+	proxy, serveErr := proxytest.Serve(t, s)
 
 	var clients []net.Conn
-	tunnel := dialProxy(t, proxy)
+	tunnel := proxytest.Dial(t, proxy)
 	write(t, tunnel, "CONNECT example.invalid:443 HTTP/1.1\r\n\r\nping")
 	tbr := bufio.NewReader(tunnel)
 	if resp, err := http.ReadResponse(tbr, &http.Request{Method: "CONNECT"}); err != nil || resp.StatusCode != 200 {
@@ -544,7 +512,7 @@ func TestCloseWithActiveConnections(t *testing.T) {
 	}
 	clients = append(clients, tunnel)
 
-	slow := dialProxy(t, proxy)
+	slow := proxytest.Dial(t, proxy)
 	write(t, slow, "GET http://slow.invalid/ HTTP/1.1\r\n\r\n")
 	sbr := bufio.NewReader(slow)
 	resp, err := http.ReadResponse(sbr, nil)
@@ -553,93 +521,46 @@ func TestCloseWithActiveConnections(t *testing.T) {
 	}
 	clients = append(clients, slow)
 
-	half := dialProxy(t, proxy)
+	half := proxytest.Dial(t, proxy)
 	write(t, half, "GET http://example.invalid/ HTTP/1.1\r\n")
 	clients = append(clients, half)
 
-	blocked := dialProxy(t, proxy)
+	blocked := proxytest.Dial(t, proxy)
 	write(t, blocked, "GET http://blocked.invalid/ HTTP/1.1\r\n\r\n")
-	select {
-	case <-entered:
-	case <-time.After(ioTimeout):
-		t.Fatal("dial not started")
-	}
+	stall.WaitEntered(t)
 	clients = append(clients, blocked)
 
-	done := make(chan struct{})
-	go func() {
-		s.Close()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(ioTimeout):
-		t.Fatal("Close did not return")
-	}
-	if err := <-serveErr; !errors.Is(err, net.ErrClosed) {
-		t.Fatalf("Serve returned %v", err)
-	}
+	proxytest.CloseWithin(t, s, serveErr)
 	if b, err := io.ReadAll(resp.Body); err == nil {
 		t.Fatalf("slow body ended cleanly after Close: %q", b)
 	}
-	for _, c := range clients {
-		var ne net.Error
-		if _, err := io.ReadAll(c); errors.As(err, &ne) && ne.Timeout() {
-			t.Fatal("client connection left open by Close")
-		}
-	}
-	if err := s.Close(); err != nil {
-		t.Fatalf("second Close: %v", err)
-	}
-	for _, c := range clients {
-		c.Close()
-	}
-	echoBE.Close()
-	slowBE.Close()
-	goleak.VerifyNone(t)
+	proxytest.ExpectAllClosed(t, clients...)
+	proxytest.VerifyClosedServer(t, s, clients, echoBE, slowBE)
+}
+
+func TestCloseConcurrentWithServe(t *testing.T) {
+	proxytest.CloseConcurrentWithServe(t, func() proxytest.Server { return &Server{Dialer: &proxytest.Dialer{}} })
 }
 
 func TestServeNilDialer(t *testing.T) {
-	var s Server
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Serve(l); err == nil || !strings.HasPrefix(err.Error(), "httpproxy: ") {
-		t.Fatalf("Serve with nil Dialer returned %v", err)
-	}
-	s.Close()
+	proxytest.ExpectServeRefused(t, &Server{}, "httpproxy: ")
 }
 
 func TestLogsNoAddresses(t *testing.T) {
-	var mu sync.Mutex
-	var lines []string
-	logf := func(format string, args ...any) {
-		mu.Lock()
-		lines = append(lines, fmt.Sprintf(format, args...))
-		mu.Unlock()
-	}
-	d := &fakeDialer{fn: func(context.Context, string) (net.Conn, error) {
-		return nil, fmt.Errorf("dial secret.invalid: %w", streamerr.New(streamerr.ConnRefused))
-	}}
-	proxy := startProxy(t, &Server{Dialer: d, Logf: logf})
+	var rec proxytest.LogRecorder
+	proxy := proxytest.StartProxy(t, &Server{Dialer: &proxytest.Dialer{Fn: proxytest.SecretRefused}, Logf: rec.Logf})
 	for _, raw := range []string{
 		"GET http://secret.invalid/ HTTP/1.1\r\n\r\n",
 		"GET http://secret.invalid/ HTTP/1.1\r\nBad Header\r\n\r\n",
 		"GET https://secret.invalid/ HTTP/1.1\r\n\r\n",
 	} {
-		c := dialProxy(t, proxy)
+		c := proxytest.Dial(t, proxy)
 		write(t, c, raw)
 		readResponse(t, bufio.NewReader(c), "GET")
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	lines := rec.Lines()
 	if len(lines) < 3 {
 		t.Fatalf("logged %q, want three lines", lines)
 	}
-	for _, l := range lines {
-		if strings.Contains(l, "secret") || strings.Contains(l, "127.0.0.1") {
-			t.Errorf("log line leaks an address: %q", l)
-		}
-	}
+	proxytest.CheckNoAddresses(t, lines, "secret")
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/darkmatter/darkmatter/internal/proxyserve"
 	"github.com/darkmatter/darkmatter/internal/safelog"
 	"github.com/darkmatter/darkmatter/internal/streamerr"
 )
@@ -42,11 +43,11 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 		_ = WriteReply(c, code)
 		return
 	}
-	if !s.trackConn(remote) {
+	if !s.srv.Track(remote) {
 		remote.Close()
 		return
 	}
-	defer s.untrack(remote)
+	defer s.srv.Untrack(remote)
 	if err := WriteReply(c, ReplySucceeded); err != nil {
 		return
 	}
@@ -56,7 +57,7 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 	if br.Buffered() > 0 {
 		client = br
 	}
-	splice(c, client, remote)
+	proxyserve.Splice(c, client, remote)
 }
 
 // handshake runs method negotiation, authentication and reads the request.

@@ -3,26 +3,22 @@ package socks
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
+	"github.com/darkmatter/darkmatter/internal/proxyserve/proxytest"
 	"github.com/darkmatter/darkmatter/internal/streamerr"
 )
 
 func TestConnectAddressTypes(t *testing.T) {
-	be := startBackend(t, echo)
-	d := &fakeDialer{backend: be.Addr()}
-	proxy := startProxy(t, &Server{Dialer: d})
+	be := proxytest.StartBackend(t, proxytest.Echo)
+	d := &proxytest.Dialer{Backend: be.Addr()}
+	proxy := proxytest.StartProxy(t, &Server{Dialer: d})
 
 	tests := []struct {
 		name   string
@@ -53,47 +49,34 @@ func TestConnectAddressTypes(t *testing.T) {
 			if len(calls) != i+1 {
 				t.Fatalf("%d dial calls, want %d", len(calls), i+1)
 			}
-			if got := calls[i]; got != (dialCall{tt.target, ""}) {
-				t.Fatalf("DialStream(%q, %q), want (%q, \"\")", got.target, got.isolation, tt.target)
+			if got := calls[i]; got != (proxytest.DialCall{Target: tt.target}) {
+				t.Fatalf("DialStream(%q, %q), want (%q, \"\")", got.Target, got.Isolation, tt.target)
 			}
 		})
 	}
 }
 
 func TestLargeTransferAndHalfClose(t *testing.T) {
-	be := startBackend(t, hashAfterEOF)
-	proxy := startProxy(t, &Server{Dialer: &fakeDialer{backend: be.Addr()}})
+	be := proxytest.StartBackend(t, proxytest.HashAfterEOF)
+	proxy := proxytest.StartProxy(t, &Server{Dialer: &proxytest.Dialer{Backend: be.Addr()}})
 
 	c, code := connect(t, proxy, AtypDomain, []byte("example.invalid"), 80)
 	if code != ReplySucceeded {
 		t.Fatalf("reply %#x", code)
 	}
-	data := make([]byte, 3<<20+17)
-	rand.Read(data)
-	go func() {
-		_, _ = c.Write(data)
-		_ = c.(*net.TCPConn).CloseWrite()
-	}()
 	// The backend answers only after EOF, so this also checks that the
 	// client's half-close reaches it while the other direction stays open.
-	got, err := io.ReadAll(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := sha256.Sum256(data)
-	if !bytes.Equal(got, want[:]) {
-		t.Fatalf("backend saw SHA-256 %x, want %x", got, want)
-	}
+	proxytest.HalfCloseAndCheckHash(t, c, c, 3<<20+17)
 }
 
 func TestUserPassIsolation(t *testing.T) {
-	be := startBackend(t, echo)
-	d := &fakeDialer{backend: be.Addr()}
-	proxy := startProxy(t, &Server{Dialer: d})
+	be := proxytest.StartBackend(t, proxytest.Echo)
+	d := &proxytest.Dialer{Backend: be.Addr()}
+	proxy := proxytest.StartProxy(t, &Server{Dialer: d})
 
 	pairs := [][2]string{{"a", "bc"}, {"ab", "c"}, {"", ""}, {"a", "bc"}, {strings.Repeat("u", 255), strings.Repeat("p", 255)}}
 	for _, p := range pairs {
-		c := dialProxy(t, proxy)
+		c := proxytest.Dial(t, proxy)
 		// Offering no-auth first must still pick username/password.
 		if m := greet(t, c, MethodNoAuth, MethodUserPass); m != MethodUserPass {
 			t.Fatalf("method %#x, want username/password", m)
@@ -118,7 +101,7 @@ func TestUserPassIsolation(t *testing.T) {
 	}
 	keys := make([]string, len(calls))
 	for i, c := range calls {
-		keys[i] = c.isolation
+		keys[i] = c.Isolation
 	}
 	if keys[0] != "socks5:1:a2:bc" || keys[1] != "socks5:2:ab1:c" || keys[2] != "socks5:0:0:" {
 		t.Errorf("keys %q", keys[:3])
@@ -173,13 +156,8 @@ func TestReplyCodes(t *testing.T) {
 		t.Errorf("ReplyCode(nil) != 0")
 	}
 
-	d := &fakeDialer{fn: func(_ context.Context, target string) (net.Conn, error) {
-		if err, ok := errs[target]; ok {
-			return nil, err
-		}
-		return nil, errors.New("unexpected target")
-	}}
-	proxy := startProxy(t, &Server{Dialer: d})
+	d := &proxytest.Dialer{Fn: proxytest.FailWith(errs)}
+	proxy := proxytest.StartProxy(t, &Server{Dialer: d})
 	for i, tt := range tests {
 		c, code := connect(t, proxy, AtypDomain, fmt.Appendf(nil, "r%d.invalid", i), 80)
 		if code != tt.want {
@@ -190,11 +168,8 @@ func TestReplyCodes(t *testing.T) {
 }
 
 func TestDialTimeout(t *testing.T) {
-	d := &fakeDialer{fn: func(ctx context.Context, _ string) (net.Conn, error) {
-		<-ctx.Done()
-		return nil, ctx.Err()
-	}}
-	proxy := startProxy(t, &Server{Dialer: d, DialTimeout: 50 * time.Millisecond})
+	d := &proxytest.Dialer{Fn: proxytest.NewStall().Dial}
+	proxy := proxytest.StartProxy(t, &Server{Dialer: d, DialTimeout: 50 * time.Millisecond})
 	c, code := connect(t, proxy, AtypIPv4, []byte{192, 0, 2, 1}, 80)
 	if code != ReplyTTLExpired {
 		t.Fatalf("reply %#x, want TTL expired", code)
@@ -203,10 +178,8 @@ func TestDialTimeout(t *testing.T) {
 }
 
 func TestUnsupportedRequests(t *testing.T) {
-	d := &fakeDialer{fn: func(context.Context, string) (net.Conn, error) {
-		return nil, errors.New("must not dial")
-	}}
-	proxy := startProxy(t, &Server{Dialer: d})
+	d := &proxytest.Dialer{Fn: proxytest.MustNotDial}
+	proxy := proxytest.StartProxy(t, &Server{Dialer: d})
 
 	for _, tt := range []struct {
 		name string
@@ -225,7 +198,7 @@ func TestUnsupportedRequests(t *testing.T) {
 		{"port 0", CmdConnect, AtypDomain, []byte("example.invalid"), 0, ReplyGeneralFailure},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			c := dialProxy(t, proxy)
+			c := proxytest.Dial(t, proxy)
 			greet(t, c, MethodNoAuth)
 			if code := sendRequest(t, c, tt.cmd, tt.atyp, tt.addr, tt.port); code != tt.want {
 				t.Fatalf("reply %#x, want %#x", code, tt.want)
@@ -235,7 +208,7 @@ func TestUnsupportedRequests(t *testing.T) {
 	}
 
 	t.Run("bad address type", func(t *testing.T) {
-		c := dialProxy(t, proxy)
+		c := proxytest.Dial(t, proxy)
 		greet(t, c, MethodNoAuth)
 		write(t, c, []byte{5, CmdConnect, 0, 0x05, 1, 2, 3, 4, 0, 80})
 		r := readN(t, c, 10)
@@ -245,25 +218,25 @@ func TestUnsupportedRequests(t *testing.T) {
 		expectClosed(t, c)
 	})
 	t.Run("no acceptable method", func(t *testing.T) {
-		c := dialProxy(t, proxy)
+		c := proxytest.Dial(t, proxy)
 		if m := greet(t, c, 0x01, 0x80); m != MethodNoAcceptable {
 			t.Fatalf("method %#x, want 0xff", m)
 		}
 		expectClosed(t, c)
 	})
 	t.Run("SOCKS4", func(t *testing.T) {
-		c := dialProxy(t, proxy)
+		c := proxytest.Dial(t, proxy)
 		write(t, c, []byte{4, 1, 0, 80, 127, 0, 0, 1, 'u', 0})
 		expectClosed(t, c)
 	})
 	t.Run("bad request version", func(t *testing.T) {
-		c := dialProxy(t, proxy)
+		c := proxytest.Dial(t, proxy)
 		greet(t, c, MethodNoAuth)
 		write(t, c, []byte{4, CmdConnect, 0, AtypIPv4, 1, 2, 3, 4, 0, 80})
 		expectClosed(t, c)
 	})
 	t.Run("bad auth version", func(t *testing.T) {
-		c := dialProxy(t, proxy)
+		c := proxytest.Dial(t, proxy)
 		greet(t, c, MethodUserPass)
 		write(t, c, []byte{5, 1, 'a', 1, 'b'})
 		if r := readN(t, c, 2); r[1] == 0 {
@@ -277,8 +250,8 @@ func TestUnsupportedRequests(t *testing.T) {
 }
 
 func TestHandshakeTimeout(t *testing.T) {
-	proxy := startProxy(t, &Server{Dialer: &fakeDialer{}, HandshakeTimeout: 100 * time.Millisecond})
-	c := dialProxy(t, proxy)
+	proxy := proxytest.StartProxy(t, &Server{Dialer: &proxytest.Dialer{}, HandshakeTimeout: 100 * time.Millisecond})
+	c := proxytest.Dial(t, proxy)
 	write(t, c, []byte{5, 1}) // half a greeting, then silence
 	start := time.Now()
 	expectClosed(t, c)
@@ -288,9 +261,9 @@ func TestHandshakeTimeout(t *testing.T) {
 }
 
 func TestEarlyDataAfterRequest(t *testing.T) {
-	be := startBackend(t, echo)
-	proxy := startProxy(t, &Server{Dialer: &fakeDialer{backend: be.Addr()}})
-	c := dialProxy(t, proxy)
+	be := proxytest.StartBackend(t, proxytest.Echo)
+	proxy := proxytest.StartProxy(t, &Server{Dialer: &proxytest.Dialer{Backend: be.Addr()}})
+	c := proxytest.Dial(t, proxy)
 	// Greeting, request and data in one write, as optimistic clients do.
 	msg := append([]byte{5, 1, 0, 5, 1, 0, 1, 192, 0, 2, 1, 0, 80}, "early"...)
 	write(t, c, msg)
@@ -306,24 +279,16 @@ func TestEarlyDataAfterRequest(t *testing.T) {
 }
 
 func TestCloseWithActiveConnections(t *testing.T) {
-	be := startBackend(t, echo)
-	entered := make(chan struct{}, 1)
-	d := &fakeDialer{backend: be.Addr(), fn: func(ctx context.Context, target string) (net.Conn, error) {
+	be := proxytest.StartBackend(t, proxytest.Echo)
+	stall := proxytest.NewStall()
+	d := &proxytest.Dialer{Backend: be.Addr(), Fn: func(ctx context.Context, target string) (net.Conn, error) {
 		if target == "blocked.invalid:80" {
-			entered <- struct{}{}
-			<-ctx.Done()
-			return nil, ctx.Err()
+			return stall.Dial(ctx, target)
 		}
 		return nil, nil
 	}}
 	s := &Server{Dialer: d}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- s.Serve(l) }()
-	proxy := l.Addr().String()
+	proxy, serveErr := proxytest.Serve(t, s)
 
 	var clients []net.Conn
 	for range 3 {
@@ -335,133 +300,48 @@ func TestCloseWithActiveConnections(t *testing.T) {
 		readN(t, c, 1)
 		clients = append(clients, c)
 	}
-	mid := dialProxy(t, proxy) // stuck in the handshake
+	mid := proxytest.Dial(t, proxy) // stuck in the handshake
 	write(t, mid, []byte{5, 1, 0})
 	readN(t, mid, 2)
 	clients = append(clients, mid)
 
-	blocked := dialProxy(t, proxy) // stuck in DialStream
+	blocked := proxytest.Dial(t, proxy) // stuck in DialStream
 	greet(t, blocked, MethodNoAuth)
 	write(t, blocked, append([]byte{5, 1, 0, 3, 15}, "blocked.invalid\x00\x50"...))
-	select {
-	case <-entered:
-	case <-time.After(ioTimeout):
-		t.Fatal("dial not started")
-	}
+	stall.WaitEntered(t)
 
-	done := make(chan struct{})
-	go func() {
-		s.Close()
-		close(done)
-	}()
-	select {
-	case <-done:
-	case <-time.After(ioTimeout):
-		t.Fatal("Close did not return")
-	}
-	if err := <-serveErr; !errors.Is(err, net.ErrClosed) {
-		t.Fatalf("Serve returned %v", err)
-	}
-	for _, c := range clients {
-		if _, err := io.ReadAll(c); err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				t.Fatalf("client not closed")
-			}
-		}
-	}
+	proxytest.CloseWithin(t, s, serveErr)
+	proxytest.ExpectAllClosed(t, clients...)
 	// The blocked client gets a failure reply or a closed connection.
 	if b, _ := io.ReadAll(blocked); len(b) != 0 && (len(b) != 10 || b[1] == ReplySucceeded) {
 		t.Fatalf("blocked client read % x", b)
 	}
-	if err := s.Close(); err != nil {
-		t.Fatalf("second Close: %v", err)
-	}
-	if err := s.Serve(mustListen(t)); !errors.Is(err, net.ErrClosed) {
-		t.Fatalf("Serve after Close returned %v", err)
-	}
-	for _, c := range append(clients, blocked) {
-		c.Close()
-	}
-	be.Close()
-	goleak.VerifyNone(t)
-}
-
-func mustListen(t *testing.T) net.Listener {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
+	proxytest.VerifyClosedServer(t, s, append(clients, blocked), be)
 }
 
 func TestCloseConcurrentWithServe(t *testing.T) {
-	for range 20 {
-		s := &Server{Dialer: &fakeDialer{}}
-		var wg sync.WaitGroup
-		for range 3 {
-			l := mustListen(t)
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if err := s.Serve(l); !errors.Is(err, net.ErrClosed) {
-					t.Errorf("Serve returned %v", err)
-				}
-			}()
-		}
-		s.Close()
-		wg.Wait()
-	}
+	proxytest.CloseConcurrentWithServe(t, func() proxytest.Server { return &Server{Dialer: &proxytest.Dialer{}} })
 }
 
 func TestServeNilDialer(t *testing.T) {
-	var s Server
-	if err := s.Serve(mustListen(t)); err == nil || !strings.HasPrefix(err.Error(), "socks: ") {
-		t.Fatalf("Serve with nil Dialer returned %v", err)
-	}
-	s.Close()
+	proxytest.ExpectServeRefused(t, &Server{}, "socks: ")
 }
 
 func TestLogsNoAddresses(t *testing.T) {
-	var mu sync.Mutex
-	var lines []string
-	logf := func(format string, args ...any) {
-		mu.Lock()
-		lines = append(lines, fmt.Sprintf(format, args...))
-		mu.Unlock()
-	}
-	d := &fakeDialer{fn: func(context.Context, string) (net.Conn, error) {
-		return nil, fmt.Errorf("dial secret.invalid: %w", streamerr.New(streamerr.ConnRefused))
-	}}
-	proxy := startProxy(t, &Server{Dialer: d, Logf: logf})
+	var rec proxytest.LogRecorder
+	proxy := proxytest.StartProxy(t, &Server{Dialer: &proxytest.Dialer{Fn: proxytest.SecretRefused}, Logf: rec.Logf})
 	c, code := connect(t, proxy, AtypDomain, []byte("secret.invalid"), 80)
 	if code != ReplyConnectionRefused {
 		t.Fatalf("reply %#x", code)
 	}
 	expectClosed(t, c)
-	c2 := dialProxy(t, proxy)
+	c2 := proxytest.Dial(t, proxy)
 	write(t, c2, []byte{4, 1})
 	expectClosed(t, c2)
 
-	deadline := time.Now().Add(ioTimeout)
-	for {
-		mu.Lock()
-		n := len(lines)
-		mu.Unlock()
-		if n >= 2 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	mu.Lock()
-	defer mu.Unlock()
+	lines := rec.WaitLines(2)
 	if len(lines) < 2 {
 		t.Fatalf("logged %q, want two lines", lines)
 	}
-	for _, l := range lines {
-		if strings.Contains(l, "secret") || strings.Contains(l, "127.0.0.1") {
-			t.Errorf("log line leaks an address: %q", l)
-		}
-	}
+	proxytest.CheckNoAddresses(t, lines, "secret")
 }
