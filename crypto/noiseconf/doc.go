@@ -1,10 +1,12 @@
-// Package noiseconf holds darkmatter's Noise cipher suite: Curve25519 on
-// crypto/ecdh, ChaChaPoly and BLAKE2s (spec/links.md §2).
+// Package noiseconf holds darkmatter's Noise cipher suite: Curve25519,
+// ChaChaPoly and BLAKE2s (spec/links.md §2).
 //
-// flynn/noise's own DH25519 goes through x/crypto/curve25519, which derives
-// the public key again on every DH; the DH here calls crypto/ecdh directly
-// and makes Noise handshakes about twice as fast. The protocol name is
-// unchanged ("25519"), so the wire format is standard Noise.
+// flynn/noise's own DH25519 goes through x/crypto/curve25519 and crypto/ecdh,
+// which derive the public key again on every DH (two scalar multiplications
+// per DH). The DH here uses circl's X25519 (one multiplication, assembly on
+// amd64) and makes Noise handshakes about twice as fast. The protocol name is
+// unchanged ("25519"), so the wire format is standard Noise; a test checks it
+// against flynn/noise's reference DH.
 //
 // This package does not run handshakes or frame messages (overlay/link and
 // crypto/onionhs do).

@@ -3,9 +3,11 @@ package noiseconf
 import (
 	"crypto/ecdh"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 
+	"github.com/cloudflare/circl/dh/x25519"
 	"github.com/flynn/noise"
 )
 
@@ -35,18 +37,23 @@ func (dh25519) GenerateKeypair(random io.Reader) (noise.DHKey, error) {
 }
 
 // DH returns the X25519 shared secret and an error for low-order public keys
-// (an all-zero result).
+// (an all-zero result). It uses circl's X25519, which does one scalar
+// multiplication; crypto/ecdh's NewPrivateKey would first derive the public
+// key, doubling the cost of every DH.
 func (dh25519) DH(privkey, pubkey []byte) ([]byte, error) {
-	k, err := ecdh.X25519().NewPrivateKey(privkey)
-	if err != nil {
-		return nil, fmt.Errorf("noise: bad private key: %w", err)
+	if len(privkey) != x25519.Size || len(pubkey) != x25519.Size {
+		return nil, fmt.Errorf("noise: bad X25519 key length")
 	}
-	p, err := ecdh.X25519().NewPublicKey(pubkey)
-	if err != nil {
-		return nil, fmt.Errorf("noise: bad public key: %w", err)
+	var sk, pk, shared x25519.Key
+	copy(sk[:], privkey)
+	copy(pk[:], pubkey)
+	if !x25519.Shared(&shared, &sk, &pk) {
+		return nil, errLowOrder
 	}
-	return k.ECDH(p)
+	return shared[:], nil
 }
+
+var errLowOrder = errors.New("noise: low-order X25519 public key")
 
 func (dh25519) DHLen() int     { return 32 }
 func (dh25519) DHName() string { return "25519" }

@@ -50,10 +50,11 @@ var fuzzKey = keys.LinkFromBytes([32]byte{1})
 // FuzzAcceptInput feeds arbitrary bytes as the initiator side of a conn
 // into Accept. mode 0 sends data as it is; mode 1 completes a real
 // handshake first and then sends data as it is; mode 2 completes the
-// handshake and sends data as correctly encrypted transport messages
-// (padded to whole cells), so the fuzzer reaches the cell checks. In
-// every case Accept must return an error or the link must close, without
-// a panic.
+// handshake and sends correctly encrypted transport messages built from
+// data as in FuzzReceive (data[0] cells per message, then 5-byte cell
+// headers), so the fuzzer reaches the cell checks. In every case Accept
+// must return an error or the link must close, without a panic. Inputs
+// are kept small: the fuzzer's minimisation is quadratic in their size.
 func FuzzAcceptInput(f *testing.F) {
 	pre := validPreamble(DefaultNetwork)
 	f.Add(uint8(0), pre)
@@ -61,10 +62,14 @@ func FuzzAcceptInput(f *testing.F) {
 	f.Add(uint8(0), []byte("DMK\x01"))
 	f.Add(uint8(1), []byte{0xff, 0xff, 1, 2, 3})
 	f.Add(uint8(1), []byte{0, 0, 1})
-	f.Add(uint8(2), []byte{0, 0, 0, 7, byte(cell.CmdRelay), 1, 2, 3})
-	f.Add(uint8(2), []byte{0, 0, 0, 1, byte(cell.CmdHello)})
-	f.Add(uint8(2), []byte{0, 0, 0, 1, 200})
+	f.Add(uint8(2), []byte{1, 0, 0, 0, 7, byte(cell.CmdRelay)})
+	f.Add(uint8(2), []byte{16, 0, 0, 0, 7, byte(cell.CmdRelay), 0, 0, 0, 0, byte(cell.CmdPadding)})
+	f.Add(uint8(2), []byte{1, 0, 0, 0, 1, byte(cell.CmdHello)})
+	f.Add(uint8(2), []byte{1, 0, 0, 0, 1, 200})
 	f.Fuzz(func(t *testing.T, mode uint8, data []byte) {
+		if len(data) > 512 || (mode%3 == 2 && (len(data) == 0 || len(data) > 1+5*34)) {
+			return
+		}
 		n := &memnet.Network{}
 		ln, err := n.Host("10.0.0.2").Listen(":1")
 		if err != nil {
@@ -127,11 +132,16 @@ func FuzzAcceptInput(f *testing.F) {
 		if mode%3 == 1 {
 			conn.Write(data)
 		} else {
-			for len(data) > 0 {
-				k := min(len(data), MaxCellsPerMessage*cell.Size)
-				pt := make([]byte, (k+cell.Size-1)/cell.Size*cell.Size)
-				copy(pt, data[:k])
-				data = data[k:]
+			per := max(1, min(int(data[0]), MaxCellsPerMessage))
+			headers := data[1:]
+			for len(headers) > 0 {
+				var pt []byte
+				for k := 0; k < per && len(headers) > 0; k++ {
+					var c [cell.Size]byte
+					copy(c[:cell.HeaderLen], headers)
+					headers = headers[min(len(headers), cell.HeaderLen):]
+					pt = append(pt, c[:]...)
+				}
 				if _, err := conn.Write(r.message(t, pt)); err != nil {
 					break
 				}
@@ -154,7 +164,7 @@ func waitLinkClosed(t *testing.T, l *Link) {
 // FuzzReceive drives the reader (frames, decryption, cell checks, Handler
 // dispatch) without goroutines or sockets, so it is deterministic and
 // fast. In mode 0 data is the raw byte stream after the handshake (at most
-// 8 KiB). In mode 1 data[0] is the number of cells per transport message
+// 256 bytes: frame headers, lengths, truncation). In mode 1 data[0] is the number of cells per transport message
 // and each following 5 bytes are a cell header (circuit ID, command) of a
 // cell with a zero body; the cells are sent as correctly encrypted
 // messages, so the fuzzer reaches the cell checks with small inputs.
@@ -167,16 +177,19 @@ func FuzzReceive(f *testing.F) {
 	f.Add(uint8(1), []byte{3, 0, 0, 0, 1, 200})
 	f.Add(uint8(0), []byte{0xff, 0xff, 1, 2, 3})
 	f.Add(uint8(0), []byte{0, 0, 1})
-	f.Add(uint8(0), rawFrame(make([]byte, MinMessageLen)))
+	f.Add(uint8(0), []byte{0x10, 0x05, 1, 2, 3})
 	f.Fuzz(func(t *testing.T, mode uint8, data []byte) {
 		send, recv := fixedCiphers(t)
 		stream := data
 		want := 0 // cells other than PADDING, in mode 1
-		if mode%2 == 0 && len(data) > 8<<10 {
+		// Large inputs add nothing here and make the fuzzer's
+		// minimisation (quadratic in the input size) crawl.
+		if mode%2 == 0 && len(data) > 256 {
 			return
 		}
 		if mode%2 == 1 {
-			if len(data) == 0 || len(data) > 1+5*200 {
+			// 34 cells: two full messages and a partial one.
+			if len(data) == 0 || len(data) > 1+5*34 {
 				return
 			}
 			per := max(1, min(int(data[0]), MaxCellsPerMessage))
@@ -204,7 +217,7 @@ func FuzzReceive(f *testing.F) {
 		delivered := 0
 		l := &Link{
 			h:    newHandler(func(l *Link, c *cell.Cell) { delivered++; c.Free() }),
-			rd:   newFrameReader(&readOnlyConn{r: bytes.NewReader(stream)}),
+			rd:   &frameReader{conn: &readOnlyConn{r: bytes.NewReader(stream)}, buf: fuzzReadBuf[:]},
 			recv: recv,
 			quit: make(chan struct{}),
 		}
@@ -249,6 +262,10 @@ func fixedCiphers(t *testing.T) (send, recv *transportCipher) {
 	s, r := fixedSend, fixedRecv
 	return &s, &r
 }
+
+// fuzzReadBuf is the reader buffer FuzzReceive reuses (a fuzz worker runs
+// one input at a time).
+var fuzzReadBuf [readBufLen]byte
 
 var (
 	fixedOnce            sync.Once

@@ -1,0 +1,18 @@
+// Package proxytest holds the test helpers shared by the tests of the proxy
+// front ends (apps/socks, apps/httpproxy) and of package proxyserve: a fake
+// Dialer that records every (target, isolation) pair it is asked for and
+// dials a loopback backend, loopback TCP backends with ready-made handlers
+// (echo, hash after EOF), a helper that runs a proxy Server on loopback and
+// checks at cleanup that Serve returned net.ErrClosed, a client dialer with
+// a deadline, and a concurrency-safe log recorder.
+//
+// What it does not do:
+//   - It speaks no proxy protocol: SOCKS5 and HTTP clients stay in the
+//     front ends' own tests.
+//   - It never reaches beyond 127.0.0.1; every helper that blocks is
+//     bounded by IOTimeout, and everything it starts is stopped at t's
+//     cleanup.
+//   - It is for tests only; no production code imports it.
+//
+// No spec/ section is normative for this package.
+package proxytest
