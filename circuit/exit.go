@@ -134,11 +134,22 @@ func pump(st *Stream, conn net.Conn) {
 		io.Copy(conn, st) // until END from the client
 		conn.Close()
 	}()
-	io.Copy(st, conn) // until the target closes
+	// Read in multiples of a cell's data so full reads fill whole cells.
+	buf := make([]byte, pumpCells*cell.MaxData)
+	io.CopyBuffer(onlyWriter{st}, conn, buf) // until the target closes
 	st.Close()
 	conn.Close()
 	wg.Wait()
 }
+
+// pumpCells is how many cells' worth of data the exit reads from a target at
+// once (about 126 KiB).
+const pumpCells = 32
+
+// onlyWriter hides a Stream's other methods so io.CopyBuffer uses buf.
+type onlyWriter struct{ w io.Writer }
+
+func (o onlyWriter) Write(p []byte) (int, error) { return o.w.Write(p) }
 
 // dial applies the exit policy to every address of the target and connects
 // to the first allowed one that answers.
