@@ -25,18 +25,7 @@ func ctxT(t *testing.T) context.Context {
 }
 
 func TestBuildAndEcho(t *testing.T) {
-	n, client, relays := threeHops(t)
-	defer n.close()
-	addr, stop := echoServer(t)
-	defer stop()
-	cc, err := client.sw.BuildCircuit(ctxT(t), path(relays))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := cc.OpenStream(ctxT(t), addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	n, _, cc, st := echoCircuit(t)
 	msg := make([]byte, 3<<20)
 	rand.Read(msg)
 	go st.Write(msg)
@@ -62,6 +51,27 @@ func totalCircuits(n *fakeNet) int {
 	return t
 }
 
+// echoCircuit builds a 3-hop fake network, a circuit through it and a
+// stream to a loopback echo server; cleanup is registered with t.
+func echoCircuit(t *testing.T) (*fakeNet, []*fakeNode, *ClientCirc, *Stream) {
+	t.Helper()
+	n, client, relays := threeHops(t)
+	t.Cleanup(n.close)
+	addr, stop := echoServer(t)
+	t.Cleanup(stop)
+	cc, err := client.sw.BuildCircuit(ctxT(t), path(relays))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cc.Close() })
+	st, err := cc.OpenStream(ctxT(t), addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return n, relays, cc, st
+}
+
 func waitFor(t *testing.T, f func() bool, what string) {
 	t.Helper()
 	for i := 0; i < 500; i++ {
@@ -76,18 +86,7 @@ func waitFor(t *testing.T, f func() bool, what string) {
 // A middle relay that modifies a cell it forwards: the exit detects it and
 // the circuit is destroyed at every hop.
 func TestTamperedCellDetectedAtNextHop(t *testing.T) {
-	n, client, relays := threeHops(t)
-	defer n.close()
-	addr, stop := echoServer(t)
-	defer stop()
-	cc, err := client.sw.BuildCircuit(ctxT(t), path(relays))
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := cc.OpenStream(ctxT(t), addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	n, relays, cc, st := echoCircuit(t)
 	tampered := make(chan struct{})
 	var once bool
 	relays[1].sw.SetForwardHook(func(c *cell.Cell) {
@@ -235,20 +234,7 @@ func TestConnectionRefused(t *testing.T) {
 
 // A slow reader: the exit never has more than the windows in flight.
 func TestFlowControlBoundsBuffering(t *testing.T) {
-	n, client, relays := threeHops(t)
-	defer n.close()
-	addr, stop := echoServer(t)
-	defer stop()
-	cc, err := client.sw.BuildCircuit(ctxT(t), path(relays))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cc.Close()
-	st, err := cc.OpenStream(ctxT(t), addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
+	_, _, _, st := echoCircuit(t)
 	// Write a lot without reading: writes must block once the echo comes
 	// back and fills the stream window, not buffer without bound.
 	st.SetWriteDeadline(time.Now().Add(2 * time.Second))
