@@ -4,6 +4,7 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"crypto/subtle"
 	"sync/atomic"
 )
 
@@ -125,7 +126,7 @@ func (c *Client) Open(body []byte) (hop int, err error) {
 	n := len(body)
 	for i := range c.Hops() {
 		h := &c.hops[i].bwd
-		if isZero(body[n-TagSize:]) {
+		if subtle.ConstantTimeCompare(body[n-TagSize:], h.marker(n)) == 1 {
 			if !h.open(body[:n-TagSize], 0) {
 				return 0, ErrAuth
 			}

@@ -14,9 +14,11 @@
 // very next hop. A decrypted slot 1 of all zeros means "this cell is for you".
 //
 // Backward (towards the client): the hop that originates a cell seals its
-// message with its backward key (tag in slot 1, slot 0 zero as a marker);
-// every other hop adds a keystream layer. The client peels layers one by one
-// and recognises the originator by the zero marker, then checks its tag.
+// message with its backward key (tag in slot 1) and puts a marker in slot 0:
+// a keystream block of its own that only it and the client can compute, so
+// even its neighbour cannot tell it originated the cell. Every other hop adds
+// a keystream layer. The client peels layers one by one, recognises the
+// originator by its marker, then checks its tag.
 //
 // Nonces are 64-bit counters per hop and direction, so replayed, dropped or
 // reordered cells fail authentication.

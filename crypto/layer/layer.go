@@ -126,6 +126,13 @@ func (d *dir) keystreamBlock(o int, off uint64) []byte {
 	return d.ks[:]
 }
 
+// marker returns the originator marker of a backward cell of n bytes: the
+// GCM keystream block just past the sealed plaintext (offset n-32), which
+// that seal never uses. Only the originator and the client can compute it,
+// so the hop next to the originator cannot tell that its neighbour
+// originated the cell.
+func (d *dir) marker(n int) []byte { return d.keystreamBlock(n-2*TagSize, 0) }
+
 func isZero(b []byte) bool {
 	var acc byte
 	for _, x := range b {

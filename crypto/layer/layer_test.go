@@ -281,3 +281,25 @@ func BenchmarkClientOpen3Hops(b *testing.B) {
 		})
 	}
 }
+
+// The hop next to an originator sees a marker it cannot tell from random:
+// it differs from cell to cell and is never all zeros.
+func TestBackwardMarkerHidden(t *testing.T) {
+	n := bodySize(testBody)
+	tc := newTestCircuit(t, 3)
+	seen := map[string]bool{}
+	for i := 0; i < 50; i++ {
+		body := newBody(n)
+		tc.relays[2].Originate(body)
+		m := string(body[n-TagSize:])
+		if isZero(body[n-TagSize:]) || seen[m] {
+			t.Fatal("marker is predictable")
+		}
+		seen[m] = true
+		tc.relays[1].Backward(body)
+		tc.relays[0].Backward(body)
+		if hop, err := tc.client.Open(body); err != nil || hop != 2 {
+			t.Fatalf("open: %d %v", hop, err)
+		}
+	}
+}

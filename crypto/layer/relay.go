@@ -49,6 +49,7 @@ func (r *Relay) Originate(body []byte) error {
 	n := len(body)
 	clear(body[MessageSize(n):])
 	r.bwd.seal(body[:n-TagSize], 0)
+	copy(body[n-TagSize:], r.bwd.marker(n))
 	r.bwd.ctr++
 	return nil
 }

@@ -227,8 +227,15 @@ func refOriginate(h *refHop, msg []byte) []byte {
 	p := make([]byte, B-32)
 	copy(p, msg)
 	c := refGCM(h.bwd).Seal(nil, refNonce(h.bwdCtr), p, nil) // tag in slot 1
+	c = append(c, refMarker(h.bwd, h.bwdCtr, B)...)         // slot 0: marker
 	h.bwdCtr++
-	return append(c, make([]byte, 16)...) // slot 0: zero marker
+	return c
+}
+
+// refMarker is the originator marker: the GCM keystream block at offset
+// B-32, just past the sealed plaintext (§4.5).
+func refMarker(key []byte, ctr uint64, B int) []byte {
+	return refKeystream(key, ctr, B-16)[B-32:]
 }
 
 // refBackward is a relay adding its keystream layer (§4.5).
@@ -244,7 +251,7 @@ func refOpen(hops []refHop, c []byte) (origin int, msg []byte, ok bool) {
 	B := len(c)
 	c = append([]byte(nil), c...)
 	for i := range hops {
-		if bytes.Equal(c[B-16:], make([]byte, 16)) {
+		if bytes.Equal(c[B-16:], refMarker(hops[i].bwd, hops[i].bwdCtr, B)) {
 			p, err := refGCM(hops[i].bwd).Open(nil, refNonce(hops[i].bwdCtr), c[:B-16], nil)
 			if err != nil {
 				return 0, nil, false
