@@ -227,7 +227,7 @@ func refOriginate(h *refHop, msg []byte) []byte {
 	p := make([]byte, B-32)
 	copy(p, msg)
 	c := refGCM(h.bwd).Seal(nil, refNonce(h.bwdCtr), p, nil) // tag in slot 1
-	c = append(c, refMarker(h.bwd, h.bwdCtr, B)...)         // slot 0: marker
+	c = append(c, refMarker(h.bwd, h.bwdCtr, B)...)          // slot 0: marker
 	h.bwdCtr++
 	return c
 }
