@@ -130,3 +130,20 @@ func FuzzRespond(f *testing.F) {
 		Respond(nil, "n", priv, m)
 	})
 }
+
+// The relay's reply is network input for the client.
+func FuzzFinish(f *testing.F) {
+	pub, priv := relayKeys(f)
+	_, msg, _ := ClientStart(nil, "n", pub)
+	reply, _, _ := Respond(nil, "n", priv, msg)
+	f.Add(reply) // valid, but for another client state
+	f.Fuzz(func(t *testing.T, r []byte) {
+		st, _, err := ClientStart(nil, "n", pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := st.Finish(r); err == nil {
+			t.Fatal("forged reply accepted")
+		}
+	})
+}
