@@ -279,15 +279,13 @@ func TestExtendFailureReportedToClient(t *testing.T) {
 	defer n.close()
 	p := path(relays)
 	p[1].Addr = "nowhere:1"
-	start := time.Now()
+	// Were the failure only noticed by the client's own build timeout, the
+	// error would be a context deadline, not DESTROY (extend failed).
 	_, err := client.sw.BuildCircuit(ctxT(t), p)
 	var be *BuildError
 	var de *DestroyedError
 	if !errors.As(err, &be) || be.Hop != 1 || !errors.As(err, &de) || de.Reason != cell.DestroyExtendFailed {
 		t.Fatalf("got %v, want extend failure at hop 2", err)
-	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Fatalf("took %v", d)
 	}
 	waitFor(t, func() bool { return totalCircuits(n) == 0 }, "partial circuit freed")
 }
