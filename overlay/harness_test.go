@@ -164,7 +164,30 @@ func (s *targetServer) remotes() []string {
 	return append([]string(nil), s.peers...)
 }
 
-func pattern(i int64) byte { return byte(i*131 + i>>9) }
+// patternBuf is the target's data, repeated: precomputed so the target is
+// never the bottleneck of a throughput measurement.
+var patternBuf = func() []byte {
+	b := make([]byte, 1<<20)
+	for i := range b {
+		b[i] = byte(i*131 + i>>9)
+	}
+	return b
+}()
+
+func pattern(i int64) byte { return patternBuf[i%int64(len(patternBuf))] }
+
+// writePattern writes bytes [0, n) of the repeated pattern.
+func writePattern(w io.Writer, n int64) error {
+	for off := int64(0); off < n; {
+		start := off % int64(len(patternBuf))
+		k := min(int64(len(patternBuf))-start, n-off)
+		if _, err := w.Write(patternBuf[start : start+k]); err != nil {
+			return err
+		}
+		off += k
+	}
+	return nil
+}
 
 func serveTarget(c net.Conn) {
 	var line []byte
@@ -191,16 +214,8 @@ func serveTarget(c net.Conn) {
 	case "D":
 		var n int64
 		fmt.Sscan(f[1], &n)
-		buf := make([]byte, 64<<10)
-		for off := int64(0); off < n; {
-			k := min(int64(len(buf)), n-off)
-			for i := int64(0); i < k; i++ {
-				buf[i] = pattern(off + i)
-			}
-			if _, err := c.Write(buf[:k]); err != nil {
-				return
-			}
-			off += k
+		if writePattern(c, n) != nil {
+			return
 		}
 		io.Copy(io.Discard, c)
 	}
@@ -208,15 +223,7 @@ func serveTarget(c net.Conn) {
 
 func patternSum(n int64) [32]byte {
 	h := sha256.New()
-	buf := make([]byte, 64<<10)
-	for off := int64(0); off < n; {
-		k := min(int64(len(buf)), n-off)
-		for i := int64(0); i < k; i++ {
-			buf[i] = pattern(off + i)
-		}
-		h.Write(buf[:k])
-		off += k
-	}
+	writePattern(h, n)
 	var s [32]byte
 	copy(s[:], h.Sum(nil))
 	return s

@@ -54,21 +54,27 @@ func runBench(ctx context.Context, c *cli.Context, debug func(string, ...any)) e
 	defer srv.Close()
 	fmt.Printf("darkmatter bench: %d MiB bulk (median of %d runs), loopback TCP, GOMAXPROCS=%d\n", size>>20, benchRuns, numProcs())
 
-	// Baseline: direct loopback TCP.
-	direct, directTTFB, err := measure(ctx, func(ctx context.Context) (net.Conn, error) {
+	directDial := func(ctx context.Context) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, "tcp", srv.Addr)
-	}, srv, size, c.Int("ttfb"))
-	if err != nil {
-		return fmt.Errorf("direct: %w", err)
 	}
-
 	quiet := func(string, ...any) {}
 	tn, err := startTestnet(ctx, testnetOptions{Network: c.String("network") + "-bench", Relays: 5, Info: quiet, Debug: debug})
 	if err != nil {
 		return err
 	}
 	defer tn.Close()
+	circuitDial := func(ctx context.Context) (net.Conn, error) {
+		return tn.Client.DialStream(ctx, srv.Addr, "bench")
+	}
+	directTTFB, err := checkAndTTFB(ctx, directDial, srv, size, c.Int("ttfb"))
+	if err != nil {
+		return fmt.Errorf("direct: %w", err)
+	}
+	circTTFB, err := checkAndTTFB(ctx, circuitDial, srv, size, c.Int("ttfb"))
+	if err != nil {
+		return fmt.Errorf("3-hop: %w", err)
+	}
 	if p := c.String("cpuprofile"); p != "" {
 		f, err := os.Create(p)
 		if err != nil {
@@ -77,12 +83,29 @@ func runBench(ctx context.Context, c *cli.Context, debug func(string, ...any)) e
 		pprof.StartCPUProfile(f)
 		defer f.Close()
 	}
-	circ, circTTFB, err := measure(ctx, func(ctx context.Context) (net.Conn, error) {
-		return tn.Client.DialStream(ctx, srv.Addr, "bench")
-	}, srv, size, c.Int("ttfb"))
-	if err != nil {
-		return fmt.Errorf("3-hop: %w", err)
+	// Bulk rates: direct and 3-hop runs alternate so that both see the
+	// same machine; each rate is the median of its runs.
+	var direct, circ rates
+	var dd, du, cd, cu []float64
+	for i := 0; i < benchRuns; i++ {
+		for _, m := range []struct {
+			dial     func(context.Context) (net.Conn, error)
+			down, up *[]float64
+			what     string
+		}{{directDial, &dd, &du, "direct"}, {circuitDial, &cd, &cu, "3-hop"}} {
+			d, err := download(ctx, m.dial, size)
+			if err != nil {
+				return fmt.Errorf("%s: %w", m.what, err)
+			}
+			u, err := upload(ctx, m.dial, size)
+			if err != nil {
+				return fmt.Errorf("%s: %w", m.what, err)
+			}
+			*m.down, *m.up = append(*m.down, d), append(*m.up, u)
+		}
 	}
+	direct.down, direct.up = medianF(dd), medianF(du)
+	circ.down, circ.up = medianF(cd), medianF(cu)
 	pprof.StopCPUProfile()
 	builds, err := measureBuilds(ctx, tn.Client, c.Int("builds"))
 	if err != nil {
@@ -107,63 +130,45 @@ func runBench(ctx context.Context, c *cli.Context, debug func(string, ...any)) e
 
 type rates struct{ down, up float64 }
 
-// measure runs a download and an upload of size bytes and n time-to-first-
-// byte probes through dial.
-func measure(ctx context.Context, dial func(context.Context) (net.Conn, error), srv *source, size int64, n int) (rates, time.Duration, error) {
-	var r rates
-	// Warm up (builds the circuit).
+// checkAndTTFB warms a dialer up (building the circuit), checks that a
+// download arrives byte-identical and returns the median time to first byte
+// of n fresh streams.
+func checkAndTTFB(ctx context.Context, dial func(context.Context) (net.Conn, error), srv *source, size int64, n int) (time.Duration, error) {
 	if conn, err := dial(ctx); err == nil {
 		io.WriteString(conn, "P\n")
 		io.ReadFull(conn, make([]byte, 1))
 		conn.Close()
 	} else {
-		return r, 0, err
+		return 0, err
 	}
-	// Bulk rates: the median of several runs, since one 64 MiB loopback
-	// transfer lasts only tens of milliseconds.
-	var downs, ups []float64
-	for i := 0; i < benchRuns; i++ {
-		d, err := download(ctx, dial, size)
-		if err != nil {
-			return r, 0, err
-		}
-		u, err := upload(ctx, dial, size)
-		if err != nil {
-			return r, 0, err
-		}
-		downs, ups = append(downs, d), append(ups, u)
-	}
-	r.down, r.up = medianF(downs), medianF(ups)
-
 	// Integrity, untimed: the same transfer must arrive byte-identical.
 	conn, err := dial(ctx)
 	if err != nil {
-		return r, 0, err
+		return 0, err
 	}
 	fmt.Fprintf(conn, "D %d\n", size)
 	h := sha256.New()
 	got, err := io.CopyBuffer(h, io.LimitReader(conn, size), make([]byte, 256<<10))
 	conn.Close()
 	if err != nil || got != size || string(h.Sum(nil)) != string(srv.sum) {
-		return r, 0, fmt.Errorf("download corrupted: %d of %d bytes, SHA-256 match %v, %v", got, size, string(h.Sum(nil)) == string(srv.sum), err)
+		return 0, fmt.Errorf("download corrupted: %d of %d bytes, SHA-256 match %v, %v", got, size, string(h.Sum(nil)) == string(srv.sum), err)
 	}
-
 	var ttfb []time.Duration
 	for i := 0; i < n; i++ {
 		start := time.Now()
 		conn, err := dial(ctx)
 		if err != nil {
-			return r, 0, err
+			return 0, err
 		}
 		io.WriteString(conn, "P\n")
 		if _, err := io.ReadFull(conn, make([]byte, 1)); err != nil {
 			conn.Close()
-			return r, 0, err
+			return 0, err
 		}
 		ttfb = append(ttfb, time.Since(start))
 		conn.Close()
 	}
-	return r, median(ttfb), nil
+	return median(ttfb), nil
 }
 
 // benchRuns is how many times each bulk transfer runs.
