@@ -211,6 +211,10 @@ func (s *Switch) register(ch Channel, ep endpoint) (uint32, error) {
 	if s.closed {
 		return 0, ErrClosed
 	}
+	if isDone(ch.Done()) {
+		// ChannelClosed has run or is about to; a new entry would leak.
+		return 0, ErrDestroyed
+	}
 	t := s.table(ch)
 	if len(t.circs) >= 1<<20 {
 		return 0, errors.New("circuit: too many circuits on channel")
@@ -236,7 +240,7 @@ func (s *Switch) register(ch Channel, ep endpoint) (uint32, error) {
 func (s *Switch) registerID(ch Channel, id uint32, ep endpoint) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
+	if s.closed || isDone(ch.Done()) {
 		return false
 	}
 	t := s.table(ch)

@@ -92,6 +92,9 @@ func (n *Node) dial(ctx context.Context, lk keys.LinkPublicKey, addr string) (*l
 	}
 	if !n.addLink(l) {
 		l.Close()
+		if err := l.Err(); err != nil {
+			return nil, fmt.Errorf("overlay: link to %v: %w", safelog.S(addr), err)
+		}
 		return nil, ErrClosed
 	}
 	n.learnHello(l)
@@ -102,6 +105,13 @@ func (n *Node) dial(ctx context.Context, lk keys.LinkPublicKey, addr string) (*l
 func (n *Node) addLink(l *link.Link) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	select {
+	case <-l.Done():
+		// It closed before we got here, and Closed may already have
+		// run: recording it now would leave a dead link in the table.
+		return false
+	default:
+	}
 	if n.closed {
 		return false
 	}
