@@ -56,10 +56,7 @@ func defaultDataDir() string {
 // logger builds the info and debug loggers from --log-level.
 func logger(c *cli.Context) (info, debug safelog.Logf, err error) {
 	safelog.SetUnsafeLogging(c.Bool("unsafe-logging"))
-	out := func(format string, args ...any) {
-		msg := fmt.Sprintf(format, args...)
-		fmt.Fprintf(os.Stderr, "%s %s\n", time.Now().Format("15:04:05.000"), strings.TrimRight(msg, "\n"))
-	}
+	out := safelog.Logf(say)
 	switch c.String("log-level") {
 	case "quiet":
 		return nil, nil, nil
@@ -69,6 +66,13 @@ func logger(c *cli.Context) (info, debug safelog.Logf, err error) {
 		return out, out, nil
 	}
 	return nil, nil, fmt.Errorf("--log-level must be quiet, info or debug")
+}
+
+// say prints a line the user needs whatever the log level (ready lines,
+// bootstrap strings), timestamped like the logs, on standard error.
+func say(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	fmt.Fprintf(os.Stderr, "%s %s\n", time.Now().Format("15:04:05.000"), strings.TrimRight(msg, "\n"))
 }
 
 func parseBootstraps(ss []string) ([]descriptor.Bootstrap, error) {

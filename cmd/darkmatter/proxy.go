@@ -58,7 +58,7 @@ func proxyCommand() *cli.Command {
 				return err
 			}
 			defer fe.Close()
-			info.Printf("darkmatter proxy ready: %s", fe)
+			say("darkmatter proxy ready: %s", fe)
 			<-ctx.Done()
 			info.Printf("shutting down")
 			return nil

@@ -67,8 +67,8 @@ func relayCommand() *cli.Command {
 			if exit != nil {
 				role = "exit relay (policy " + exit.Policy.String() + ")"
 			}
-			info.Printf("darkmatter %s ready on %s", role, n.Addr())
-			info.Printf("bootstrap: %s", n.Bootstrap())
+			say("darkmatter %s ready on %s", role, n.Addr())
+			say("bootstrap: %s", n.Bootstrap())
 			<-ctx.Done()
 			info.Printf("shutting down")
 			return nil

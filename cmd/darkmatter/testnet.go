@@ -57,9 +57,9 @@ func testnetCommand() *cli.Command {
 			if err := writeState(c.String("data"), state); err != nil {
 				return err
 			}
-			info.Printf("demo web server on http://%s/ ; try: curl --socks5-hostname %s http://%s/", demo.Addr, fe.socksAddr, demo.Addr)
+			say("demo web server on http://%s/ ; try: curl --socks5-hostname %s http://%s/", demo.Addr, fe.socksAddr, demo.Addr)
 			info.Printf("wrote %s", filepath.Join(c.String("data"), "testnet.json"))
-			info.Printf("darkmatter testnet ready: %d relays (%d exits), %s", len(tn.Relays), tn.Exits, fe)
+			say("darkmatter testnet ready: %d relays (%d exits), %s", len(tn.Relays), tn.Exits, fe)
 			<-ctx.Done()
 			info.Printf("shutting down")
 			return nil
