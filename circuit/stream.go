@@ -153,6 +153,21 @@ func (st *Stream) remoteClosed(reason streamerr.Reason) {
 // Circuit returns the client circuit carrying the stream (nil at an exit).
 func (st *Stream) Circuit() *ClientCirc { return st.circ }
 
+// Buffered returns how many received bytes wait to be read.
+func (st *Stream) Buffered() int {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	n := 0
+	for i, c := range st.queue {
+		m, _ := cell.ParseRelay(c.Body())
+		n += len(m.Data)
+		if i == 0 {
+			n -= st.off
+		}
+	}
+	return n
+}
+
 // Read reads stream data.
 func (st *Stream) Read(p []byte) (int, error) {
 	for {

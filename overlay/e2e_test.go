@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/darkmatter/darkmatter/circuit"
+	"github.com/darkmatter/darkmatter/circuit/cell"
 	"github.com/darkmatter/darkmatter/overlay/descriptor"
 	"github.com/darkmatter/darkmatter/overlay/link"
 )
@@ -265,5 +266,51 @@ func TestNetworkMismatch(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "network") {
 		t.Fatalf("error does not say why: %v", err)
+	}
+}
+
+// A reader that stops reading never makes any node buffer more than the
+// stream window: the exit stops sending and the relays' queues stay small.
+func TestSlowReaderBoundsBuffering(t *testing.T) {
+	h := newHarness(t, "mem", 4)
+	defer h.close()
+	st, err := h.client.DialStream(ctxT(t), h.target.addr, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	fmt.Fprintf(st, "D %d\n", 1<<40) // endless, and we do not read
+	// Wait until the circuit's traffic stops: the stream window is used up.
+	var last uint64
+	waitFor(t, func() bool {
+		var sent uint64
+		for _, r := range h.relays {
+			r.mu.Lock()
+			for l := range r.all {
+				sent += l.Stats().CellsSent
+			}
+			r.mu.Unlock()
+		}
+		still := sent == last
+		last = sent
+		time.Sleep(50 * time.Millisecond)
+		return still
+	}, "traffic to stop")
+	for i, r := range h.relays {
+		r.mu.Lock()
+		for l := range r.all {
+			if q := l.QueueLen(); q > circuit.StreamWindow {
+				t.Errorf("relay %d queues %d cells for one stalled stream", i, q)
+			}
+		}
+		r.mu.Unlock()
+	}
+	// The client holds at most the stream window, unread.
+	if b := st.(*circuit.Stream).Buffered(); b == 0 || b > circuit.StreamWindow*cell.MaxData {
+		t.Errorf("client buffers %d bytes for a stalled stream; window is %d cells", b, circuit.StreamWindow)
+	}
+	// Reading resumes the transfer.
+	if _, err := io.CopyN(io.Discard, st, 8<<20); err != nil {
+		t.Fatal(err)
 	}
 }
