@@ -289,3 +289,44 @@ func TestExtendFailureReportedToClient(t *testing.T) {
 	}
 	waitFor(t, func() bool { return totalCircuits(n) == 0 }, "partial circuit freed")
 }
+
+// A circuit SENDME must echo the tag of the cell it acknowledges (Tor
+// proposal 289): an edge cannot ask for more data than it has received.
+func TestSendmeMustEchoDigest(t *testing.T) {
+	e := newEdge()
+	var sent [][16]byte
+	for i := 0; i < 2*CircSendmeInc; i++ {
+		if err := e.takeWindow(ctxT(t), nil); err != nil {
+			t.Fatal(err)
+		}
+		var tag [16]byte
+		rand.Read(tag[:])
+		e.noteDataSent(tag)
+		sent = append(sent, tag)
+	}
+	sendme := func(data []byte) error {
+		c := cell.New(1, cell.CmdRelay)
+		cell.PutRelay(c.Body(), cell.RelaySendme, 0, data)
+		m, _ := cell.ParseRelay(c.Body())
+		return e.handleMessage(c, m, [16]byte{})
+	}
+	first := sent[CircSendmeInc-1]
+	for _, forged := range [][]byte{nil, make([]byte, 16), sent[0][:], sent[2*CircSendmeInc-1][:]} {
+		if err := sendme(forged); err == nil {
+			t.Fatalf("SENDME with digest %x accepted; want %x", forged, first)
+		}
+	}
+	if err := sendme(first[:]); err != nil {
+		t.Fatalf("genuine SENDME refused: %v", err)
+	}
+	if e.pkgWin != CircWindow-CircSendmeInc {
+		t.Fatalf("window %d after one SENDME", e.pkgWin)
+	}
+	second := sent[2*CircSendmeInc-1]
+	if err := sendme(second[:]); err != nil {
+		t.Fatalf("second genuine SENDME refused: %v", err)
+	}
+	if err := sendme(second[:]); err == nil {
+		t.Fatal("replayed SENDME accepted")
+	}
+}

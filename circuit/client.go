@@ -177,6 +177,9 @@ func (cc *ClientCirc) sendTo(hop int, cmd cell.RelayCmd, stream uint16, data []b
 		c.Free()
 		return err
 	}
+	if cmd == cell.RelayData {
+		cc.noteDataSent(cc.lc.LastTag())
+	}
 	return cc.ch.Send(c)
 }
 
@@ -223,7 +226,7 @@ func (cc *ClientCirc) handle(c *cell.Cell) {
 			}
 			return
 		}
-		if err := cc.handleMessage(c, m); err != nil {
+		if err := cc.handleMessage(c, m, layer.BackwardTag(c.Body())); err != nil {
 			cc.destroy(cell.DestroyProtocol, true)
 		}
 	case cell.CmdDestroy:

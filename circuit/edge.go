@@ -2,9 +2,11 @@ package circuit
 
 import (
 	"context"
+	"crypto/subtle"
 	"sync"
 
 	"github.com/darkmatter/darkmatter/circuit/cell"
+	"github.com/darkmatter/darkmatter/crypto/layer"
 	"github.com/darkmatter/darkmatter/internal/streamerr"
 )
 
@@ -26,6 +28,11 @@ type edge struct {
 	winCh   chan struct{} // closed and replaced when pkgWin grows
 	recvWin int           // DATA cells the peer may still send us
 	recvd   int           // DATA cells received since our last circuit SENDME
+	sent    int           // DATA cells sent
+	// digests holds the tags of every CircSendmeInc-th DATA cell we sent,
+	// oldest first: a circuit SENDME must echo the head one, which proves
+	// the other edge received the cells (Tor proposal 289).
+	digests [][layer.TagSize]byte
 	closed  bool
 	err     error
 	done    chan struct{}
@@ -68,16 +75,35 @@ func (e *edge) takeWindow(ctx context.Context, deadline <-chan struct{}) error {
 	}
 }
 
+// noteDataSent records the layer tag of a DATA cell just sealed for the
+// other edge. The caller serialises it with sealing.
+func (e *edge) noteDataSent(tag [layer.TagSize]byte) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.sent++
+	if e.sent%CircSendmeInc == 0 && len(e.digests) < CircWindow/CircSendmeInc {
+		e.digests = append(e.digests, tag)
+	}
+}
+
 // handleMessage handles a stream or circuit-level relay message for this
-// edge. It owns c. It returns an error for protocol violations, after which
-// the circuit is destroyed.
-func (e *edge) handleMessage(c *cell.Cell, m cell.RelayMsg) error {
+// edge. It owns c. digest is the layer tag the cell arrived with. It
+// returns an error for protocol violations, after which the circuit is
+// destroyed.
+func (e *edge) handleMessage(c *cell.Cell, m cell.RelayMsg, digest [layer.TagSize]byte) error {
 	if m.Stream == 0 {
 		defer c.Free()
 		if m.Cmd != cell.RelaySendme {
 			return errProtocol
 		}
 		e.mu.Lock()
+		// The SENDME must echo the tag of the cell it acknowledges.
+		if len(e.digests) == 0 || len(m.Data) != layer.TagSize ||
+			subtle.ConstantTimeCompare(m.Data, e.digests[0][:]) != 1 {
+			e.mu.Unlock()
+			return errProtocol
+		}
+		e.digests = e.digests[1:]
 		e.pkgWin += CircSendmeInc
 		if e.pkgWin > CircWindow {
 			e.mu.Unlock()
@@ -107,7 +133,7 @@ func (e *edge) handleMessage(c *cell.Cell, m cell.RelayMsg) error {
 	}
 	e.mu.Unlock()
 	if sendme {
-		e.send(cell.RelaySendme, 0, nil)
+		e.send(cell.RelaySendme, 0, digest[:])
 	}
 	if st == nil {
 		// A stream we already closed; data in flight is dropped. An END

@@ -13,6 +13,7 @@ import (
 
 	"github.com/darkmatter/darkmatter/circuit/cell"
 	"github.com/darkmatter/darkmatter/circuit/exitpolicy"
+	"github.com/darkmatter/darkmatter/crypto/layer"
 	"github.com/darkmatter/darkmatter/internal/streamerr"
 )
 
@@ -72,9 +73,9 @@ func newExitEdge(rc *relayCirc) *exitEdge {
 }
 
 // handle processes a stream message from the client. It owns c.
-func (x *exitEdge) handle(c *cell.Cell, m cell.RelayMsg) error {
+func (x *exitEdge) handle(c *cell.Cell, m cell.RelayMsg, tag [layer.TagSize]byte) error {
 	if m.Cmd != cell.RelayBegin {
-		return x.handleMessage(c, m)
+		return x.handleMessage(c, m, tag)
 	}
 	b, err := cell.ParseBegin(m.Data)
 	c.Free()

@@ -125,6 +125,7 @@ func (rc *relayCirc) fromPrev(c *cell.Cell) {
 		c.Free()
 		return
 	}
+	tag := layer.ForwardTag(c.Body())
 	forMe, err := l.Forward(c.Body())
 	if err != nil {
 		c.Free()
@@ -133,7 +134,7 @@ func (rc *relayCirc) fromPrev(c *cell.Cell) {
 		return
 	}
 	if forMe {
-		rc.handleMessage(c)
+		rc.handleMessage(c, tag)
 		return
 	}
 	if next == nil {
@@ -202,11 +203,14 @@ func (rc *relayCirc) originate(cmd cell.RelayCmd, stream uint16, data []byte) er
 		return ErrDestroyed
 	}
 	rc.layer.Originate(c.Body())
+	if cmd == cell.RelayData && rc.exit != nil {
+		rc.exit.noteDataSent(layer.BackwardTag(c.Body()))
+	}
 	return rc.prev.Send(c)
 }
 
 // handleMessage handles a relay message addressed to this hop.
-func (rc *relayCirc) handleMessage(c *cell.Cell) {
+func (rc *relayCirc) handleMessage(c *cell.Cell, tag [layer.TagSize]byte) {
 	m, err := cell.ParseRelay(c.Body())
 	if err != nil {
 		c.Free()
@@ -239,7 +243,7 @@ func (rc *relayCirc) handleMessage(c *cell.Cell) {
 			rc.destroy(cell.DestroyProtocol, true, true)
 			return
 		}
-		if err := ex.handle(c, m); err != nil {
+		if err := ex.handle(c, m, tag); err != nil {
 			rc.destroy(cell.DestroyProtocol, true, true)
 		}
 	}

@@ -19,6 +19,7 @@ type Client struct {
 	// destination hop cannot count slots to learn its position.
 	junk      cipher.Stream
 	junkBlock [TagSize * Slots]byte
+	lastTag   [TagSize]byte // destination hop's tag from the latest Seal
 }
 
 type clientHop struct {
@@ -104,6 +105,7 @@ func (c *Client) Seal(body []byte, target int) error {
 		xorInto(body[o:o+TagSize], forced[s][:], dst.keystreamBlock(o, 0))
 	}
 	dst.seal(body, 0)
+	copy(c.lastTag[:], body[n-TagSize:])
 
 	// Inner to outer: undo the shift each hop will do, then seal.
 	for i := target - 1; i >= 0; i-- {
@@ -115,6 +117,11 @@ func (c *Client) Seal(body []byte, target int) error {
 	}
 	return nil
 }
+
+// LastTag returns the tag the destination hop authenticated the latest
+// sealed cell with: what that hop will see in slot 0 when the cell reaches
+// it. Flow control uses it to prove receipt (spec/streams.md §3).
+func (c *Client) LastTag() [TagSize]byte { return c.lastTag }
 
 // Open removes the layers of a backward cell and returns the index of the
 // hop that originated it; the message is body[:MessageSize(len(body))].

@@ -150,5 +150,20 @@ func xorInto(dst, a, b []byte) {
 // slotOff returns the offset of header slot s in a body of n bytes.
 func slotOff(n, s int) int { return n - TagSize*(s+1) }
 
+// ForwardTag returns the tag a forward cell body carries for the hop about
+// to process it (slot 0). Read it before Relay.Forward changes the body.
+func ForwardTag(body []byte) (t [TagSize]byte) {
+	copy(t[:], body[len(body)-TagSize:])
+	return t
+}
+
+// BackwardTag returns the originator's tag of a backward body that
+// Relay.Originate sealed or Client.Open opened (slot 1).
+func BackwardTag(body []byte) (t [TagSize]byte) {
+	n := len(body)
+	copy(t[:], body[n-2*TagSize:n-TagSize])
+	return t
+}
+
 // MessageSize returns how many message bytes a body of n bytes carries.
 func MessageSize(n int) int { return n - HeaderSize }
