@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -313,4 +314,68 @@ func TestSlowReaderBoundsBuffering(t *testing.T) {
 	if _, err := io.CopyN(io.Discard, st, 8<<20); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Many short streams on many isolation keys while a relay dies: every
+// stream either works or fails cleanly, nothing hangs or leaks (goleak runs
+// after the package's tests).
+func TestChurn(t *testing.T) {
+	h := newHarness(t, "mem", 6)
+	defer h.close()
+	const workers, rounds = 12, 8
+	errs := make(chan error, workers)
+	killed := make(chan struct{})
+	var ok, failed atomic.Int64
+	for w := 0; w < workers; w++ {
+		go func() {
+			for r := 0; r < rounds; r++ {
+				if r == rounds/2 && w == 0 {
+					h.relays[5].Close() // not relay 0: the client's guard
+					close(killed)
+				}
+				st, err := h.client.DialStream(ctxT(t), h.target.addr, fmt.Sprintf("user-%d-%d", w, r%3))
+				if err != nil {
+					failed.Add(1)
+					continue
+				}
+				st.SetDeadline(time.Now().Add(20 * time.Second))
+				msg := make([]byte, 32<<10)
+				rand.Read(msg)
+				io.WriteString(st, "E\n")
+				st.Write(msg)
+				got := make([]byte, len(msg))
+				_, err = io.ReadFull(st, got)
+				st.Close()
+				switch {
+				case isTimeout(err):
+					errs <- fmt.Errorf("stream hung: %w", err)
+					return
+				case err != nil:
+					failed.Add(1)
+				case !bytes.Equal(got, msg):
+					errs <- errors.New("echo differs")
+					return
+				default:
+					ok.Add(1)
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for w := 0; w < workers; w++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-killed
+	t.Logf("%d streams ok, %d failed cleanly", ok.Load(), failed.Load())
+	if ok.Load() < workers*rounds*3/4 {
+		t.Fatalf("only %d of %d streams worked", ok.Load(), workers*rounds)
+	}
+	// Afterwards everything still works.
+	st, err := h.client.DialStream(ctxT(t), h.target.addr, "after")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
 }
