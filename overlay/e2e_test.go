@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -378,4 +379,61 @@ func TestChurn(t *testing.T) {
 		t.Fatal(err)
 	}
 	st.Close()
+}
+
+// Logs never name an address or a key unless unsafe logging is on: run
+// traffic and failures with every node logging, then look for any.
+func TestLogsRedactAddressesAndKeys(t *testing.T) {
+	var mu sync.Mutex
+	var lines []string
+	logf := func(format string, args ...any) {
+		mu.Lock()
+		lines = append(lines, fmt.Sprintf(format, args...))
+		mu.Unlock()
+	}
+	h := newHarnessLog(t, "mem", 4, logf)
+	defer h.close()
+	st, err := h.client.DialStream(ctxT(t), h.target.addr, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(st, "E\nx")
+	io.ReadFull(st, make([]byte, 1))
+	st.Close()
+	// Failures that log: a stream to nowhere, a dead relay, garbage.
+	h.client.DialStream(ctxT(t), "10.250.0.1:9", "")
+	h.relays[3].Close()
+	conn, err := h.transport().Dial(ctxT(t), h.relays[1].Addr().String())
+	if err == nil {
+		conn.Write([]byte("garbage garbage garbage"))
+		conn.Close()
+	}
+	for i := 0; i < 5; i++ {
+		if st, err := h.client.DialStream(ctxT(t), h.target.addr, fmt.Sprint(i)); err == nil {
+			st.Close()
+		}
+	}
+	time.Sleep(100 * time.Millisecond)
+
+	var secrets []string
+	for _, ip := range append(h.hosts, h.cliHost, "10.250.0.1") {
+		secrets = append(secrets, ip)
+	}
+	for _, r := range h.relays {
+		d := r.Descriptor()
+		secrets = append(secrets, d.NodeID().String(), fmt.Sprintf("%x", d.Link[:8]), fmt.Sprintf("%x", d.Identity[:8]), r.Bootstrap().String()[:20])
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(lines) == 0 {
+		t.Fatal("nothing was logged; the test would prove nothing")
+	}
+	for _, l := range lines {
+		for _, s := range secrets {
+			if strings.Contains(l, s) {
+				t.Errorf("log line names %q: %s", s, l)
+			}
+		}
+	}
+	t.Logf("%d log lines checked", len(lines))
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/darkmatter/darkmatter/circuit"
 	"github.com/darkmatter/darkmatter/circuit/exitpolicy"
+	"github.com/darkmatter/darkmatter/internal/safelog"
 	"github.com/darkmatter/darkmatter/overlay/descriptor"
 	"github.com/darkmatter/darkmatter/overlay/transport"
 	"github.com/darkmatter/darkmatter/overlay/transport/memnet"
@@ -37,6 +38,12 @@ type harness struct {
 
 func newHarness(t testing.TB, kind string, nRelays int) *harness {
 	t.Helper()
+	return newHarnessLog(t, kind, nRelays, nil)
+}
+
+// newHarnessLog is newHarness with every node logging to logf.
+func newHarnessLog(t testing.TB, kind string, nRelays int, logf safelog.Logf) *harness {
+	t.Helper()
 	h := &harness{t: t, kind: kind}
 	if kind == "mem" {
 		h.mem = &memnet.Network{}
@@ -45,7 +52,7 @@ func newHarness(t testing.TB, kind string, nRelays int) *harness {
 	h.target = h.startTarget()
 	var boot []descriptor.Bootstrap
 	for i := 0; i < nRelays; i++ {
-		cfg := Config{Network: "test-" + kind, Listen: "127.0.0.1:0", AllowSameSubnet: kind == "tcp"}
+		cfg := Config{Network: "test-" + kind, Listen: "127.0.0.1:0", AllowSameSubnet: kind == "tcp", Logf: logf}
 		exit := &circuit.ExitConfig{Policy: exitpolicy.AcceptAll(), ConnectTimeout: 5 * time.Second}
 		if kind == "mem" {
 			ip := fmt.Sprintf("10.%d.0.1", i+1)
@@ -79,7 +86,7 @@ func newHarness(t testing.TB, kind string, nRelays int) *harness {
 	}
 	// Relays announce themselves to relay 0; wait until it knows all.
 	waitFor(t, func() bool { return len(h.relays[0].Relays()) == nRelays }, "relay 0 knows every relay")
-	ccfg := Config{Network: "test-" + kind, Bootstrap: boot[:1], AllowSameSubnet: kind == "tcp"}
+	ccfg := Config{Network: "test-" + kind, Bootstrap: boot[:1], AllowSameSubnet: kind == "tcp", Logf: logf}
 	if kind == "mem" {
 		ccfg.Transport = h.mem.Host(h.cliHost)
 	}

@@ -83,7 +83,7 @@ func (n *Node) linkTo(ctx context.Context, lk keys.LinkPublicKey, addr string) (
 func (n *Node) dial(ctx context.Context, lk keys.LinkPublicKey, addr string) (*link.Link, error) {
 	conn, err := n.cfg.Transport.Dial(ctx, addr)
 	if err != nil {
-		return nil, fmt.Errorf("overlay: dial %v: %w", safelog.S(addr), err)
+		return nil, fmt.Errorf("overlay: dial %v: %w", safelog.S(addr), safelog.Scrub(err))
 	}
 	l, err := link.Dial(ctx, conn, n.linkConfig(), lk, n)
 	if err != nil {
@@ -140,7 +140,7 @@ func (n *Node) acceptLoop(ln net.Listener) {
 		conn, err := ln.Accept()
 		if err != nil {
 			if !errors.Is(err, net.ErrClosed) && !n.isClosed() {
-				n.logf.Printf("overlay: accept: %v", err)
+				n.logf.Printf("overlay: accept: %v", safelog.Scrub(err))
 			}
 			return
 		}

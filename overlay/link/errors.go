@@ -3,7 +3,7 @@ package link
 import (
 	"errors"
 	"fmt"
-	"net"
+	"github.com/darkmatter/darkmatter/internal/safelog"
 )
 
 // Errors. Handshake and link failures wrap one of these, with more detail
@@ -40,12 +40,5 @@ func protoErr(format string, args ...any) error {
 }
 
 // scrub drops the addresses a *net.OpError prints, so errors can be logged
-// and returned without leaking who we talk to (STYLE §2.4.20). The
-// underlying error (net.ErrClosed, os.ErrDeadlineExceeded, an errno) stays
-// in the chain.
-func scrub(err error) error {
-	if op, ok := err.(*net.OpError); ok {
-		return fmt.Errorf("%s: %w", op.Op, op.Err)
-	}
-	return err
-}
+// without them.
+func scrub(err error) error { return safelog.Scrub(err) }
