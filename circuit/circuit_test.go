@@ -330,3 +330,42 @@ func TestSendmeMustEchoDigest(t *testing.T) {
 		t.Fatal("replayed SENDME accepted")
 	}
 }
+
+// A relay that cannot queue a cell on an overloaded link sacrifices that
+// circuit only: the client learns it, another circuit on the same links
+// keeps working.
+func TestOverloadedLinkKillsOnlyThatCircuit(t *testing.T) {
+	n, client, relays := threeHops(t)
+	defer n.close()
+	addr, stop := echoServer(t)
+	defer stop()
+	a, err := client.sw.BuildCircuit(ctxT(t), path(relays))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := client.sw.BuildCircuit(ctxT(t), path(relays))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	n.mu.Lock()
+	midToExit := n.chans[[2]string{"middle:1", "exit:1"}]
+	n.mu.Unlock()
+	midToExit.failNext.Store(true)
+	if _, err := a.OpenStream(ctxT(t), addr); err == nil {
+		t.Fatal("stream opened through a dropped cell")
+	}
+	var de *DestroyedError
+	if !errors.As(a.Err(), &de) || de.Reason != cell.DestroyResource {
+		t.Fatalf("circuit a: %v, want destroyed (out of resources)", a.Err())
+	}
+	st, err := b.OpenStream(ctxT(t), addr)
+	if err != nil {
+		t.Fatalf("the other circuit died too: %v", err)
+	}
+	st.Write([]byte("ok"))
+	if _, err := io.ReadFull(st, make([]byte, 2)); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+}

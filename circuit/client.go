@@ -166,21 +166,28 @@ func (cc *ClientCirc) sendTo(hop int, cmd cell.RelayCmd, stream uint16, data []b
 		return err
 	}
 	cc.sendMu.Lock()
-	defer cc.sendMu.Unlock()
 	select {
 	case <-cc.done:
+		cc.sendMu.Unlock()
 		c.Free()
 		return cc.Err()
 	default:
 	}
 	if err := cc.lc.Seal(c.Body(), hop); err != nil {
+		cc.sendMu.Unlock()
 		c.Free()
 		return err
 	}
 	if cmd == cell.RelayData {
 		cc.noteDataSent(cc.lc.LastTag())
 	}
-	return cc.ch.Send(c)
+	err := cc.ch.Send(c)
+	cc.sendMu.Unlock()
+	if err != nil {
+		// A sealed cell was lost: the hops' counters moved on without it.
+		cc.destroy(cell.DestroyResource, true)
+	}
+	return err
 }
 
 // handle processes a cell arriving from the first hop.

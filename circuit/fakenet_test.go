@@ -2,11 +2,13 @@ package circuit
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/darkmatter/darkmatter/circuit/cell"
@@ -40,9 +42,15 @@ type fakeChan struct {
 	done        chan struct{}
 	once        sync.Once
 	wg          sync.WaitGroup
+	// failNext makes the next Send fail as if the link's queue were full.
+	failNext atomic.Bool
 }
 
 func (c *fakeChan) Send(x *cell.Cell) error {
+	if c.failNext.CompareAndSwap(true, false) {
+		x.Free()
+		return errors.New("fakenet: queue full")
+	}
 	select {
 	case <-c.done:
 		x.Free()

@@ -146,7 +146,11 @@ func (rc *relayCirc) fromPrev(c *cell.Cell) {
 		h(c)
 	}
 	c.SetCirc(nextID)
-	next.Send(c)
+	if next.Send(c) != nil {
+		// The next link is overloaded (or gone): the cell is lost, so the
+		// circuit cannot continue.
+		rc.destroy(cell.DestroyResource, true, true)
+	}
 }
 
 // fromNext handles a cell from the exit side.
@@ -161,8 +165,11 @@ func (rc *relayCirc) fromNext(c *cell.Cell) {
 		}
 		rc.layer.Backward(c.Body())
 		c.SetCirc(rc.prevID)
-		rc.prev.Send(c)
+		err := rc.prev.Send(c)
 		rc.mu.Unlock()
+		if err != nil {
+			rc.destroy(cell.DestroyResource, true, true)
+		}
 	case cell.CmdCreated:
 		rc.mu.Lock()
 		ch := rc.created
@@ -197,8 +204,8 @@ func (rc *relayCirc) originate(cmd cell.RelayCmd, stream uint16, data []byte) er
 		return err
 	}
 	rc.mu.Lock()
-	defer rc.mu.Unlock()
 	if rc.dead {
+		rc.mu.Unlock()
 		c.Free()
 		return ErrDestroyed
 	}
@@ -206,7 +213,12 @@ func (rc *relayCirc) originate(cmd cell.RelayCmd, stream uint16, data []byte) er
 	if cmd == cell.RelayData && rc.exit != nil {
 		rc.exit.noteDataSent(layer.BackwardTag(c.Body()))
 	}
-	return rc.prev.Send(c)
+	err := rc.prev.Send(c)
+	rc.mu.Unlock()
+	if err != nil {
+		rc.destroy(cell.DestroyResource, true, true)
+	}
+	return err
 }
 
 // handleMessage handles a relay message addressed to this hop.

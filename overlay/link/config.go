@@ -50,8 +50,10 @@ type Config struct {
 	HandshakeTimeout time.Duration
 
 	// MaxQueue is how many cells may wait to be sent; a Send beyond it
-	// closes the link with ErrQueueFull. Zero means DefaultMaxQueue (16384,
-	// about 64 MiB).
+	// drops the cell and returns ErrQueueFull, and the link stays open (the
+	// caller sacrifices the circuit the cell belonged to, like Tor's
+	// out-of-memory handler). Zero means DefaultMaxQueue (16384, about
+	// 64 MiB).
 	MaxQueue int
 
 	// Rand is the source of the ephemeral (and, when Static is nil, the

@@ -71,6 +71,6 @@
 // brings the conn), does not decide which links to open or keep (a link
 // manager does), does not parse or verify the HELLO descriptor (it hands
 // the bytes over in [Link.PeerHello]), does not look inside cells beyond
-// the command, and has no flow control beyond closing an overloaded link
-// ([ErrQueueFull]): circuits must limit what they send.
+// the command, and has no flow control beyond refusing cells while its queue
+// is full ([ErrQueueFull]): circuits must limit what they send.
 package link

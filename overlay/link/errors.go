@@ -23,8 +23,8 @@ var (
 	// ErrProtocol means the peer broke the link protocol: a bad preamble,
 	// frame or cell, or a message that failed authentication.
 	ErrProtocol = errors.New("link: protocol error")
-	// ErrQueueFull means more than Config.MaxQueue cells were waiting to
-	// be sent, so the link was closed as overloaded.
+	// ErrQueueFull means Config.MaxQueue cells were already waiting to be
+	// sent, so Send dropped the cell; the link stays open.
 	ErrQueueFull = errors.New("link: send queue full")
 	// ErrIdle means the peer sent nothing for Config.IdleTimeout.
 	ErrIdle = errors.New("link: idle timeout")

@@ -15,8 +15,9 @@ var errSendHello = errors.New("link: HELLO is sent by the link itself")
 // Send queues c for sending and takes ownership of it; on error c is freed.
 // It never waits for the network: cells go out in Send order from the
 // writer goroutine. After the link closed it returns ErrClosed. A Send that
-// finds Config.MaxQueue cells already waiting closes the link and returns
-// ErrQueueFull.
+// finds Config.MaxQueue cells already waiting drops c and returns
+// ErrQueueFull; the link stays open, and a peer that stops reading for good
+// is caught by the write timeout.
 func (l *Link) Send(c *cell.Cell) error {
 	if c.Cmd() == cell.CmdHello {
 		c.Free()
@@ -31,7 +32,6 @@ func (l *Link) Send(c *cell.Cell) error {
 	if len(l.q)+l.inflight >= l.maxQueue {
 		l.qmu.Unlock()
 		c.Free()
-		l.closeWith(ErrQueueFull)
 		return ErrQueueFull
 	}
 	l.q = append(l.q, c)
