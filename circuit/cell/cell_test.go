@@ -4,59 +4,66 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
-	"os"
 	"strings"
 	"testing"
 
 	"github.com/darkmatter/darkmatter/crypto/layer"
+	"github.com/darkmatter/darkmatter/internal/testvec"
 )
 
-// cellVectorsPath is the JSON test vector file shared with spec/cells.md.
-const cellVectorsPath = "../../spec/vectors/cells.json"
-
-var updateVectors = flag.Bool("update", false, "rewrite "+cellVectorsPath+" from this implementation")
+// cellVectorsFile is the JSON test vector file in spec/vectors shared with
+// spec/cells.md.
+const cellVectorsFile = "cells.json"
 
 type cellVectors struct {
-	Comment string         `json:"comment"`
-	Sizes   map[string]int `json:"sizes"`
-	Cells   []struct {
-		Name    string  `json:"name"`
-		Circ    uint32  `json:"circ_id"`
-		Command uint8   `json:"command"`
-		Payload *string `json:"payload,omitempty"`
-		Reason  *uint8  `json:"reason,omitempty"`
-		Encoded string  `json:"encoded"`
-	} `json:"cells"`
-	RelayMessages []struct {
-		Name    string `json:"name"`
-		Command uint8  `json:"command"`
-		Stream  uint16 `json:"stream"`
-		Begin   *struct {
-			Flags  uint8  `json:"flags"`
-			Target string `json:"target"`
-		} `json:"begin,omitempty"`
-		Extend *struct {
-			Identity  string `json:"identity"`
-			Link      string `json:"link"`
-			Addr      string `json:"addr"`
-			Handshake string `json:"handshake"`
-		} `json:"extend,omitempty"`
-		Data    string `json:"data"`
-		Encoded string `json:"encoded"`
-	} `json:"relay_messages"`
-	BadRelayMessages []badVector `json:"bad_relay_messages"`
-	BadExtends       []badVector `json:"bad_extends"`
-	BadBegins        []badVector `json:"bad_begins"`
-	Targets          []struct {
-		Target string `json:"target"`
-		Host   string `json:"host"`
-		Port   uint16 `json:"port"`
-	} `json:"targets"`
-	BadTargets []string `json:"bad_targets"`
+	Comment          string               `json:"comment"`
+	Sizes            map[string]int       `json:"sizes"`
+	Cells            []cellVector         `json:"cells"`
+	RelayMessages    []relayMessageVector `json:"relay_messages"`
+	BadRelayMessages []badVector          `json:"bad_relay_messages"`
+	BadExtends       []badVector          `json:"bad_extends"`
+	BadBegins        []badVector          `json:"bad_begins"`
+	Targets          []targetVector       `json:"targets"`
+	BadTargets       []string             `json:"bad_targets"`
+}
+
+type cellVector struct {
+	Name    string  `json:"name"`
+	Circ    uint32  `json:"circ_id"`
+	Command uint8   `json:"command"`
+	Payload *string `json:"payload,omitempty"`
+	Reason  *uint8  `json:"reason,omitempty"`
+	Encoded string  `json:"encoded"`
+}
+
+type relayMessageVector struct {
+	Name    string        `json:"name"`
+	Command uint8         `json:"command"`
+	Stream  uint16        `json:"stream"`
+	Begin   *beginVector  `json:"begin,omitempty"`
+	Extend  *extendVector `json:"extend,omitempty"`
+	Data    string        `json:"data"`
+	Encoded string        `json:"encoded"`
+}
+
+type beginVector struct {
+	Flags  uint8  `json:"flags"`
+	Target string `json:"target"`
+}
+
+type extendVector struct {
+	Identity  string `json:"identity"`
+	Link      string `json:"link"`
+	Addr      string `json:"addr"`
+	Handshake string `json:"handshake"`
+}
+
+type targetVector struct {
+	Target string `json:"target"`
+	Host   string `json:"host"`
+	Port   uint16 `json:"port"`
 }
 
 type badVector struct {
@@ -64,14 +71,8 @@ type badVector struct {
 	Encoded string `json:"encoded"`
 }
 
-func unhex(t testing.TB, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(s)
-	if err != nil {
-		t.Fatalf("bad hex %q: %v", s, err)
-	}
-	return b
-}
+// unhex is testvec.Hex, for the seed corpora in fuzz_test.go.
+var unhex = testvec.Hex
 
 func hexOf(b []byte) string { return hex.EncodeToString(b) }
 
@@ -82,18 +83,15 @@ func ptr[T any](v T) *T { return &v }
 // handshakes are the messages of spec/vectors/onionhs.json, the EXTEND keys
 // identity[0] and link[0] of spec/vectors/keys.json.
 func generateCellVectors(t *testing.T) *cellVectors {
-	data, err := os.ReadFile("../../spec/vectors/onionhs.json")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var hs struct {
 		Vectors []struct {
 			ClientMessage string `json:"client_message"`
 			RelayMessage  string `json:"relay_message"`
 		} `json:"vectors"`
 	}
-	if err := json.Unmarshal(data, &hs); err != nil || len(hs.Vectors) == 0 {
-		t.Fatalf("onionhs.json: %v", err)
+	testvec.Load(t, "onionhs.json", &hs)
+	if len(hs.Vectors) == 0 {
+		t.Fatal("onionhs.json: no vectors")
 	}
 	clientMsg, relayMsg := hs.Vectors[0].ClientMessage, hs.Vectors[0].RelayMessage
 
@@ -128,14 +126,7 @@ func generateCellVectors(t *testing.T) *cellVectors {
 		{"DIR_DESC", 0, CmdDirDesc, ptr(hexOf([]byte("descriptor bytes"))), nil},
 		{"DIR_DONE", 0, CmdDirDone, nil, nil},
 	} {
-		v.Cells = append(v.Cells, struct {
-			Name    string  `json:"name"`
-			Circ    uint32  `json:"circ_id"`
-			Command uint8   `json:"command"`
-			Payload *string `json:"payload,omitempty"`
-			Reason  *uint8  `json:"reason,omitempty"`
-			Encoded string  `json:"encoded"`
-		}{Name: c.name, Circ: c.circ, Command: uint8(c.cmd), Payload: c.payload, Reason: c.reason})
+		v.Cells = append(v.Cells, cellVector{Name: c.name, Circ: c.circ, Command: uint8(c.cmd), Payload: c.payload, Reason: c.reason})
 	}
 
 	type relayIn struct {
@@ -147,10 +138,10 @@ func generateCellVectors(t *testing.T) *cellVectors {
 		extend *Extend
 	}
 	ext := &Extend{
-		Identity:  [32]byte(unhex(t, "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")),
-		Link:      [32]byte(unhex(t, "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a")),
+		Identity:  [32]byte(testvec.Hex(t, "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")),
+		Link:      [32]byte(testvec.Hex(t, "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a")),
 		Addr:      "192.0.2.10:9001",
-		Handshake: unhex(t, clientMsg),
+		Handshake: testvec.Hex(t, clientMsg),
 	}
 	for _, r := range []relayIn{
 		{name: "DATA", cmd: RelayData, stream: 1, data: []byte("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n")},
@@ -162,40 +153,15 @@ func generateCellVectors(t *testing.T) *cellVectors {
 		{name: "SENDME (circuit)", cmd: RelaySendme, stream: 0},
 		{name: "SENDME (stream 1)", cmd: RelaySendme, stream: 1},
 		{name: "EXTEND", cmd: RelayExtend, stream: 0, extend: ext},
-		{name: "EXTENDED", cmd: RelayExtended, stream: 0, data: unhex(t, relayMsg)},
+		{name: "EXTENDED", cmd: RelayExtended, stream: 0, data: testvec.Hex(t, relayMsg)},
 		{name: "DROP", cmd: RelayDrop, stream: 0},
 	} {
-		var rv struct {
-			Name    string `json:"name"`
-			Command uint8  `json:"command"`
-			Stream  uint16 `json:"stream"`
-			Begin   *struct {
-				Flags  uint8  `json:"flags"`
-				Target string `json:"target"`
-			} `json:"begin,omitempty"`
-			Extend *struct {
-				Identity  string `json:"identity"`
-				Link      string `json:"link"`
-				Addr      string `json:"addr"`
-				Handshake string `json:"handshake"`
-			} `json:"extend,omitempty"`
-			Data    string `json:"data"`
-			Encoded string `json:"encoded"`
-		}
-		rv.Name, rv.Command, rv.Stream, rv.Data = r.name, uint8(r.cmd), r.stream, hexOf(r.data)
+		rv := relayMessageVector{Name: r.name, Command: uint8(r.cmd), Stream: r.stream, Data: hexOf(r.data)}
 		if r.begin != nil {
-			rv.Begin = &struct {
-				Flags  uint8  `json:"flags"`
-				Target string `json:"target"`
-			}{r.begin.Flags, r.begin.Target}
+			rv.Begin = &beginVector{r.begin.Flags, r.begin.Target}
 		}
 		if r.extend != nil {
-			rv.Extend = &struct {
-				Identity  string `json:"identity"`
-				Link      string `json:"link"`
-				Addr      string `json:"addr"`
-				Handshake string `json:"handshake"`
-			}{hexOf(r.extend.Identity[:]), hexOf(r.extend.Link[:]), r.extend.Addr, hexOf(r.extend.Handshake)}
+			rv.Extend = &extendVector{hexOf(r.extend.Identity[:]), hexOf(r.extend.Link[:]), r.extend.Addr, hexOf(r.extend.Handshake)}
 		}
 		v.RelayMessages = append(v.RelayMessages, rv)
 	}
@@ -255,54 +221,30 @@ func generateCellVectors(t *testing.T) *cellVectors {
 		{"xn--bcher-kva.example:65535", "xn--bcher-kva.example", 65535},
 		{strings.Repeat("a", 255) + ":80", strings.Repeat("a", 255), 80},
 	} {
-		v.Targets = append(v.Targets, struct {
-			Target string `json:"target"`
-			Host   string `json:"host"`
-			Port   uint16 `json:"port"`
-		}{tg.target, tg.host, tg.port})
+		v.Targets = append(v.Targets, targetVector{tg.target, tg.host, tg.port})
 	}
 	v.BadTargets = []string{"", "example.com", "example.com:", ":80", "example.com:0", "example.com:65536",
 		"example.com:-1", "2001:db8::1:80", "[example.com]x:80", "a b:80", "tab\t:80"}
 	return &v
 }
 
+// loadCellVectors reads spec/vectors/cells.json, for the fuzz seed corpora.
 func loadCellVectors() (cellVectors, error) {
 	var v cellVectors
-	data, err := os.ReadFile(cellVectorsPath)
-	if err != nil {
-		return v, err
-	}
-	err = json.Unmarshal(data, &v)
+	err := testvec.Read(cellVectorsFile, &v)
 	return v, err
 }
 
 // TestCellVectors checks spec/vectors/cells.json. With -update it regenerates
 // the file.
 func TestCellVectors(t *testing.T) {
-	var v *cellVectors
-	if *updateVectors {
-		v = generateCellVectors(t)
-	} else {
-		cv, err := loadCellVectors()
-		if err != nil {
-			t.Fatal(err)
-		}
-		v = &cv
-	}
+	v := testvec.LoadOrGenerate(t, cellVectorsFile, func() *cellVectors { return generateCellVectors(t) })
 	for name, want := range map[string]int{
 		"cell": Size, "cell_header": HeaderLen, "body": BodyLen, "layer_header": layer.HeaderSize,
 		"message_area": MessageLen, "relay_header": RelayHeaderLen, "max_data": MaxData,
 	} {
 		if v.Sizes[name] != want {
 			t.Errorf("sizes.%s = %d, want %d", name, v.Sizes[name], want)
-		}
-	}
-	check := func(what string, field *string, got []byte) {
-		t.Helper()
-		if *updateVectors {
-			*field = hexOf(got)
-		} else if *field != hexOf(got) {
-			t.Errorf("%s: file has %s, computed %x", what, *field, got)
 		}
 	}
 	// meaningful returns b without its trailing zeros, but at least n bytes.
@@ -322,7 +264,7 @@ func TestCellVectors(t *testing.T) {
 		n := HeaderLen
 		switch {
 		case cv.Payload != nil:
-			payload = unhex(t, *cv.Payload)
+			payload = testvec.Hex(t, *cv.Payload)
 			if err := c.SetPayload(payload); err != nil {
 				t.Fatalf("%s: %v", what, err)
 			}
@@ -335,11 +277,11 @@ func TestCellVectors(t *testing.T) {
 		if len(wire) != Size {
 			t.Fatalf("%s: %d bytes", what, len(wire))
 		}
-		check(what, &cv.Encoded, meaningful(wire, n))
+		testvec.CheckHex(t, what, &cv.Encoded, meaningful(wire, n))
 		c.Free()
 
 		// Decode the vector's bytes.
-		enc := unhex(t, cv.Encoded)
+		enc := testvec.Hex(t, cv.Encoded)
 		full := make([]byte, Size)
 		copy(full, enc)
 		p, err := Parse(full)
@@ -363,7 +305,7 @@ func TestCellVectors(t *testing.T) {
 	for i := range v.RelayMessages {
 		rv := &v.RelayMessages[i]
 		what := fmt.Sprintf("relay message %q", rv.Name)
-		data := unhex(t, rv.Data)
+		data := testvec.Hex(t, rv.Data)
 		switch {
 		case rv.Begin != nil:
 			b := Begin{Flags: rv.Begin.Flags, Target: rv.Begin.Target}
@@ -371,7 +313,7 @@ func TestCellVectors(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: %v", what, err)
 			}
-			check(what+" data", &rv.Data, enc)
+			testvec.CheckHex(t, what+" data", &rv.Data, enc)
 			data = enc
 			got, err := ParseBegin(enc)
 			if err != nil || *got != b {
@@ -379,16 +321,16 @@ func TestCellVectors(t *testing.T) {
 			}
 		case rv.Extend != nil:
 			e := Extend{
-				Identity:  [32]byte(unhex(t, rv.Extend.Identity)),
-				Link:      [32]byte(unhex(t, rv.Extend.Link)),
+				Identity:  [32]byte(testvec.Hex(t, rv.Extend.Identity)),
+				Link:      [32]byte(testvec.Hex(t, rv.Extend.Link)),
 				Addr:      rv.Extend.Addr,
-				Handshake: unhex(t, rv.Extend.Handshake),
+				Handshake: testvec.Hex(t, rv.Extend.Handshake),
 			}
 			enc, err := e.Marshal()
 			if err != nil {
 				t.Fatalf("%s: %v", what, err)
 			}
-			check(what+" data", &rv.Data, enc)
+			testvec.CheckHex(t, what+" data", &rv.Data, enc)
 			data = enc
 			got, err := ParseExtend(enc)
 			if err != nil || got.Identity != e.Identity || got.Link != e.Link || got.Addr != e.Addr || !bytes.Equal(got.Handshake, e.Handshake) {
@@ -399,10 +341,10 @@ func TestCellVectors(t *testing.T) {
 		if err := PutRelay(body, RelayCmd(rv.Command), rv.Stream, data); err != nil {
 			t.Fatalf("%s: %v", what, err)
 		}
-		check(what, &rv.Encoded, meaningful(body[:MessageLen], RelayHeaderLen+len(data)))
+		testvec.CheckHex(t, what, &rv.Encoded, meaningful(body[:MessageLen], RelayHeaderLen+len(data)))
 
 		area := make([]byte, BodyLen)
-		copy(area, unhex(t, rv.Encoded))
+		copy(area, testvec.Hex(t, rv.Encoded))
 		m, err := ParseRelay(area)
 		if err != nil || m.Cmd != RelayCmd(rv.Command) || m.Stream != rv.Stream || !bytes.Equal(m.Data, data) {
 			t.Errorf("%s: ParseRelay = %+v, %v", what, m, err)
@@ -411,18 +353,18 @@ func TestCellVectors(t *testing.T) {
 
 	for _, bv := range v.BadRelayMessages {
 		area := make([]byte, BodyLen)
-		copy(area, unhex(t, bv.Encoded))
+		copy(area, testvec.Hex(t, bv.Encoded))
 		if m, err := ParseRelay(area); err == nil {
 			t.Errorf("bad relay message %q accepted: %+v", bv.Why, m)
 		}
 	}
 	for _, bv := range v.BadExtends {
-		if e, err := ParseExtend(unhex(t, bv.Encoded)); err == nil {
+		if e, err := ParseExtend(testvec.Hex(t, bv.Encoded)); err == nil {
 			t.Errorf("bad EXTEND %q accepted: %+v", bv.Why, e)
 		}
 	}
 	for _, bv := range v.BadBegins {
-		if b, err := ParseBegin(unhex(t, bv.Encoded)); err == nil {
+		if b, err := ParseBegin(testvec.Hex(t, bv.Encoded)); err == nil {
 			t.Errorf("bad BEGIN %q accepted: %+v", bv.Why, b)
 		}
 	}
@@ -438,15 +380,8 @@ func TestCellVectors(t *testing.T) {
 		}
 	}
 
-	if *updateVectors && !t.Failed() {
-		out, err := json.MarshalIndent(v, "", "  ")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(cellVectorsPath, append(out, '\n'), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("rewrote %s", cellVectorsPath)
+	if testvec.Update() && !t.Failed() {
+		testvec.Save(t, cellVectorsFile, v)
 	}
 }
 

@@ -8,6 +8,24 @@ import (
 
 var keyFileTypes = []string{IdentityKeyType, LinkKeyType, OnionKeyType, KEMKeyType, ServiceKeyType}
 
+// keyFromSeed returns the key of PEM type typ with the given seed, as
+// parseKeyFile returns it, or nil for an unknown type.
+func keyFromSeed(typ string, seed []byte) PrivateKey {
+	switch typ {
+	case IdentityKeyType:
+		return IdentityFromSeed([32]byte(seed))
+	case LinkKeyType:
+		return LinkFromBytes([32]byte(seed))
+	case OnionKeyType:
+		return OnionFromBytes([32]byte(seed))
+	case KEMKeyType:
+		return KEMFromSeed([64]byte(seed))
+	case ServiceKeyType:
+		return ServiceFromSeed([32]byte(seed))
+	}
+	return nil
+}
+
 // FuzzParseKeyFile checks that the key file parser never panics and that
 // whatever it accepts re-encodes to a file it accepts with the same seed.
 func FuzzParseKeyFile(f *testing.F) {
@@ -35,20 +53,7 @@ func FuzzParseKeyFile(f *testing.F) {
 		if len(seed) != seedSizes[typ] {
 			t.Fatalf("accepted a %d-byte %s", len(seed), typ)
 		}
-		var k PrivateKey
-		switch typ {
-		case IdentityKeyType:
-			k = IdentityFromSeed([32]byte(seed))
-		case LinkKeyType:
-			k = LinkFromBytes([32]byte(seed))
-		case OnionKeyType:
-			k = OnionFromBytes([32]byte(seed))
-		case KEMKeyType:
-			k = KEMFromSeed([64]byte(seed))
-		case ServiceKeyType:
-			k = ServiceFromSeed([32]byte(seed))
-		}
-		again, err := parseKeyFile(EncodeKeyFile(k), typ)
+		again, err := parseKeyFile(EncodeKeyFile(keyFromSeed(typ, seed)), typ)
 		if err != nil || !bytes.Equal(again, seed) {
 			t.Fatalf("re-encoded key file: %x, %v; want %x", again, err, seed)
 		}

@@ -2,18 +2,16 @@ package keys
 
 import (
 	"bytes"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
-	"flag"
-	"os"
+	"fmt"
 	"testing"
+
+	"github.com/darkmatter/darkmatter/internal/testvec"
 )
 
-// vectorsPath is the JSON test vector file shared with spec/keys.md.
-const vectorsPath = "../../spec/vectors/keys.json"
-
-var update = flag.Bool("update", false, "rewrite "+vectorsPath+" from this implementation")
+// vectorsFile is the JSON test vector file in spec/vectors shared with
+// spec/keys.md.
+const vectorsFile = "keys.json"
 
 type keyVectors struct {
 	Comment  string `json:"comment"`
@@ -54,15 +52,6 @@ type x25519Vector struct {
 	Public  string `json:"public"`
 }
 
-func unhex(t *testing.T, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(s)
-	if err != nil {
-		t.Fatalf("bad hex %q: %v", s, err)
-	}
-	return b
-}
-
 var addressErrors = map[string]error{
 	"length": ErrAddressLength, "encoding": ErrAddressEncoding,
 	"version": ErrAddressVersion, "checksum": ErrAddressChecksum,
@@ -71,66 +60,53 @@ var addressErrors = map[string]error{
 // TestVectors checks spec/vectors/keys.json. With -update it recomputes
 // every output field from the inputs and rewrites the file.
 func TestVectors(t *testing.T) {
-	data, err := os.ReadFile(vectorsPath)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var v keyVectors
-	if err := json.Unmarshal(data, &v); err != nil {
-		t.Fatal(err)
-	}
-	check := func(field *string, got string) {
-		t.Helper()
-		if *update {
-			*field = got
-		} else if *field != got {
-			t.Errorf("vector mismatch: file has %s, computed %s", *field, got)
-		}
-	}
+	testvec.Load(t, vectorsFile, &v)
 	for i := range v.Identity {
 		tv := &v.Identity[i]
-		k := IdentityFromSeed([32]byte(unhex(t, tv.Seed)))
+		k := IdentityFromSeed([32]byte(testvec.Hex(t, tv.Seed)))
 		pub := k.Public()
-		check(&tv.Public, hex.EncodeToString(pub[:]))
-		check(&tv.NodeID, pub.NodeID().String())
-		sig := k.Sign(unhex(t, tv.Msg))
-		check(&tv.Sig, hex.EncodeToString(sig[:]))
-		if !pub.Verify(unhex(t, tv.Msg), unhex(t, tv.Sig)) {
+		testvec.CheckHex(t, fmt.Sprintf("identity[%d] public", i), &tv.Public, pub[:])
+		testvec.Check(t, fmt.Sprintf("identity[%d] node_id", i), &tv.NodeID, pub.NodeID().String())
+		sig := k.Sign(testvec.Hex(t, tv.Msg))
+		testvec.CheckHex(t, fmt.Sprintf("identity[%d] signature", i), &tv.Sig, sig[:])
+		if !pub.Verify(testvec.Hex(t, tv.Msg), testvec.Hex(t, tv.Sig)) {
 			t.Errorf("identity vector %d: signature does not verify", i)
 		}
 	}
 	for _, set := range []struct {
-		vs  []x25519Vector
-		pub func([32]byte) [32]byte
+		name string
+		vs   []x25519Vector
+		pub  func([32]byte) [32]byte
 	}{
-		{v.Link, func(b [32]byte) [32]byte { return LinkFromBytes(b).Public() }},
-		{v.Onion, func(b [32]byte) [32]byte { return OnionFromBytes(b).Public() }},
+		{"link", v.Link, func(b [32]byte) [32]byte { return LinkFromBytes(b).Public() }},
+		{"onion", v.Onion, func(b [32]byte) [32]byte { return OnionFromBytes(b).Public() }},
 	} {
 		for i := range set.vs {
 			tv := &set.vs[i]
-			pub := set.pub([32]byte(unhex(t, tv.Private)))
-			check(&tv.Public, hex.EncodeToString(pub[:]))
+			pub := set.pub([32]byte(testvec.Hex(t, tv.Private)))
+			testvec.CheckHex(t, fmt.Sprintf("%s[%d] public", set.name, i), &tv.Public, pub[:])
 		}
 	}
 	for i := range v.KEM {
 		tv := &v.KEM[i]
-		k := KEMFromSeed([64]byte(unhex(t, tv.Seed)))
-		check(&tv.Public, hex.EncodeToString(k.Public()[:]))
-		ct, ss, err := k.Public().Encapsulate(bytes.NewReader(unhex(t, tv.EncapSeed)))
+		k := KEMFromSeed([64]byte(testvec.Hex(t, tv.Seed)))
+		testvec.CheckHex(t, fmt.Sprintf("kem[%d] public", i), &tv.Public, k.Public()[:])
+		ct, ss, err := k.Public().Encapsulate(bytes.NewReader(testvec.Hex(t, tv.EncapSeed)))
 		if err != nil {
 			t.Fatal(err)
 		}
-		check(&tv.Ciphertext, hex.EncodeToString(ct[:]))
-		check(&tv.SharedKey, hex.EncodeToString(ss[:]))
+		testvec.CheckHex(t, fmt.Sprintf("kem[%d] ciphertext", i), &tv.Ciphertext, ct[:])
+		testvec.CheckHex(t, fmt.Sprintf("kem[%d] shared_key", i), &tv.SharedKey, ss[:])
 		if got, _ := k.Decapsulate(ct[:]); got != ss {
 			t.Errorf("KEM vector %d: decapsulation differs", i)
 		}
 	}
 	for i := range v.Service {
 		tv := &v.Service[i]
-		pub := ServiceFromSeed([32]byte(unhex(t, tv.Seed))).Public()
-		check(&tv.Public, hex.EncodeToString(pub[:]))
-		check(&tv.Address, pub.Address())
+		pub := ServiceFromSeed([32]byte(testvec.Hex(t, tv.Seed))).Public()
+		testvec.CheckHex(t, fmt.Sprintf("service[%d] public", i), &tv.Public, pub[:])
+		testvec.Check(t, fmt.Sprintf("service[%d] address", i), &tv.Address, pub.Address())
 		if got, err := ParseAddress(tv.Address); err != nil || got != pub {
 			t.Errorf("service vector %d: ParseAddress = %v", i, err)
 		}
@@ -146,36 +122,18 @@ func TestVectors(t *testing.T) {
 	}
 	for i := range v.KeyFiles {
 		tv := &v.KeyFiles[i]
-		seed := unhex(t, tv.Seed)
-		var k PrivateKey
-		switch tv.Type {
-		case IdentityKeyType:
-			k = IdentityFromSeed([32]byte(seed))
-		case LinkKeyType:
-			k = LinkFromBytes([32]byte(seed))
-		case OnionKeyType:
-			k = OnionFromBytes([32]byte(seed))
-		case KEMKeyType:
-			k = KEMFromSeed([64]byte(seed))
-		case ServiceKeyType:
-			k = ServiceFromSeed([32]byte(seed))
-		default:
+		seed := testvec.Hex(t, tv.Seed)
+		k := keyFromSeed(tv.Type, seed)
+		if k == nil {
 			t.Fatalf("unknown key file type %q", tv.Type)
 		}
-		check(&tv.File, string(EncodeKeyFile(k)))
+		testvec.Check(t, fmt.Sprintf("key_files[%d] file", i), &tv.File, string(EncodeKeyFile(k)))
 		got, err := parseKeyFile([]byte(tv.File), tv.Type)
 		if err != nil || !bytes.Equal(got, seed) {
 			t.Errorf("key file vector %d: parseKeyFile = %x, %v", i, got, err)
 		}
 	}
-	if *update {
-		out, err := json.MarshalIndent(&v, "", "  ")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(vectorsPath, append(out, '\n'), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("rewrote %s", vectorsPath)
+	if testvec.Update() {
+		testvec.Save(t, vectorsFile, &v)
 	}
 }

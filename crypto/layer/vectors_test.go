@@ -6,18 +6,15 @@ import (
 	"crypto/cipher"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
-	"flag"
 	"fmt"
-	"os"
 	"testing"
+
+	"github.com/darkmatter/darkmatter/internal/testvec"
 )
 
-// layerVectorsPath is the JSON test vector file shared with
+// layerVectorsFile is the JSON test vector file in spec/vectors shared with
 // spec/circuits.md §4.
-const layerVectorsPath = "../../spec/vectors/layer.json"
-
-var updateVectors = flag.Bool("update", false, "rewrite "+layerVectorsPath+" from this implementation")
+const layerVectorsFile = "layer.json"
 
 // vecBody is the body size of every vector: a real cell body (cell.BodyLen,
 // which this package cannot import).
@@ -70,18 +67,9 @@ type circuitVector struct {
 	} `json:"backward"`
 }
 
-func vecUnhex(t *testing.T, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(s)
-	if err != nil {
-		t.Fatalf("bad hex %q: %v", s, err)
-	}
-	return b
-}
-
 func vecKey(t *testing.T, s string) [KeySize]byte {
 	t.Helper()
-	b := vecUnhex(t, s)
+	b := testvec.Hex(t, s)
 	if len(b) != KeySize {
 		t.Fatalf("key %q is %d bytes", s, len(b))
 	}
@@ -92,7 +80,7 @@ func vecKey(t *testing.T, s string) [KeySize]byte {
 // vectors store messages without their zero padding.
 func vecMessage(t *testing.T, s string) []byte {
 	t.Helper()
-	p := vecUnhex(t, s)
+	p := testvec.Hex(t, s)
 	if len(p) > MessageSize(vecBody) {
 		t.Fatalf("message of %d bytes", len(p))
 	}
@@ -291,7 +279,7 @@ func generateLayerVectors() *layerVectors {
 			"rewrites this file).",
 		BodySize: vecBody,
 	}
-	for _, secret := range [][]byte{make([]byte, 64), seqBytes(0, 64), seqBytes(0x40, 64)} {
+	for _, secret := range [][]byte{make([]byte, 64), testvec.Seq(0, 64), testvec.Seq(0x40, 64)} {
 		v.DeriveKeys = append(v.DeriveKeys, struct {
 			Secret   string `json:"secret"`
 			Forward  string `json:"forward"`
@@ -300,7 +288,7 @@ func generateLayerVectors() *layerVectors {
 	}
 
 	// One hop, explicit counters.
-	rk, _ := DeriveKeys(seqBytes(0x40, 64))
+	rk, _ := DeriveKeys(testvec.Seq(0x40, 64))
 	v.Relay.Comment = "One hop with keys derive_keys(40..7f). Steps run in order on one Relay state. " +
 		"forward: input is the body as received (tag in slot 0), output the body after Forward (the message " +
 		"area decrypted, slots shifted one towards slot 0, zero slot 7), for_me whether decrypted slot 1 was zero. " +
@@ -401,60 +389,22 @@ func generateLayerVectors() *layerVectors {
 	return v
 }
 
-// firstDiff returns the index of the first difference between a and b.
-func firstDiff(a, b string) int {
-	i := 0
-	for i < len(a) && i < len(b) && a[i] == b[i] {
-		i++
-	}
-	return i
-}
-
-func seqBytes(start byte, n int) []byte {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = start + byte(i)
-	}
-	return b
-}
-
 // TestLayerVectors checks spec/vectors/layer.json against this package and
 // against the reference implementation above. With -update it regenerates
 // the file.
 func TestLayerVectors(t *testing.T) {
-	var v *layerVectors
-	if *updateVectors {
-		v = generateLayerVectors()
-	} else {
-		data, err := os.ReadFile(layerVectorsPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		v = new(layerVectors)
-		if err := json.Unmarshal(data, v); err != nil {
-			t.Fatal(err)
-		}
-	}
+	v := testvec.LoadOrGenerate(t, layerVectorsFile, generateLayerVectors)
 	if v.BodySize != vecBody {
 		t.Fatalf("body_size %d, want %d", v.BodySize, vecBody)
 	}
-	check := func(what string, field *string, got []byte) {
-		t.Helper()
-		if *updateVectors {
-			*field = hexOf(got)
-		} else if h := hexOf(got); *field != h {
-			t.Errorf("%s: differs from the file at byte %d", what, firstDiff(*field, h)/2)
-		}
-	}
-
 	for i := range v.DeriveKeys {
 		tv := &v.DeriveKeys[i]
-		k, err := DeriveKeys(vecUnhex(t, tv.Secret))
+		k, err := DeriveKeys(testvec.Hex(t, tv.Secret))
 		if err != nil {
 			t.Fatal(err)
 		}
-		check(fmt.Sprintf("derive_keys[%d] forward", i), &tv.Forward, k.Forward[:])
-		check(fmt.Sprintf("derive_keys[%d] backward", i), &tv.Backward, k.Backward[:])
+		testvec.CheckHex(t, fmt.Sprintf("derive_keys[%d] forward", i), &tv.Forward, k.Forward[:])
+		testvec.CheckHex(t, fmt.Sprintf("derive_keys[%d] backward", i), &tv.Backward, k.Backward[:])
 	}
 
 	t.Run("relay", func(t *testing.T) {
@@ -481,13 +431,13 @@ func TestLayerVectors(t *testing.T) {
 			}
 			switch st.Op {
 			case "forward":
-				in := vecUnhex(t, st.Input)
+				in := testvec.Hex(t, st.Input)
 				body := vecCell(in)
 				forMe, err := r.Forward(body)
 				if err != nil {
 					t.Fatalf("%s: %v", what, err)
 				}
-				check(what, &st.Output, body)
+				testvec.CheckHex(t, what, &st.Output, body)
 				if st.ForMe == nil || *st.ForMe != forMe {
 					t.Errorf("%s: forMe = %v, file has %v", what, forMe, st.ForMe)
 				}
@@ -501,17 +451,17 @@ func TestLayerVectors(t *testing.T) {
 				if err := r.Originate(body); err != nil {
 					t.Fatal(err)
 				}
-				check(what, &st.Output, body)
+				testvec.CheckHex(t, what, &st.Output, body)
 				if !bytes.Equal(refOriginate(&ref, msg), body) {
 					t.Errorf("%s: reference implementation disagrees", what)
 				}
 			case "backward":
-				in := vecUnhex(t, st.Input)
+				in := testvec.Hex(t, st.Input)
 				body := vecCell(in)
 				if err := r.Backward(body); err != nil {
 					t.Fatal(err)
 				}
-				check(what, &st.Output, body)
+				testvec.CheckHex(t, what, &st.Output, body)
 				if !bytes.Equal(refBackward(&ref, in), body) {
 					t.Errorf("%s: reference implementation disagrees", what)
 				}
@@ -546,13 +496,13 @@ func TestLayerVectors(t *testing.T) {
 				fv := &cv.Forward[i]
 				what := fmt.Sprintf("forward cell %d (target %d)", i, fv.Target)
 				msg := vecMessage(t, fv.Message)
-				junk := vecUnhex(t, fv.Junk)
+				junk := testvec.Hex(t, fv.Junk)
 
 				// The reference seals with the given junk; the package
 				// with its own random junk, so only the message area and
 				// (without junk) the whole body must agree.
 				sealed := refSeal(refClient, fv.Target, msg, junk)
-				check(what+" sealed", &fv.Sealed, sealed)
+				testvec.CheckHex(t, what+" sealed", &fv.Sealed, sealed)
 				mine := vecCell(msg)
 				if err := client.Seal(mine, fv.Target); err != nil {
 					t.Fatal(err)
@@ -566,7 +516,7 @@ func TestLayerVectors(t *testing.T) {
 
 				// The package's relays process the vector's body and the
 				// package's own body alike.
-				body := vecCell(vecUnhex(t, fv.Sealed))
+				body := vecCell(testvec.Hex(t, fv.Sealed))
 				for h := 0; h <= fv.Target; h++ {
 					if !isZero(body[slotOff(vecBody, 7):][:TagSize]) {
 						t.Errorf("%s: hop %d receives a non-zero slot 7", what, h)
@@ -586,7 +536,7 @@ func TestLayerVectors(t *testing.T) {
 				if !bytes.Equal(body[:m], msg) {
 					t.Errorf("%s: delivered message differs", what)
 				}
-				check(what+" delivered_header", &fv.DeliveredHeader, body[m:])
+				testvec.CheckHex(t, what+" delivered_header", &fv.DeliveredHeader, body[m:])
 			}
 			for i := range cv.Backward {
 				bv := &cv.Backward[i]
@@ -603,11 +553,11 @@ func TestLayerVectors(t *testing.T) {
 					}
 					refBody = refBackward(&ref[h], refBody)
 				}
-				check(what+" received", &bv.Received, body)
+				testvec.CheckHex(t, what+" received", &bv.Received, body)
 				if !bytes.Equal(refBody, body) {
 					t.Errorf("%s: reference relays disagree", what)
 				}
-				received := vecUnhex(t, bv.Received)
+				received := testvec.Hex(t, bv.Received)
 				o, refMsg, ok := refOpen(refClient, received)
 				if !ok || o != bv.Origin || !bytes.Equal(refMsg, msg) {
 					t.Errorf("%s: reference client opens origin %d ok=%v", what, o, ok)
@@ -624,15 +574,8 @@ func TestLayerVectors(t *testing.T) {
 		})
 	}
 
-	if *updateVectors && !t.Failed() {
-		out, err := json.MarshalIndent(v, "", "  ")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(layerVectorsPath, append(out, '\n'), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("rewrote %s", layerVectorsPath)
+	if testvec.Update() && !t.Failed() {
+		testvec.Save(t, layerVectorsFile, v)
 	}
 }
 

@@ -3,22 +3,19 @@ package onionhs
 import (
 	"bytes"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
-	"os"
 	"testing"
 
 	"github.com/darkmatter/darkmatter/crypto/keys"
 	"github.com/darkmatter/darkmatter/crypto/layer"
+	"github.com/darkmatter/darkmatter/internal/testvec"
 	"github.com/flynn/noise"
 )
 
-// hsVectorsPath is the JSON test vector file shared with spec/circuits.md §3.
-const hsVectorsPath = "../../spec/vectors/onionhs.json"
-
-var updateVectors = flag.Bool("update", false, "rewrite "+hsVectorsPath+" from this implementation")
+// hsVectorsFile is the JSON test vector file in spec/vectors shared with
+// spec/circuits.md §3.
+const hsVectorsFile = "onionhs.json"
 
 type hsVectors struct {
 	Comment        string     `json:"comment"`
@@ -45,24 +42,6 @@ type hsVector struct {
 	BackwardKey   string `json:"backward_key"`
 }
 
-func hsUnhex(t *testing.T, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(s)
-	if err != nil {
-		t.Fatalf("bad hex %q: %v", s, err)
-	}
-	return b
-}
-
-// hsSeq returns n bytes start, start+1, ...
-func hsSeq(start byte, n int) []byte {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = start + byte(i)
-	}
-	return b
-}
-
 func generateHSVectors() *hsVectors {
 	v := &hsVectors{
 		Comment: "darkmatter circuit handshake vectors (spec/circuits.md §3). Hex unless noted. " +
@@ -81,13 +60,13 @@ func generateHSVectors() *hsVectors {
 		clientRandom []byte
 		relayRandom  []byte
 	}{
-		{"darkmatter", hsSeq(0x40, 64), hsSeq(0x80, 32)},
-		{"darkmatter-test", hsSeq(0xa0, 64), hsSeq(0xe0, 32)},
+		{"darkmatter", testvec.Seq(0x40, 64), testvec.Seq(0x80, 32)},
+		{"darkmatter-test", testvec.Seq(0xa0, 64), testvec.Seq(0xe0, 32)},
 	} {
 		v.Vectors = append(v.Vectors, hsVector{
 			Network:      tc.network,
 			OnionPrivate: "5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb",
-			KEMSeed:      hex.EncodeToString(hsSeq(0, 64)),
+			KEMSeed:      hex.EncodeToString(testvec.Seq(0, 64)),
 			ClientRandom: hex.EncodeToString(tc.clientRandom),
 			RelayRandom:  hex.EncodeToString(tc.relayRandom),
 		})
@@ -100,46 +79,24 @@ func generateHSVectors() *hsVectors {
 // flynn/noise handshake with its own Curve25519 (not crypto/noiseconf) must
 // produce the same transcript, so the wire format is standard Noise.
 func TestHandshakeVectors(t *testing.T) {
-	var v *hsVectors
-	if *updateVectors {
-		v = generateHSVectors()
-	} else {
-		data, err := os.ReadFile(hsVectorsPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		v = new(hsVectors)
-		if err := json.Unmarshal(data, v); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if v.ProloguePrefix != prologuePrefix {
-		t.Errorf("prologue_prefix %q, want %q", v.ProloguePrefix, prologuePrefix)
-	}
+	v := testvec.LoadOrGenerate(t, hsVectorsFile, generateHSVectors)
+	testvec.Check(t, "prologue_prefix", &v.ProloguePrefix, prologuePrefix)
 	for i := range v.Vectors {
 		tv := &v.Vectors[i]
 		t.Run(fmt.Sprintf("%d-%s", i, tv.Network), func(t *testing.T) {
-			check := func(what string, field *string, got []byte) {
-				t.Helper()
-				if *updateVectors {
-					*field = hex.EncodeToString(got)
-				} else if *field != hex.EncodeToString(got) {
-					t.Errorf("%s: file has %s, computed %x", what, *field, got)
-				}
-			}
-			onion, err := keys.GenerateOnion(bytes.NewReader(hsUnhex(t, tv.OnionPrivate)))
+			onion, err := keys.GenerateOnion(bytes.NewReader(testvec.Hex(t, tv.OnionPrivate)))
 			if err != nil {
 				t.Fatal(err)
 			}
-			kem, err := keys.GenerateKEM(bytes.NewReader(hsUnhex(t, tv.KEMSeed)))
+			kem, err := keys.GenerateKEM(bytes.NewReader(testvec.Hex(t, tv.KEMSeed)))
 			if err != nil {
 				t.Fatal(err)
 			}
 			onionPub := onion.Public()
-			check("onion_public", &tv.OnionPublic, onionPub[:])
-			check("kem_public", &tv.KEMPublic, kem.Public()[:])
-			clientRandom := hsUnhex(t, tv.ClientRandom)
-			relayRandom := hsUnhex(t, tv.RelayRandom)
+			testvec.CheckHex(t, "onion_public", &tv.OnionPublic, onionPub[:])
+			testvec.CheckHex(t, "kem_public", &tv.KEMPublic, kem.Public()[:])
+			clientRandom := testvec.Hex(t, tv.ClientRandom)
+			relayRandom := testvec.Hex(t, tv.RelayRandom)
 			if len(clientRandom) != 64 || len(relayRandom) != 32 {
 				t.Fatalf("client_random %d bytes, relay_random %d bytes", len(clientRandom), len(relayRandom))
 			}
@@ -150,22 +107,22 @@ func TestHandshakeVectors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			check("client_message", &tv.ClientMessage, msg)
+			testvec.CheckHex(t, "client_message", &tv.ClientMessage, msg)
 			priv := RelayPrivate{Onion: onion, KEM: kem}
-			reply, relayKeys, err := Respond(bytes.NewReader(relayRandom), tv.Network, priv, hsUnhex(t, tv.ClientMessage))
+			reply, relayKeys, err := Respond(bytes.NewReader(relayRandom), tv.Network, priv, testvec.Hex(t, tv.ClientMessage))
 			if err != nil {
 				t.Fatal(err)
 			}
-			check("relay_message", &tv.RelayMessage, reply)
-			clientKeys, err := st.Finish(hsUnhex(t, tv.RelayMessage))
+			testvec.CheckHex(t, "relay_message", &tv.RelayMessage, reply)
+			clientKeys, err := st.Finish(testvec.Hex(t, tv.RelayMessage))
 			if err != nil {
 				t.Fatal(err)
 			}
 			if clientKeys != relayKeys {
 				t.Fatal("client and relay derive different keys")
 			}
-			check("forward_key", &tv.ForwardKey, clientKeys.Forward[:])
-			check("backward_key", &tv.BackwardKey, clientKeys.Backward[:])
+			testvec.CheckHex(t, "forward_key", &tv.ForwardKey, clientKeys.Forward[:])
+			testvec.CheckHex(t, "backward_key", &tv.BackwardKey, clientKeys.Backward[:])
 
 			// The same handshake spelled out with flynn/noise and the
 			// standard DH, from spec/circuits.md §3.
@@ -173,8 +130,8 @@ func TestHandshakeVectors(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			check("kem_ciphertext", &tv.KEMCiphertext, ct[:])
-			check("kem_shared_secret", &tv.KEMShared, ss[:])
+			testvec.CheckHex(t, "kem_ciphertext", &tv.KEMCiphertext, ct[:])
+			testvec.CheckHex(t, "kem_shared_secret", &tv.KEMShared, ss[:])
 			suite := noise.NewCipherSuite(noise.DH25519, noise.CipherChaChaPoly, noise.HashBLAKE2s)
 			prologue := []byte(v.ProloguePrefix + tv.Network)
 			ini, err := noise.NewHandshakeState(noise.Config{
@@ -220,7 +177,7 @@ func TestHandshakeVectors(t *testing.T) {
 				t.Fatal("plain Noise: split keys differ between the sides")
 			}
 			split := append(k1[:], k2[:]...)
-			check("split_keys", &tv.SplitKeys, split)
+			testvec.CheckHex(t, "split_keys", &tv.SplitKeys, split)
 			if lk, err := layer.DeriveKeys(split); err != nil || lk != clientKeys {
 				t.Errorf("layer.DeriveKeys(split_keys) differs from the handshake's keys: %v", err)
 			}
@@ -234,14 +191,7 @@ func TestHandshakeVectors(t *testing.T) {
 			}
 		})
 	}
-	if *updateVectors && !t.Failed() {
-		out, err := json.MarshalIndent(v, "", "  ")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(hsVectorsPath, append(out, '\n'), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("rewrote %s", hsVectorsPath)
+	if testvec.Update() && !t.Failed() {
+		testvec.Save(t, hsVectorsFile, v)
 	}
 }

@@ -3,19 +3,17 @@ package descriptor
 import (
 	"bytes"
 	"encoding/hex"
-	"encoding/json"
-	"flag"
-	"os"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/darkmatter/darkmatter/crypto/keys"
+	"github.com/darkmatter/darkmatter/internal/testvec"
 )
 
-// vectorsPath is the JSON test vector file shared with spec/descriptor.md.
-const vectorsPath = "../../spec/vectors/descriptor.json"
-
-var update = flag.Bool("update", false, "rewrite "+vectorsPath+" from this implementation")
+// vectorsFile is the JSON test vector file in spec/vectors shared with
+// spec/descriptor.md.
+const vectorsFile = "descriptor.json"
 
 type descriptorVectors struct {
 	Comment          string `json:"comment"`
@@ -45,41 +43,18 @@ type descriptorVectors struct {
 	BadBootstraps []string `json:"bad_bootstraps"`
 }
 
-func unhex(t *testing.T, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(s)
-	if err != nil {
-		t.Fatalf("bad hex: %v", err)
-	}
-	return b
-}
-
 // TestVectors checks spec/vectors/descriptor.json. With -update it
 // recomputes the outputs (encoded, node_id, bootstrap) and rewrites the
 // file; the invalid cases are derived from the first descriptor.
 func TestVectors(t *testing.T) {
-	data, err := os.ReadFile(vectorsPath)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var v descriptorVectors
-	if err := json.Unmarshal(data, &v); err != nil {
-		t.Fatal(err)
-	}
-	check := func(field *string, got string) {
-		t.Helper()
-		if *update {
-			*field = got
-		} else if *field != got {
-			t.Errorf("vector mismatch:\nfile     %s\ncomputed %s", *field, got)
-		}
-	}
-	check(&v.SignatureContext, SignatureContext)
+	testvec.Load(t, vectorsFile, &v)
+	testvec.Check(t, "signature_context", &v.SignatureContext, SignatureContext)
 	k := keys.NodeKeys{
-		Identity: keys.IdentityFromSeed([32]byte(unhex(t, v.Keys.IdentitySeed))),
-		Link:     keys.LinkFromBytes([32]byte(unhex(t, v.Keys.LinkPrivate))),
-		Onion:    keys.OnionFromBytes([32]byte(unhex(t, v.Keys.OnionPrivate))),
-		KEM:      keys.KEMFromSeed([64]byte(unhex(t, v.Keys.KEMSeed))),
+		Identity: keys.IdentityFromSeed([32]byte(testvec.Hex(t, v.Keys.IdentitySeed))),
+		Link:     keys.LinkFromBytes([32]byte(testvec.Hex(t, v.Keys.LinkPrivate))),
+		Onion:    keys.OnionFromBytes([32]byte(testvec.Hex(t, v.Keys.OnionPrivate))),
+		KEM:      keys.KEMFromSeed([64]byte(testvec.Hex(t, v.Keys.KEMSeed))),
 	}
 	for i := range v.Descriptors {
 		tv := &v.Descriptors[i]
@@ -95,12 +70,12 @@ func TestVectors(t *testing.T) {
 			Published:    time.Unix(tv.Published, 0).UTC(),
 		}
 		d.Sign(k.Identity)
-		check(&tv.Encoded, hex.EncodeToString(d.Marshal()))
-		check(&tv.NodeID, d.NodeID().String())
+		testvec.CheckHex(t, fmt.Sprintf("descriptors[%d] encoded", i), &tv.Encoded, d.Marshal())
+		testvec.Check(t, fmt.Sprintf("descriptors[%d] node_id", i), &tv.NodeID, d.NodeID().String())
 		if len(d.Addrs) > 0 {
-			check(&tv.Bootstrap, d.Bootstrap().String())
+			testvec.Check(t, fmt.Sprintf("descriptors[%d] bootstrap", i), &tv.Bootstrap, d.Bootstrap().String())
 		}
-		got, err := Parse(unhex(t, tv.Encoded))
+		got, err := Parse(testvec.Hex(t, tv.Encoded))
 		if err != nil {
 			t.Fatalf("descriptor vector %d: %v", i, err)
 		}
@@ -114,9 +89,9 @@ func TestVectors(t *testing.T) {
 			}
 		}
 	}
-	if *update {
+	if testvec.Update() {
 		v.Invalid = v.Invalid[:0]
-		good := unhex(t, v.Descriptors[0].Encoded)
+		good := testvec.Hex(t, v.Descriptors[0].Encoded)
 		add := func(comment string, b []byte) {
 			_, err := Parse(b)
 			if err == nil {
@@ -136,7 +111,7 @@ func TestVectors(t *testing.T) {
 		add("truncated signature", good[:len(good)-1])
 	}
 	for _, tv := range v.Invalid {
-		_, err := Parse(unhex(t, tv.Encoded))
+		_, err := Parse(testvec.Hex(t, tv.Encoded))
 		if err == nil || err.Error() != tv.Error {
 			t.Errorf("invalid vector %q: error %v, want %q", tv.Comment, err, tv.Error)
 		}
@@ -146,14 +121,7 @@ func TestVectors(t *testing.T) {
 			t.Errorf("bad bootstrap %q parses", s)
 		}
 	}
-	if *update {
-		out, err := json.MarshalIndent(&v, "", "  ")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(vectorsPath, append(out, '\n'), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Logf("rewrote %s", vectorsPath)
+	if testvec.Update() {
+		testvec.Save(t, vectorsFile, &v)
 	}
 }
