@@ -70,7 +70,6 @@ type Link struct {
 	writerDone chan struct{} // closed when the writer goroutine exits
 	done       chan struct{} // closed when both goroutines are done, before Handler.Closed
 	finished   chan struct{} // closed after Handler.Closed returned
-	readerG    atomic.Uint64 // goroutine ID of the reader, see Close
 
 	closeOnce sync.Once
 	errMu     sync.Mutex // guards err
@@ -114,7 +113,6 @@ func (l *Link) start() {
 		l.drainQueue()
 	}()
 	go func() {
-		l.readerG.Store(goid())
 		err := l.readLoop()
 		l.closeWith(err)
 		<-l.writerDone
@@ -147,20 +145,18 @@ func (l *Link) closeWith(err error) {
 
 // Close closes the link and its conn, waits until both goroutines have
 // exited and Handler.Closed has returned, and returns nil. Cells still
-// queued are dropped. It is idempotent. Called from inside this link's
-// HandleCell or Closed (its reader goroutine) it cannot wait for itself: it
-// starts the shutdown and returns, and the shutdown completes after the
-// callback. Two links whose handlers Close each other at the same moment
-// would wait for each other; a handler that must close another link from
-// HandleCell should do it from a new goroutine.
+// queued are dropped. It is idempotent. It must not be called from this
+// link's Handler callbacks, which run on the reader goroutine it waits for:
+// they call Shutdown instead.
 func (l *Link) Close() error {
 	l.closeWith(nil)
-	if l.readerG.Load() == goid() {
-		return nil
-	}
 	<-l.finished
 	return nil
 }
+
+// Shutdown starts closing the link, like Close, but does not wait. Handler
+// callbacks use it to close their own link.
+func (l *Link) Shutdown() { l.closeWith(nil) }
 
 // Done returns a channel that is closed once the link has shut down: both
 // goroutines have exited, the conn is closed and Err is final. It is

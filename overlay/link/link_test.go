@@ -222,12 +222,12 @@ func TestCloseIdempotent(t *testing.T) {
 	}
 }
 
-// Close from inside HandleCell must not wait for itself.
+// A handler closes its own link with Shutdown, which does not wait.
 func TestCloseFromHandler(t *testing.T) {
 	h := newHandler(func(l *Link, c *cell.Cell) {
 		c.Free()
-		l.Close()
-		l.Close()
+		l.Shutdown()
+		l.Shutdown()
 	})
 	p := newPair(t, memnetListen, nil, &Config{Static: newKey(t)}, nil, h)
 	if err := p.cli.Send(cell.New(1, cell.CmdRelay)); err != nil {
@@ -242,7 +242,7 @@ func TestCloseFromHandler(t *testing.T) {
 	}
 }
 
-// Close from inside Closed is harmless too.
+// Shutdown from inside Closed is harmless too.
 func TestCloseFromClosed(t *testing.T) {
 	h := &closeInClosed{done: make(chan struct{})}
 	srvKey := newKey(t)
@@ -261,7 +261,7 @@ type closeInClosed struct{ done chan struct{} }
 
 func (h *closeInClosed) HandleCell(l *Link, c *cell.Cell) { c.Free() }
 func (h *closeInClosed) Closed(l *Link, err error) {
-	l.Close()
+	l.Shutdown()
 	close(h.done)
 }
 
