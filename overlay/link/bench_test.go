@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -153,5 +154,46 @@ func TestSteadyStateAllocs(t *testing.T) {
 	t.Logf("%.4f allocations per cell (%d in all)", perCell, after.Mallocs-before.Mallocs)
 	if perCell > 0.02 {
 		t.Errorf("%.4f allocations per cell, want about 0", perCell)
+	}
+}
+
+// BenchmarkIdleLinkMemory reports the heap an idle link keeps after it has
+// carried traffic: read buffers are borrowed only while data flows.
+func BenchmarkIdleLinkMemory(b *testing.B) {
+	const links = 100
+	var before, after runtime.MemStats
+	for b.Loop() {
+		b.StopTimer()
+		runtime.GC()
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		var pairs []*pair
+		srvKey := newKey(b)
+		var got sync.WaitGroup
+		got.Add(links * 32)
+		count := func(l *Link, c *cell.Cell) { c.Free(); got.Done() }
+		for i := 0; i < links; i++ {
+			ln, dial := memnetListen(b)
+			p, err := dialPair(ln, dial, &Config{}, &Config{Static: srvKey}, nil, newHandler(count))
+			ln.Close()
+			if err != nil {
+				b.Fatal(err)
+			}
+			for j := 0; j < 32; j++ { // some traffic, then idle
+				p.cli.Send(cell.New(1, cell.CmdRelay))
+			}
+			pairs = append(pairs, p)
+		}
+		got.Wait()
+		time.Sleep(50 * time.Millisecond)
+		runtime.GC()
+		runtime.GC() // pooled buffers leave the pools' victim caches
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapInuse-before.HeapInuse)/(2*links), "heap-B/link")
+		for _, p := range pairs {
+			p.cli.Close()
+			p.srv.Close()
+		}
+		b.StartTimer()
 	}
 }

@@ -73,4 +73,8 @@ const (
 	// that one large Read usually brings in a frame and the next one's
 	// start.
 	readBufLen = 2 * (FrameHeaderLen + MaxMessageLen)
+	// idleReadBufLen is the buffer a link reads into while nothing is
+	// buffered: an idle link keeps only this much, and borrows a
+	// readBufLen buffer from a pool while traffic flows.
+	idleReadBufLen = 4 << 10
 )

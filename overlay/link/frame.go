@@ -5,17 +5,22 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 )
 
 // frameReader reads frames (| length (2) | message |) from a conn through
-// one fixed buffer. The message it returns is a slice of that buffer, valid
-// until the next call, so the reader decrypts it in place.
+// a buffer. The message it returns is a slice of that buffer, valid until
+// the next call, so the reader decrypts it in place. While traffic flows the
+// buffer is a large one borrowed from bigBufs; whenever it runs empty it is
+// given back, so an idle link holds only its small buffer.
 type frameReader struct {
-	conn net.Conn
-	buf  []byte
-	r, w int // unread bytes are buf[r:w]
+	conn  net.Conn
+	buf   []byte
+	small []byte  // the idle buffer, owned
+	big   *[]byte // borrowed from bigBufs while in use, else nil
+	r, w  int     // unread bytes are buf[r:w]
 
 	// For the idle timer: waitSince is 1 + time.Since(epoch) in
 	// nanoseconds when the current Read began, or 0 while no Read is
@@ -24,15 +29,39 @@ type frameReader struct {
 	waitSince atomic.Int64
 }
 
+// bigBufs holds the large read buffers of links that are receiving.
+var bigBufs = sync.Pool{New: func() any {
+	b := make([]byte, readBufLen)
+	return &b
+}}
+
 func newFrameReader(conn net.Conn) *frameReader {
-	return &frameReader{conn: conn, buf: make([]byte, readBufLen), epoch: time.Now()}
+	small := make([]byte, idleReadBufLen)
+	return &frameReader{conn: conn, buf: small, small: small, epoch: time.Now()}
+}
+
+// release gives the large buffer back when nothing is buffered. Messages
+// returned earlier must no longer be in use.
+func (f *frameReader) release() {
+	if f.big != nil && f.r == f.w {
+		bigBufs.Put(f.big)
+		f.big, f.buf, f.r, f.w = nil, f.small, 0, 0
+	}
 }
 
 // fill reads until at least n bytes are buffered. n must be at most
-// len(buf).
+// readBufLen.
 func (f *frameReader) fill(n int) error {
 	if f.w-f.r >= n {
 		return nil
+	}
+	if f.big == nil && n > len(f.small) {
+		// A transport message (every one is larger than the small
+		// buffer): move to a large buffer.
+		f.big = bigBufs.Get().(*[]byte)
+		f.w = copy(*f.big, f.buf[f.r:f.w])
+		f.r = 0
+		f.buf = *f.big
 	}
 	if len(f.buf)-f.r < n {
 		f.w = copy(f.buf, f.buf[f.r:f.w])
@@ -60,6 +89,7 @@ func (f *frameReader) fill(n int) error {
 // message. It does not check the length beyond what the buffer holds; the
 // caller checks it against what the protocol allows at that point, via max.
 func (f *frameReader) next(max int) ([]byte, error) {
+	f.release()
 	if err := f.fill(FrameHeaderLen); err != nil {
 		return nil, err
 	}

@@ -217,7 +217,7 @@ func FuzzReceive(f *testing.F) {
 		delivered := 0
 		l := &Link{
 			h:    newHandler(func(l *Link, c *cell.Cell) { delivered++; c.Free() }),
-			rd:   &frameReader{conn: &readOnlyConn{r: bytes.NewReader(stream)}, buf: fuzzReadBuf[:]},
+			rd:   newFrameReader(&readOnlyConn{r: bytes.NewReader(stream)}),
 			recv: recv,
 			quit: make(chan struct{}),
 		}
@@ -262,10 +262,6 @@ func fixedCiphers(t *testing.T) (send, recv *transportCipher) {
 	s, r := fixedSend, fixedRecv
 	return &s, &r
 }
-
-// fuzzReadBuf is the reader buffer FuzzReceive reuses (a fuzz worker runs
-// one input at a time).
-var fuzzReadBuf [readBufLen]byte
 
 var (
 	fixedOnce            sync.Once
