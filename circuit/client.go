@@ -64,7 +64,6 @@ func (s *Switch) BuildCircuit(ctx context.Context, path []Hop) (*ClientCirc, err
 		lc:      lc,
 	}
 	cc.send = cc.sendRelay
-	cc.fail = func() { cc.destroy(cell.DestroyProtocol, true) }
 	id, err := s.register(ch, cc)
 	if err != nil {
 		return nil, err

@@ -16,10 +16,6 @@ type edge struct {
 	// send seals a relay message towards the other edge and queues it, in
 	// order. It must be safe for concurrent use.
 	send func(cmd cell.RelayCmd, stream uint16, data []byte) error
-	// sendCell is send for a cell already holding the relay message.
-	sendCell func(c *cell.Cell) error
-	// fail destroys the circuit after a protocol violation.
-	fail func()
 
 	// mu guards the following.
 	mu      sync.Mutex

@@ -68,7 +68,6 @@ type exitEdge struct {
 func newExitEdge(rc *relayCirc) *exitEdge {
 	x := &exitEdge{edge: newEdge(), rc: rc, cfg: rc.sw.cfg.Exit}
 	x.send = rc.originate
-	x.fail = func() { rc.destroy(cell.DestroyProtocol, true, true) }
 	return x
 }
 

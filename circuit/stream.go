@@ -2,7 +2,6 @@ package circuit
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net"
 	"os"
@@ -369,8 +368,3 @@ func (d *deadline) set(t time.Time) {
 func (d *deadline) wait() <-chan struct{} { return d.ch }
 
 var _ net.Conn = (*Stream)(nil)
-
-// isClosedErr reports errors that just mean the other side went away.
-func isClosedErr(err error) bool {
-	return err == nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, io.ErrClosedPipe)
-}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -145,7 +146,7 @@ func NewSwitch(cfg Config) (*Switch, error) {
 		return nil, errors.New("circuit: Onion and KEM keys go together")
 	}
 	if cfg.Handshakes <= 0 {
-		cfg.Handshakes = 2 * numCPU()
+		cfg.Handshakes = 2 * runtime.GOMAXPROCS(0)
 	}
 	if cfg.ExtendTimeout <= 0 {
 		cfg.ExtendTimeout = 10 * time.Second

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -52,7 +53,7 @@ func runBench(ctx context.Context, c *cli.Context, debug func(string, ...any)) e
 		return err
 	}
 	defer srv.Close()
-	fmt.Printf("darkmatter bench: %d MiB bulk (median of %d runs), loopback TCP, GOMAXPROCS=%d\n", size>>20, benchRuns, numProcs())
+	fmt.Printf("darkmatter bench: %d MiB bulk (median of %d runs), loopback TCP, GOMAXPROCS=%d\n", size>>20, benchRuns, runtime.GOMAXPROCS(0))
 
 	directDial := func(ctx context.Context) (net.Conn, error) {
 		var d net.Dialer

@@ -1,5 +1,0 @@
-package main
-
-import "runtime"
-
-func numProcs() int { return runtime.GOMAXPROCS(0) }
