@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -105,8 +106,8 @@ func runBench(ctx context.Context, c *cli.Context, debug func(string, ...any)) e
 			*m.down, *m.up = append(*m.down, d), append(*m.up, u)
 		}
 	}
-	direct.down, direct.up = medianF(dd), medianF(du)
-	circ.down, circ.up = medianF(cd), medianF(cu)
+	direct.down, direct.up = median(dd), median(du)
+	circ.down, circ.up = median(cd), median(cu)
 	pprof.StopCPUProfile()
 	builds, err := measureBuilds(ctx, tn.Client, c.Int("builds"))
 	if err != nil {
@@ -207,12 +208,6 @@ func upload(ctx context.Context, dial func(context.Context) (net.Conn, error), s
 		return 0, fmt.Errorf("upload ack: %w", err)
 	}
 	return float64(size) / time.Since(start).Seconds() / 1e6, nil
-}
-
-func medianF(v []float64) float64 {
-	s := slices.Clone(v)
-	slices.Sort(s)
-	return s[len(s)/2]
 }
 
 func measureBuilds(ctx context.Context, n *overlay.Node, count int) ([]time.Duration, error) {
@@ -393,8 +388,9 @@ func rss(pid int) (int64, error) {
 	return 0, errors.New("no VmRSS")
 }
 
-func median(d []time.Duration) time.Duration {
-	s := slices.Clone(d)
+// median returns the middle value of v (the upper one for an even count).
+func median[T cmp.Ordered](v []T) T {
+	s := slices.Clone(v)
 	slices.Sort(s)
 	return s[len(s)/2]
 }
