@@ -42,8 +42,10 @@ func (n *Node) Channel(ctx context.Context, identity keys.IdentityPublicKey, lk 
 	if err != nil {
 		return nil, err
 	}
-	d, err := descriptor.Parse(l.PeerHello())
-	if err != nil || d.Identity != identity || d.Link != lk {
+	n.mu.Lock()
+	d := n.all[l]
+	n.mu.Unlock()
+	if d == nil || d.Identity != identity || d.Link != lk {
 		return nil, fmt.Errorf("overlay: relay at %v is not the relay asked for", safelog.S(addr))
 	}
 	return l, nil
@@ -97,12 +99,24 @@ func (n *Node) dial(ctx context.Context, lk keys.LinkPublicKey, addr string) (*l
 		}
 		return nil, ErrClosed
 	}
-	n.learnHello(l)
 	return l, nil
 }
 
-// addLink records an open link; false if the node is closed.
+// addLink verifies the peer's HELLO descriptor once, records the open link
+// with it and adds the descriptor to the directory; false if the node or the
+// link is closed.
 func (n *Node) addLink(l *link.Link) bool {
+	d := n.helloDescriptor(l)
+	if !n.recordLink(l, d) {
+		return false
+	}
+	if d != nil {
+		n.dir.add(d)
+	}
+	return true
+}
+
+func (n *Node) recordLink(l *link.Link, d *descriptor.Descriptor) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	select {
@@ -115,24 +129,26 @@ func (n *Node) addLink(l *link.Link) bool {
 	if n.closed {
 		return false
 	}
-	n.all[l] = struct{}{}
+	n.all[l] = d
 	if _, dup := n.links[l.PeerStatic()]; !dup {
 		n.links[l.PeerStatic()] = l
 	}
 	return true
 }
 
-// learnHello adds a peer relay's HELLO descriptor to the directory.
-func (n *Node) learnHello(l *link.Link) {
+// helloDescriptor returns the peer's HELLO descriptor if it is valid and
+// names the link key the handshake authenticated, else nil (clients send
+// none).
+func (n *Node) helloDescriptor(l *link.Link) *descriptor.Descriptor {
 	if len(l.PeerHello()) == 0 {
-		return
+		return nil
 	}
 	d, err := descriptor.Parse(l.PeerHello())
 	if err != nil || d.Link != l.PeerStatic() {
 		n.logf.Printf("overlay: peer sent a bad HELLO descriptor: %v", err)
-		return
+		return nil
 	}
-	n.dir.add(d)
+	return d
 }
 
 func (n *Node) acceptLoop(ln net.Listener) {
@@ -155,9 +171,7 @@ func (n *Node) acceptLoop(ln net.Listener) {
 			}
 			if !n.addLink(l) {
 				l.Close()
-				return
 			}
-			n.learnHello(l)
 		})
 	}
 }

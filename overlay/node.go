@@ -70,7 +70,7 @@ type Node struct {
 	mu       sync.Mutex
 	ln       net.Listener
 	links    map[keys.LinkPublicKey]*link.Link
-	all      map[*link.Link]struct{}
+	all      map[*link.Link]*descriptor.Descriptor // open links → the peer's verified HELLO descriptor, or nil
 	dialing  map[keys.LinkPublicKey]*pendingLink
 	dirWait  map[*link.Link]chan struct{}
 	closed   bool
@@ -113,7 +113,7 @@ func New(cfg Config) (*Node, error) {
 		ctx:     ctx,
 		cancel:  cancel,
 		links:   make(map[keys.LinkPublicKey]*link.Link),
-		all:     make(map[*link.Link]struct{}),
+		all:     make(map[*link.Link]*descriptor.Descriptor),
 		dialing: make(map[keys.LinkPublicKey]*pendingLink),
 		dirWait: make(map[*link.Link]chan struct{}),
 	}
@@ -350,6 +350,8 @@ func (n *Node) relayInfos() []circuit.RelayInfo {
 
 // hopOf returns what a client needs to extend to the relay d describes.
 func hopOf(d *descriptor.Descriptor) circuit.Hop {
-	kem := d.KEM
-	return circuit.Hop{Identity: d.Identity, Link: d.Link, Addr: d.Addrs[0], Onion: d.Onion, KEM: &kem}
+	// Descriptors are immutable once parsed, so the hop can point at the
+	// descriptor's 1184-byte KEM key instead of copying it for every relay
+	// each time paths are chosen.
+	return circuit.Hop{Identity: d.Identity, Link: d.Link, Addr: d.Addrs[0], Onion: d.Onion, KEM: &d.KEM}
 }
