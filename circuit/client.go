@@ -195,8 +195,7 @@ func (cc *ClientCirc) handle(c *cell.Cell) {
 	case cell.CmdCreated:
 		p, err := c.Payload()
 		if err != nil || cc.lc.Hops() != 0 {
-			c.Free()
-			cc.destroy(cell.DestroyProtocol, true)
+			cc.reject(c, cell.DestroyProtocol)
 			return
 		}
 		cc.deliverReply(p)
@@ -204,20 +203,17 @@ func (cc *ClientCirc) handle(c *cell.Cell) {
 	case cell.CmdRelay:
 		hop, err := cc.lc.Open(c.Body())
 		if err != nil {
-			c.Free()
-			cc.destroy(cell.DestroyAuth, true)
+			cc.reject(c, cell.DestroyAuth)
 			return
 		}
 		m, err := cell.ParseRelay(c.Body())
 		if err != nil {
-			c.Free()
-			cc.destroy(cell.DestroyProtocol, true)
+			cc.reject(c, cell.DestroyProtocol)
 			return
 		}
 		if m.Cmd == cell.RelayExtended {
 			if hop != cc.lc.Hops()-1 || cc.lc.Hops() == len(cc.hops) {
-				c.Free()
-				cc.destroy(cell.DestroyProtocol, true)
+				cc.reject(c, cell.DestroyProtocol)
 				return
 			}
 			cc.deliverReply(m.Data)
@@ -240,8 +236,7 @@ func (cc *ClientCirc) handle(c *cell.Cell) {
 		c.Free()
 		cc.destroy(reason, false)
 	default:
-		c.Free()
-		cc.destroy(cell.DestroyProtocol, true)
+		cc.reject(c, cell.DestroyProtocol)
 	}
 }
 
@@ -259,6 +254,13 @@ func (cc *ClientCirc) channelClosed() { cc.destroy(cell.DestroyLinkClosed, false
 func (cc *ClientCirc) Close() error {
 	cc.destroy(cell.DestroyNone, true)
 	return nil
+}
+
+// reject frees c and destroys the circuit: the cell broke the protocol or
+// failed authentication.
+func (cc *ClientCirc) reject(c *cell.Cell, reason byte) {
+	c.Free()
+	cc.destroy(reason, true)
 }
 
 func (cc *ClientCirc) destroy(reason byte, send bool) {

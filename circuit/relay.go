@@ -114,8 +114,7 @@ func (rc *relayCirc) fromPrev(c *cell.Cell) {
 		rc.destroy(reason, false, true)
 		return
 	default:
-		c.Free()
-		rc.destroy(cell.DestroyProtocol, true, true)
+		rc.reject(c, cell.DestroyProtocol)
 		return
 	}
 	rc.mu.Lock()
@@ -138,8 +137,7 @@ func (rc *relayCirc) fromPrev(c *cell.Cell) {
 		return
 	}
 	if next == nil {
-		c.Free()
-		rc.destroy(cell.DestroyProtocol, true, true)
+		rc.reject(c, cell.DestroyProtocol)
 		return
 	}
 	if h := rc.sw.forwardHook; h != nil {
@@ -176,8 +174,7 @@ func (rc *relayCirc) fromNext(c *cell.Cell) {
 		rc.created = nil
 		rc.mu.Unlock()
 		if ch == nil {
-			c.Free()
-			rc.destroy(cell.DestroyProtocol, true, true)
+			rc.reject(c, cell.DestroyProtocol)
 			return
 		}
 		p, err := c.Payload()
@@ -191,8 +188,7 @@ func (rc *relayCirc) fromNext(c *cell.Cell) {
 		c.Free()
 		rc.destroy(reason, true, false)
 	default:
-		c.Free()
-		rc.destroy(cell.DestroyProtocol, true, true)
+		rc.reject(c, cell.DestroyProtocol)
 	}
 }
 
@@ -225,16 +221,14 @@ func (rc *relayCirc) originate(cmd cell.RelayCmd, stream uint16, data []byte) er
 func (rc *relayCirc) handleMessage(c *cell.Cell, tag [layer.TagSize]byte) {
 	m, err := cell.ParseRelay(c.Body())
 	if err != nil {
-		c.Free()
-		rc.destroy(cell.DestroyProtocol, true, true)
+		rc.reject(c, cell.DestroyProtocol)
 		return
 	}
 	switch m.Cmd {
 	case cell.RelayExtend:
 		e, err := cell.ParseExtend(m.Data)
 		if err != nil {
-			c.Free()
-			rc.destroy(cell.DestroyProtocol, true, true)
+			rc.reject(c, cell.DestroyProtocol)
 			return
 		}
 		e.Handshake = append([]byte(nil), e.Handshake...)
@@ -251,8 +245,7 @@ func (rc *relayCirc) handleMessage(c *cell.Cell, tag [layer.TagSize]byte) {
 		}
 		rc.mu.Unlock()
 		if ex == nil {
-			c.Free()
-			rc.destroy(cell.DestroyProtocol, true, true)
+			rc.reject(c, cell.DestroyProtocol)
 			return
 		}
 		if err := ex.handle(c, m, tag); err != nil {
@@ -324,6 +317,13 @@ func (rc *relayCirc) extend(e *cell.Extend) {
 			rc.destroy(cell.DestroyProtocol, true, true)
 		}
 	})
+}
+
+// reject frees c and destroys the circuit towards both sides: the cell
+// broke the protocol (or failed authentication).
+func (rc *relayCirc) reject(c *cell.Cell, reason byte) {
+	c.Free()
+	rc.destroy(reason, true, true)
 }
 
 // destroy tears the circuit down, sending DESTROY to the sides named.
