@@ -135,8 +135,20 @@ func pump(st *Stream, conn net.Conn) {
 		conn.Close()
 	}()
 	// Read in multiples of a cell's data so full reads fill whole cells.
+	// (io.Copy would hand the work to the conn's WriteTo and its 32 KiB
+	// buffer, leaving a part-filled cell every 8 cells.)
 	buf := make([]byte, pumpCells*cell.MaxData)
-	io.CopyBuffer(onlyWriter{st}, conn, buf) // until the target closes
+	for { // until the target closes
+		n, err := conn.Read(buf)
+		if n > 0 {
+			if _, werr := st.Write(buf[:n]); werr != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
 	st.Close()
 	conn.Close()
 	wg.Wait()
@@ -145,11 +157,6 @@ func pump(st *Stream, conn net.Conn) {
 // pumpCells is how many cells' worth of data the exit reads from a target at
 // once (about 126 KiB).
 const pumpCells = 32
-
-// onlyWriter hides a Stream's other methods so io.CopyBuffer uses buf.
-type onlyWriter struct{ w io.Writer }
-
-func (o onlyWriter) Write(p []byte) (int, error) { return o.w.Write(p) }
 
 // dial applies the exit policy to every address of the target and connects
 // to the first allowed one that answers.
