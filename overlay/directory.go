@@ -14,12 +14,9 @@ import (
 	"github.com/darkmatter/darkmatter/overlay/link"
 )
 
-// Directory limits.
-const (
-	maxRelays     = 4096
-	maxClockSkew  = time.Hour
-	descriptorTTL = 24 * time.Hour
-)
+// maxRelays bounds the directory; a descriptor's age limits are
+// descriptor.MaxAge and descriptor.MaxClockSkew.
+const maxRelays = 4096
 
 // directory holds verified relay descriptors of one network.
 type directory struct {
@@ -38,9 +35,7 @@ func (d *directory) add(desc *descriptor.Descriptor) bool {
 	if desc.Network != d.network {
 		return false
 	}
-	now := time.Now()
-	if desc.Published.After(now.Add(maxClockSkew)) || now.Sub(desc.Published) > descriptorTTL ||
-		desc.OnionExpires.Before(now) {
+	if desc.CheckTime(time.Now()) != nil {
 		return false
 	}
 	id := desc.NodeID()
@@ -69,7 +64,7 @@ func (d *directory) list() []*descriptor.Descriptor {
 	now := time.Now()
 	out := make([]*descriptor.Descriptor, 0, len(d.relays))
 	for id, desc := range d.relays {
-		if now.Sub(desc.Published) > descriptorTTL {
+		if now.Sub(desc.Published) > descriptor.MaxAge {
 			delete(d.relays, id)
 			continue
 		}
