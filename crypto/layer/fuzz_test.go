@@ -8,12 +8,7 @@ func FuzzRelayForward(f *testing.F) {
 	f.Add([]byte{1, 2, 3}, uint8(0))
 	f.Fuzz(func(t *testing.T, prefix []byte, fill uint8) {
 		tc := newTestCircuit(t, 2)
-		n := bodySize(testBody)
-		body := newBody(n)
-		for i := range body {
-			body[i] = fill
-		}
-		copy(body, prefix)
+		body := fuzzBody(prefix, fill)
 		if _, err := tc.relays[0].Forward(body); err == nil {
 			t.Fatal("forged cell authenticated")
 		}
@@ -24,14 +19,19 @@ func FuzzClientOpen(f *testing.F) {
 	f.Add([]byte{1, 2, 3}, uint8(0))
 	f.Fuzz(func(t *testing.T, prefix []byte, fill uint8) {
 		tc := newTestCircuit(t, 3)
-		n := bodySize(testBody)
-		body := newBody(n)
-		for i := range body {
-			body[i] = fill
-		}
-		copy(body, prefix)
+		body := fuzzBody(prefix, fill)
 		if _, err := tc.client.Open(body); err == nil {
 			t.Fatal("forged backward cell accepted")
 		}
 	})
+}
+
+// fuzzBody is a whole cell body filled with fill and starting with prefix.
+func fuzzBody(prefix []byte, fill uint8) []byte {
+	body := newBody(bodySize(testBody))
+	for i := range body {
+		body[i] = fill
+	}
+	copy(body, prefix)
+	return body
 }
