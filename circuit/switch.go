@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/darkmatter/darkmatter/circuit/cell"
+	"github.com/darkmatter/darkmatter/circuit/protover"
 	"github.com/darkmatter/darkmatter/crypto/keys"
 	"github.com/darkmatter/darkmatter/internal/safelog"
 )
@@ -37,6 +38,9 @@ type Hop struct {
 	Addr     string // "host:port" link address
 	Onion    keys.OnionPublicKey
 	KEM      *keys.KEMPublicKey
+	// Protocols are the relay's subprotocol versions from its signed
+	// descriptor: the client sends a hop only what they list.
+	Protocols protover.Set
 }
 
 // Linker opens (or reuses) a channel to a relay.
