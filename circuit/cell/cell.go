@@ -40,7 +40,8 @@ const (
 	CmdDirGet  Command = 6 // circ 0; empty body: request all known descriptors
 	CmdDirDesc Command = 7 // circ 0; body: length (2) | descriptor
 	CmdDirDone Command = 8 // circ 0; end of a directory answer
-	maxCommand         = CmdDirDone
+	CmdRekey   Command = 9 // circ 0; empty body; the last cell of a link message before the sender rekeys (spec/links.md §5)
+	maxCommand         = CmdRekey
 )
 
 func (c Command) String() string {
@@ -63,6 +64,8 @@ func (c Command) String() string {
 		return "DIR_DESC"
 	case CmdDirDone:
 		return "DIR_DONE"
+	case CmdRekey:
+		return "REKEY"
 	}
 	return fmt.Sprintf("CMD(%d)", uint8(c))
 }

@@ -29,6 +29,10 @@ const (
 	// Joint means the relay joins two circuits end to end
 	// (spec/circuits.md §7).
 	Joint ID = 5
+	// LinkAES means the node has hardware AES and prefers AESGCM links
+	// (spec/links.md §3): an initiator that sees it in a relay's
+	// descriptor refuses to be talked down to ChaChaPoly by that relay.
+	LinkAES ID = 6
 )
 
 // MaxVersion is the highest version a Set can hold.
@@ -153,7 +157,7 @@ func Parse(b []byte) (Set, int, error) {
 	return Set{e}, used, nil
 }
 
-var names = map[ID]string{Link: "Link", Relay: "Relay", Exit: "Exit", Dir: "Dir", Joint: "Joint"}
+var names = map[ID]string{Link: "Link", Relay: "Relay", Exit: "Exit", Dir: "Dir", Joint: "Joint", LinkAES: "LinkAES"}
 
 // String returns s in Tor's "proto" form, "Link=1 Relay=1-2 Exit=1";
 // unknown protocols appear as "P<id>=...".
