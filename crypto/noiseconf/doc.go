@@ -1,5 +1,7 @@
-// Package noiseconf holds darkmatter's Noise cipher suite: Curve25519,
-// ChaChaPoly and BLAKE2s (spec/links.md §2).
+// Package noiseconf holds darkmatter's Noise cipher suites: Curve25519 and
+// BLAKE2s with ChaChaPoly ([Suite], which every node speaks) or AES-256-GCM
+// ([SuiteAESGCM], for links between nodes with hardware AES; spec/links.md
+// §3).
 //
 // flynn/noise's own DH25519 goes through x/crypto/curve25519 and crypto/ecdh,
 // which derive the public key again on every DH (two scalar multiplications

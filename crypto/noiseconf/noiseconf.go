@@ -14,8 +14,14 @@ import (
 // DH25519 is a noise.DHFunc for Curve25519 built on crypto/ecdh.
 var DH25519 noise.DHFunc = dh25519{}
 
-// Suite is Noise_*_25519_ChaChaPoly_BLAKE2s.
+// Suite is Noise_*_25519_ChaChaPoly_BLAKE2s, the suite every node speaks.
 var Suite = noise.NewCipherSuite(DH25519, noise.CipherChaChaPoly, noise.HashBLAKE2s)
+
+// SuiteAESGCM is Noise_*_25519_AESGCM_BLAKE2s: the same DH and hash with
+// AES-256-GCM, which links use when both ends have hardware AES
+// (spec/links.md §3). Its transport nonces are big-endian (Noise §12.3),
+// ChaChaPoly's little-endian (§12.4).
+var SuiteAESGCM = noise.NewCipherSuite(DH25519, noise.CipherAESGCM, noise.HashBLAKE2s)
 
 type dh25519 struct{}
 

@@ -55,3 +55,64 @@ func BenchmarkDH(b *testing.B) {
 		}
 	})
 }
+
+// Both suites, with the circl DH, run the same handshake as flynn/noise's
+// reference suites and name the standard protocols.
+func TestSuitesMatchReference(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		ours, ref noise.CipherSuite
+	}{
+		{"Noise_IK_25519_ChaChaPoly_BLAKE2s", Suite, noise.NewCipherSuite(noise.DH25519, noise.CipherChaChaPoly, noise.HashBLAKE2s)},
+		{"Noise_IK_25519_AESGCM_BLAKE2s", SuiteAESGCM, noise.NewCipherSuite(noise.DH25519, noise.CipherAESGCM, noise.HashBLAKE2s)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := "Noise_IK_" + string(tc.ours.Name()); got != tc.name {
+				t.Fatalf("protocol name %q", got)
+			}
+			run := func(cs noise.CipherSuite) (m1, m2, ct []byte) {
+				is, _ := cs.GenerateKeypair(bytes.NewReader(bytes.Repeat([]byte{1}, 32)))
+				rs, _ := cs.GenerateKeypair(bytes.NewReader(bytes.Repeat([]byte{2}, 32)))
+				hi, err := noise.NewHandshakeState(noise.Config{CipherSuite: cs, Pattern: noise.HandshakeIK, Initiator: true,
+					Random: bytes.NewReader(bytes.Repeat([]byte{3}, 32)), StaticKeypair: is, PeerStatic: rs.Public})
+				if err != nil {
+					t.Fatal(err)
+				}
+				hr, err := noise.NewHandshakeState(noise.Config{CipherSuite: cs, Pattern: noise.HandshakeIK,
+					Random: bytes.NewReader(bytes.Repeat([]byte{4}, 32)), StaticKeypair: rs})
+				if err != nil {
+					t.Fatal(err)
+				}
+				m1, _, _, err = hi.WriteMessage(nil, []byte("one"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, _, _, err = hr.ReadMessage(nil, m1); err != nil {
+					t.Fatal(err)
+				}
+				m2, _, rsend, err := hr.WriteMessage(nil, []byte("two"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				_, _, irecv, err := hi.ReadMessage(nil, m2)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ct, _ = rsend.Encrypt(nil, nil, []byte("transport"))
+				if pt, err := irecv.Decrypt(nil, nil, ct); err != nil || string(pt) != "transport" {
+					t.Fatalf("transport message: %q, %v", pt, err)
+				}
+				return m1, m2, ct
+			}
+			a1, a2, a3 := run(tc.ours)
+			b1, b2, b3 := run(tc.ref)
+			if !bytes.Equal(a1, b1) || !bytes.Equal(a2, b2) || !bytes.Equal(a3, b3) {
+				t.Fatal("transcript differs from the reference suite")
+			}
+		})
+	}
+	// The two suites are different protocols.
+	if bytes.Equal(Suite.Name(), SuiteAESGCM.Name()) {
+		t.Fatal("suites share a name")
+	}
+}
