@@ -111,7 +111,7 @@ func (n *Node) addLink(l *link.Link) bool {
 		return false
 	}
 	if d != nil {
-		n.dir.add(d)
+		n.dir.Add(d)
 	}
 	return true
 }
@@ -182,29 +182,7 @@ func (n *Node) HandleCell(l *link.Link, c *cell.Cell) {
 		n.sw.HandleCell(l, c)
 		return
 	}
-	switch c.Cmd() {
-	case cell.CmdDirGet:
-		c.Free()
-		n.serveDirectory(l)
-	case cell.CmdDirDesc:
-		if p, err := c.Payload(); err == nil {
-			if d, err := descriptor.Parse(p); err == nil {
-				n.dir.add(d)
-			}
-		}
-		c.Free()
-	case cell.CmdDirDone:
-		c.Free()
-		n.mu.Lock()
-		ch := n.dirWait[l]
-		delete(n.dirWait, l)
-		n.mu.Unlock()
-		if ch != nil {
-			close(ch)
-		}
-	default:
-		c.Free()
-	}
+	n.dir.HandleCell(l, c)
 }
 
 // Closed implements link.Handler.
@@ -220,10 +198,7 @@ func (n *Node) Closed(l *link.Link, err error) {
 			}
 		}
 	}
-	if ch := n.dirWait[l]; ch != nil {
-		delete(n.dirWait, l)
-		close(ch)
-	}
 	n.mu.Unlock()
+	n.dir.PeerClosed(l)
 	n.sw.ChannelClosed(l)
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/darkmatter/darkmatter/crypto/keys"
 	"github.com/darkmatter/darkmatter/internal/safelog"
 	"github.com/darkmatter/darkmatter/overlay/descriptor"
+	"github.com/darkmatter/darkmatter/overlay/dir"
 	"github.com/darkmatter/darkmatter/overlay/link"
 	"github.com/darkmatter/darkmatter/overlay/transport"
 )
@@ -59,7 +60,7 @@ type Node struct {
 	hello []byte
 	sw    *circuit.Switch
 	mgr   *circuit.Manager
-	dir   *directory
+	dir   *dir.Directory
 	logf  safelog.Logf
 
 	ctx    context.Context
@@ -72,7 +73,6 @@ type Node struct {
 	links    map[keys.LinkPublicKey]*link.Link
 	all      map[*link.Link]*descriptor.Descriptor // open links → the peer's verified HELLO descriptor, or nil
 	dialing  map[keys.LinkPublicKey]*pendingLink
-	dirWait  map[*link.Link]chan struct{}
 	closed   bool
 	startErr error
 }
@@ -108,14 +108,13 @@ func New(cfg Config) (*Node, error) {
 	n := &Node{
 		cfg:     cfg,
 		keys:    k,
-		dir:     newDirectory(cfg.Network),
+		dir:     dir.New(dir.Config{Network: cfg.Network}),
 		logf:    cfg.Logf,
 		ctx:     ctx,
 		cancel:  cancel,
 		links:   make(map[keys.LinkPublicKey]*link.Link),
 		all:     make(map[*link.Link]*descriptor.Descriptor),
 		dialing: make(map[keys.LinkPublicKey]*pendingLink),
-		dirWait: make(map[*link.Link]chan struct{}),
 	}
 	scfg := circuit.Config{Network: cfg.Network, Linker: n, Logf: cfg.Logf}
 	if cfg.Listen != "" {
@@ -199,7 +198,7 @@ func (n *Node) makeDescriptor(listenAddr string) error {
 		return fmt.Errorf("overlay: own descriptor: %w", err)
 	}
 	n.desc, n.hello = d, b
-	n.dir.add(d)
+	n.dir.Add(d)
 	return nil
 }
 
@@ -228,7 +227,7 @@ func (n *Node) Addr() net.Addr {
 }
 
 // Relays returns the descriptors the node knows.
-func (n *Node) Relays() []*descriptor.Descriptor { return n.dir.list() }
+func (n *Node) Relays() []*descriptor.Descriptor { return n.dir.List() }
 
 // Links returns the number of open links.
 func (n *Node) Links() int {
@@ -333,7 +332,7 @@ func (n *Node) Close() error {
 
 // relayInfos adapts the directory for path selection.
 func (n *Node) relayInfos() []circuit.RelayInfo {
-	ds := n.dir.list()
+	ds := n.dir.List()
 	out := make([]circuit.RelayInfo, 0, len(ds))
 	for _, d := range ds {
 		if len(d.Addrs) == 0 {

@@ -1,0 +1,95 @@
+package overlay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/darkmatter/darkmatter/overlay/descriptor"
+	"github.com/darkmatter/darkmatter/overlay/link"
+)
+
+// fetchDirectory asks one bootstrap relay (tried in random order) for its
+// directory, and makes the first that answers the client's guard: like Tor's
+// directory guards, a client talks to one relay only, so no other relay, and
+// no exit, ever sees its address.
+func (n *Node) fetchDirectory(ctx context.Context) error {
+	var errs []error
+	answered := false
+	order := rand.Perm(len(n.cfg.Bootstrap))
+	for i, j := range order {
+		b := n.cfg.Bootstrap[j]
+		n.progress(10+50*i/len(order), "asking a bootstrap relay for the directory")
+		if err := n.fetchFrom(ctx, b); err != nil {
+			errs = append(errs, err)
+			if ctx.Err() != nil {
+				break
+			}
+			continue
+		}
+		if !answered && n.cfg.Listen == "" {
+			if d := n.dir.Get(b.Identity.NodeID()); d != nil {
+				n.mgr.SetGuard(hopOf(d))
+			}
+		}
+		answered = true
+		// Ask further bootstrap relays only while this directory is too
+		// small to build a circuit: each one learns our address.
+		if n.enoughRelays() {
+			break
+		}
+	}
+	if !answered {
+		return fmt.Errorf("overlay: no bootstrap relay answered: %w", errors.Join(errs...))
+	}
+	n.progress(75, fmt.Sprintf("know %d relays", len(n.dir.List())))
+	return nil
+}
+
+// enoughRelays reports whether the directory holds a full path with an exit.
+func (n *Node) enoughRelays() bool {
+	pathLen := n.cfg.PathLen
+	if pathLen <= 0 {
+		pathLen = 3
+	}
+	ds := n.dir.List()
+	exits := 0
+	for _, d := range ds {
+		if d.Policy().IsExit() {
+			exits++
+		}
+	}
+	return len(ds) >= pathLen && exits >= 1
+}
+
+func (n *Node) fetchFrom(ctx context.Context, b descriptor.Bootstrap) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	ch, err := n.Channel(ctx, b.Identity, b.Link, b.Addr)
+	if err != nil {
+		return err
+	}
+	return n.dir.Fetch(ctx, ch.(*link.Link))
+}
+
+// refreshLoop refetches the directory periodically so a long-running client
+// learns relays that joined later.
+func (n *Node) refreshLoop() {
+	t := time.NewTicker(n.cfg.DirRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+			if g := n.mgr.Guard(); g != nil {
+				if n.fetchFrom(n.ctx, descriptor.Bootstrap{Identity: g.Identity, Link: g.Link, Addr: g.Addr}) == nil {
+					continue
+				}
+			}
+			n.fetchDirectory(n.ctx)
+		}
+	}
+}
