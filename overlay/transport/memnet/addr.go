@@ -7,6 +7,10 @@ import (
 	"strconv"
 )
 
+// Scheme is the address scheme a memnet Host is registered under in a
+// transport.Registry by convention: "mem://10.0.0.1:7000".
+const Scheme = "mem"
+
 // Addr is the address of a memnet listener or conn end. It implements
 // net.Addr.
 type Addr struct {
