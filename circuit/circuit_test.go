@@ -293,7 +293,7 @@ func TestExtendFailureReportedToClient(t *testing.T) {
 // A circuit SENDME must echo the tag of the cell it acknowledges (Tor
 // proposal 289): an edge cannot ask for more data than it has received.
 func TestSendmeMustEchoDigest(t *testing.T) {
-	e := newEdge()
+	e := newEdge(nil, 1)
 	var sent [][16]byte
 	for i := 0; i < 2*CircSendmeInc; i++ {
 		if err := e.takeWindow(ctxT(t), nil); err != nil {
@@ -301,7 +301,7 @@ func TestSendmeMustEchoDigest(t *testing.T) {
 		}
 		var tag [16]byte
 		rand.Read(tag[:])
-		e.noteDataSent(tag)
+		e.noteSent(tag)
 		sent = append(sent, tag)
 	}
 	sendme := func(data []byte) error {

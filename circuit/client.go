@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/darkmatter/darkmatter/circuit/cell"
+	"github.com/darkmatter/darkmatter/circuit/protover"
 	"github.com/darkmatter/darkmatter/crypto/layer"
 	"github.com/darkmatter/darkmatter/crypto/onionhs"
 	"github.com/darkmatter/darkmatter/internal/streamerr"
@@ -30,9 +31,18 @@ type ClientCirc struct {
 	sendMu sync.Mutex
 	lc     *layer.Client
 
+	// established receives JOIN_ESTABLISHED; joined is closed once JOINED
+	// installed the end-to-end layer.
+	established chan struct{}
+	joined      chan struct{}
+
 	// mu guards the following.
 	mu         sync.Mutex
 	nextStream uint16
+	streamHigh bool // allocate stream IDs with the high bit set (the JOIN side)
+	peerRelay  protover.Set
+	handlers   map[StreamKind]StreamHandler
+	onJoined   func(payload []byte) (E2ELayer, error)
 	dead       bool
 	reason     byte
 }
@@ -55,15 +65,17 @@ func (s *Switch) BuildCircuit(ctx context.Context, path []Hop) (*ClientCirc, err
 		return nil, &BuildError{Hop: 0, Err: err}
 	}
 	cc := &ClientCirc{
-		sw:      s,
-		ch:      ch,
-		hops:    path,
-		created: time.Now(),
-		edge:    newEdge(),
-		reply:   make(chan []byte, 1),
-		lc:      lc,
+		sw:        s,
+		ch:        ch,
+		hops:      path,
+		created:   time.Now(),
+		reply:     make(chan []byte, 1),
+		established: make(chan struct{}, 1),
+		joined:      make(chan struct{}),
+		lc:        lc,
+		peerRelay: path[len(path)-1].Protocols,
 	}
-	cc.send = cc.sendRelay
+	cc.edge = newEdge(cc, s.cfg.MaxStreams)
 	id, err := s.register(ch, cc)
 	if err != nil {
 		return nil, err
@@ -112,7 +124,7 @@ func (cc *ClientCirc) extendTo(ctx context.Context, i int, hop Hop) error {
 		if err != nil {
 			return err
 		}
-		if err := cc.sendTo(i-1, cell.RelayExtend, 0, b); err != nil {
+		if err := cc.sendTo(i-1, cell.RelayExtend, 0, b, nil); err != nil {
 			return err
 		}
 	}
@@ -153,18 +165,55 @@ func (cc *ClientCirc) Err() error {
 // Streams returns the number of open streams.
 func (cc *ClientCirc) Streams() int { return cc.numStreams() }
 
-// sendRelay sends a relay message to the last hop.
-func (cc *ClientCirc) sendRelay(cmd cell.RelayCmd, stream uint16, data []byte) error {
-	return cc.sendTo(len(cc.hops)-1, cmd, stream, data)
+// sendMsg implements carrier: it sends a relay message to the last hop, or
+// with x an inner message sealed end to end inside an E2E message.
+func (cc *ClientCirc) sendMsg(cmd cell.RelayCmd, stream uint16, data []byte, x *EndToEnd) error {
+	return cc.sendTo(len(cc.hops)-1, cmd, stream, data, x)
 }
 
-func (cc *ClientCirc) sendTo(hop int, cmd cell.RelayCmd, stream uint16, data []byte) error {
+// handler implements carrier: streams arriving at a client end go to the
+// handlers registered with Handle.
+func (cc *ClientCirc) handler(kind StreamKind) StreamHandler {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	return cc.handlers[kind]
+}
+
+func (cc *ClientCirc) spawn(f func()) bool  { return cc.sw.goFunc(f) }
+func (cc *ClientCirc) ctx() context.Context { return cc.sw.ctx }
+
+// Handle makes this client end serve incoming streams of kind with h (a
+// hidden service accepts streams on its circuits); nil stops serving them.
+func (cc *ClientCirc) Handle(kind StreamKind, h StreamHandler) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	if cc.handlers == nil {
+		cc.handlers = make(map[StreamKind]StreamHandler)
+	}
+	if h == nil {
+		delete(cc.handlers, kind)
+		return
+	}
+	cc.handlers[kind] = h
+}
+
+func (cc *ClientCirc) sendTo(hop int, cmd cell.RelayCmd, stream uint16, data []byte, x *EndToEnd) error {
 	c := cell.New(cc.id, cell.CmdRelay)
+	cc.sendMu.Lock()
+	if x != nil {
+		sealed, err := x.seal(cmd, stream, data)
+		if err != nil {
+			cc.sendMu.Unlock()
+			c.Free()
+			return err
+		}
+		cmd, stream, data = cell.RelayE2E, 0, sealed
+	}
 	if err := cell.PutRelay(c.Body(), cmd, stream, data); err != nil {
+		cc.sendMu.Unlock()
 		c.Free()
 		return err
 	}
-	cc.sendMu.Lock()
 	select {
 	case <-cc.done:
 		cc.sendMu.Unlock()
@@ -177,8 +226,8 @@ func (cc *ClientCirc) sendTo(hop int, cmd cell.RelayCmd, stream uint16, data []b
 		c.Free()
 		return err
 	}
-	if cmd == cell.RelayData {
-		cc.noteDataSent(cc.lc.LastTag())
+	if countsInWindow(cmd) {
+		cc.noteSent(cc.lc.LastTag())
 	}
 	err := cc.ch.Send(c)
 	cc.sendMu.Unlock()
@@ -211,7 +260,17 @@ func (cc *ClientCirc) handle(c *cell.Cell) {
 			cc.reject(c, cell.DestroyProtocol)
 			return
 		}
-		if m.Cmd == cell.RelayExtended {
+		last := hop == len(cc.hops)-1
+		switch {
+		case !m.Cmd.Known():
+			// A newer relay's command: drop and count.
+			c.Free()
+			cc.sw.unknownRelay.Add(1)
+			return
+		case m.Cmd == cell.RelayDrop:
+			c.Free() // padding, from any hop
+			return
+		case m.Cmd == cell.RelayExtended:
 			if hop != cc.lc.Hops()-1 || cc.lc.Hops() == len(cc.hops) {
 				cc.reject(c, cell.DestroyProtocol)
 				return
@@ -219,13 +278,19 @@ func (cc *ClientCirc) handle(c *cell.Cell) {
 			cc.deliverReply(m.Data)
 			c.Free()
 			return
-		}
-		if hop != len(cc.hops)-1 || m.Cmd == cell.RelayDrop {
-			// Only the last hop carries streams; DROP is padding.
+		case m.Cmd == cell.RelayJoinEstablished, m.Cmd == cell.RelayJoined:
+			err := errProtocol
+			if last {
+				err = cc.joinMessage(m)
+			}
 			c.Free()
-			if m.Cmd != cell.RelayDrop {
+			if err != nil {
 				cc.destroy(cell.DestroyProtocol, true)
 			}
+			return
+		case !last:
+			// Only the last hop carries streams.
+			cc.reject(c, cell.DestroyProtocol)
 			return
 		}
 		if err := cc.handleMessage(c, m, layer.BackwardTag(c.Body())); err != nil {
@@ -285,21 +350,53 @@ func (cc *ClientCirc) destroy(reason byte, send bool) {
 // host name is sent to the exit unresolved.
 func (cc *ClientCirc) OpenStream(ctx context.Context, target string) (*Stream, error) {
 	b := cell.Begin{Target: target}
+	cc.mu.Lock()
+	peer := cc.peerRelay
+	cc.mu.Unlock()
+	cc.edge.mu.Lock()
+	joined := cc.edge.e2e != nil
+	cc.edge.mu.Unlock()
+	if !joined && !peer.IsEmpty() && !peer.Supports(protover.Exit, 1) {
+		return nil, fmt.Errorf("%w: the last hop is not an exit", streamerr.New(streamerr.NoExit))
+	}
+	halfClose := peer.Supports(protover.Relay, 2)
+	if halfClose {
+		b.Flags |= cell.BeginHalfClose
+	}
 	data, err := b.Marshal()
 	if err != nil {
 		return nil, streamerr.New(streamerr.BadAddress)
 	}
+	return cc.openStream(ctx, cell.RelayBegin, target, data, halfClose)
+}
+
+// OpenDirStream opens a stream to the last hop's directory (BEGIN_DIR); the
+// hop must list Dir=2. Reading it yields the hop's relay descriptors, each
+// as | length (2) | descriptor | (spec/streams.md §5), then EOF.
+func (cc *ClientCirc) OpenDirStream(ctx context.Context) (*Stream, error) {
+	last := cc.hops[len(cc.hops)-1].Protocols
+	if !last.Supports(protover.Dir, 2) {
+		return nil, fmt.Errorf("%w: the last hop serves no directory streams", streamerr.New(streamerr.Unsupported))
+	}
+	return cc.openStream(ctx, cell.RelayBeginDir, "dir", []byte{cell.BeginHalfClose}, true)
+}
+
+func (cc *ClientCirc) openStream(ctx context.Context, cmd cell.RelayCmd, target string, data []byte, halfClose bool) (*Stream, error) {
 	var st *Stream
 	for tries := 0; ; tries++ {
 		cc.mu.Lock()
-		cc.nextStream++
+		cc.nextStream = (cc.nextStream + 1) & 0x7fff
 		if cc.nextStream == 0 {
 			cc.nextStream = 1
 		}
 		id := cc.nextStream
+		if cc.streamHigh {
+			id |= 0x8000
+		}
 		cc.mu.Unlock()
 		st = newStream(cc.edge, id, target)
 		st.circ = cc
+		st.halfClose = halfClose
 		if cc.addStream(st) {
 			break
 		}
@@ -310,7 +407,7 @@ func (cc *ClientCirc) OpenStream(ctx context.Context, target string) (*Stream, e
 			return nil, streamerr.New(streamerr.ResourceLimit)
 		}
 	}
-	if err := cc.send(cell.RelayBegin, st.id, data); err != nil {
+	if err := cc.send(cmd, st.id, data); err != nil {
 		cc.removeStream(st)
 		return nil, err
 	}
@@ -328,4 +425,118 @@ func (cc *ClientCirc) OpenStream(ctx context.Context, target string) (*Stream, e
 		st.closeWith(streamerr.Done)
 		return nil, ctx.Err()
 	}
+}
+
+// EstablishJoint asks the last hop to wait for another circuit that sends
+// JOIN with cookie (spec/circuits.md §7); the hop must list Joint=1. It
+// returns once the hop agreed. When the other circuit joins, onJoined runs
+// on the circuit's reader with the JOIN payload and returns the end-to-end
+// layer for the joined circuit (or an error, which destroys the circuit);
+// WaitJoined reports it.
+func (cc *ClientCirc) EstablishJoint(ctx context.Context, cookie [cell.CookieLen]byte, onJoined func(payload []byte) (E2ELayer, error)) error {
+	if onJoined == nil {
+		return errors.New("circuit: EstablishJoint needs an onJoined function")
+	}
+	if err := cc.canJoin(); err != nil {
+		return err
+	}
+	cc.mu.Lock()
+	cc.onJoined = onJoined
+	cc.mu.Unlock()
+	if err := cc.sendTo(len(cc.hops)-1, cell.RelayJoinEstablish, 0, cookie[:], nil); err != nil {
+		return err
+	}
+	return cc.wait(ctx, cc.established)
+}
+
+// WaitJoined waits until the circuit was joined and its end-to-end layer is
+// in place.
+func (cc *ClientCirc) WaitJoined(ctx context.Context) error {
+	select {
+	case <-cc.joined:
+		return nil
+	default:
+	}
+	return cc.wait(ctx, cc.joined)
+}
+
+// Join joins this circuit to the one waiting at the last hop with cookie,
+// sending payload to that circuit's client; l protects the joined
+// circuit's streams from now on. Streams this side opens use IDs with the
+// high bit set, so both sides may open streams.
+func (cc *ClientCirc) Join(ctx context.Context, cookie [cell.CookieLen]byte, payload []byte, l E2ELayer) error {
+	if err := cc.canJoin(); err != nil {
+		return err
+	}
+	if len(payload) > cell.MaxData-cell.CookieLen {
+		return cell.ErrRelayLength
+	}
+	cc.mu.Lock()
+	cc.streamHigh = true
+	cc.peerRelay = joinedPeer
+	cc.mu.Unlock()
+	cc.edge.mu.Lock()
+	cc.edge.e2e = newEndToEnd(l)
+	cc.edge.mu.Unlock()
+	return cc.sendTo(len(cc.hops)-1, cell.RelayJoin, 0, append(cookie[:], payload...), nil)
+}
+
+// joinedPeer is what a client assumes of the client at the other end of a
+// joint until an end-to-end handshake says more: this implementation's
+// relay protocol (half-close).
+var joinedPeer = protover.New(map[protover.ID]string{protover.Relay: "1-2"})
+
+func (cc *ClientCirc) canJoin() error {
+	if last := cc.hops[len(cc.hops)-1].Protocols; !last.IsEmpty() && !last.Supports(protover.Joint, 1) {
+		return errors.New("circuit: the last hop does not join circuits")
+	}
+	if cc.numStreams() > 0 {
+		return errors.New("circuit: a circuit with streams cannot be joined")
+	}
+	return nil
+}
+
+func (cc *ClientCirc) wait(ctx context.Context, ch <-chan struct{}) error {
+	select {
+	case <-ch:
+		return nil
+	case <-cc.done:
+		return cc.Err()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// joinMessage handles JOIN_ESTABLISHED and JOINED from the last hop, on the
+// reader goroutine.
+func (cc *ClientCirc) joinMessage(m cell.RelayMsg) error {
+	cc.mu.Lock()
+	onJoined := cc.onJoined
+	if m.Cmd == cell.RelayJoined {
+		cc.onJoined = nil
+	}
+	cc.mu.Unlock()
+	if onJoined == nil || m.Stream != 0 {
+		return errProtocol
+	}
+	if m.Cmd == cell.RelayJoinEstablished {
+		select {
+		case cc.established <- struct{}{}:
+			return nil
+		default:
+			return errProtocol // a second JOIN_ESTABLISHED
+		}
+	}
+	l, err := onJoined(m.Data)
+	if err != nil {
+		return err
+	}
+	cc.mu.Lock()
+	cc.peerRelay = joinedPeer
+	cc.mu.Unlock()
+	cc.edge.mu.Lock()
+	cc.edge.e2e = newEndToEnd(l)
+	cc.edge.mu.Unlock()
+	close(cc.joined)
+	return nil
 }

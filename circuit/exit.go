@@ -13,8 +13,7 @@ import (
 
 	"github.com/darkmatter/darkmatter/circuit/cell"
 	"github.com/darkmatter/darkmatter/circuit/exitpolicy"
-	"github.com/darkmatter/darkmatter/crypto/layer"
-	"github.com/darkmatter/darkmatter/internal/streamerr"
+		"github.com/darkmatter/darkmatter/internal/streamerr"
 )
 
 // ExitConfig makes a relay an exit.
@@ -30,8 +29,6 @@ type ExitConfig struct {
 	Resolve func(ctx context.Context, host string) ([]netip.Addr, error)
 	// ConnectTimeout bounds resolving and connecting (default 30s).
 	ConnectTimeout time.Duration
-	// MaxStreams bounds open streams per circuit (default 512).
-	MaxStreams int
 }
 
 func (c *ExitConfig) setDefaults() error {
@@ -50,96 +47,56 @@ func (c *ExitConfig) setDefaults() error {
 	if c.ConnectTimeout <= 0 {
 		c.ConnectTimeout = 30 * time.Second
 	}
-	if c.MaxStreams <= 0 {
-		c.MaxStreams = 512
-	}
 	return nil
 }
 
-// exitEdge is the exit end of a circuit: it opens TCP connections for BEGIN
-// and pumps stream data.
-type exitEdge struct {
-	*edge
-	rc  *relayCirc
-	cfg *ExitConfig
-	wg  sync.WaitGroup
-}
+// exitHandler serves BEGIN streams (KindTCP): it resolves and dials the
+// target under the exit policy, then pumps data both ways.
+type exitHandler struct{ cfg *ExitConfig }
 
-func newExitEdge(rc *relayCirc) *exitEdge {
-	x := &exitEdge{edge: newEdge(), rc: rc, cfg: rc.sw.cfg.Exit}
-	x.send = rc.originate
-	return x
-}
-
-// handle processes a stream message from the client. It owns c.
-func (x *exitEdge) handle(c *cell.Cell, m cell.RelayMsg, tag [layer.TagSize]byte) error {
-	if m.Cmd != cell.RelayBegin {
-		return x.handleMessage(c, m, tag)
-	}
-	b, err := cell.ParseBegin(m.Data)
-	c.Free()
-	if m.Stream == 0 || err != nil {
-		if m.Stream != 0 {
-			x.send(cell.RelayEnd, m.Stream, []byte{byte(streamerr.BadAddress)})
-			return nil
-		}
-		return errProtocol
-	}
-	if x.numStreams() >= x.cfg.MaxStreams {
-		x.send(cell.RelayEnd, m.Stream, []byte{byte(streamerr.ResourceLimit)})
-		return nil
-	}
-	st := newStream(x.edge, m.Stream, b.Target)
-	if !x.addStream(st) {
-		return errProtocol
-	}
-	sw := x.rc.sw
-	if !sw.goFunc(func() { x.connect(st, b.Target) }) {
-		st.closeWith(streamerr.ResourceLimit)
-	}
-	return nil
-}
-
-// connect resolves and dials the target, then pumps data both ways.
-func (x *exitEdge) connect(st *Stream, target string) {
-	ctx, cancel := context.WithTimeout(x.rc.sw.ctx, x.cfg.ConnectTimeout)
-	go func() { // stop connecting if the stream or circuit goes away
-		select {
-		case <-st.doneCh:
-		case <-x.done:
-		case <-ctx.Done():
-		}
-		cancel()
-	}()
-	conn, reason := x.dial(ctx, target)
+// ServeStream implements StreamHandler.
+func (x exitHandler) ServeStream(ctx context.Context, req *StreamRequest) {
+	ctx, cancel := context.WithTimeout(ctx, x.cfg.ConnectTimeout)
+	conn, reason := x.dial(ctx, req.Target)
 	cancel()
 	if conn == nil {
-		st.closeWith(reason)
+		req.Reject(reason)
 		return
 	}
-	if err := x.send(cell.RelayConnected, st.id, nil); err != nil {
+	st, err := req.Accept()
+	if err != nil {
 		conn.Close()
-		st.closeWith(streamerr.Destroyed)
 		return
 	}
 	pump(st, conn)
 }
 
 // pump copies between a stream and a connection until both directions end.
+// On a half-close stream each direction's end is passed on alone: the
+// client's END DONE becomes a TCP FIN to the target and the target's FIN an
+// END DONE to the client (spec/streams.md §4).
 func pump(st *Stream, conn net.Conn) {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		io.Copy(conn, st) // until END from the client
+		_, err := io.Copy(conn, st) // until END from the client
+		if cw, ok := conn.(interface{ CloseWrite() error }); ok && err == nil && st.halfClose {
+			if cw.CloseWrite() == nil {
+				return
+			}
+		}
+		st.Close()
 		conn.Close()
 	}()
 	// Read in multiples of a cell's data so full reads fill whole cells.
 	// (io.Copy would hand the work to the conn's WriteTo and its 32 KiB
 	// buffer, leaving a part-filled cell every 8 cells.)
-	buf := make([]byte, pumpCells*cell.MaxData)
+	buf := make([]byte, pumpCells*st.e.maxData())
+	var err error
 	for { // until the target closes
-		n, err := conn.Read(buf)
+		var n int
+		n, err = conn.Read(buf)
 		if n > 0 {
 			if _, werr := st.Write(buf[:n]); werr != nil {
 				break
@@ -148,6 +105,9 @@ func pump(st *Stream, conn net.Conn) {
 		if err != nil {
 			break
 		}
+	}
+	if err == io.EOF && st.CloseWrite() == nil {
+		wg.Wait() // the client's direction may still be open
 	}
 	st.Close()
 	conn.Close()
@@ -160,7 +120,7 @@ const pumpCells = 32
 
 // dial applies the exit policy to every address of the target and connects
 // to the first allowed one that answers.
-func (x *exitEdge) dial(ctx context.Context, target string) (net.Conn, streamerr.Reason) {
+func (x exitHandler) dial(ctx context.Context, target string) (net.Conn, streamerr.Reason) {
 	t, err := cell.SplitTarget(target)
 	if err != nil {
 		return nil, streamerr.BadAddress
@@ -205,7 +165,3 @@ func dialReason(ctx context.Context, err error) streamerr.Reason {
 	return streamerr.Misc
 }
 
-// closeAll ends every stream when the circuit dies.
-func (x *exitEdge) closeAll() {
-	x.close(ErrDestroyed)
-}

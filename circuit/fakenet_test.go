@@ -13,6 +13,7 @@ import (
 
 	"github.com/darkmatter/darkmatter/circuit/cell"
 	"github.com/darkmatter/darkmatter/circuit/exitpolicy"
+	"github.com/darkmatter/darkmatter/circuit/protover"
 	"github.com/darkmatter/darkmatter/crypto/keys"
 )
 
@@ -26,7 +27,10 @@ type fakeNet struct {
 }
 
 type fakeNode struct {
-	addr string
+	// protocols is what hop() advertises: empty, like an old relay
+	// without a descriptor set, unless a test sets it.
+	protocols protover.Set
+	addr      string
 	keys *keys.NodeKeys
 	sw   *Switch
 	net  *fakeNet
@@ -44,6 +48,9 @@ type fakeChan struct {
 	wg          sync.WaitGroup
 	// failNext makes the next Send fail as if the link's queue were full.
 	failNext atomic.Bool
+	// hold, while set, stops this end from handling cells (a node that
+	// does not read): run waits until the channel is closed.
+	hold atomic.Pointer[chan struct{}]
 }
 
 func (c *fakeChan) Send(x *cell.Cell) error {
@@ -73,6 +80,14 @@ func (c *fakeChan) run() {
 	for {
 		select {
 		case x := <-c.q:
+			if h := c.hold.Load(); h != nil {
+				select {
+				case <-*h:
+				case <-c.done:
+					x.Free()
+					continue
+				}
+			}
 			c.owner.sw.HandleCell(c, x)
 		case <-c.done:
 			c.owner.sw.ChannelClosed(c)
@@ -99,7 +114,8 @@ func (n *fakeNet) addNode(t testing.TB, addr string, exit *ExitConfig) *fakeNode
 		t.Fatal(err)
 	}
 	fn := &fakeNode{addr: addr, keys: k, net: n}
-	sw, err := NewSwitch(Config{Network: "test", Onion: k.Onion, KEM: k.KEM, Linker: fn, Exit: exit})
+	sw, err := NewSwitch(Config{Network: "test", Onion: k.Onion, KEM: k.KEM, Linker: fn, Exit: exit,
+		Handlers: map[StreamKind]StreamHandler{KindDir: StreamHandlerFunc(serveTestDir)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +129,7 @@ func (n *fakeNet) addNode(t testing.TB, addr string, exit *ExitConfig) *fakeNode
 func (fn *fakeNode) hop() Hop {
 	kem := fn.keys.KEM.Public()
 	return Hop{Identity: fn.keys.Identity.Public(), Link: fn.keys.Link.Public(), Addr: fn.addr,
-		Onion: fn.keys.Onion.Public(), KEM: kem}
+		Onion: fn.keys.Onion.Public(), KEM: kem, Protocols: fn.protocols}
 }
 
 // Channel implements Linker.
@@ -234,3 +250,22 @@ func path(nodes []*fakeNode) []Hop {
 	}
 	return p
 }
+
+// serveTestDir is the fake network's directory handler: two records, then
+// END.
+func serveTestDir(ctx context.Context, req *StreamRequest) {
+	st, err := req.Accept()
+	if err != nil {
+		return
+	}
+	for _, rec := range []string{"relay-one", "relay-two"} {
+		st.Write(append([]byte{0, byte(len(rec))}, rec...))
+	}
+	st.CloseWrite()
+	io.Copy(io.Discard, st)
+	st.Close()
+}
+
+// fullProtocols is what this implementation's relays advertise.
+var fullProtocols = protover.New(map[protover.ID]string{
+	protover.Relay: "1-2", protover.Exit: "1", protover.Dir: "1-2", protover.Joint: "1"})

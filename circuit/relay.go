@@ -27,7 +27,8 @@ type relayCirc struct {
 	nextID    uint32
 	extending bool
 	created   chan []byte // CREATED payload while extending
-	exit      *exitEdge
+	edge      *edge       // set once streams arrive: this hop is the circuit's end
+	joint     *joint      // set once the circuit waits for or is in a joint
 	dead      bool
 	done      chan struct{} // closed by destroy
 }
@@ -192,29 +193,41 @@ func (rc *relayCirc) fromNext(c *cell.Cell) {
 	}
 }
 
-// originate sends a relay message from this hop to the client.
+// originate sends a relay message from this hop to the client, destroying
+// the circuit if the cell is lost.
 func (rc *relayCirc) originate(cmd cell.RelayCmd, stream uint16, data []byte) error {
+	err := rc.emit(cmd, stream, data)
+	if err != nil && err != ErrDestroyed {
+		rc.destroy(cell.DestroyResource, true, true)
+	}
+	return err
+}
+
+// emit is originate without the destroy: a joint calls it under its lock
+// and destroys the circuit after releasing it.
+func (rc *relayCirc) emit(cmd cell.RelayCmd, stream uint16, data []byte) error {
 	c := cell.New(rc.prevID, cell.CmdRelay)
 	if err := cell.PutRelay(c.Body(), cmd, stream, data); err != nil {
 		c.Free()
 		return err
 	}
 	rc.mu.Lock()
+	defer rc.mu.Unlock()
 	if rc.dead {
-		rc.mu.Unlock()
 		c.Free()
 		return ErrDestroyed
 	}
 	rc.layer.Originate(c.Body())
-	if cmd == cell.RelayData && rc.exit != nil {
-		rc.exit.noteDataSent(layer.BackwardTag(c.Body()))
+	if countsInWindow(cmd) {
+		tag := layer.BackwardTag(c.Body())
+		if rc.edge != nil {
+			rc.edge.noteSent(tag)
+		}
+		if rc.joint != nil {
+			rc.joint.noteSent(rc, tag)
+		}
 	}
-	err := rc.prev.Send(c)
-	rc.mu.Unlock()
-	if err != nil {
-		rc.destroy(cell.DestroyResource, true, true)
-	}
-	return err
+	return rc.prev.Send(c)
 }
 
 // handleMessage handles a relay message addressed to this hop.
@@ -224,8 +237,16 @@ func (rc *relayCirc) handleMessage(c *cell.Cell, tag [layer.TagSize]byte) {
 		rc.reject(c, cell.DestroyProtocol)
 		return
 	}
-	switch m.Cmd {
-	case cell.RelayExtend:
+	switch {
+	case !m.Cmd.Known():
+		// A newer client's command: drop and count (spec/cells.md §4).
+		c.Free()
+		rc.sw.unknownRelay.Add(1)
+		return
+	case m.Cmd == cell.RelayDrop:
+		c.Free()
+		return
+	case m.Cmd == cell.RelayExtend:
 		e, err := cell.ParseExtend(m.Data)
 		if err != nil {
 			rc.reject(c, cell.DestroyProtocol)
@@ -234,30 +255,49 @@ func (rc *relayCirc) handleMessage(c *cell.Cell, tag [layer.TagSize]byte) {
 		e.Handshake = append([]byte(nil), e.Handshake...)
 		c.Free()
 		rc.extend(e)
-	case cell.RelayDrop:
+		return
+	case m.Cmd == cell.RelayJoinEstablish, m.Cmd == cell.RelayJoin:
+		err := rc.sw.handleJoin(rc, m)
 		c.Free()
-	default:
-		rc.mu.Lock()
-		ex := rc.exit
-		if ex == nil && rc.next == nil && rc.sw.cfg.Exit != nil && !rc.dead {
-			ex = newExitEdge(rc)
-			rc.exit = ex
-		}
-		rc.mu.Unlock()
-		if ex == nil {
-			rc.reject(c, cell.DestroyProtocol)
-			return
-		}
-		if err := ex.handle(c, m, tag); err != nil {
+		if err != nil {
 			rc.destroy(cell.DestroyProtocol, true, true)
 		}
+		return
+	}
+	rc.mu.Lock()
+	j, ex := rc.joint, rc.edge
+	if j == nil && ex == nil && rc.next == nil && !rc.extending && !rc.dead {
+		ex = newEdge(rc, rc.sw.cfg.MaxStreams)
+		rc.edge = ex
+	}
+	rc.mu.Unlock()
+	if j != nil {
+		err = j.handle(rc, c, m, tag)
+	} else if ex != nil {
+		err = ex.handleMessage(c, m, tag)
+	} else {
+		c.Free()
+		err = errProtocol
+	}
+	if err != nil {
+		rc.destroy(cell.DestroyProtocol, true, true)
 	}
 }
+
+// sendMsg implements carrier: this hop originates a message to the client.
+func (rc *relayCirc) sendMsg(cmd cell.RelayCmd, stream uint16, data []byte, _ *EndToEnd) error {
+	return rc.originate(cmd, stream, data)
+}
+
+// handler implements carrier: the switch's handlers serve a relay's streams.
+func (rc *relayCirc) handler(kind StreamKind) StreamHandler { return rc.sw.handlers[kind] }
+func (rc *relayCirc) spawn(f func()) bool                 { return rc.sw.goFunc(f) }
+func (rc *relayCirc) ctx() context.Context                { return rc.sw.ctx }
 
 // extend opens the next hop and forwards the client's handshake.
 func (rc *relayCirc) extend(e *cell.Extend) {
 	rc.mu.Lock()
-	if rc.next != nil || rc.extending || rc.exit != nil || rc.dead {
+	if rc.next != nil || rc.extending || rc.edge != nil || rc.joint != nil || rc.dead {
 		rc.mu.Unlock()
 		rc.destroy(cell.DestroyProtocol, true, true)
 		return
@@ -335,7 +375,7 @@ func (rc *relayCirc) destroy(reason byte, toPrev, toNext bool) {
 	}
 	rc.dead = true
 	close(rc.done)
-	next, nextID, exit := rc.next, rc.nextID, rc.exit
+	next, nextID, ex, j := rc.next, rc.nextID, rc.edge, rc.joint
 	rc.mu.Unlock()
 	rc.sw.unregister(rc.prev, rc.prevID)
 	if toPrev {
@@ -347,7 +387,10 @@ func (rc *relayCirc) destroy(reason byte, toPrev, toNext bool) {
 			sendDestroy(next, nextID, reason)
 		}
 	}
-	if exit != nil {
-		exit.closeAll()
+	if ex != nil {
+		ex.close(ErrDestroyed)
+	}
+	if j != nil {
+		j.circuitDead(rc, reason)
 	}
 }

@@ -2,6 +2,7 @@ package circuit
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -22,6 +23,9 @@ type Stream struct {
 	id   uint16
 	addr streamAddr
 	circ *ClientCirc // nil at the exit
+	// halfClose says END DONE closes one direction only (the BEGIN flag,
+	// spec/streams.md §4); set before the stream is shared.
+	halfClose bool
 
 	// opened reports the BEGIN outcome on the client: nil or the END error.
 	opened chan error
@@ -37,6 +41,7 @@ type Stream struct {
 	readCh    chan struct{} // signalled when data or EOF arrives
 	remoteEnd bool          // END received (or circuit gone)
 	endErr    error         // nil for a clean END
+	localEnd  bool          // our END sent (CloseWrite or Close)
 	local     bool          // Close called
 	rdl, wdl  deadline
 	doneCh    chan struct{} // closed on Close
@@ -96,6 +101,10 @@ func (st *Stream) handle(c *cell.Cell, m cell.RelayMsg) error {
 			reason = streamerr.Reason(m.Data[0])
 		}
 		c.Free()
+		if reason == streamerr.Done && st.halfClose {
+			st.remoteHalfClosed()
+			return nil
+		}
 		st.remoteClosed(reason)
 		return nil
 	case cell.RelaySendme:
@@ -123,12 +132,31 @@ func (st *Stream) signal() {
 	}
 }
 
-// remoteClosed records that the other edge (or the circuit) ended the stream.
+// remoteHalfClosed records an END DONE on a half-close stream: the other
+// edge sends no more data, but may still read ours.
+func (st *Stream) remoteHalfClosed() {
+	st.mu.Lock()
+	st.remoteEnd = true
+	finished := st.localEnd
+	st.mu.Unlock()
+	select {
+	case st.opened <- streamerr.New(streamerr.Misc):
+	default:
+	}
+	st.signal()
+	if finished {
+		st.e.removeStream(st)
+	}
+}
+
+// remoteClosed records that the other edge (or the circuit) ended the stream
+// in both directions.
 func (st *Stream) remoteClosed(reason streamerr.Reason) {
 	st.mu.Lock()
-	if !st.remoteEnd {
+	if !st.remoteEnd || reason != streamerr.Done {
 		st.remoteEnd = true
-		if reason != streamerr.Done {
+		st.localEnd = true // nothing more may be sent
+		if reason != streamerr.Done && st.endErr == nil {
 			st.endErr = streamerr.New(reason)
 		}
 		close(st.winCh)
@@ -237,11 +265,12 @@ func (st *Stream) readLocked(p []byte) int {
 // Write sends p as DATA cells, waiting for window as needed.
 func (st *Stream) Write(p []byte) (int, error) {
 	n := 0
+	max := st.e.maxData()
 	for n < len(p) {
 		if err := st.takeWindow(); err != nil {
 			return n, err
 		}
-		k := min(len(p)-n, cell.MaxData)
+		k := min(len(p)-n, max)
 		if err := st.e.send(cell.RelayData, st.id, p[n:n+k]); err != nil {
 			return n, err
 		}
@@ -257,7 +286,7 @@ func (st *Stream) takeWindow() error {
 			st.mu.Unlock()
 			return net.ErrClosed
 		}
-		if st.remoteEnd {
+		if st.localEnd || st.endErr != nil || (st.remoteEnd && !st.halfClose) {
 			err := st.endErr
 			st.mu.Unlock()
 			if err == nil {
@@ -283,7 +312,38 @@ func (st *Stream) takeWindow() error {
 	}
 }
 
-// Close ends the stream: it sends END unless the other edge already did.
+// ErrNoHalfClose is returned by CloseWrite on a stream whose other end
+// does not speak half-close (it lacks Relay=2, spec/protover.md).
+var ErrNoHalfClose = errors.New("circuit: the other end of the stream does not support half-close")
+
+// CloseWrite sends END DONE in our direction only: the other end reads EOF
+// and may keep sending until its own END (spec/streams.md §4). Write fails
+// afterwards. It returns ErrNoHalfClose, sending nothing, if the other end
+// does not support half-close.
+func (st *Stream) CloseWrite() error {
+	if !st.halfClose {
+		return ErrNoHalfClose
+	}
+	st.mu.Lock()
+	if st.local || st.localEnd {
+		st.mu.Unlock()
+		return nil
+	}
+	st.localEnd = true
+	finished := st.remoteEnd
+	close(st.winCh) // wake a blocked Write
+	st.winCh = make(chan struct{})
+	st.mu.Unlock()
+	err := st.e.send(cell.RelayEnd, st.id, []byte{byte(streamerr.Done)})
+	if finished {
+		st.e.removeStream(st)
+	}
+	return err
+}
+
+// Close ends the stream in both directions. It sends END DONE unless the
+// other end already closed; on a half-close stream whose other direction is
+// still open it sends END CLOSED instead, which aborts it (like a TCP reset).
 func (st *Stream) Close() error {
 	return st.closeWith(streamerr.Done)
 }
@@ -295,7 +355,12 @@ func (st *Stream) closeWith(reason streamerr.Reason) error {
 		return nil
 	}
 	st.local = true
-	sendEnd := !st.remoteEnd
+	sendEnd := !st.localEnd && (st.endErr == nil) && !(st.remoteEnd && !st.halfClose)
+	if st.halfClose && !st.remoteEnd && reason == streamerr.Done {
+		reason = streamerr.Closed
+		sendEnd = true
+	}
+	st.localEnd = true
 	for _, c := range st.queue {
 		c.Free()
 	}

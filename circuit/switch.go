@@ -60,8 +60,18 @@ type Config struct {
 	// Linker opens channels for the first hop of client circuits and for
 	// EXTEND. Required.
 	Linker Linker
-	// Exit, if non-nil, makes this relay an exit.
+	// Exit, if non-nil, makes this relay an exit: it serves KindTCP
+	// streams (BEGIN).
 	Exit *ExitConfig
+	// Handlers serve the other kinds of streams that arrive at this relay
+	// when it is a circuit's last hop (KindDir, and later hidden-service and
+	// compute kinds). A kind without a handler is answered END UNSUPPORTED.
+	Handlers map[StreamKind]StreamHandler
+	// MaxStreams bounds the open streams of one circuit end (default 512).
+	MaxStreams int
+	// MaxJoints bounds the circuits waiting at this relay for a joint
+	// (default 4096); more JOIN_ESTABLISHes destroy their circuits.
+	MaxJoints int
 	// Handshakes is how many circuit handshakes run at once (default 2×CPU).
 	Handshakes int
 	// ExtendTimeout bounds an EXTEND (default 10s) and a client build step.
@@ -130,6 +140,13 @@ type Switch struct {
 	pendingCreates atomic.Int64
 	// forwardHook, set only by tests, sees forwarded cells (a malicious relay).
 	forwardHook func(*cell.Cell)
+	// jointHook, set only by tests, sees (and may change) every E2E
+	// message crossing a joint: what a rendezvous relay can observe.
+	jointHook func([]byte)
+	handlers    map[StreamKind]StreamHandler
+	// unknownRelay counts relay messages with commands we do not know.
+	unknownRelay atomic.Uint64
+	joints       jointTable
 	logf        safelog.Logf
 	ctx         context.Context
 	cancel      context.CancelFunc
@@ -155,13 +172,26 @@ func NewSwitch(cfg Config) (*Switch, error) {
 	if cfg.ExtendTimeout <= 0 {
 		cfg.ExtendTimeout = 10 * time.Second
 	}
+	if cfg.MaxStreams <= 0 {
+		cfg.MaxStreams = 512
+	}
+	if cfg.MaxJoints <= 0 {
+		cfg.MaxJoints = 4096
+	}
+	handlers := make(map[StreamKind]StreamHandler, len(cfg.Handlers)+1)
+	for k, h := range cfg.Handlers {
+		handlers[k] = h
+	}
 	if cfg.Exit != nil {
 		if err := cfg.Exit.setDefaults(); err != nil {
 			return nil, err
 		}
+		handlers[KindTCP] = exitHandler{cfg.Exit}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Switch{
+		handlers: handlers,
+		joints:   jointTable{waiting: make(map[[cell.CookieLen]byte]*relayCirc)},
 		cfg:    cfg,
 		hsSem:  make(chan struct{}, cfg.Handshakes),
 		logf:   cfg.Logf,
@@ -280,6 +310,24 @@ func (s *Switch) lookup(ch Channel, id uint32) endpoint {
 		return t.circs[id]
 	}
 	return nil
+}
+
+// Stats are a switch's counters.
+type Stats struct {
+	// UnknownRelay counts relay messages with a command this node does not
+	// know, dropped (spec/cells.md §4).
+	UnknownRelay uint64
+	// JointsWaiting is how many circuits wait for a joint; Joints how many
+	// joints are up; JointBuffered how many E2E messages joints hold for a
+	// side whose window is closed.
+	JointsWaiting, Joints, JointBuffered int
+}
+
+// Stats returns the switch's counters.
+func (s *Switch) Stats() Stats {
+	st := Stats{UnknownRelay: s.unknownRelay.Load()}
+	st.JointsWaiting, st.Joints, st.JointBuffered = s.joints.stats()
+	return st
 }
 
 // Circuits returns how many circuit ends are registered (for status and

@@ -173,8 +173,6 @@ func generateCellVectors(t *testing.T) *cellVectors {
 	}
 	v.BadRelayMessages = []badVector{
 		{"relay command 0", hdr(0, 1, 0)},
-		{"relay command 9 (unknown)", hdr(9, 1, 0)},
-		{"relay command 255 (unknown)", hdr(255, 1, 0)},
 		{"length 3948 > max_data", hdr(1, 1, MaxData+1)},
 		{"length 65535", hdr(1, 1, 0xffff)},
 	}
@@ -578,7 +576,7 @@ func TestStrings(t *testing.T) {
 	}
 	for cmd, want := range map[RelayCmd]string{0: "RELAY(0)", RelayData: "DATA", RelayBegin: "BEGIN",
 		RelayConnected: "CONNECTED", RelayEnd: "END", RelaySendme: "SENDME", RelayExtend: "EXTEND",
-		RelayExtended: "EXTENDED", RelayDrop: "DROP", 9: "RELAY(9)"} {
+		RelayExtended: "EXTENDED", RelayDrop: "DROP", RelayBeginDir: "BEGIN_DIR", RelayE2E: "E2E", 200: "RELAY(200)"} {
 		if cmd.String() != want {
 			t.Errorf("%d: %q", cmd, cmd.String())
 		}

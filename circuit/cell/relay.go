@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 )
 
 // RelayCmd is a relay message command.
@@ -21,11 +22,28 @@ const (
 	RelayExtend    RelayCmd = 6 // extend the circuit, see Extend
 	RelayExtended  RelayCmd = 7 // relay handshake reply
 	RelayDrop      RelayCmd = 8 // long-range padding; ignored
-	maxRelayCmd             = RelayDrop
+
+	// Relay protocol version 2 (spec/protover.md): sent only to a hop or
+	// peer whose protocols list it.
+	RelayBeginDir        RelayCmd = 9  // open a stream to the hop's directory: flags (1)
+	RelayJoinEstablish   RelayCmd = 10 // wait at this hop for a joint: cookie (20)
+	RelayJoinEstablished RelayCmd = 11 // the hop waits for JOIN; empty
+	RelayJoin            RelayCmd = 12 // join the circuit waiting with cookie: cookie (20) | payload
+	RelayJoined          RelayCmd = 13 // the circuit was joined: payload of JOIN
+	RelayE2E             RelayCmd = 14 // end-to-end layer message crossing a joint
+
+	// MaxRelayCmd is the highest relay command this implementation knows;
+	// messages with higher commands parse, and receivers drop and count
+	// them (spec/cells.md §4).
+	MaxRelayCmd = RelayE2E
 )
 
+// Known reports whether r is a command this implementation defines.
+func (r RelayCmd) Known() bool { return r >= RelayData && r <= MaxRelayCmd }
+
 func (r RelayCmd) String() string {
-	names := [...]string{"?", "DATA", "BEGIN", "CONNECTED", "END", "SENDME", "EXTEND", "EXTENDED", "DROP"}
+	names := [...]string{"?", "DATA", "BEGIN", "CONNECTED", "END", "SENDME", "EXTEND", "EXTENDED", "DROP",
+		"BEGIN_DIR", "JOIN_ESTABLISH", "JOIN_ESTABLISHED", "JOIN", "JOINED", "E2E"}
 	if int(r) < len(names) && r != 0 {
 		return names[r]
 	}
@@ -71,7 +89,7 @@ func ParseRelay(body []byte) (RelayMsg, error) {
 		Cmd:    RelayCmd(body[0]),
 		Stream: binary.BigEndian.Uint16(body[1:]),
 	}
-	if m.Cmd == 0 || m.Cmd > maxRelayCmd {
+	if m.Cmd == 0 {
 		return RelayMsg{}, fmt.Errorf("%w %d", ErrRelayCommand, body[0])
 	}
 	n := int(binary.BigEndian.Uint16(body[3:]))
@@ -88,7 +106,7 @@ func ParseRelay(body []byte) (RelayMsg, error) {
 type Extend struct {
 	Identity  [32]byte
 	Link      [32]byte
-	Addr      string // "host:port" link address of the next hop
+	Addr      string // link address of the next hop: "host:port", or "scheme://host:port"
 	Handshake []byte
 }
 
@@ -124,7 +142,7 @@ func ParseExtend(b []byte) (*Extend, error) {
 		return nil, errExtend
 	}
 	e.Addr = string(b[:n])
-	if _, _, err := net.SplitHostPort(e.Addr); err != nil {
+	if _, _, err := net.SplitHostPort(stripScheme(e.Addr)); err != nil {
 		return nil, errExtend
 	}
 	b = b[n:]
@@ -135,6 +153,31 @@ func ParseExtend(b []byte) (*Extend, error) {
 	e.Handshake = b[2:]
 	return &e, nil
 }
+
+// stripScheme removes an address scheme ("tcp://"): lowercase letters and
+// digits starting with a letter, at most 16 bytes, then "://".
+func stripScheme(a string) string {
+	i := strings.Index(a, "://")
+	if i < 1 || i > 16 || a[0] < 'a' || a[0] > 'z' {
+		return a
+	}
+	for j := 1; j < i; j++ {
+		if c := a[j]; (c < 'a' || c > 'z') && (c < '0' || c > '9') {
+			return a
+		}
+	}
+	return a[i+3:]
+}
+
+// BEGIN flags (spec/cells.md §3.2).
+const (
+	// BeginHalfClose says the opener treats END DONE as a half-close on
+	// this stream (spec/streams.md §4); sent only to Relay=2 peers.
+	BeginHalfClose byte = 0x01
+)
+
+// CookieLen is the size of a joint's cookie (JOIN_ESTABLISH, JOIN).
+const CookieLen = 20
 
 // Begin is the body of a BEGIN message: | flags (1) | "host:port" |. The host
 // may be a DNS name, resolved by the exit, or an IP literal (IPv6 in

@@ -19,6 +19,8 @@ const (
 	ResourceLimit Reason = 9  // the exit is out of resources
 	NoExit        Reason = 10 // the client found no usable exit/circuit
 	BadAddress    Reason = 11 // the target address is malformed
+	Unsupported   Reason = 12 // the circuit end serves no streams of that kind
+	Closed        Reason = 13 // closed both ways before the other side's END (an abort, like a TCP reset)
 )
 
 var names = map[Reason]string{
@@ -27,7 +29,8 @@ var names = map[Reason]string{
 	Destroyed: "circuit destroyed", Timeout: "connect timed out",
 	Unreachable: "host unreachable", ProtocolError: "protocol error",
 	ResourceLimit: "exit out of resources", NoExit: "no usable circuit",
-	BadAddress: "bad target address",
+	BadAddress: "bad target address", Unsupported: "stream kind not served here",
+	Closed: "closed by the other end",
 }
 
 func (r Reason) String() string {
