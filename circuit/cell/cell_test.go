@@ -450,7 +450,7 @@ func TestParseErrors(t *testing.T) {
 	for cmd := 0; cmd < 256; cmd++ {
 		b[4] = byte(cmd)
 		c, err := Parse(b)
-		if cmd <= int(CmdDirDone) {
+		if cmd <= int(maxCommand) {
 			if err != nil {
 				t.Errorf("command %d: %v", cmd, err)
 			} else {
@@ -569,7 +569,7 @@ func TestBeginRoundTrip(t *testing.T) {
 func TestStrings(t *testing.T) {
 	for cmd, want := range map[Command]string{CmdPadding: "PADDING", CmdCreate: "CREATE", CmdCreated: "CREATED",
 		CmdRelay: "RELAY", CmdDestroy: "DESTROY", CmdHello: "HELLO", CmdDirGet: "DIR_GET", CmdDirDesc: "DIR_DESC",
-		CmdDirDone: "DIR_DONE", 9: "CMD(9)"} {
+		CmdDirDone: "DIR_DONE", CmdRekey: "REKEY", 10: "CMD(10)"} {
 		if cmd.String() != want {
 			t.Errorf("%d: %q", cmd, cmd.String())
 		}
