@@ -3,28 +3,24 @@ package circuit
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"net"
-	"net/netip"
 	"sync"
 	"time"
 
 	"github.com/darkmatter/darkmatter/circuit/cell"
 	"github.com/darkmatter/darkmatter/circuit/exitpolicy"
+	"github.com/darkmatter/darkmatter/crypto/keys"
 	"github.com/darkmatter/darkmatter/internal/safelog"
 	"github.com/darkmatter/darkmatter/internal/streamerr"
 )
 
-// RelayInfo is what path selection knows about a relay.
-type RelayInfo struct {
-	Hop    Hop
-	Policy *exitpolicy.Policy // nil means not an exit
-}
-
 // ManagerConfig configures a Manager.
 type ManagerConfig struct {
-	// Switch builds the circuits. Required.
+	// Builder builds the circuits. If it is nil, Switch builds them.
+	Builder Builder
+	// Switch builds the circuits when Builder is nil. Build, BuildAny
+	// and Open return the *ClientCirc it builds.
 	Switch *Switch
 	// Relays returns the relays currently known. Required.
 	Relays func() []RelayInfo
@@ -33,72 +29,65 @@ type ManagerConfig struct {
 	// AllowSameSubnet lets two hops share an IPv4 /16 or IPv6 /32 (a
 	// loopback test network needs it).
 	AllowSameSubnet bool
-	// MaxDirtiness is how long a circuit takes new streams (default 10 min).
+	// MaxDirtiness is how long a circuit takes new streams after its
+	// first one (default 10 min). Past it, the circuit is closed once it
+	// has no open streams.
 	MaxDirtiness time.Duration
-	// Attempts is how many circuits DialStream tries (default 3).
+	// MaxIdle is how long a circuit that never carried a stream (a
+	// preemptive one) is kept (default 30 min).
+	MaxIdle time.Duration
+	// Attempts is how many circuits DialStream tries (default 5).
 	Attempts int
 	Logf     safelog.Logf
 }
 
 // Manager builds and reuses client circuits. Streams with different
 // isolation keys never share a circuit.
+//
+// Its time rules (dirtiness, idle expiry, a failed relay's back-off) read
+// the time package only, so tests run them under testing/synctest.
 type Manager struct {
-	cfg ManagerConfig
+	cfg        ManagerConfig
+	builder    Builder
+	sweepEvery time.Duration
 
 	// mu guards the following.
 	mu       sync.Mutex
-	circs    map[string][]*ClientCirc
-	building map[string]*pendingBuild
+	circs    map[string][]*entry // by isolation key
+	building map[buildKey]*pendingBuild
 	guard    *Hop
-	down     map[[32]byte]time.Time // relays that failed a build, until when
+	failed   map[keys.IdentityPublicKey]*failure // relays whose builds failed
+	sweep    *time.Timer                         // the next expiry sweep; nil if none is due
 	closed   bool
 }
 
-// downTime is how long a relay that failed a build is left out of paths.
-const downTime = time.Minute
+// entry is a circuit the Manager hands streams to.
+type entry struct {
+	c     Circuit
+	exit  *exitpolicy.Policy // of its last hop, when it was built
+	built time.Time
+	used  time.Time // when it was first handed a stream; zero while clean
+}
+
+type buildKey struct {
+	isolation string
+	need      exitNeed
+	use       bool
+}
 
 type pendingBuild struct {
 	done chan struct{}
-	need exitNeed
-	cc   *ClientCirc
+	c    Circuit
 	err  error
-}
-
-var errNoPath = errors.New("circuit: not enough relays for a path")
-
-// exitNeed is what a circuit's exit must accept.
-type exitNeed struct {
-	ip   netip.Addr // the target's address when it is an IP literal
-	port uint16
-	any  bool // any exit will do (preemptive circuits)
-}
-
-// needFor returns what an exit must accept to reach t. A host name can
-// only be checked against the port: the exit resolves it.
-func needFor(t cell.Target) exitNeed {
-	n := exitNeed{port: t.Port}
-	if ip, err := netip.ParseAddr(t.Host); err == nil {
-		n.ip = ip.Unmap()
-	}
-	return n
-}
-
-func (n exitNeed) allows(p *exitpolicy.Policy) bool {
-	switch {
-	case p == nil:
-		return false
-	case n.any:
-		return p.IsExit()
-	case n.ip.IsValid():
-		return p.Allows(n.ip, n.port)
-	}
-	return p.AllowsPort(n.port)
 }
 
 // NewManager returns a Manager.
 func NewManager(cfg ManagerConfig) (*Manager, error) {
-	if cfg.Switch == nil || cfg.Relays == nil {
-		return nil, errors.New("circuit: ManagerConfig needs Switch and Relays")
+	if cfg.Builder == nil && cfg.Switch != nil {
+		cfg.Builder = switchBuilder{cfg.Switch}
+	}
+	if cfg.Builder == nil || cfg.Relays == nil {
+		return nil, errors.New("circuit: ManagerConfig needs a Builder (or Switch) and Relays")
 	}
 	if cfg.PathLen <= 0 {
 		cfg.PathLen = 3
@@ -106,14 +95,21 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 	if cfg.MaxDirtiness <= 0 {
 		cfg.MaxDirtiness = 10 * time.Minute
 	}
+	if cfg.MaxIdle <= 0 {
+		cfg.MaxIdle = 30 * time.Minute
+	}
 	if cfg.Attempts <= 0 {
 		cfg.Attempts = 5
 	}
 	return &Manager{
-		cfg:      cfg,
-		circs:    make(map[string][]*ClientCirc),
-		building: make(map[string]*pendingBuild),
-		down:     make(map[[32]byte]time.Time),
+		cfg:     cfg,
+		builder: cfg.Builder,
+		// Often enough that a circuit outlives its rule by at most a
+		// quarter of it (and 30 s).
+		sweepEvery: max(10*time.Millisecond, min(30*time.Second, cfg.MaxDirtiness/4, cfg.MaxIdle/4)),
+		circs:      make(map[string][]*entry),
+		building:   make(map[buildKey]*pendingBuild),
+		failed:     make(map[keys.IdentityPublicKey]*failure),
 	}, nil
 }
 
@@ -121,16 +117,26 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 func (m *Manager) Close() error {
 	m.mu.Lock()
 	m.closed = true
-	var all []*ClientCirc
-	for _, cs := range m.circs {
-		all = append(all, cs...)
+	if m.sweep != nil {
+		m.sweep.Stop()
+		m.sweep = nil
 	}
-	m.circs = map[string][]*ClientCirc{}
+	var all []Circuit
+	for _, es := range m.circs {
+		for _, e := range es {
+			all = append(all, e.c)
+		}
+	}
+	m.circs = map[string][]*entry{}
 	m.mu.Unlock()
-	for _, cc := range all {
-		cc.Close()
-	}
+	closeAll(all)
 	return nil
+}
+
+func closeAll(cs []Circuit) {
+	for _, c := range cs {
+		c.Close()
+	}
 }
 
 // Circuits returns the number of open circuits.
@@ -138,14 +144,30 @@ func (m *Manager) Circuits() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n := 0
-	for _, cs := range m.circs {
-		for _, cc := range cs {
-			if !isDone(cc.Done()) {
+	for _, es := range m.circs {
+		for _, e := range es {
+			if !isDone(e.c.Done()) {
 				n++
 			}
 		}
 	}
 	return n
+}
+
+// Open returns the live circuits, built by the Switch, that the Manager
+// hands streams to.
+func (m *Manager) Open() []*ClientCirc {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []*ClientCirc
+	for _, es := range m.circs {
+		for _, e := range es {
+			if sc, ok := e.c.(switchCircuit); ok && !isDone(sc.Done()) {
+				out = append(out, sc.ClientCirc)
+			}
+		}
+	}
+	return out
 }
 
 func isDone(ch <-chan struct{}) bool {
@@ -167,15 +189,15 @@ func (m *Manager) DialStream(ctx context.Context, target, isolation string) (net
 	}
 	var last error
 	for i := 0; i < m.cfg.Attempts; i++ {
-		cc, err := m.circuitFor(ctx, isolation, needFor(t))
+		c, err := m.circuitFor(ctx, isolation, needFor(t), true)
 		if err != nil {
 			last = err
-			if ctx.Err() != nil {
+			if ctx.Err() != nil || errors.Is(err, ErrClosed) {
 				break
 			}
 			continue
 		}
-		st, err := cc.OpenStream(ctx, target)
+		st, err := c.OpenStream(ctx, target)
 		if err == nil {
 			return st, nil
 		}
@@ -185,271 +207,212 @@ func (m *Manager) DialStream(ctx context.Context, target, isolation string) (net
 		}
 	}
 	if errors.Is(last, ErrDestroyed) || errors.Is(last, errNoPath) {
-		return nil, fmt.Errorf("%w: %w", streamerr.New(streamerr.NoExit), last)
+		return nil, &reasonError{streamerr.New(streamerr.NoExit), last}
 	}
 	if ctx.Err() != nil && !isStreamErr(last) {
-		return nil, fmt.Errorf("%w: %w", streamerr.New(streamerr.Timeout), ctx.Err())
+		return nil, &reasonError{streamerr.New(streamerr.Timeout), ctx.Err()}
 	}
 	return nil, last
 }
+
+// reasonError gives a stream reason to the error behind it.
+type reasonError struct{ reason, err error }
+
+func (e *reasonError) Error() string { return e.reason.Error() + ": " + e.err.Error() }
+
+// Unwrap returns the reason: streamerr.ReasonOf follows single Unwrap
+// chains only (an error made with two %w verbs hides the reason from it).
+// Is and As reach the error behind it.
+func (e *reasonError) Unwrap() error        { return e.reason }
+func (e *reasonError) Is(target error) bool { return errors.Is(e.err, target) }
+func (e *reasonError) As(target any) bool   { return errors.As(e.err, target) }
 
 func isStreamErr(err error) bool {
 	var se *streamerr.Error
 	return errors.As(err, &se)
 }
 
-// circuitFor returns a usable circuit for isolation whose exit allows need.
-func (m *Manager) circuitFor(ctx context.Context, isolation string, need exitNeed) (*ClientCirc, error) {
+// Preempt makes sure a clean circuit (one that never carried a stream) to
+// any exit waits for the default isolation key, building one if needed.
+func (m *Manager) Preempt(ctx context.Context) error {
+	_, err := m.circuitFor(ctx, "", exitNeed{any: true}, false)
+	return err
+}
+
+// circuitFor returns a circuit for isolation whose exit allows need:
+// for a stream (use), one that still takes new streams, which it marks
+// dirty; otherwise a clean one. It builds one if there is none, sharing
+// the build with concurrent callers that ask for the same.
+func (m *Manager) circuitFor(ctx context.Context, isolation string, need exitNeed, use bool) (Circuit, error) {
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
 		return nil, ErrClosed
 	}
-	live := m.circs[isolation][:0]
-	var found *ClientCirc
-	var expired []*ClientCirc
-	for _, cc := range m.circs[isolation] {
-		if isDone(cc.Done()) {
-			continue
-		}
-		dirty := time.Since(cc.created) >= m.cfg.MaxDirtiness
-		if dirty && cc.Streams() == 0 {
-			expired = append(expired, cc) // too old for new streams and idle
-			continue
-		}
-		live = append(live, cc)
-		if found == nil && !dirty && m.exitAllows(cc, need) {
-			found = cc
+	now := time.Now()
+	expired := m.pruneLocked(isolation, now, nil)
+	defer func() { closeAll(expired) }() // once m.mu is released
+	for _, e := range m.circs[isolation] {
+		if m.takes(e, now, need, use) {
+			if use && e.used.IsZero() {
+				e.used = now
+			}
+			m.mu.Unlock()
+			return e.c, nil
 		}
 	}
-	m.circs[isolation] = live
-	defer func() {
-		for _, cc := range expired {
-			cc.Close()
-		}
-	}()
-	if found != nil {
-		m.mu.Unlock()
-		return found, nil
-	}
-	if pb := m.building[isolation]; pb != nil && pb.need == need {
+	k := buildKey{isolation, need, use}
+	if pb := m.building[k]; pb != nil {
 		m.mu.Unlock()
 		select {
 		case <-pb.done:
-			return pb.cc, pb.err
+			return pb.c, pb.err
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
 	}
-	pb := &pendingBuild{done: make(chan struct{}), need: need}
-	m.building[isolation] = pb
+	pb := &pendingBuild{done: make(chan struct{})}
+	m.building[k] = pb
 	m.mu.Unlock()
 
-	pb.cc, pb.err = m.build(ctx, need)
+	c, exit, err := m.build(ctx, need)
 	m.mu.Lock()
-	if m.building[isolation] == pb {
-		delete(m.building, isolation)
+	if m.building[k] == pb {
+		delete(m.building, k)
 	}
-	if pb.err == nil {
-		if m.closed {
-			pb.cc.Close()
-			pb.err = ErrClosed
-		} else {
-			m.circs[isolation] = append(m.circs[isolation], pb.cc)
+	if err == nil && m.closed {
+		expired = append(expired, c)
+		c, err = nil, ErrClosed
+	}
+	if err == nil {
+		e := &entry{c: c, exit: exit, built: time.Now()}
+		if use {
+			e.used = e.built
 		}
+		m.circs[isolation] = append(m.circs[isolation], e)
+		m.sweepLaterLocked()
 	}
+	pb.c, pb.err = c, err
 	m.mu.Unlock()
 	close(pb.done)
-	return pb.cc, pb.err
+	return c, err
 }
 
-func (m *Manager) exitAllows(cc *ClientCirc, need exitNeed) bool {
-	last := cc.hops[len(cc.hops)-1]
-	for _, r := range m.cfg.Relays() {
-		if r.Hop.Identity == last.Identity {
-			return need.allows(r.Policy)
+// takes reports whether e can carry a new stream (use) or serve as a
+// clean circuit (!use) whose exit allows need. m.mu is held.
+func (m *Manager) takes(e *entry, now time.Time, need exitNeed, use bool) bool {
+	if e.used.IsZero() {
+		if now.Sub(e.built) >= m.cfg.MaxIdle {
+			return false
+		}
+	} else if !use || now.Sub(e.used) >= m.cfg.MaxDirtiness {
+		return false
+	}
+	return need.allows(e.exit)
+}
+
+// expired reports whether e should be closed: clean and idle for MaxIdle,
+// or dirty for MaxDirtiness with no open streams. m.mu is held.
+func (m *Manager) expired(e *entry, now time.Time) bool {
+	if e.used.IsZero() {
+		return now.Sub(e.built) >= m.cfg.MaxIdle
+	}
+	return now.Sub(e.used) >= m.cfg.MaxDirtiness && e.c.Streams() == 0
+}
+
+// pruneLocked drops isolation's dead circuits and moves its expired ones
+// to close, which it returns. m.mu is held.
+func (m *Manager) pruneLocked(isolation string, now time.Time, close []Circuit) []Circuit {
+	es := m.circs[isolation]
+	live := es[:0]
+	for _, e := range es {
+		switch {
+		case isDone(e.c.Done()):
+		case m.expired(e, now):
+			close = append(close, e.c)
+		default:
+			live = append(live, e)
 		}
 	}
-	return false
+	clear(es[len(live):])
+	if len(live) == 0 {
+		delete(m.circs, isolation)
+	} else {
+		m.circs[isolation] = live
+	}
+	return close
+}
+
+// sweepLaterLocked schedules an expiry sweep unless one is due. m.mu is
+// held.
+func (m *Manager) sweepLaterLocked() {
+	if m.sweep == nil && !m.closed {
+		m.sweep = time.AfterFunc(m.sweepEvery, m.sweepNow)
+	}
+}
+
+// sweepNow closes expired circuits of every isolation key, so a circuit
+// expires even if no stream asks for its key again, and schedules the
+// next sweep while any circuit is left.
+func (m *Manager) sweepNow() {
+	m.mu.Lock()
+	m.sweep = nil
+	if m.closed {
+		m.mu.Unlock()
+		return
+	}
+	now := time.Now()
+	var expired []Circuit
+	for isolation := range m.circs {
+		expired = m.pruneLocked(isolation, now, expired)
+	}
+	if len(m.circs) > 0 {
+		m.sweepLaterLocked()
+	}
+	m.mu.Unlock()
+	closeAll(expired)
+}
+
+// build chooses a path for need and builds a circuit through it.
+func (m *Manager) build(ctx context.Context, need exitNeed) (Circuit, *exitpolicy.Policy, error) {
+	path, exit, err := m.choosePath(need)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := m.builder.Build(ctx, path)
+	if err != nil {
+		m.noteFailure(ctx, path, err)
+		m.cfg.Logf.Printf("circuit: build failed: %v", err)
+		return nil, nil, err
+	}
+	m.noteSuccess(path)
+	return c, exit, nil
+}
+
+var errNotClientCirc = errors.New("circuit: the Manager's Builder does not build *ClientCirc")
+
+// clientCirc returns the *ClientCirc behind c, or closes c.
+func clientCirc(c Circuit) (*ClientCirc, error) {
+	if sc, ok := c.(switchCircuit); ok {
+		return sc.ClientCirc, nil
+	}
+	c.Close()
+	return nil, errNotClientCirc
 }
 
 // Build builds a circuit to any exit without registering it for streams
-// (measurements).
+// (measurements). It needs the Switch as the Builder.
 func (m *Manager) Build(ctx context.Context) (*ClientCirc, error) {
-	return m.build(ctx, exitNeed{any: true})
-}
-
-// Preempt builds a circuit to any exit for the default isolation key ahead
-// of use.
-func (m *Manager) Preempt(ctx context.Context) error {
-	_, err := m.circuitFor(ctx, "", exitNeed{any: true})
-	return err
-}
-
-func (m *Manager) build(ctx context.Context, need exitNeed) (*ClientCirc, error) {
-	path, err := m.choosePath(need)
+	c, _, err := m.build(ctx, exitNeed{any: true})
 	if err != nil {
 		return nil, err
 	}
-	cc, err := m.cfg.Switch.BuildCircuit(ctx, path)
-	if err != nil {
-		// Leave the hop that failed out of paths for a while; if it was
-		// the guard, pick another.
-		var be *BuildError
-		if errors.As(err, &be) && ctx.Err() == nil {
-			m.mu.Lock()
-			m.down[path[be.Hop].Identity] = time.Now().Add(downTime)
-			if be.Hop == 0 && m.guard != nil && m.guard.Identity == path[0].Identity {
-				m.guard = nil
-			}
-			m.mu.Unlock()
-		}
-		m.cfg.Logf.Printf("circuit: build failed: %v", err)
-		return nil, err
-	}
-	return cc, nil
+	return clientCirc(c)
 }
 
-// choosePath picks guard, middles and an exit: distinct relays, no two in
-// one subnet unless allowed, the exit accepting need. The guard is sticky:
-// it stays the first hop until a build through it fails.
-func (m *Manager) choosePath(need exitNeed) ([]Hop, error) {
-	relays := m.usable()
-	n := m.cfg.PathLen
-	if len(relays) < n {
-		return nil, errNoPath
-	}
-	m.mu.Lock()
-	guard := m.guard
-	m.mu.Unlock()
-	if guard != nil && !m.known(relays, guard) {
-		guard = nil // failed recently or left the directory
-	}
-	for attempt := 0; attempt < 64; attempt++ {
-		path := make([]Hop, 0, n)
-		if n > 1 {
-			g := guard
-			if g == nil {
-				g = &relays[rand.IntN(len(relays))].Hop
-			}
-			path = append(path, *g)
-		}
-		for len(path) < n-1 {
-			path = append(path, relays[rand.IntN(len(relays))].Hop)
-		}
-		var exits []Hop
-		for _, r := range relays {
-			if need.allows(r.Policy) && (n == 1 || r.Hop.Identity != path[0].Identity) {
-				exits = append(exits, r.Hop)
-			}
-		}
-		if len(exits) == 0 {
-			if guard != nil {
-				continue
-			}
-			return nil, errNoPath
-		}
-		path = append(path, exits[rand.IntN(len(exits))])
-		if m.pathOK(path) {
-			if n > 1 {
-				m.mu.Lock()
-				m.guard = &path[0]
-				m.mu.Unlock()
-			}
-			return path, nil
-		}
-	}
-	return nil, errNoPath
-}
-
-// SetGuard makes h the first hop of every circuit, until it fails.
-func (m *Manager) SetGuard(h Hop) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.guard = &h
-}
-
-// Guard returns the current guard, or nil.
-func (m *Manager) Guard() *Hop {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.guard == nil {
-		return nil
-	}
-	g := *m.guard
-	return &g
-}
-
-// usable returns the known relays that have not failed recently.
-func (m *Manager) usable() []RelayInfo {
-	all := m.cfg.Relays()
-	now := time.Now()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	out := all[:0:0]
-	for _, r := range all {
-		if until, ok := m.down[r.Hop.Identity]; ok {
-			if now.Before(until) {
-				continue
-			}
-			delete(m.down, r.Hop.Identity)
-		}
-		out = append(out, r)
-	}
-	return out
-}
-
-func (m *Manager) known(relays []RelayInfo, h *Hop) bool {
-	for _, r := range relays {
-		if r.Hop.Identity == h.Identity {
-			return true
-		}
-	}
-	return false
-}
-
-func (m *Manager) pathOK(path []Hop) bool {
-	for i := range path {
-		for j := i + 1; j < len(path); j++ {
-			if path[i].Identity == path[j].Identity {
-				return false
-			}
-			if !m.cfg.AllowSameSubnet && sameSubnet(path[i].Addr, path[j].Addr) {
-				return false
-			}
-		}
-	}
-	return true
-}
-
-// sameSubnet reports whether two link addresses share an IPv4 /16 or an
-// IPv6 /32. Host names never match.
-func sameSubnet(a, b string) bool {
-	pa, errA := addrOf(a)
-	pb, errB := addrOf(b)
-	if errA != nil || errB != nil || pa.Is4() != pb.Is4() {
-		return false
-	}
-	bits := 16
-	if !pa.Is4() {
-		bits = 32
-	}
-	x, _ := pa.Prefix(bits)
-	y, _ := pb.Prefix(bits)
-	return x == y
-}
-
-func addrOf(hostport string) (netip.Addr, error) {
-	host, _, err := net.SplitHostPort(hostport)
-	if err != nil {
-		return netip.Addr{}, err
-	}
-	a, err := netip.ParseAddr(host)
-	return a.Unmap(), err
-}
-
-// BuildAny builds a circuit of PathLen hops over any relays, exit or not
-// (measurements and tests).
+// BuildAny builds a circuit of PathLen hops over any relays, exit or not,
+// ignoring back-off and guard (measurements and tests). It needs the
+// Switch as the Builder.
 func (m *Manager) BuildAny(ctx context.Context) (*ClientCirc, error) {
 	relays := m.cfg.Relays()
 	if len(relays) < m.cfg.PathLen {
@@ -462,23 +425,12 @@ func (m *Manager) BuildAny(ctx context.Context) (*ClientCirc, error) {
 			path[i] = relays[j].Hop
 		}
 		if m.pathOK(path) {
-			return m.cfg.Switch.BuildCircuit(ctx, path)
+			c, err := m.builder.Build(ctx, path)
+			if err != nil {
+				return nil, err
+			}
+			return clientCirc(c)
 		}
 	}
 	return nil, errNoPath
-}
-
-// Open returns the live circuits that carry streams.
-func (m *Manager) Open() []*ClientCirc {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []*ClientCirc
-	for _, cs := range m.circs {
-		for _, cc := range cs {
-			if !isDone(cc.Done()) {
-				out = append(out, cc)
-			}
-		}
-	}
-	return out
 }
