@@ -65,15 +65,15 @@ func (s *Switch) BuildCircuit(ctx context.Context, path []Hop) (*ClientCirc, err
 		return nil, &BuildError{Hop: 0, Err: err}
 	}
 	cc := &ClientCirc{
-		sw:        s,
-		ch:        ch,
-		hops:      path,
-		created:   time.Now(),
-		reply:     make(chan []byte, 1),
+		sw:          s,
+		ch:          ch,
+		hops:        path,
+		created:     time.Now(),
+		reply:       make(chan []byte, 1),
 		established: make(chan struct{}, 1),
 		joined:      make(chan struct{}),
-		lc:        lc,
-		peerRelay: path[len(path)-1].Protocols,
+		lc:          lc,
+		peerRelay:   path[len(path)-1].Protocols,
 	}
 	cc.edge = newEdge(cc, s.cfg.MaxStreams)
 	id, err := s.register(ch, cc)

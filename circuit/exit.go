@@ -13,7 +13,7 @@ import (
 
 	"github.com/darkmatter/darkmatter/circuit/cell"
 	"github.com/darkmatter/darkmatter/circuit/exitpolicy"
-		"github.com/darkmatter/darkmatter/internal/streamerr"
+	"github.com/darkmatter/darkmatter/internal/streamerr"
 )
 
 // ExitConfig makes a relay an exit.
@@ -164,4 +164,3 @@ func dialReason(ctx context.Context, err error) streamerr.Reason {
 	}
 	return streamerr.Misc
 }
-

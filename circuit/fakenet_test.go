@@ -31,9 +31,9 @@ type fakeNode struct {
 	// without a descriptor set, unless a test sets it.
 	protocols protover.Set
 	addr      string
-	keys *keys.NodeKeys
-	sw   *Switch
-	net  *fakeNet
+	keys      *keys.NodeKeys
+	sw        *Switch
+	net       *fakeNet
 }
 
 // fakeChan is one end of a channel; cells sent on it are handled by the

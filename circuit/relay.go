@@ -291,8 +291,8 @@ func (rc *relayCirc) sendMsg(cmd cell.RelayCmd, stream uint16, data []byte, _ *E
 
 // handler implements carrier: the switch's handlers serve a relay's streams.
 func (rc *relayCirc) handler(kind StreamKind) StreamHandler { return rc.sw.handlers[kind] }
-func (rc *relayCirc) spawn(f func()) bool                 { return rc.sw.goFunc(f) }
-func (rc *relayCirc) ctx() context.Context                { return rc.sw.ctx }
+func (rc *relayCirc) spawn(f func()) bool                   { return rc.sw.goFunc(f) }
+func (rc *relayCirc) ctx() context.Context                  { return rc.sw.ctx }
 
 // extend opens the next hop and forwards the client's handshake.
 func (rc *relayCirc) extend(e *cell.Extend) {

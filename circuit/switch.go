@@ -143,14 +143,14 @@ type Switch struct {
 	// jointHook, set only by tests, sees (and may change) every E2E
 	// message crossing a joint: what a rendezvous relay can observe.
 	jointHook func([]byte)
-	handlers    map[StreamKind]StreamHandler
+	handlers  map[StreamKind]StreamHandler
 	// unknownRelay counts relay messages with commands we do not know.
 	unknownRelay atomic.Uint64
 	joints       jointTable
-	logf        safelog.Logf
-	ctx         context.Context
-	cancel      context.CancelFunc
-	wg          sync.WaitGroup
+	logf         safelog.Logf
+	ctx          context.Context
+	cancel       context.CancelFunc
+	wg           sync.WaitGroup
 
 	// mu guards the following.
 	mu     sync.Mutex
@@ -192,12 +192,12 @@ func NewSwitch(cfg Config) (*Switch, error) {
 	return &Switch{
 		handlers: handlers,
 		joints:   jointTable{waiting: make(map[[cell.CookieLen]byte]*relayCirc)},
-		cfg:    cfg,
-		hsSem:  make(chan struct{}, cfg.Handshakes),
-		logf:   cfg.Logf,
-		ctx:    ctx,
-		cancel: cancel,
-		chans:  make(map[Channel]*chanTable),
+		cfg:      cfg,
+		hsSem:    make(chan struct{}, cfg.Handshakes),
+		logf:     cfg.Logf,
+		ctx:      ctx,
+		cancel:   cancel,
+		chans:    make(map[Channel]*chanTable),
 	}, nil
 }
 
