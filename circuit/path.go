@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/darkmatter/darkmatter/circuit/cell"
@@ -226,8 +227,9 @@ func (m *Manager) pathOK(path []Hop) bool {
 	return true
 }
 
-// sameSubnet reports whether two link addresses share an IPv4 /16 or an
-// IPv6 /32. Host names never match.
+// sameSubnet reports whether two link addresses ([scheme://]host:port)
+// share an IPv4 /16 or an IPv6 /32, whatever their transports. Host names
+// never match.
 func sameSubnet(a, b string) bool {
 	pa, errA := addrOf(a)
 	pb, errB := addrOf(b)
@@ -243,8 +245,11 @@ func sameSubnet(a, b string) bool {
 	return x == y
 }
 
-func addrOf(hostport string) (netip.Addr, error) {
-	host, _, err := net.SplitHostPort(hostport)
+func addrOf(addr string) (netip.Addr, error) {
+	if _, hostport, ok := strings.Cut(addr, "://"); ok {
+		addr = hostport
+	}
+	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return netip.Addr{}, err
 	}
