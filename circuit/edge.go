@@ -245,7 +245,7 @@ func (e *edge) handleMessage(c *cell.Cell, m cell.RelayMsg, digest [layer.TagSiz
 func (e *edge) handleStreamMsg(c *cell.Cell, m cell.RelayMsg) error {
 	switch m.Cmd {
 	case cell.RelayBegin, cell.RelayBeginDir:
-		c.Free()
+		defer c.Free() // m.Data aliases c
 		return e.handleBegin(m)
 	case cell.RelayData, cell.RelayConnected, cell.RelayEnd, cell.RelaySendme:
 	default:
