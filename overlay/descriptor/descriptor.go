@@ -5,33 +5,35 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
-	"net/netip"
-	"strconv"
+	"slices"
+	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
 
 	"github.com/darkmatter/darkmatter/circuit/exitpolicy"
+	"github.com/darkmatter/darkmatter/circuit/protover"
 	"github.com/darkmatter/darkmatter/crypto/keys"
 )
 
 // Specification constants (spec/descriptor.md).
 const (
-	// Version is the descriptor format version this package writes and reads.
-	Version = 1
+	// Version is the descriptor format version this package writes and
+	// reads. Version 1 was never deployed and is refused.
+	Version = 2
 	// Magic starts every descriptor.
 	Magic = "DMRD"
 	// SignatureContext is prepended to the signed bytes so a descriptor
 	// signature can never be valid for another kind of message.
-	SignatureContext = "darkmatter relay descriptor v1\x00"
+	SignatureContext = "darkmatter relay descriptor v2\x00"
 	// MaxSize bounds the encoded descriptor in bytes.
 	MaxSize = 4000
 
 	MaxNetworkLen    = 64   // bytes of the network name
 	MaxAddrs         = 8    // link addresses
-	MaxAddrLen       = 255  // bytes of one "host:port" address
+	MaxAddrLen       = 255  // bytes of one "scheme://host:port" address
 	MaxExitPolicyLen = 1024 // bytes of the exit policy string
+	MaxExtensions    = 64   // entries in the extension area
 	// MaxUnixTime is 9999-12-31T23:59:59Z, the latest encodable time.
 	MaxUnixTime = 253402300799
 )
@@ -47,7 +49,7 @@ const (
 const (
 	fixedHead = len(Magic) + 1 + 2                                                  // magic, version, network length
 	fixedKeys = keys.PublicKeySize + 32 + 32 + 8 + keys.KEMPublicKeySize            // identity, link, onion, expiry, KEM
-	fixedTail = 1 + 2 + 4 + 8 + keys.SignatureSize                                  // addr count, policy length, bandwidth, published, signature
+	fixedTail = 1 + 2 + 4 + 1 + 1 + 8 + keys.SignatureSize                          // addr count, policy length, bandwidth, protocol count, extension count, published, signature
 	minSize   = fixedHead + 1 + fixedKeys + fixedTail + len("reject *:*")           // smallest valid descriptor
 	_         = uint(MaxSize - (fixedHead + MaxNetworkLen + fixedKeys + fixedTail)) // the fixed part fits
 )
@@ -61,11 +63,21 @@ type Descriptor struct {
 	Onion        keys.OnionPublicKey    // circuit handshake key
 	OnionExpires time.Time              // onion key expiry, whole unix seconds on the wire
 	KEM          keys.KEMPublicKey      // ML-KEM-768 key of the hybrid circuit handshake
-	Addrs        []string               // "host:port" link addresses, at most 8, each at most 255 bytes
-	ExitPolicy   string                 // canonical exitpolicy string, at most 1024 bytes ("reject *:*" for a non-exit)
-	Bandwidth    uint32                 // advertised bytes per second
-	Published    time.Time              // publication time, whole unix seconds on the wire
-	Signature    [64]byte               // set by Sign
+	// Addrs are the link addresses, "scheme://host:port" (see SplitAddr),
+	// at most 8, each at most 255 bytes, in the relay's order of
+	// preference. Sign turns a bare "host:port" into "tcp://host:port".
+	Addrs      []string
+	ExitPolicy string       // canonical exitpolicy string, at most 1024 bytes ("reject *:*" for a non-exit)
+	Bandwidth  uint32       // advertised bytes per second
+	Protocols  protover.Set // subprotocol versions the relay speaks (spec/protover.md)
+	Published  time.Time    // publication time, whole unix seconds on the wire
+	Signature  [64]byte     // set by Sign
+
+	// extensions are the extension entries, in strictly ascending type
+	// order. Version 2 defines no type, so Parse keeps every entry here,
+	// unread, and Marshal writes them back byte for byte: they are
+	// covered by the signature.
+	extensions []extension
 
 	// policy caches the parsed ExitPolicy; set by Parse. Policy uses it
 	// only while ExitPolicy still equals policyFor.
@@ -73,16 +85,43 @@ type Descriptor struct {
 	policyFor string
 }
 
+// extension is one entry of the extension area: a type and an opaque
+// value of at most 65535 bytes.
+type extension struct {
+	typ   uint16
+	value []byte
+}
+
 // ErrSignature is returned by Parse for a descriptor whose signature does
 // not verify.
 var ErrSignature = errors.New("descriptor: bad signature")
 
 // Sign sets d.Identity to k's public key and d.Signature to k's signature
-// of the descriptor.
+// of the descriptor. It first rewrites each bare "host:port" in d.Addrs as
+// "tcp://host:port" (into a new slice, so the caller's is not changed);
+// other addresses, valid or not, are left for Validate and Parse to judge.
 func (d *Descriptor) Sign(k *keys.IdentityPrivateKey) {
+	d.normalizeAddrs()
 	d.Identity = k.Public()
 	body := d.marshalBody()
 	d.Signature = k.Sign(signedMessage(body))
+}
+
+// normalizeAddrs gives every address without a scheme the tcp scheme.
+func (d *Descriptor) normalizeAddrs() {
+	var out []string
+	for i, a := range d.Addrs {
+		if strings.Contains(a, schemeSep) {
+			continue
+		}
+		if out == nil {
+			out = slices.Clone(d.Addrs)
+		}
+		out[i] = JoinAddr(SchemeTCP, a)
+	}
+	if out != nil {
+		d.Addrs = out
+	}
 }
 
 func signedMessage(body []byte) []byte {
@@ -114,6 +153,12 @@ func (d *Descriptor) marshalBody() []byte {
 	}
 	b = appendString(b, d.ExitPolicy)
 	b = binary.BigEndian.AppendUint32(b, d.Bandwidth)
+	b = d.Protocols.Append(b)
+	b = append(b, byte(min(len(d.extensions), 255)))
+	for _, e := range d.extensions[:min(len(d.extensions), 255)] {
+		b = binary.BigEndian.AppendUint16(b, e.typ)
+		b = appendBytes(b, e.value)
+	}
 	b = binary.BigEndian.AppendUint64(b, uint64(d.Published.Unix()))
 	return b
 }
@@ -122,6 +167,10 @@ func (d *Descriptor) bodySize() int {
 	n := fixedHead + len(d.Network) + fixedKeys + fixedTail - keys.SignatureSize + len(d.ExitPolicy)
 	for _, a := range d.Addrs {
 		n += 2 + len(a)
+	}
+	n += d.Protocols.Len() - 1 // the count byte is in fixedTail
+	for _, e := range d.extensions {
+		n += 4 + len(e.value)
 	}
 	return n
 }
@@ -134,6 +183,15 @@ func appendString(b []byte, s string) []byte {
 	}
 	b = binary.BigEndian.AppendUint16(b, uint16(len(s)))
 	return append(b, s...)
+}
+
+// appendBytes is appendString for a byte slice.
+func appendBytes(b, v []byte) []byte {
+	if len(v) > 0xffff {
+		v = v[:0xffff]
+	}
+	b = binary.BigEndian.AppendUint16(b, uint16(len(v)))
+	return append(b, v...)
 }
 
 // Validate checks every limit Parse checks, except the signature.
@@ -160,7 +218,7 @@ func (d *Descriptor) Validate() error {
 		return fmt.Errorf("descriptor: %d addresses, at most %d", len(d.Addrs), MaxAddrs)
 	}
 	for i, a := range d.Addrs {
-		if err := checkAddr(a); err != nil {
+		if _, _, err := splitAddr(a); err != nil {
 			return fmt.Errorf("descriptor: address %d: %w", i, err)
 		}
 		for _, prev := range d.Addrs[:i] {
@@ -169,8 +227,33 @@ func (d *Descriptor) Validate() error {
 			}
 		}
 	}
+	if n := (d.Protocols.Len() - 1) / 5; n > protover.MaxEntries {
+		return fmt.Errorf("descriptor: %d protocols, at most %d", n, protover.MaxEntries)
+	}
+	if err := checkExtensions(d.extensions); err != nil {
+		return err
+	}
 	_, err := parsePolicy(d.ExitPolicy)
 	return err
+}
+
+// checkExtensions checks the extension area: at most MaxExtensions
+// entries, types strictly ascending (so no type appears twice and every
+// area has one encoding). The size of each value is bounded by MaxSize,
+// which Validate checks first.
+func checkExtensions(es []extension) error {
+	if len(es) > MaxExtensions {
+		return fmt.Errorf("descriptor: %d extensions, at most %d", len(es), MaxExtensions)
+	}
+	for i, e := range es {
+		if i > 0 && e.typ <= es[i-1].typ {
+			if e.typ == es[i-1].typ {
+				return fmt.Errorf("descriptor: extension type %d appears twice", e.typ)
+			}
+			return fmt.Errorf("descriptor: extension type %d follows type %d (types must ascend)", e.typ, es[i-1].typ)
+		}
+	}
+	return nil
 }
 
 func parsePolicy(s string) (*exitpolicy.Policy, error) {
@@ -205,44 +288,6 @@ func checkNetwork(s string) error {
 func checkTime(what string, sec int64) error {
 	if sec < 1 || sec > MaxUnixTime {
 		return fmt.Errorf("descriptor: %s %d is out of range 1..%d", what, sec, MaxUnixTime)
-	}
-	return nil
-}
-
-// checkAddr checks a "host:port" link address: 1..255 bytes, a decimal port
-// in 1..65535 without leading zeros, and a host that is an IP address
-// (IPv6 in brackets, no zone) or a DNS name of letters, digits, '-' and '.'.
-func checkAddr(s string) error {
-	if len(s) == 0 || len(s) > MaxAddrLen {
-		return fmt.Errorf("address is %d bytes, want 1..%d", len(s), MaxAddrLen)
-	}
-	host, port, err := net.SplitHostPort(s)
-	if err != nil {
-		return fmt.Errorf("address %q is not host:port", s)
-	}
-	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 || strconv.FormatUint(n, 10) != port {
-		return fmt.Errorf("address %q: port is not a number in 1..65535", s)
-	}
-	if host == "" {
-		return fmt.Errorf("address %q has no host", s)
-	}
-	if ip, err := netip.ParseAddr(host); err == nil {
-		if ip.Zone() != "" {
-			return fmt.Errorf("address %q: zones are not allowed", s)
-		}
-		if ip.Is6() != (s[0] == '[') {
-			return fmt.Errorf("address %q: only IPv6 addresses go in brackets", s)
-		}
-		return nil
-	}
-	if s[0] == '[' {
-		return fmt.Errorf("address %q: brackets hold only IPv6 addresses", s)
-	}
-	for i := 0; i < len(host); i++ {
-		c := host[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.') {
-			return fmt.Errorf("address %q: host is neither an IP address nor a DNS name", s)
-		}
 	}
 	return nil
 }
@@ -298,6 +343,16 @@ func (r *reader) str(what string, max int) string {
 	return string(r.next(n, what))
 }
 
+// bytes reads a 2-byte length and that many bytes, like str.
+func (r *reader) bytes(what string, max int) []byte {
+	n := r.u16(what + " length")
+	if r.err == nil && n > max {
+		r.err = fmt.Errorf("descriptor: %s is %d bytes, at most %d", what, n, max)
+		return nil
+	}
+	return r.next(n, what)
+}
+
 // Parse decodes and checks a descriptor, including its signature. It
 // accepts exactly the bytes Marshal produces for a valid, signed
 // descriptor.
@@ -350,6 +405,27 @@ func decode(b []byte) (*Descriptor, error) {
 	if v := r.next(4, "bandwidth"); v != nil {
 		d.Bandwidth = binary.BigEndian.Uint32(v)
 	}
+	if r.err == nil {
+		set, used, err := protover.Parse(r.b)
+		if err != nil {
+			return nil, fmt.Errorf("descriptor: protocols: %w", err)
+		}
+		d.Protocols = set
+		r.b = r.b[used:]
+	}
+	n = r.u8("extension count")
+	for i := range n {
+		typ := r.u16("extension type")
+		v := r.bytes(fmt.Sprintf("extension %d", i), 0xffff)
+		if r.err != nil {
+			break
+		}
+		e := extension{typ: uint16(typ)}
+		if len(v) > 0 {
+			e.value = bytes.Clone(v)
+		}
+		d.extensions = append(d.extensions, e)
+	}
 	published := int64(r.u64("publication time"))
 	sig := r.next(keys.SignatureSize, "signature")
 	if r.err != nil {
@@ -394,13 +470,25 @@ func (d *Descriptor) Policy() *exitpolicy.Policy {
 }
 
 // Bootstrap returns the bootstrap string fields for the descriptor: its
-// identity and link keys and its first address ("" if it has none).
+// identity and link keys and its first address, "scheme://host:port" (""
+// if it has none).
 func (d *Descriptor) Bootstrap() Bootstrap {
 	b := Bootstrap{Identity: d.Identity, Link: d.Link}
 	if len(d.Addrs) > 0 {
 		b.Addr = d.Addrs[0]
 	}
 	return b
+}
+
+// Addr returns the "host:port" of the first address with the given scheme,
+// and whether there is one.
+func (d *Descriptor) Addr(scheme string) (hostport string, ok bool) {
+	for _, a := range d.Addrs {
+		if s, hp, found := strings.Cut(a, schemeSep); found && s == scheme {
+			return hp, true
+		}
+	}
+	return "", false
 }
 
 // Freshness errors returned by CheckTime.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/darkmatter/darkmatter/circuit/exitpolicy"
+	"github.com/darkmatter/darkmatter/circuit/protover"
 	"github.com/darkmatter/darkmatter/crypto/keys"
 )
 
@@ -43,14 +44,18 @@ func testDescriptor() (*Descriptor, *keys.NodeKeys) {
 		Onion:        k.Onion.Public(),
 		OnionExpires: testPublished.Add(7 * 24 * time.Hour),
 		KEM:          *k.KEM.Public(),
-		Addrs:        []string{"192.0.2.1:9001", "[2001:db8::1]:9001", "relay.example.org:443"},
+		Addrs:        []string{"tcp://192.0.2.1:9001", "tcp://[2001:db8::1]:9001", "quic://relay.example.org:443"},
 		ExitPolicy:   "reject private:*,accept *:80,accept *:443,reject *:*",
 		Bandwidth:    10_000_000,
+		Protocols:    testProtocols,
 		Published:    testPublished,
+		extensions:   []extension{{7, []byte("family")}, {0xfff0, nil}},
 	}
 	d.Sign(k.Identity)
 	return d, k
 }
+
+var testProtocols = protover.New(map[protover.ID]string{protover.Link: "1", protover.Relay: "1-2", protover.Exit: "1", protover.Dir: "1-2", 200: "3"})
 
 // sameFields compares the exported fields.
 func sameFields(a, b *Descriptor) bool {
@@ -178,9 +183,34 @@ func TestLimits(t *testing.T) {
 				d.Addrs = append(d.Addrs, "10.0.0."+string(rune('1'+i))+":1")
 			}
 		}, "9 addresses"},
-		{"long addr", func(d *Descriptor) { d.Addrs = []string{strings.Repeat("a", 253) + ":80"} }, "address is 256 bytes"},
+		{"long addr", func(d *Descriptor) { d.Addrs = []string{strings.Repeat("a", 247) + ":80"} }, "address is 256 bytes"},
+		{"long addr with scheme", func(d *Descriptor) { d.Addrs = []string{"quic://" + strings.Repeat("a", 246) + ":80"} }, "address is 256 bytes"},
 		{"duplicate addr", func(d *Descriptor) { d.Addrs = []string{"1.2.3.4:5", "1.2.3.4:5"} }, "listed twice"},
+		{"duplicate after normalisation", func(d *Descriptor) { d.Addrs = []string{"tcp://1.2.3.4:5", "1.2.3.4:5"} }, "listed twice"},
 		{"empty addr", func(d *Descriptor) { d.Addrs = []string{""} }, "address is 0 bytes"},
+		{"empty scheme", func(d *Descriptor) { d.Addrs = []string{"://1.2.3.4:5"} }, "scheme is 0 bytes"},
+		{"long scheme", func(d *Descriptor) { d.Addrs = []string{strings.Repeat("q", 17) + "://1.2.3.4:5"} }, "scheme is 17 bytes"},
+		{"uppercase scheme", func(d *Descriptor) { d.Addrs = []string{"TCP://1.2.3.4:5"} }, "not [a-z][a-z0-9]*"},
+		{"scheme starts with a digit", func(d *Descriptor) { d.Addrs = []string{"4tcp://1.2.3.4:5"} }, "not [a-z][a-z0-9]*"},
+		{"scheme with a dash", func(d *Descriptor) { d.Addrs = []string{"tc-p://1.2.3.4:5"} }, "not [a-z][a-z0-9]*"},
+		{"two schemes", func(d *Descriptor) { d.Addrs = []string{"tcp://tcp://1.2.3.4:5"} }, "not host:port"},
+		{"slash in the host", func(d *Descriptor) { d.Addrs = []string{"tcp://a/b:5"} }, "neither an IP"},
+		{"scheme without host", func(d *Descriptor) { d.Addrs = []string{"tcp://"} }, "address is 0 bytes"},
+		{"too many protocols", func(d *Descriptor) {
+			d.Protocols = protover.Set{}
+			for id := range 65 {
+				d.Protocols = d.Protocols.With(protover.ID(id), 1)
+			}
+		}, "65 protocols, at most 64"},
+		{"extensions out of order", func(d *Descriptor) { d.extensions = []extension{{2, nil}, {1, nil}} }, "type 1 follows type 2"},
+		{"duplicate extension", func(d *Descriptor) { d.extensions = []extension{{1, []byte{1}}, {1, []byte{2}}} }, "type 1 appears twice"},
+		{"too many extensions", func(d *Descriptor) {
+			d.extensions = nil
+			for i := range MaxExtensions + 1 {
+				d.extensions = append(d.extensions, extension{uint16(i), nil})
+			}
+		}, "65 extensions, at most 64"},
+		{"huge extension", func(d *Descriptor) { d.extensions = []extension{{1, make([]byte, 65536)}} }, "more than 4000"},
 		{"no port", func(d *Descriptor) { d.Addrs = []string{"1.2.3.4"} }, "not host:port"},
 		{"port 0", func(d *Descriptor) { d.Addrs = []string{"1.2.3.4:0"} }, "port is not"},
 		{"port 65536", func(d *Descriptor) { d.Addrs = []string{"1.2.3.4:65536"} }, "port is not"},
@@ -235,19 +265,32 @@ func TestLimits(t *testing.T) {
 	// Exactly at the limits is fine.
 	d, _ := testDescriptor()
 	d.Network = strings.Repeat("n", MaxNetworkLen)
-	d.Addrs = []string{strings.Repeat("a", 249) + ":65535", "[::1]:1", "a:1", "A-b.c:2", "1.2.3.4:5", "b:1", "c:1", "d:1"}
+	d.Addrs = []string{strings.Repeat("a", 243) + ":65535", "[::1]:1", "a:1", "A-b.c:2", "1.2.3.4:5", "b:1", "c:1",
+		strings.Repeat("z", MaxSchemeLen) + "://d:1"}
+	d.Protocols = protover.Set{}
+	for id := range protover.MaxEntries {
+		d.Protocols = d.Protocols.With(protover.ID(255-id), protover.MaxVersion)
+	}
+	d.extensions = []extension{{0, nil}, {1, []byte{0}}, {0xffff, make([]byte, 100)}}
 	d.ExitPolicy = strings.Repeat("accept 1.2.3.4:80,", 56) + "accept 1.2.3.4:8"
-	if len(d.ExitPolicy) != MaxExitPolicyLen || len(d.Addrs[0]) != MaxAddrLen {
-		t.Fatalf("test setup: policy %d bytes, address %d bytes", len(d.ExitPolicy), len(d.Addrs[0]))
+	if len(d.ExitPolicy) != MaxExitPolicyLen {
+		t.Fatalf("test setup: policy %d bytes", len(d.ExitPolicy))
 	}
 	d.Published = time.Unix(MaxUnixTime-1, 0).UTC()
 	d.OnionExpires = time.Unix(MaxUnixTime, 0).UTC()
 	d.Sign(k.Identity)
+	if len(d.Addrs[0]) != MaxAddrLen {
+		t.Fatalf("test setup: address %d bytes", len(d.Addrs[0]))
+	}
 	if err := d.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Parse(d.Marshal()); err != nil {
+	got, err := Parse(d.Marshal())
+	if err != nil {
 		t.Fatal(err)
+	}
+	if !sameFields(got, d) {
+		t.Fatalf("descriptor at the limits does not round-trip: %+v", got)
 	}
 }
 
@@ -263,7 +306,8 @@ func TestParseRefusesBadHeader(t *testing.T) {
 		{"huge", make([]byte, MaxSize+1), "more than 4000"},
 		{"magic", append([]byte("XMRD"), b[4:]...), "bad magic"},
 		{"version 0", append(append([]byte("DMRD"), 0), b[5:]...), "unsupported version 0"},
-		{"version 2", append(append([]byte("DMRD"), 2), b[5:]...), "unsupported version 2"},
+		{"version 1 (never deployed)", append(append([]byte("DMRD"), 1), b[5:]...), "unsupported version 1"},
+		{"version 3", append(append([]byte("DMRD"), 3), b[5:]...), "unsupported version 3"},
 	} {
 		if _, err := Parse(tt.b); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: error = %v, want %q", tt.name, err, tt.want)

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/darkmatter/darkmatter/circuit/protover"
 	"github.com/darkmatter/darkmatter/crypto/keys"
 	"github.com/darkmatter/darkmatter/internal/testvec"
 )
@@ -30,10 +32,15 @@ type descriptorVectors struct {
 		Addrs        []string `json:"addrs"`
 		ExitPolicy   string   `json:"exit_policy"`
 		Bandwidth    uint32   `json:"bandwidth"`
-		Published    int64    `json:"published"`
-		Encoded      string   `json:"encoded"`
-		NodeID       string   `json:"node_id"`
-		Bootstrap    string   `json:"bootstrap"`
+		Protocols    string   `json:"protocols"`
+		Extensions   []struct {
+			Type  uint16 `json:"type"`
+			Value string `json:"value"`
+		} `json:"extensions"`
+		Published int64  `json:"published"`
+		Encoded   string `json:"encoded"`
+		NodeID    string `json:"node_id"`
+		Bootstrap string `json:"bootstrap"`
 	} `json:"descriptors"`
 	Invalid []struct {
 		Comment string `json:"comment"`
@@ -58,6 +65,18 @@ func TestVectors(t *testing.T) {
 	}
 	for i := range v.Descriptors {
 		tv := &v.Descriptors[i]
+		protocols, err := protover.ParseString(tv.Protocols)
+		if err != nil {
+			t.Fatalf("descriptor vector %d: %v", i, err)
+		}
+		var exts []extension
+		for _, e := range tv.Extensions {
+			x := extension{typ: e.Type}
+			if e.Value != "" {
+				x.value = testvec.Hex(t, e.Value)
+			}
+			exts = append(exts, x)
+		}
 		d := &Descriptor{
 			Network:      tv.Network,
 			Link:         k.Link.Public(),
@@ -67,7 +86,9 @@ func TestVectors(t *testing.T) {
 			Addrs:        tv.Addrs,
 			ExitPolicy:   tv.ExitPolicy,
 			Bandwidth:    tv.Bandwidth,
+			Protocols:    protocols,
 			Published:    time.Unix(tv.Published, 0).UTC(),
+			extensions:   exts,
 		}
 		d.Sign(k.Identity)
 		testvec.CheckHex(t, fmt.Sprintf("descriptors[%d] encoded", i), &tv.Encoded, d.Marshal())
@@ -81,6 +102,9 @@ func TestVectors(t *testing.T) {
 		}
 		if !sameFields(got, d) {
 			t.Errorf("descriptor vector %d parses to %+v", i, got)
+		}
+		if !bytes.Equal(got.Marshal(), testvec.Hex(t, tv.Encoded)) {
+			t.Errorf("descriptor vector %d re-marshals differently", i)
 		}
 		if tv.Bootstrap != "" {
 			b, err := ParseBootstrap(tv.Bootstrap)
@@ -104,11 +128,36 @@ func TestVectors(t *testing.T) {
 			}{comment, hex.EncodeToString(b), err.Error()})
 		}
 		flip := func(i int) []byte { b := bytes.Clone(good); b[i] ^= 1; return b }
+		// signed re-signs the first vector after modify, so that only the
+		// structural rule it breaks refuses it.
+		signed := func(modify func(d *Descriptor)) []byte {
+			d, err := Parse(good)
+			if err != nil {
+				t.Fatal(err)
+			}
+			modify(d)
+			d.Signature = k.Identity.Sign(signedMessage(d.marshalBody()))
+			return d.Marshal()
+		}
 		add("last signature bit flipped", flip(len(good)-1))
-		add("bandwidth changed (signature no longer matches)", flip(len(good)-64-8-1))
-		add("version 2", append(append([]byte(Magic), 2), good[5:]...))
+		bw := bytes.Index(good, []byte{0x00, 0x98, 0x96, 0x80}) // bandwidth 10000000
+		add("bandwidth changed (signature no longer matches)", flip(bw+3))
+		add("version 1 (never deployed)", append(append([]byte(Magic), 1), good[5:]...))
+		add("version 3", append(append([]byte(Magic), 3), good[5:]...))
 		add("trailing byte", append(bytes.Clone(good), 0))
 		add("truncated signature", good[:len(good)-1])
+		add("address without a scheme", signed(func(d *Descriptor) { d.Addrs[0] = "192.0.2.1:9001" }))
+		add("address scheme in upper case", signed(func(d *Descriptor) { d.Addrs[0] = "TCP://192.0.2.1:9001" }))
+		add("extension types out of order", signed(func(d *Descriptor) { d.extensions = []extension{{2, nil}, {1, nil}} }))
+		add("extension type twice", signed(func(d *Descriptor) { d.extensions = []extension{{1, nil}, {1, nil}} }))
+		// Sets built with package protover are always in order; splice
+		// in a hand-made one.
+		d, _ := Parse(good)
+		body := d.marshalBody()
+		at := protocolsOffset(d)
+		body = slices.Concat(body[:at], []byte{2, 2, 0, 0, 0, 1, 1, 0, 0, 0, 1}, body[at+d.Protocols.Len():])
+		sig := k.Identity.Sign(signedMessage(body))
+		add("protocols out of order", append(body, sig[:]...))
 	}
 	for _, tv := range v.Invalid {
 		_, err := Parse(testvec.Hex(t, tv.Encoded))
@@ -124,4 +173,14 @@ func TestVectors(t *testing.T) {
 	if testvec.Update() {
 		testvec.Save(t, vectorsFile, &v)
 	}
+}
+
+// protocolsOffset returns where the protocols field starts in d's
+// encoding: right after the bandwidth.
+func protocolsOffset(d *Descriptor) int {
+	n := fixedHead + len(d.Network) + fixedKeys + 1
+	for _, a := range d.Addrs {
+		n += 2 + len(a)
+	}
+	return n + 2 + len(d.ExitPolicy) + 4
 }
