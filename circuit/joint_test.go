@@ -144,9 +144,17 @@ func TestJointCarries64MiBEachWay(t *testing.T) {
 			return
 		}
 		defer c.Close()
-		go c.Write(down)
+		wrote := make(chan error, 1)
+		go func() {
+			_, err := c.Write(down)
+			wrote <- err
+		}()
 		h := sha256.New()
 		if _, err := io.CopyN(h, c, size); err != nil {
+			srvErr <- err
+			return
+		}
+		if err := <-wrote; err != nil {
 			srvErr <- err
 			return
 		}
