@@ -119,11 +119,11 @@ func BenchmarkHandshakeCrypto(b *testing.B) {
 	cs, _ := (&Config{}).settings()
 	b.ReportAllocs()
 	for b.Loop() {
-		ini, msg1, err := startInitiator(cs, s.static.Public())
+		ini, msg1, err := startInitiator(cs, cs.preamble(), s.static.Public())
 		if err != nil {
 			b.Fatal(err)
 		}
-		_, msg2, err := respond(s, msg1)
+		_, msg2, err := respond(s, cs.preamble(), msg1)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/darkmatter/darkmatter/circuit/protover"
 	"github.com/darkmatter/darkmatter/crypto/keys"
 	"github.com/darkmatter/darkmatter/internal/safelog"
 )
@@ -27,10 +28,49 @@ type Config struct {
 	// know its public half beforehand.
 	Static *keys.LinkPrivateKey
 
-	// Hello is the payload of the HELLO cell we send right after the
-	// handshake (a relay sends its signed descriptor); nil means empty. At
-	// most MaxHelloLen bytes.
+	// Hello is the descriptor field of the HELLO we send right after the
+	// handshake: a relay's signed descriptor, which the link does not
+	// parse; nil (a client) sends none. Together with Protocols it must
+	// fit in one HELLO cell: MaxHelloLen bytes of fields, so Hello can
+	// have MaxHelloLen - 2*HelloFieldHeaderLen - the protocols' wire size.
 	Hello []byte
+
+	// Protocols is the node's subprotocol versions (spec/protover.md),
+	// sent in HELLO; the zero value is fine for a client. The link adds
+	// its own entries itself (see Protocols: Link, and LinkAES on a
+	// machine with hardware AES). It must not list Link versions above
+	// LinkVersion.
+	Protocols protover.Set
+
+	// Suite is the cipher suite Dial proposes. Zero means SuiteAESGCM on
+	// a machine with hardware AES, else SuiteChaChaPoly. Accept ignores
+	// it: a responder accepts both suites, but one without hardware AES
+	// answers an AESGCM proposal with a "use ChaChaPoly" reject, which
+	// makes Dial fail with ErrSuiteRejected (see Connect).
+	Suite Suite
+
+	// SuiteRetry marks Dial's second attempt after ErrSuiteRejected: it
+	// sets the preamble's retry flag and proposes ChaChaPoly (Suite must
+	// be zero or SuiteChaChaPoly). A responder with hardware AES, which
+	// never asks for a retry, refuses such a dial as a forced downgrade.
+	SuiteRetry bool
+
+	// PeerPrefersAES tells Dial that the responder's signed descriptor
+	// lists LinkAES (protover.LinkAES): it has hardware AES and never
+	// asks for ChaChaPoly. A "use ChaChaPoly" reject then comes from a
+	// man in the middle, and Dial fails with ErrDowngrade instead of
+	// ErrSuiteRejected.
+	PeerPrefersAES bool
+
+	// RekeyMessages is how many transport messages a side sends before it
+	// rekeys its sending cipher (a REKEY cell ends the last of them); zero
+	// means DefaultRekeyMessages (65536).
+	RekeyMessages int
+
+	// RekeyInterval is the longest a sending key stays in use: a side
+	// that has not rekeyed for this long sends a REKEY; zero means
+	// DefaultRekeyInterval (1h).
+	RekeyInterval time.Duration
 
 	// KeepAlive is how long the link may go without writing before it sends
 	// a PADDING cell; zero means DefaultKeepAlive (30s). It should be well
@@ -64,6 +104,10 @@ type Config struct {
 	// Logf receives debug logs; nil is silent. Addresses and keys are
 	// logged only through safelog.S.
 	Logf safelog.Logf
+
+	// hardwareAES, when set, replaces hasHardwareAES for this side, so a
+	// test can run sides with and without AES in one process.
+	hardwareAES func() bool
 }
 
 // settings is a Config with the defaults filled in.
@@ -71,11 +115,18 @@ type settings struct {
 	network          string
 	netID            [NetworkIDLen]byte
 	static           *keys.LinkPrivateKey
-	hello            []byte
+	hello            []byte // our HELLO payload: all fields
+	protocols        protover.Set
+	suite            Suite // what Dial proposes
+	flags            byte  // the preamble flags Dial sends
+	hwAES            bool
+	peerPrefersAES   bool
 	keepAlive        time.Duration
 	idleTimeout      time.Duration
 	handshakeTimeout time.Duration
 	maxQueue         int
+	rekeyMessages    int
+	rekeyInterval    time.Duration
 	rand             io.Reader
 	logf             safelog.Logf
 }
@@ -87,11 +138,14 @@ func (c *Config) settings() (*settings, error) {
 	s := &settings{
 		network:          c.Network,
 		static:           c.Static,
-		hello:            c.Hello,
+		suite:            c.Suite,
+		peerPrefersAES:   c.PeerPrefersAES,
 		keepAlive:        c.KeepAlive,
 		idleTimeout:      c.IdleTimeout,
 		handshakeTimeout: c.HandshakeTimeout,
 		maxQueue:         c.MaxQueue,
+		rekeyMessages:    c.RekeyMessages,
+		rekeyInterval:    c.RekeyInterval,
 		rand:             c.Rand,
 		logf:             c.Logf,
 	}
@@ -99,11 +153,35 @@ func (c *Config) settings() (*settings, error) {
 		s.network = DefaultNetwork
 	}
 	s.netID = NetworkID(s.network)
-	if len(s.hello) > MaxHelloLen {
-		return nil, fmt.Errorf("link: Config.Hello is %d bytes, more than %d", len(s.hello), MaxHelloLen)
+	if c.hardwareAES != nil {
+		s.hwAES = c.hardwareAES()
+	} else {
+		s.hwAES = hasHardwareAES()
 	}
-	if s.keepAlive < 0 || s.idleTimeout < 0 || s.handshakeTimeout < 0 || s.maxQueue < 0 {
-		return nil, fmt.Errorf("link: negative duration or queue size in Config")
+	if v := c.Protocols.Max(protover.Link); v > LinkVersion {
+		return nil, fmt.Errorf("link: Config.Protocols lists Link version %d, this package speaks up to %d", v, LinkVersion)
+	}
+	s.protocols = withOwnProtocols(c.Protocols, s.hwAES)
+	s.hello = appendHello(nil, hello{protocols: s.protocols, descriptor: c.Hello})
+	if len(s.hello) > MaxHelloLen {
+		return nil, fmt.Errorf("link: Config.Hello (%d bytes) and Config.Protocols make a HELLO of %d bytes, more than %d",
+			len(c.Hello), len(s.hello), MaxHelloLen)
+	}
+	switch {
+	case c.SuiteRetry && s.suite == SuiteAESGCM:
+		return nil, fmt.Errorf("link: Config.SuiteRetry needs Suite ChaChaPoly")
+	case c.SuiteRetry:
+		s.suite, s.flags = SuiteChaChaPoly, FlagSuiteRetry
+	case s.suite == 0 && s.hwAES:
+		s.suite = SuiteAESGCM
+	case s.suite == 0:
+		s.suite = SuiteChaChaPoly
+	case !s.suite.known():
+		return nil, fmt.Errorf("link: unknown Config.Suite %v", s.suite)
+	}
+	if s.keepAlive < 0 || s.idleTimeout < 0 || s.handshakeTimeout < 0 || s.maxQueue < 0 ||
+		s.rekeyMessages < 0 || s.rekeyInterval < 0 {
+		return nil, fmt.Errorf("link: negative duration, count or queue size in Config")
 	}
 	if s.keepAlive == 0 {
 		s.keepAlive = DefaultKeepAlive
@@ -117,8 +195,19 @@ func (c *Config) settings() (*settings, error) {
 	if s.maxQueue == 0 {
 		s.maxQueue = DefaultMaxQueue
 	}
+	if s.rekeyMessages == 0 {
+		s.rekeyMessages = DefaultRekeyMessages
+	}
+	if s.rekeyInterval == 0 {
+		s.rekeyInterval = DefaultRekeyInterval
+	}
 	if s.rand == nil {
 		s.rand = rand.Reader
 	}
 	return s, nil
+}
+
+// preamble returns the preamble Dial sends.
+func (s *settings) preamble() preamble {
+	return preamble{version: PreambleVersion, netID: s.netID, suite: s.suite, flags: s.flags}
 }

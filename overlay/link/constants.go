@@ -9,17 +9,20 @@ import (
 // Specification constants (spec/links.md). Changing any of them changes the
 // wire protocol.
 const (
-	// Version is the link protocol version carried in the preamble.
-	Version = 0x01
+	// PreambleVersion is the version byte of the preamble: the layout of
+	// the preamble and the handshake (spec/links.md §2). What the link
+	// does after the handshake is negotiated in HELLO instead (the Link
+	// subprotocol, [LinkVersion]).
+	PreambleVersion = 0x02
 	// PreambleLen is the size of the preamble the initiator sends first:
-	// magic (3) | version (1) | network ID (8).
-	PreambleLen = 3 + 1 + NetworkIDLen
+	// magic (3) | version (1) | network ID (8) | suite (1) | flags (1).
+	PreambleLen = 3 + 1 + NetworkIDLen + 1 + 1
 	// NetworkIDLen is the size of the network ID in the preamble.
 	NetworkIDLen = 8
 	// FrameHeaderLen is the size of a frame's big-endian length field.
 	FrameHeaderLen = 2
-	// TagLen is the ChaChaPoly authentication tag at the end of every
-	// Noise message.
+	// TagLen is the authentication tag at the end of every Noise message
+	// (the same for both suites).
 	TagLen = 16
 	// MaxCellsPerMessage is the most cells one transport message carries.
 	MaxCellsPerMessage = 16
@@ -34,24 +37,54 @@ const (
 	// Msg2Len is the size of the IK handshake's second message with an
 	// empty payload: e (32) | encrypted payload (16).
 	Msg2Len = 32 + TagLen
-	// MaxHelloLen is the largest HELLO payload (a cell body minus its
-	// 2-byte length prefix).
+	// MaxHelloLen is the largest HELLO payload, all fields together (a
+	// cell body minus its 2-byte length prefix).
 	MaxHelloLen = cell.BodyLen - 2
+	// HelloFieldHeaderLen is the type (1) and length (2) before each HELLO
+	// field's value.
+	HelloFieldHeaderLen = 3
+	// LinkVersion is the highest version of the Link subprotocol
+	// (protover.Link) this package speaks; a link runs the highest version
+	// both HELLOs list.
+	LinkVersion = 1
 	// DefaultNetwork is the network name used when Config.Network is empty.
 	DefaultNetwork = "darkmatter"
+)
+
+// Preamble flags (the last preamble byte). A responder rejects a preamble
+// with any other bit set (RejectVersion).
+const (
+	// FlagSuiteRetry marks the initiator's second attempt after a
+	// RejectSuite: it proposes ChaChaPoly because the responder asked for
+	// it. A responder with hardware AES never asks, so it refuses such an
+	// attempt as a forced downgrade.
+	FlagSuiteRetry byte = 0x01
+
+	knownFlags = FlagSuiteRetry
 )
 
 // Reject reasons: the byte after a reject frame (a frame of length 0).
 const (
 	RejectNetwork   byte = 1 // the preamble names a different network
-	RejectHandshake byte = 2 // the first handshake message did not decrypt
-	RejectVersion   byte = 3 // the preamble names an unknown version
+	RejectHandshake byte = 2 // the first handshake message did not decrypt, or a forced downgrade
+	RejectVersion   byte = 3 // the preamble names an unknown version, suite or flag
+	RejectSuite     byte = 4 // use ChaChaPoly: the responder has no hardware AES
+)
+
+// HELLO field types (spec/links.md §5.1). Unknown types are ignored.
+const (
+	// HelloProtocols holds the sender's subprotocol versions in
+	// protover wire form. Required.
+	HelloProtocols byte = 1
+	// HelloDescriptor holds the sender's signed relay descriptor.
+	// Optional: clients send none.
+	HelloDescriptor byte = 2
 )
 
 // Strings mixed into the preamble's network ID and the Noise prologue.
 const (
 	networkIDContext = "darkmatter network\x00"
-	prologuePrefix   = "darkmatter link v1\x00"
+	prologuePrefix   = "darkmatter link v2\x00"
 	preambleMagic    = "DMK"
 )
 
@@ -62,6 +95,8 @@ const (
 	DefaultIdleTimeout      = 3 * time.Minute
 	DefaultHandshakeTimeout = 10 * time.Second
 	DefaultMaxQueue         = 16384
+	DefaultRekeyMessages    = 1 << 16
+	DefaultRekeyInterval    = time.Hour
 
 	// writeBatchLen is how many bytes the writer gathers for one
 	// conn.Write before it flushes.

@@ -3,6 +3,7 @@ package link
 import (
 	"errors"
 	"fmt"
+
 	"github.com/darkmatter/darkmatter/internal/safelog"
 )
 
@@ -18,8 +19,23 @@ var (
 	// usually because the responder's static key was not the one expected,
 	// on the responder because the first message did not decrypt.
 	ErrHandshake = errors.New("link: handshake failed")
-	// ErrVersion means the peer speaks a link protocol version we do not.
+	// ErrVersion means the peer speaks a link protocol version we do not:
+	// an unknown preamble version, suite or flag, or HELLOs without a
+	// Link version in common.
 	ErrVersion = errors.New("link: unsupported link protocol version")
+	// ErrSuiteRejected means the responder has no hardware AES and asked
+	// us to use ChaChaPoly instead of the AESGCM we proposed (reject
+	// reason 4). The conn is closed; dial a new one and call Dial again
+	// with a copy of the Config whose Suite is SuiteChaChaPoly and
+	// SuiteRetry true, once. Connect does that. An Accept that sent such
+	// a reject also returns it.
+	ErrSuiteRejected = errors.New("link: peer asked for the ChaChaPoly suite")
+	// ErrDowngrade means someone tried to talk the link down from AESGCM
+	// to ChaChaPoly: a "use ChaChaPoly" reject from a peer whose
+	// descriptor says it prefers AES (Config.PeerPrefersAES), or, on a
+	// responder with hardware AES, a retry it never asked for. It comes
+	// wrapped together with ErrHandshake.
+	ErrDowngrade = errors.New("link: cipher suite downgrade refused")
 	// ErrProtocol means the peer broke the link protocol: a bad preamble,
 	// frame or cell, or a message that failed authentication.
 	ErrProtocol = errors.New("link: protocol error")

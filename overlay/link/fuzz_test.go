@@ -12,19 +12,28 @@ import (
 	"time"
 
 	"github.com/darkmatter/darkmatter/circuit/cell"
+	"github.com/darkmatter/darkmatter/circuit/protover"
 	"github.com/darkmatter/darkmatter/crypto/keys"
 	"github.com/darkmatter/darkmatter/overlay/transport/memnet"
 )
 
 // FuzzPreamble checks that the preamble parser never panics, accepts only
-// the magic, and that what it accepts encodes back to the same bytes.
+// the magic, that what it accepts encodes back to the same bytes, and that
+// a responder accepts only the known version, network, suites and flags.
 func FuzzPreamble(f *testing.F) {
 	f.Add(validPreamble(DefaultNetwork))
 	f.Add(validPreamble("testnet"))
-	f.Add([]byte("DMK\x02\x00\x00\x00\x00\x00\x00\x00\x00"))
+	aes := preamble{version: PreambleVersion, netID: NetworkID(DefaultNetwork), suite: SuiteAESGCM}.bytes()
+	f.Add(aes[:])
+	f.Add(append(validPreamble(DefaultNetwork)[:13], FlagSuiteRetry))
+	f.Add([]byte("DMK\x01\x00\x00\x00\x00\x00\x00\x00\x00\x01\x00"))
 	f.Add([]byte("DMK"))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := checkMagic(b)
+		if err != nil && r != 0 && r != RejectVersion {
+			t.Fatalf("checkMagic = %d, %v", r, err)
+		}
 		p, err := parsePreamble(b)
 		if err != nil {
 			if !errors.Is(err, ErrProtocol) {
@@ -35,12 +44,56 @@ func FuzzPreamble(f *testing.F) {
 		if !bytes.Equal(p.append(nil), b) {
 			t.Fatalf("%x parsed as %+v, which encodes differently", b, p)
 		}
-		reason, err := p.check(NetworkID(DefaultNetwork))
-		if (reason == 0) != (err == nil) {
-			t.Fatalf("check = %d, %v", reason, err)
+		for _, hwAES := range []bool{false, true} {
+			reason, err := p.check(NetworkID(DefaultNetwork), hwAES)
+			if (reason == 0) != (err == nil) {
+				t.Fatalf("check = %d, %v", reason, err)
+			}
+			if reason == 0 && (p.version != PreambleVersion || p.netID != NetworkID(DefaultNetwork) ||
+				!p.suite.known() || p.flags&^knownFlags != 0) {
+				t.Fatalf("accepted %x", b)
+			}
+			if reason == 0 && p.suite == SuiteAESGCM && !hwAES {
+				t.Fatalf("accepted AESGCM without hardware AES: %x", b)
+			}
+			if reason == 0 && p.flags&FlagSuiteRetry != 0 && (hwAES || p.suite != SuiteChaChaPoly) {
+				t.Fatalf("accepted a retry it never asked for: %x", b)
+			}
 		}
-		if reason == 0 && !bytes.Equal(b, validPreamble(DefaultNetwork)) {
-			t.Fatalf("accepted %x", b)
+	})
+}
+
+// FuzzHello checks the HELLO decoder: no panics, only ErrProtocol errors,
+// and what it accepts encodes (known fields, in order) to a payload that
+// decodes to the same.
+func FuzzHello(f *testing.F) {
+	for _, h := range []hello{
+		{protocols: withOwnProtocols(protover.Set{}, false)},
+		{protocols: withOwnProtocols(protover.Set{}, true), descriptor: []byte("descriptor")},
+	} {
+		f.Add(appendHello(nil, h))
+	}
+	f.Add(rogueHello([]byte{9, 0, 2, 'h', 'i'}))
+	f.Add(rogueHello([]byte{1, 0, 1, 0}))
+	f.Add([]byte{2, 0, 0})
+	f.Add([]byte{1, 0xff, 0xff})
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h, err := parseHello(b)
+		if err != nil {
+			if !errors.Is(err, ErrProtocol) {
+				t.Fatalf("error %v is not ErrProtocol", err)
+			}
+			return
+		}
+		again, err := parseHello(appendHello(nil, h))
+		if err != nil || !again.protocols.Equal(h.protocols) || !bytes.Equal(again.descriptor, h.descriptor) {
+			t.Fatalf("%x: re-encoded HELLO decodes as %+v, %v", b, again, err)
+		}
+		if _, err := linkVersion(withOwnProtocols(protover.Set{}, false), h.protocols); err != nil {
+			if !errors.Is(err, ErrVersion) || h.protocols.Supports(protover.Link, 1) {
+				t.Fatalf("linkVersion: %v", err)
+			}
 		}
 	})
 }
@@ -60,12 +113,15 @@ func FuzzAcceptInput(f *testing.F) {
 	f.Add(uint8(0), pre)
 	f.Add(uint8(0), append(append(pre, 0, Msg1Len), make([]byte, Msg1Len)...))
 	f.Add(uint8(0), []byte("DMK\x01"))
+	f.Add(uint8(0), append(validPreamble(DefaultNetwork)[:12], byte(SuiteAESGCM), 0))
 	f.Add(uint8(1), []byte{0xff, 0xff, 1, 2, 3})
 	f.Add(uint8(1), []byte{0, 0, 1})
 	f.Add(uint8(2), []byte{1, 0, 0, 0, 7, byte(cell.CmdRelay)})
 	f.Add(uint8(2), []byte{16, 0, 0, 0, 7, byte(cell.CmdRelay), 0, 0, 0, 0, byte(cell.CmdPadding)})
 	f.Add(uint8(2), []byte{1, 0, 0, 0, 1, byte(cell.CmdHello)})
 	f.Add(uint8(2), []byte{1, 0, 0, 0, 1, 200})
+	f.Add(uint8(2), []byte{2, 0, 0, 0, 0, byte(cell.CmdRekey), 0, 0, 0, 1, byte(cell.CmdRelay)})
+	f.Add(uint8(2), []byte{2, 0, 0, 0, 1, byte(cell.CmdRelay), 0, 0, 0, 0, byte(cell.CmdRekey)})
 	f.Fuzz(func(t *testing.T, mode uint8, data []byte) {
 		if len(data) > 512 || (mode%3 == 2 && (len(data) == 0 || len(data) > 1+5*34)) {
 			return
@@ -169,19 +225,24 @@ func waitLinkClosed(t *testing.T, l *Link) {
 // cell with a zero body; the cells are sent as correctly encrypted
 // messages, so the fuzzer reaches the cell checks with small inputs.
 // readLoop must end with an error, never a panic, and in mode 1 every
-// cell other than PADDING must be delivered unless a cell was invalid.
+// cell of a known command other than PADDING, HELLO and REKEY must be
+// delivered unless a message was invalid (a HELLO, a REKEY not last, or a
+// message after a REKEY, which this sender does not follow).
 func FuzzReceive(f *testing.F) {
 	f.Add(uint8(1), []byte{1, 0, 0, 0, 7, byte(cell.CmdRelay)})
 	f.Add(uint8(1), []byte{16, 0, 0, 0, 7, byte(cell.CmdRelay), 0, 0, 0, 0, byte(cell.CmdPadding), 0, 0, 0, 9, byte(cell.CmdDestroy)})
 	f.Add(uint8(1), []byte{2, 0, 0, 0, 1, byte(cell.CmdHello)})
 	f.Add(uint8(1), []byte{3, 0, 0, 0, 1, 200})
+	f.Add(uint8(1), []byte{2, 0, 0, 0, 1, 200, 0, 0, 0, 0, byte(cell.CmdRekey)})
+	f.Add(uint8(1), []byte{2, 0, 0, 0, 0, byte(cell.CmdRekey), 0, 0, 0, 1, byte(cell.CmdRelay)})
 	f.Add(uint8(0), []byte{0xff, 0xff, 1, 2, 3})
 	f.Add(uint8(0), []byte{0, 0, 1})
 	f.Add(uint8(0), []byte{0x10, 0x05, 1, 2, 3})
 	f.Fuzz(func(t *testing.T, mode uint8, data []byte) {
 		send, recv := fixedCiphers(t)
 		stream := data
-		want := 0 // cells other than PADDING, in mode 1
+		want := 0 // cells for the Handler, in mode 1
+		unknown := 0
 		// Large inputs add nothing here and make the fuzzer's
 		// minimisation (quadratic in the input size) crawl.
 		if mode%2 == 0 && len(data) > 256 {
@@ -201,7 +262,10 @@ func FuzzReceive(f *testing.F) {
 					var c [cell.Size]byte
 					copy(c[:cell.HeaderLen], headers)
 					headers = headers[min(len(headers), cell.HeaderLen):]
-					if cell.Command(c[4]) != cell.CmdPadding {
+					switch cmd := cell.Command(c[4]); {
+					case cmd > cell.CmdRekey:
+						unknown++
+					case cmd != cell.CmdPadding && cmd != cell.CmdHello && cmd != cell.CmdRekey:
 						want++
 					}
 					buf = append(buf, c[:]...)
@@ -228,10 +292,11 @@ func FuzzReceive(f *testing.F) {
 		if !errors.Is(err, ErrProtocol) && !errors.Is(err, ErrPeerClosed) {
 			t.Fatalf("readLoop: %v", err)
 		}
-		if mode%2 == 1 && err == ErrPeerClosed && delivered != want {
-			// Every message was well-formed, so every cell but
-			// PADDING must have been delivered.
-			t.Fatalf("delivered %d cells, want %d", delivered, want)
+		if mode%2 == 1 && err == ErrPeerClosed && (delivered != want || int(l.unknownCells.Load()) != unknown) {
+			// Every message was well-formed, so every cell of a known
+			// command but PADDING must have been delivered, and every
+			// unknown one counted.
+			t.Fatalf("delivered %d cells, want %d; %d unknown, want %d", delivered, want, l.unknownCells.Load(), unknown)
 		}
 	})
 }
@@ -240,15 +305,16 @@ func FuzzReceive(f *testing.F) {
 // deterministic handshake that runs once.
 func fixedCiphers(t *testing.T) (send, recv *transportCipher) {
 	fixedOnce.Do(func() {
-		s, err := (&Config{Static: fuzzKey, Rand: zeroReader{}}).settings()
+		s, err := (&Config{Static: fuzzKey, Rand: zeroReader{}, Suite: SuiteChaChaPoly}).settings()
 		if err != nil {
 			panic(err)
 		}
-		ini, msg1, err := startInitiator(s, fuzzKey.Public())
+		p := s.preamble()
+		ini, msg1, err := startInitiator(s, p, fuzzKey.Public())
 		if err != nil {
 			panic(err)
 		}
-		rsess, msg2, err := respond(s, msg1)
+		rsess, msg2, err := respond(s, p, msg1)
 		if err != nil {
 			panic(err)
 		}

@@ -30,7 +30,10 @@ type accepted struct {
 	err error
 }
 
-func startServer(ln net.Listener, cfg *Config) *server {
+func startServer(ln net.Listener, cfg *Config) *server { return startServerWith(ln, cfg, nil) }
+
+// startServerWith is startServer with the Handlers' onCell.
+func startServerWith(ln net.Listener, cfg *Config, onCell func(*Link, *cell.Cell)) *server {
 	s := &server{ln: ln, cfg: cfg, results: make(chan accepted, 100)}
 	s.wg.Go(func() {
 		for {
@@ -39,7 +42,7 @@ func startServer(ln net.Listener, cfg *Config) *server {
 				return
 			}
 			s.wg.Go(func() {
-				h := newHandler(nil)
+				h := newHandler(onCell)
 				ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
 				defer cancel()
 				l, err := Accept(ctx, c, cfg, h)
@@ -72,8 +75,10 @@ func (s *server) close() {
 	}
 }
 
+// validPreamble is a preamble for network that every responder accepts
+// (ChaChaPoly, no flags).
 func validPreamble(network string) []byte {
-	return preamble{version: Version, netID: NetworkID(network)}.append(nil)
+	return preamble{version: PreambleVersion, netID: NetworkID(network), suite: SuiteChaChaPoly}.append(nil)
 }
 
 func randBytes(n int) []byte {
@@ -151,7 +156,10 @@ func testGarbage(t *testing.T, nw network) {
 		{"http", []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"), ErrProtocol, 0},
 		{"short preamble", pre[:5], ErrHandshake, 0},
 		{"empty", nil, ErrHandshake, 0},
-		{"bad version", append([]byte("DMK\x02"), pre[4:]...), ErrVersion, RejectVersion},
+		{"version 1", append([]byte("DMK\x01"), pre[4:12]...), ErrVersion, RejectVersion},
+		{"version 3", []byte("DMK\x03"), ErrVersion, RejectVersion},
+		{"unknown suite", append(append([]byte{}, pre[:12]...), 7, 0), ErrVersion, RejectVersion},
+		{"unknown flag", append(append([]byte{}, pre[:12]...), 1, 0x80), ErrVersion, RejectVersion},
 		{"other network", validPreamble("elsewhere"), ErrNetworkMismatch, RejectNetwork},
 		{"preamble only", pre, ErrHandshake, 0},
 		{"truncated frame", append(append(pre, 0, Msg1Len), randBytes(10)...), ErrHandshake, 0},
@@ -200,8 +208,6 @@ func testGarbage(t *testing.T, nw network) {
 		}
 		return b
 	}
-	unknown := plain(cell.CmdRelay)
-	unknown[4] = 200
 	after := []struct {
 		name  string
 		input func(r *rogue) []byte
@@ -214,11 +220,12 @@ func testGarbage(t *testing.T, nw network) {
 		{"not whole cells", func(r *rogue) []byte { return r.message(t, randBytes(cell.Size+1)) }, ErrProtocol},
 		{"too short", func(r *rogue) []byte { return r.message(t, randBytes(100)) }, ErrProtocol},
 		{"random message", func(r *rogue) []byte { return rawFrame(randBytes(MinMessageLen)) }, ErrProtocol},
-		{"unknown command", func(r *rogue) []byte { return r.message(t, unknown) }, ErrProtocol},
-		{"unknown command after good cells", func(r *rogue) []byte {
-			return r.message(t, append(plain(cell.CmdRelay, cell.CmdPadding), unknown...))
-		}, ErrProtocol},
 		{"second HELLO", func(r *rogue) []byte { return r.message(t, plain(cell.CmdHello)) }, ErrProtocol},
+		{"second HELLO on a circuit", func(r *rogue) []byte { return r.message(t, plain(cell.CmdRelay, cell.CmdHello)) }, ErrProtocol},
+		{"REKEY not last", func(r *rogue) []byte { return r.message(t, plain(cell.CmdRekey, cell.CmdRelay)) }, ErrProtocol},
+		{"message after REKEY under the old key", func(r *rogue) []byte {
+			return append(r.message(t, plain(cell.CmdRelay, cell.CmdRekey)), r.message(t, plain(cell.CmdRelay))...)
+		}, ErrProtocol},
 		{"reject frame", func(r *rogue) []byte { return []byte{0, 0, 1} }, ErrProtocol},
 		{"replayed message", func(r *rogue) []byte {
 			m := r.message(t, plain(cell.CmdRelay))

@@ -8,21 +8,24 @@ import (
 	"github.com/flynn/noise"
 )
 
-// This file is the sans-IO Noise_IK_25519_ChaChaPoly_BLAKE2s handshake: the
-// functions take and return messages and never touch a conn; link.go drives
-// them (STYLE §2.2.7).
+// This file is the sans-IO Noise_IK_25519_{ChaChaPoly,AESGCM}_BLAKE2s
+// handshake: the functions take and return messages and never touch a
+// conn; setup.go drives them (STYLE §2.2.7).
 
-// session is the outcome of a handshake: one cipher per direction and the
-// peer's authenticated static key.
+// session is the outcome of a handshake: one cipher per direction, the
+// suite and the peer's authenticated static key.
 type session struct {
+	suite      Suite
 	send, recv *transportCipher
 	peer       keys.LinkPublicKey
 }
 
-// prologue returns the Noise prologue for network: "darkmatter link
-// v1\x00" || network.
-func prologue(network string) []byte {
-	return append([]byte(prologuePrefix), network...)
+// prologue returns the Noise prologue: "darkmatter link v2\x00" ||
+// network || the preamble's PreambleLen bytes. The preamble carries the
+// suite and flags, so the handshake fails if anyone changed them.
+func prologue(network string, p preamble) []byte {
+	b := append([]byte(prologuePrefix), network...)
+	return p.append(b)
 }
 
 // staticKeypair returns s's static key as a Noise keypair, generating a
@@ -38,22 +41,23 @@ func staticKeypair(s *settings) (noise.DHKey, error) {
 // initiator is the initiator's handshake between the first and second
 // message.
 type initiator struct {
-	hs *noise.HandshakeState
+	hs    *noise.HandshakeState
+	suite Suite
 }
 
 // startInitiator builds the first handshake message (Msg1Len bytes) to a
-// responder whose static key is peer.
-func startInitiator(s *settings, peer keys.LinkPublicKey) (*initiator, []byte, error) {
+// responder whose static key is peer, for the preamble p it sends first.
+func startInitiator(s *settings, p preamble, peer keys.LinkPublicKey) (*initiator, []byte, error) {
 	static, err := staticKeypair(s)
 	if err != nil {
 		return nil, nil, fmt.Errorf("link: static key: %w", err)
 	}
 	hs, err := noise.NewHandshakeState(noise.Config{
-		CipherSuite:   noiseconf.Suite,
+		CipherSuite:   p.suite.noiseSuite(),
 		Random:        s.rand,
 		Pattern:       noise.HandshakeIK,
 		Initiator:     true,
-		Prologue:      prologue(s.network),
+		Prologue:      prologue(s.network, p),
 		StaticKeypair: static,
 		PeerStatic:    peer[:],
 	})
@@ -65,7 +69,7 @@ func startInitiator(s *settings, peer keys.LinkPublicKey) (*initiator, []byte, e
 		// Only a bad peer key (a low-order point) or a failing Rand get here.
 		return nil, nil, fmt.Errorf("%w: first message: %w", ErrHandshake, err)
 	}
-	return &initiator{hs: hs}, msg1, nil
+	return &initiator{hs: hs, suite: p.suite}, msg1, nil
 }
 
 // finish reads the responder's message and completes the handshake.
@@ -80,13 +84,14 @@ func (i *initiator) finish(msg2 []byte, peer keys.LinkPublicKey) (*session, erro
 	if len(payload) != 0 || cs1 == nil {
 		return nil, fmt.Errorf("%w: malformed second message", ErrHandshake)
 	}
-	return newSession(cs1, cs2, peer)
+	return newSession(i.suite, cs1, cs2, peer)
 }
 
-// respond reads the initiator's first message and returns the session and
-// the second message (Msg2Len bytes). On error the caller sends a reject
-// frame with RejectHandshake.
-func respond(s *settings, msg1 []byte) (*session, []byte, error) {
+// respond reads the initiator's first message, sent after the preamble p
+// (already checked), and returns the session and the second message
+// (Msg2Len bytes). On error the caller sends a reject frame with
+// RejectHandshake.
+func respond(s *settings, p preamble, msg1 []byte) (*session, []byte, error) {
 	if len(msg1) != Msg1Len {
 		return nil, nil, fmt.Errorf("%w: first message is %d bytes, want %d", ErrHandshake, len(msg1), Msg1Len)
 	}
@@ -98,11 +103,11 @@ func respond(s *settings, msg1 []byte) (*session, []byte, error) {
 		return nil, nil, err
 	}
 	hs, err := noise.NewHandshakeState(noise.Config{
-		CipherSuite:   noiseconf.Suite,
+		CipherSuite:   p.suite.noiseSuite(),
 		Random:        s.rand,
 		Pattern:       noise.HandshakeIK,
 		Initiator:     false,
-		Prologue:      prologue(s.network),
+		Prologue:      prologue(s.network, p),
 		StaticKeypair: static,
 	})
 	if err != nil {
@@ -121,21 +126,21 @@ func respond(s *settings, msg1 []byte) (*session, []byte, error) {
 		return nil, nil, fmt.Errorf("%w: second message: %w", ErrHandshake, err)
 	}
 	// cs1 encrypts initiator to responder, cs2 the other way.
-	sess, err := newSession(cs2, cs1, peer)
+	sess, err := newSession(p.suite, cs2, cs1, peer)
 	if err != nil {
 		return nil, nil, err
 	}
 	return sess, msg2, nil
 }
 
-func newSession(send, recv *noise.CipherState, peer keys.LinkPublicKey) (*session, error) {
-	sc, err := newTransportCipher(send)
+func newSession(suite Suite, send, recv *noise.CipherState, peer keys.LinkPublicKey) (*session, error) {
+	sc, err := newTransportCipher(suite, send.UnsafeKey(), send.Nonce())
 	if err != nil {
 		return nil, err
 	}
-	rc, err := newTransportCipher(recv)
+	rc, err := newTransportCipher(suite, recv.UnsafeKey(), recv.Nonce())
 	if err != nil {
 		return nil, err
 	}
-	return &session{send: sc, recv: rc, peer: peer}, nil
+	return &session{suite: suite, send: sc, recv: rc, peer: peer}, nil
 }

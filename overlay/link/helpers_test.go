@@ -288,20 +288,56 @@ func rawFrame(msg []byte) []byte {
 type rogue struct {
 	conn       net.Conn
 	send, recv *noise.CipherState
-	peerHello  []byte
+	peerHello  []byte // the responder's HELLO payload (all fields)
+}
+
+// rogueOpts says how a rogue initiator deviates from the protocol.
+type rogueOpts struct {
+	network string
+	suite   byte   // 0 means ChaChaPoly (1)
+	flags   byte   // preamble flags
+	hello   []byte // our HELLO payload; nil means a protocols field with Link=1
 }
 
 // rogueDial runs the initiator side by hand over conn.
 func rogueDial(t testing.TB, conn net.Conn, network string, peer keys.LinkPublicKey) *rogue {
 	t.Helper()
+	return rogueDialWith(t, conn, peer, rogueOpts{network: network})
+}
+
+// rogueHello is a HELLO payload built by hand: | type | length | value |
+// per field, a protocols field "Link=1" first.
+func rogueHello(extra ...[]byte) []byte {
+	b := []byte{1, 0, 6, 1, 1, 0, 0, 0, 1} // protocols: one entry, Link = version 1
+	for _, f := range extra {
+		b = append(b, f...)
+	}
+	return b
+}
+
+func rogueDialWith(t testing.TB, conn net.Conn, peer keys.LinkPublicKey, o rogueOpts) *rogue {
+	t.Helper()
 	conn.SetDeadline(time.Now().Add(ioTimeout))
 	defer conn.SetDeadline(time.Time{})
+	if o.suite == 0 {
+		o.suite = 1
+	}
+	if o.hello == nil {
+		o.hello = rogueHello()
+	}
+	id := sha256.Sum256([]byte("darkmatter network\x00" + o.network))
+	pre := append([]byte("DMK\x02"), id[:8]...)
+	pre = append(pre, o.suite, o.flags)
+	cipher := noise.CipherChaChaPoly
+	if o.suite == 2 {
+		cipher = noise.CipherAESGCM
+	}
 	static, _ := noise.DH25519.GenerateKeypair(nil)
 	hs, err := noise.NewHandshakeState(noise.Config{
-		CipherSuite:   noise.NewCipherSuite(noise.DH25519, noise.CipherChaChaPoly, noise.HashBLAKE2s),
+		CipherSuite:   noise.NewCipherSuite(noise.DH25519, cipher, noise.HashBLAKE2s),
 		Pattern:       noise.HandshakeIK,
 		Initiator:     true,
-		Prologue:      []byte("darkmatter link v1\x00" + network),
+		Prologue:      append([]byte("darkmatter link v2\x00"+o.network), pre...),
 		StaticKeypair: static,
 		PeerStatic:    peer[:],
 	})
@@ -312,9 +348,7 @@ func rogueDial(t testing.TB, conn net.Conn, network string, peer keys.LinkPublic
 	if err != nil {
 		t.Fatal(err)
 	}
-	id := sha256.Sum256([]byte("darkmatter network\x00" + network))
-	out := append([]byte("DMK\x01"), id[:8]...)
-	out = append(out, rawFrame(msg1)...)
+	out := append(pre, rawFrame(msg1)...)
 	if _, err := conn.Write(out); err != nil {
 		t.Fatal(err)
 	}
@@ -341,6 +375,8 @@ func rogueDial(t testing.TB, conn net.Conn, network string, peer keys.LinkPublic
 	r.peerHello = pt[7 : 7+binary.BigEndian.Uint16(pt[5:])]
 	hello := make([]byte, cell.Size)
 	hello[4] = byte(cell.CmdHello)
+	binary.BigEndian.PutUint16(hello[5:], uint16(len(o.hello)))
+	copy(hello[7:], o.hello)
 	r.writeMessage(t, hello)
 	return r
 }

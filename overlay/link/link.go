@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/darkmatter/darkmatter/circuit/cell"
+	"github.com/darkmatter/darkmatter/circuit/protover"
 	"github.com/darkmatter/darkmatter/crypto/keys"
 	"github.com/darkmatter/darkmatter/internal/safelog"
 )
@@ -15,10 +16,11 @@ import (
 // link's reader goroutine, one at a time.
 type Handler interface {
 	// HandleCell is called from the link's single reader goroutine, in
-	// arrival order, for every cell except PADDING and HELLO. It takes
-	// ownership of c: it must Free it or pass it on (for example to
-	// another link's Send). While it runs the link reads nothing more, so
-	// it should not block for long.
+	// arrival order, for every cell except the link's own (PADDING, HELLO,
+	// REKEY) and those of unknown commands (dropped and counted in
+	// Stats.UnknownCells). It takes ownership of c: it must Free it or
+	// pass it on (for example to another link's Send). While it runs the
+	// link reads nothing more, so it should not block for long.
 	HandleCell(l *Link, c *cell.Cell)
 	// Closed is called exactly once after the link has shut down (both
 	// goroutines are done and the conn is closed), with the reason: nil
@@ -27,8 +29,8 @@ type Handler interface {
 }
 
 // Stats are a link's traffic counters since the handshake (the HELLO
-// cells are not counted). Cells include PADDING; bytes are counted on the
-// wire, with frame headers and tags.
+// cells are not counted). Cells include PADDING, REKEY and unknown
+// commands; bytes are counted on the wire, with frame headers and tags.
 type Stats struct {
 	CellsSent     uint64
 	CellsReceived uint64
@@ -36,6 +38,13 @@ type Stats struct {
 	BytesReceived uint64
 	Messages      uint64 // Noise transport messages sent
 	Writes        uint64 // conn.Write calls
+	// UnknownCells counts received cells with a command this link does
+	// not know, which it dropped (a newer peer may send them).
+	UnknownCells uint64
+	// RekeysSent and RekeysReceived count REKEY cells: how often each
+	// direction's key was replaced.
+	RekeysSent     uint64
+	RekeysReceived uint64
 }
 
 // Link is an authenticated, encrypted link carrying cells for many
@@ -46,11 +55,17 @@ type Link struct {
 	h         Handler
 	initiator bool
 	peer      keys.LinkPublicKey
-	peerHello []byte
+	peerHello []byte // the peer's descriptor field, or nil
+	peerProto protover.Set
+	version   int // the Link version both sides list
+	suite     Suite
 	keepAlive time.Duration
 	idle      time.Duration
 	maxQueue  int
 	logf      safelog.Logf
+
+	rekeyMessages int
+	rekeyInterval time.Duration
 
 	// Owned by the reader goroutine after the handshake.
 	rd   *frameReader
@@ -75,30 +90,37 @@ type Link struct {
 	errMu     sync.Mutex // guards err
 	err       error
 
-	cellsSent, cellsRecv atomic.Uint64
-	bytesSent, bytesRecv atomic.Uint64
-	messages, writes     atomic.Uint64
+	cellsSent, cellsRecv   atomic.Uint64
+	bytesSent, bytesRecv   atomic.Uint64
+	messages, writes       atomic.Uint64
+	unknownCells           atomic.Uint64
+	rekeysSent, rekeysRecv atomic.Uint64
 }
 
-func newLink(conn net.Conn, s *settings, h Handler, initiator bool, rd *frameReader, sess *session, peerHello []byte) *Link {
+func newLink(conn net.Conn, s *settings, h Handler, initiator bool, rd *frameReader, sess *session, peer hello, version int) *Link {
 	l := &Link{
-		conn:       conn,
-		h:          h,
-		initiator:  initiator,
-		peer:       sess.peer,
-		peerHello:  peerHello,
-		keepAlive:  s.keepAlive,
-		idle:       s.idleTimeout,
-		maxQueue:   s.maxQueue,
-		logf:       s.logf,
-		rd:         rd,
-		recv:       sess.recv,
-		send:       sess.send,
-		wake:       make(chan struct{}, 1),
-		quit:       make(chan struct{}),
-		writerDone: make(chan struct{}),
-		done:       make(chan struct{}),
-		finished:   make(chan struct{}),
+		conn:          conn,
+		h:             h,
+		initiator:     initiator,
+		peer:          sess.peer,
+		peerHello:     peer.descriptor,
+		peerProto:     peer.protocols,
+		version:       version,
+		suite:         sess.suite,
+		keepAlive:     s.keepAlive,
+		idle:          s.idleTimeout,
+		maxQueue:      s.maxQueue,
+		logf:          s.logf,
+		rekeyMessages: s.rekeyMessages,
+		rekeyInterval: s.rekeyInterval,
+		rd:            rd,
+		recv:          sess.recv,
+		send:          sess.send,
+		wake:          make(chan struct{}, 1),
+		quit:          make(chan struct{}),
+		writerDone:    make(chan struct{}),
+		done:          make(chan struct{}),
+		finished:      make(chan struct{}),
 	}
 	return l
 }
@@ -178,9 +200,21 @@ func (l *Link) Err() error {
 // handshake.
 func (l *Link) PeerStatic() keys.LinkPublicKey { return l.peer }
 
-// PeerHello returns the payload of the HELLO cell the peer sent. The caller
-// must not modify it.
+// PeerHello returns the descriptor field of the peer's HELLO: a relay's
+// signed descriptor (not parsed or verified here), empty for a client.
+// The caller must not modify it.
 func (l *Link) PeerHello() []byte { return l.peerHello }
+
+// PeerProtocols returns the subprotocol versions the peer listed in its
+// HELLO, unverified (a relay's signed descriptor lists them too).
+func (l *Link) PeerProtocols() protover.Set { return l.peerProto }
+
+// Version returns the Link subprotocol version the link runs: the highest
+// both HELLOs list.
+func (l *Link) Version() int { return l.version }
+
+// Suite returns the Noise cipher suite of the link.
+func (l *Link) Suite() Suite { return l.suite }
 
 // Initiator reports whether we dialled the link.
 func (l *Link) Initiator() bool { return l.initiator }
@@ -203,11 +237,14 @@ func (l *Link) QueueLen() int {
 // Stats returns the traffic counters.
 func (l *Link) Stats() Stats {
 	return Stats{
-		CellsSent:     l.cellsSent.Load(),
-		CellsReceived: l.cellsRecv.Load(),
-		BytesSent:     l.bytesSent.Load(),
-		BytesReceived: l.bytesRecv.Load(),
-		Messages:      l.messages.Load(),
-		Writes:        l.writes.Load(),
+		CellsSent:      l.cellsSent.Load(),
+		CellsReceived:  l.cellsRecv.Load(),
+		BytesSent:      l.bytesSent.Load(),
+		BytesReceived:  l.bytesRecv.Load(),
+		Messages:       l.messages.Load(),
+		Writes:         l.writes.Load(),
+		UnknownCells:   l.unknownCells.Load(),
+		RekeysSent:     l.rekeysSent.Load(),
+		RekeysReceived: l.rekeysRecv.Load(),
 	}
 }

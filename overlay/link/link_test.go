@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/darkmatter/darkmatter/circuit/cell"
+	"github.com/darkmatter/darkmatter/circuit/protover"
 	"github.com/darkmatter/darkmatter/overlay/transport/memnet"
 )
 
@@ -163,7 +164,8 @@ func TestConfigErrors(t *testing.T) {
 	ln, dial := memnetListen(t)
 	defer ln.Close()
 	srvKey := newKey(t)
-	_, _, cliErr, srvErr := dialBoth(ln, dial, &Config{Hello: make([]byte, MaxHelloLen+1)}, &Config{Static: srvKey}, srvKey.Public(), nil, nil)
+	largest := MaxHelloLen - 2*HelloFieldHeaderLen - Protocols(protover.Set{}).Len()
+	_, _, cliErr, srvErr := dialBoth(ln, dial, &Config{Hello: make([]byte, largest+1)}, &Config{Static: srvKey}, srvKey.Public(), nil, nil)
 	if cliErr == nil || !strings.Contains(cliErr.Error(), "Config.Hello") {
 		t.Errorf("oversized Hello: err = %v", cliErr)
 	}
@@ -177,7 +179,7 @@ func TestConfigErrors(t *testing.T) {
 		t.Errorf("Accept without Static: err = %v", srvErr)
 	}
 	// The largest Hello is fine.
-	big := bytes.Repeat([]byte{7}, MaxHelloLen)
+	big := bytes.Repeat([]byte{7}, largest)
 	p := newPair(t, memnetListen, &Config{Hello: big}, &Config{Static: srvKey, Hello: big}, nil, nil)
 	if !bytes.Equal(p.srv.PeerHello(), big) || !bytes.Equal(p.cli.PeerHello(), big) {
 		t.Error("largest HELLO payload garbled")

@@ -29,7 +29,8 @@ func (l *Link) readLoop() error {
 	}
 }
 
-// receive checks, decrypts and dispatches one transport message.
+// receive checks, decrypts and dispatches one transport message. A
+// message whose last cell is REKEY rekeys the receive cipher after it.
 func (l *Link) receive(msg []byte) error {
 	n := len(msg)
 	if n == 0 {
@@ -46,23 +47,36 @@ func (l *Link) receive(msg []byte) error {
 	l.bytesRecv.Add(uint64(FrameHeaderLen + n))
 	l.cellsRecv.Add(uint64(cells))
 	for off := 0; off < len(pt); off += cell.Size {
-		c, err := cell.Parse(pt[off : off+cell.Size])
+		b := pt[off : off+cell.Size]
+		switch cell.Command(b[4]) {
+		case cell.CmdPadding:
+			continue
+		case cell.CmdHello:
+			return protoErr("second HELLO")
+		case cell.CmdRekey:
+			if off+cell.Size != len(pt) {
+				return protoErr("REKEY is not the last cell of its message")
+			}
+			if err := l.recv.rekey(); err != nil {
+				return err
+			}
+			l.rekeysRecv.Add(1)
+			continue
+		}
+		c, err := cell.Parse(b)
+		if errors.Is(err, cell.ErrCommand) {
+			// A command of a newer Link version: drop and count it.
+			l.unknownCells.Add(1)
+			continue
+		}
 		if err != nil {
 			return protoErr("%w", err)
 		}
-		switch c.Cmd() {
-		case cell.CmdPadding:
+		if l.h == nil {
 			c.Free()
-		case cell.CmdHello:
-			c.Free()
-			return protoErr("second HELLO")
-		default:
-			if l.h == nil {
-				c.Free()
-				continue
-			}
-			l.h.HandleCell(l, c)
+			continue
 		}
+		l.h.HandleCell(l, c)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package link
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -10,18 +11,21 @@ import (
 	"github.com/darkmatter/darkmatter/circuit/cell"
 )
 
-var errSendHello = errors.New("link: HELLO is sent by the link itself")
+var errSendLinkCell = errors.New("link: HELLO and REKEY cells are sent by the link itself")
 
 // Send queues c for sending and takes ownership of it; on error c is freed.
+// It refuses HELLO and REKEY, which only the link sends; any other command
+// goes out, even one this package does not know (the peer drops those it
+// does not know: send them only if its PeerProtocols list them).
 // It never waits for the network: cells go out in Send order from the
 // writer goroutine. After the link closed it returns ErrClosed. A Send that
 // finds Config.MaxQueue cells already waiting drops c and returns
 // ErrQueueFull; the link stays open, and a peer that stops reading for good
 // is caught by the write timeout.
 func (l *Link) Send(c *cell.Cell) error {
-	if c.Cmd() == cell.CmdHello {
+	if cmd := c.Cmd(); cmd == cell.CmdHello || cmd == cell.CmdRekey {
 		c.Free()
-		return errSendHello
+		return errSendLinkCell
 	}
 	l.qmu.Lock()
 	if l.closed {
@@ -70,7 +74,9 @@ func (l *Link) drainQueue() {
 // writes. It returns nil when the link is shutting down, or the error that
 // must close it.
 func (l *Link) writeLoop() error {
-	w := writer{l: l}
+	rekey := time.NewTimer(l.rekeyInterval)
+	defer rekey.Stop()
+	w := writer{l: l, rekeyTimer: rekey}
 	keepAlive := time.NewTimer(l.keepAlive)
 	defer keepAlive.Stop()
 	idle := time.NewTimer(l.idle)
@@ -96,6 +102,11 @@ func (l *Link) writeLoop() error {
 				return err
 			}
 			idle.Reset(d)
+		case <-rekey.C:
+			if err := w.timerRekey(); err != nil {
+				return err
+			}
+			keepAlive.Reset(l.keepAlive)
 		case <-l.quit:
 			return nil
 		}
@@ -113,6 +124,10 @@ type writer struct {
 	l   *Link
 	buf *[]byte   // from bufPool while there is something to write
 	wdl time.Time // the write deadline currently set on the conn
+
+	sinceRekey int         // messages sealed with the current send key
+	rekeyDue   bool        // RekeyInterval passed: the next message ends with REKEY
+	rekeyTimer *time.Timer // writeLoop's RekeyInterval timer
 }
 
 // flushQueue writes every queued cell, taking the whole queue at each turn
@@ -140,7 +155,7 @@ func (w *writer) flushQueue() (wrote bool, err error) {
 				}
 				out = out[:0]
 			}
-			n := min(len(l.batch)-i, MaxCellsPerMessage)
+			n := min(len(l.batch)-i, w.room())
 			if out, err = w.appendMessage(out, l.batch[i:i+n]); err != nil {
 				return true, err
 			}
@@ -160,18 +175,66 @@ func (w *writer) flushQueue() (wrote bool, err error) {
 	return true, err
 }
 
-// appendMessage appends one frame holding cells and frees them.
+// appendMessage appends one frame holding cells (at most w.room()) and
+// frees them.
 func (w *writer) appendMessage(out []byte, cells []*cell.Cell) ([]byte, error) {
 	off := len(out)
-	out = appendFrameHeader(out, len(cells)*cell.Size+TagLen)
+	out = appendFrameHeader(out, 0)
 	for i, c := range cells {
 		out = append(out, c.Bytes()...)
 		c.Free()
 		cells[i] = nil
 	}
-	w.l.cellsSent.Add(uint64(len(cells)))
-	w.l.messages.Add(1)
-	return w.l.send.seal(out, off+FrameHeaderLen)
+	return w.sealMessage(out, off)
+}
+
+// rekeyNext reports whether the next message must end with a REKEY cell:
+// it is the RekeyMessages-th with the current key, or RekeyInterval has
+// passed.
+func (w *writer) rekeyNext() bool {
+	return w.rekeyDue || w.sinceRekey+1 >= w.l.rekeyMessages
+}
+
+// room returns how many cells the next message can take from the queue:
+// one less when it must end with REKEY.
+func (w *writer) room() int {
+	if w.rekeyNext() {
+		return MaxCellsPerMessage - 1
+	}
+	return MaxCellsPerMessage
+}
+
+// sealMessage completes the frame that starts at out[off]: a header and
+// whole cells, to which it adds a REKEY cell if one is due. It sets the
+// length, encrypts the message in place and, after a REKEY, rekeys the
+// send cipher (spec/links.md §5.2).
+func (w *writer) sealMessage(out []byte, off int) ([]byte, error) {
+	l := w.l
+	rekey := w.rekeyNext()
+	if rekey {
+		out = append(out, rekeyCell[:]...)
+	}
+	n := len(out) - off - FrameHeaderLen
+	binary.BigEndian.PutUint16(out[off:], uint16(n+TagLen))
+	out, err := l.send.seal(out, off+FrameHeaderLen)
+	if err != nil {
+		return nil, err
+	}
+	l.cellsSent.Add(uint64(n / cell.Size))
+	l.messages.Add(1)
+	if !rekey {
+		w.sinceRekey++
+		return out, nil
+	}
+	if err := l.send.rekey(); err != nil {
+		return nil, err
+	}
+	l.rekeysSent.Add(1)
+	w.sinceRekey, w.rekeyDue = 0, false
+	if w.rekeyTimer != nil {
+		w.rekeyTimer.Reset(l.rekeyInterval)
+	}
+	return out, nil
 }
 
 // write writes b, keeping a write deadline IdleTimeout ahead so that a

@@ -2,6 +2,7 @@ package link
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +22,12 @@ import (
 // (the link may even have closed by then): a caller that keeps links in a
 // table should add l and then check l.Done(). On error conn is closed and
 // h is never called. cfg may be nil; h may be nil to discard cells.
+//
+// A responder without hardware AES answers an AESGCM proposal with a
+// "use ChaChaPoly" reject: Dial then fails with ErrSuiteRejected, and the
+// caller must dial a new conn and call Dial once more with a copy of cfg
+// whose Suite is SuiteChaChaPoly and SuiteRetry is true (Connect does
+// this). With cfg.PeerPrefersAES such a reject fails with ErrDowngrade.
 func Dial(ctx context.Context, conn net.Conn, cfg *Config, peer keys.LinkPublicKey, h Handler) (*Link, error) {
 	s, err := cfg.settings()
 	if err != nil {
@@ -30,6 +37,31 @@ func Dial(ctx context.Context, conn net.Conn, cfg *Config, peer keys.LinkPublicK
 	return establish(ctx, conn, s, h, func(rd *frameReader) (*session, error) {
 		return dialHandshake(conn, rd, s, peer)
 	}, true)
+}
+
+// Connect gets a conn from dial and runs Dial over it. If the responder
+// asks for ChaChaPoly (ErrSuiteRejected), it dials a second conn and runs
+// Dial again with Suite SuiteChaChaPoly and SuiteRetry set, once, as
+// spec/links.md §3.1 requires. An error from dial is returned as it is.
+func Connect(ctx context.Context, dial func(context.Context) (net.Conn, error), cfg *Config,
+	peer keys.LinkPublicKey, h Handler) (*Link, error) {
+	conn, err := dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	l, err := Dial(ctx, conn, cfg, peer, h)
+	if !errors.Is(err, ErrSuiteRejected) {
+		return l, err
+	}
+	var retry Config
+	if cfg != nil {
+		retry = *cfg
+	}
+	retry.Suite, retry.SuiteRetry = SuiteChaChaPoly, true
+	if conn, err = dial(ctx); err != nil {
+		return nil, err
+	}
+	return Dial(ctx, conn, &retry, peer, h)
 }
 
 // Accept runs the responder side of the link protocol over conn. cfg must
@@ -85,9 +117,10 @@ func establish(ctx context.Context, conn net.Conn, s *settings, h Handler,
 
 	rd := newFrameReader(conn)
 	sess, err := handshake(rd)
-	var hello []byte
+	var peer hello
+	var version int
 	if err == nil {
-		hello, err = exchangeHello(conn, rd, sess, s.hello, initiator)
+		peer, version, err = exchangeHello(conn, rd, sess, s, initiator)
 	}
 	if !stop() && err == nil {
 		err = ctx.Err()
@@ -98,7 +131,7 @@ func establish(ctx context.Context, conn net.Conn, s *settings, h Handler,
 	if err := conn.SetDeadline(time.Time{}); err != nil {
 		return fail(scrub(err))
 	}
-	l := newLink(conn, s, h, initiator, rd, sess, hello)
+	l := newLink(conn, s, h, initiator, rd, sess, peer, version)
 	l.start()
 	return l, nil
 }
@@ -106,12 +139,13 @@ func establish(ctx context.Context, conn net.Conn, s *settings, h Handler,
 // dialHandshake sends the preamble and the first handshake message and
 // reads the answer: the second message or a reject frame.
 func dialHandshake(conn net.Conn, rd *frameReader, s *settings, peer keys.LinkPublicKey) (*session, error) {
-	ini, msg1, err := startInitiator(s, peer)
+	p := s.preamble()
+	ini, msg1, err := startInitiator(s, p, peer)
 	if err != nil {
 		return nil, err
 	}
 	out := make([]byte, 0, PreambleLen+FrameHeaderLen+Msg1Len)
-	out = preamble{version: Version, netID: s.netID}.append(out)
+	out = p.append(out)
 	out = appendFrameHeader(out, len(msg1))
 	out = append(out, msg1...)
 	if _, err := conn.Write(out); err != nil {
@@ -126,7 +160,7 @@ func dialHandshake(conn net.Conn, rd *frameReader, s *settings, peer keys.LinkPu
 		if err != nil {
 			return nil, handshakeReadErr(err)
 		}
-		err = rejectErr(reason)
+		err = rejectErr(reason, s.suite, s.flags, s.peerPrefersAES)
 		if errors.Is(err, ErrNetworkMismatch) {
 			err = fmt.Errorf("%w (we are on %q)", err, s.network)
 		}
@@ -138,15 +172,28 @@ func dialHandshake(conn net.Conn, rd *frameReader, s *settings, peer keys.LinkPu
 // acceptHandshake checks the preamble and answers the first handshake
 // message, sending a reject frame when it must refuse.
 func acceptHandshake(conn net.Conn, rd *frameReader, s *settings) (*session, error) {
-	b, err := rd.readFull(PreambleLen)
+	// Magic and version first: the version fixes the rest's length.
+	b, err := rd.readFull(4)
 	if err != nil {
 		return nil, handshakeReadErr(err)
 	}
-	p, err := parsePreamble(b)
-	if err != nil {
-		return nil, err // not darkmatter: close without a word
+	if reason, err := checkMagic(b); err != nil {
+		if reason != 0 {
+			reject(conn, reason)
+		}
+		return nil, err // a wrong magic is not darkmatter: close without a word
 	}
-	if reason, err := p.check(s.netID); err != nil {
+	var raw [PreambleLen]byte
+	copy(raw[:], b)
+	if b, err = rd.readFull(PreambleLen - 4); err != nil {
+		return nil, handshakeReadErr(err)
+	}
+	copy(raw[4:], b)
+	p, err := parsePreamble(raw[:])
+	if err != nil {
+		return nil, err
+	}
+	if reason, err := p.check(s.netID, s.hwAES); err != nil {
 		reject(conn, reason)
 		if errors.Is(err, ErrNetworkMismatch) {
 			err = fmt.Errorf("%w (we are on %q)", err, s.network)
@@ -160,7 +207,7 @@ func acceptHandshake(conn net.Conn, rd *frameReader, s *settings) (*session, err
 		}
 		return nil, handshakeReadErr(err)
 	}
-	sess, msg2, err := respond(s, msg1)
+	sess, msg2, err := respond(s, p, msg1)
 	if err != nil {
 		reject(conn, RejectHandshake)
 		return nil, err
@@ -169,7 +216,7 @@ func acceptHandshake(conn net.Conn, rd *frameReader, s *settings) (*session, err
 	out := make([]byte, 0, FrameHeaderLen+Msg2Len+FrameHeaderLen+MinMessageLen)
 	out = appendFrameHeader(out, len(msg2))
 	out = append(out, msg2...)
-	if out, err = appendHello(out, sess, s.hello); err != nil {
+	if out, err = appendHelloMessage(out, sess, s.hello); err != nil {
 		return nil, err
 	}
 	if _, err := conn.Write(out); err != nil {
@@ -195,8 +242,9 @@ func handshakeReadErr(err error) error {
 	return fmt.Errorf("%w: %w", ErrHandshake, scrub(err))
 }
 
-// appendHello appends our HELLO cell as the first transport message.
-func appendHello(out []byte, sess *session, payload []byte) ([]byte, error) {
+// appendHelloMessage appends our HELLO cell, whose payload is the HELLO
+// fields, as the first transport message.
+func appendHelloMessage(out []byte, sess *session, payload []byte) ([]byte, error) {
 	c := cell.New(0, cell.CmdHello)
 	defer c.Free()
 	if err := c.SetPayload(payload); err != nil {
@@ -209,22 +257,41 @@ func appendHello(out []byte, sess *session, payload []byte) ([]byte, error) {
 }
 
 // exchangeHello sends our HELLO if we are the initiator (the responder
-// sent it with the second handshake message) and reads the peer's: the
-// first transport message must be exactly one cell, a HELLO on circuit 0.
-func exchangeHello(conn net.Conn, rd *frameReader, sess *session, payload []byte, initiator bool) ([]byte, error) {
+// sent it with the second handshake message), reads the peer's and
+// returns it with the Link version both list. The first transport message
+// must be exactly one cell, a HELLO on circuit 0.
+func exchangeHello(conn net.Conn, rd *frameReader, sess *session, s *settings, initiator bool) (hello, int, error) {
 	if initiator {
-		out, err := appendHello(make([]byte, 0, FrameHeaderLen+MinMessageLen), sess, payload)
+		out, err := appendHelloMessage(make([]byte, 0, FrameHeaderLen+MinMessageLen), sess, s.hello)
 		if err != nil {
-			return nil, err
+			return hello{}, 0, err
 		}
 		if _, err := conn.Write(out); err != nil {
-			return nil, fmt.Errorf("%w: send HELLO: %w", ErrHandshake, scrub(err))
+			return hello{}, 0, fmt.Errorf("%w: send HELLO: %w", ErrHandshake, scrub(err))
 		}
 	}
 	msg, err := rd.next(MaxMessageLen)
 	if err != nil {
-		return nil, handshakeReadErr(err)
+		return hello{}, 0, handshakeReadErr(err)
 	}
+	payload, err := openHello(sess, msg)
+	if err != nil {
+		return hello{}, 0, err
+	}
+	h, err := parseHello(payload)
+	if err != nil {
+		return hello{}, 0, err
+	}
+	v, err := linkVersion(s.protocols, h.protocols)
+	if err != nil {
+		return hello{}, 0, err
+	}
+	return h, v, nil
+}
+
+// openHello decrypts the first transport message in place and returns the
+// HELLO payload, a slice of msg.
+func openHello(sess *session, msg []byte) ([]byte, error) {
 	if len(msg) != MinMessageLen {
 		return nil, protoErr("first transport message is %d bytes, want one HELLO cell (%d)", len(msg), MinMessageLen)
 	}
@@ -232,20 +299,16 @@ func exchangeHello(conn net.Conn, rd *frameReader, sess *session, payload []byte
 	if err != nil {
 		return nil, protoErr("HELLO message failed authentication")
 	}
-	c, err := cell.Parse(pt)
-	if err != nil {
-		return nil, protoErr("HELLO: %w", err)
+	if cmd := cell.Command(pt[4]); cmd != cell.CmdHello {
+		return nil, protoErr("first cell is %v, want HELLO", cmd)
 	}
-	defer c.Free()
-	if c.Cmd() != cell.CmdHello {
-		return nil, protoErr("first cell is %v, want HELLO", c.Cmd())
-	}
-	if c.Circ() != 0 {
+	if binary.BigEndian.Uint32(pt) != 0 {
 		return nil, protoErr("HELLO on a circuit other than 0")
 	}
-	hello, err := c.Payload()
-	if err != nil {
-		return nil, protoErr("HELLO: %w", err)
+	n := int(binary.BigEndian.Uint16(pt[cell.HeaderLen:]))
+	if n > MaxHelloLen {
+		return nil, protoErr("HELLO payload length %d, at most %d", n, MaxHelloLen)
 	}
-	return append([]byte{}, hello...), nil
+	body := pt[cell.HeaderLen+2:]
+	return body[:n], nil
 }
