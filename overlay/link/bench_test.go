@@ -2,6 +2,7 @@ package link
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"runtime"
 	"sync"
@@ -60,13 +61,14 @@ func (c *counter) pump(tb testing.TB, l *Link, n int) {
 }
 
 // counterPair is a link whose server side counts; want is the count that
-// closes c.done.
-func counterPair(tb testing.TB, listen func(testing.TB) (net.Listener, func(context.Context) (net.Conn, error)), want int) (*Link, *counter) {
+// closes c.done. cliCfg may be nil.
+func counterPair(tb testing.TB, listen func(testing.TB) (net.Listener, func(context.Context) (net.Conn, error)),
+	cliCfg *Config, want int) (*Link, *counter) {
 	c := newCounter(want)
 	ln, dial := listen(tb)
 	defer ln.Close()
 	srvKey := newKey(tb)
-	cli, srv, err1, err2 := dialBoth(ln, dial, nil, &Config{Static: srvKey}, srvKey.Public(), nil, c)
+	cli, srv, err1, err2 := dialBoth(ln, dial, cliCfg, &Config{Static: srvKey}, srvKey.Public(), nil, c)
 	if err1 != nil || err2 != nil {
 		tb.Fatal(err1, err2)
 	}
@@ -77,20 +79,59 @@ func counterPair(tb testing.TB, listen func(testing.TB) (net.Listener, func(cont
 	return cli, c
 }
 
+// suites are the cipher suites the benchmarks compare. AESGCM is skipped
+// on a machine without hardware AES, where no node would use it.
+var suites = []Suite{SuiteChaChaPoly, SuiteAESGCM}
+
+// BenchmarkLinkThroughput moves cells one way over one link, per network
+// and suite, so one run compares ChaChaPoly (before) with AESGCM (after).
 func BenchmarkLinkThroughput(b *testing.B) {
 	for _, nw := range networks {
 		b.Run(nw.name, func(b *testing.B) {
-			const warm = 4096
-			cli, c := counterPair(b, nw.listen, warm+b.N)
-			c.pump(b, cli, warm)
+			for _, suite := range suites {
+				b.Run(suite.String(), func(b *testing.B) {
+					if suite == SuiteAESGCM && !HardwareAES() {
+						b.Skip("no hardware AES")
+					}
+					const warm = 4096
+					cli, c := counterPair(b, nw.listen, &Config{Suite: suite}, warm+b.N)
+					if cli.Suite() != suite {
+						b.Fatalf("suite %v", cli.Suite())
+					}
+					c.pump(b, cli, warm)
+					b.ReportAllocs()
+					b.SetBytes(cell.Size)
+					b.ResetTimer()
+					c.pump(b, cli, b.N)
+					<-c.done
+					b.StopTimer()
+					st := cli.Stats()
+					b.ReportMetric(float64(st.CellsSent)/float64(st.Writes), "cells/write")
+				})
+			}
+		})
+	}
+}
+
+// BenchmarkTransportCipher is one seal and one open of a full message,
+// the link's crypto per 16 cells, per suite.
+func BenchmarkTransportCipher(b *testing.B) {
+	for _, suite := range suites {
+		b.Run(suite.String(), func(b *testing.B) {
+			x, _ := newTransportCipher(suite, [32]byte{1}, 0)
+			y, _ := newTransportCipher(suite, [32]byte{1}, 0)
+			buf := make([]byte, MaxMessageLen-TagLen, MaxMessageLen)
 			b.ReportAllocs()
-			b.SetBytes(cell.Size)
-			b.ResetTimer()
-			c.pump(b, cli, b.N)
-			<-c.done
-			b.StopTimer()
-			st := cli.Stats()
-			b.ReportMetric(float64(st.CellsSent)/float64(st.Writes), "cells/write")
+			b.SetBytes(int64(len(buf)))
+			for b.Loop() {
+				m, err := x.seal(buf[:MaxMessageLen-TagLen], 0)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := y.open(m); err != nil {
+					b.Fatal(err)
+				}
+			}
 		})
 	}
 }
@@ -134,26 +175,34 @@ func BenchmarkHandshakeCrypto(b *testing.B) {
 }
 
 // TestSteadyStateAllocs checks that moving cells over an established link
-// does not allocate (cells come from the pool, buffers are reused).
+// does not allocate (cells come from the pool, buffers are reused), in
+// both suites, also while the link rekeys every 64 messages (a rekey
+// allocates only its new AEAD).
 func TestSteadyStateAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts differ under -race")
 	}
-	const warm, n = 20000, 50000
-	cli, c := counterPair(t, memnetListen, warm+n)
-	c.pump(t, cli, warm)
-	for c.got.Load() < warm {
-		time.Sleep(time.Millisecond)
-	}
-	var before, after runtime.MemStats
-	runtime.ReadMemStats(&before)
-	c.pump(t, cli, n)
-	<-c.done
-	runtime.ReadMemStats(&after)
-	perCell := float64(after.Mallocs-before.Mallocs) / n
-	t.Logf("%.4f allocations per cell (%d in all)", perCell, after.Mallocs-before.Mallocs)
-	if perCell > 0.02 {
-		t.Errorf("%.4f allocations per cell, want about 0", perCell)
+	for _, suite := range suites {
+		for _, rekey := range []int{0, 64} {
+			t.Run(fmt.Sprintf("%v/rekey=%d", suite, rekey), func(t *testing.T) {
+				const warm, n = 20000, 50000
+				cli, c := counterPair(t, memnetListen, &Config{Suite: suite, RekeyMessages: rekey, hardwareAES: hw(true)}, warm+n)
+				c.pump(t, cli, warm)
+				for c.got.Load() < warm {
+					time.Sleep(time.Millisecond)
+				}
+				var before, after runtime.MemStats
+				runtime.ReadMemStats(&before)
+				c.pump(t, cli, n)
+				<-c.done
+				runtime.ReadMemStats(&after)
+				perCell := float64(after.Mallocs-before.Mallocs) / n
+				t.Logf("%.4f allocations per cell (%d in all, %d rekeys)", perCell, after.Mallocs-before.Mallocs, cli.Stats().RekeysSent)
+				if perCell > 0.02 {
+					t.Errorf("%.4f allocations per cell, want about 0", perCell)
+				}
+			})
+		}
 	}
 }
 
