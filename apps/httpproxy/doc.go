@@ -7,7 +7,10 @@
 //     the client gets "HTTP/1.1 200 Connection established", and bytes are
 //     copied both ways (including any the client sent right after its
 //     request headers) until both sides are done. A half-close is passed on
-//     with CloseWrite when the other connection supports it.
+//     with CloseWrite (an END one way on a circuit stream), so a client
+//     that sends its request and shuts its write side still gets the whole
+//     response; where the stream cannot half-close, the client's EOF
+//     closes both connections.
 //   - An absolute-URI request (GET http://host[:port]/path HTTP/1.1): a
 //     stream is opened to host:port (port 80 by default) and the request is
 //     forwarded in origin-form (GET /path HTTP/1.1) with the hop-by-hop
@@ -59,7 +62,8 @@
 //	context.DeadlineExceeded (DialTimeout)  504 Gateway Timeout
 //	streamerr ResolveFailed, ConnRefused,
 //	  Unreachable, NoExit, Destroyed,
-//	  BadAddress, Misc, any other error     502 Bad Gateway
+//	  BadAddress, Misc, Unsupported,
+//	  Closed, any other error               502 Bad Gateway
 //
 // Errors found by the proxy itself:
 //

@@ -55,7 +55,7 @@ func (s *Server) forward(ctx context.Context, c net.Conn, bw *bufio.Writer, req 
 	if remote == nil {
 		return false
 	}
-	defer s.srv.Untrack(remote)
+	defer s.srv.Release(remote)
 
 	// Rewrite hr into the origin-form request sent upstream: Request.Write
 	// sends URL.RequestURI() and Host, and regenerates the framing.

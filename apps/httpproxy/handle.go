@@ -40,7 +40,7 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 	bw := bufio.NewWriter(c)
 	for {
 		lr.setLimit(maxHeaderBytes)
-		if err := c.SetReadDeadline(time.Now().Add(s.handshakeTimeout())); err != nil {
+		if err := c.SetReadDeadline(time.Now().Add(s.srv.HandshakeTimeout())); err != nil {
 			return
 		}
 		req, err := ParseRequest(br)
@@ -97,22 +97,16 @@ func (s *Server) rejectRequest(c net.Conn, bw *bufio.Writer, lr *limitReader, er
 }
 
 // dial opens the stream for req. On failure it answers the client and
-// returns nil.
+// returns nil. The caller releases the stream with s.srv.Release.
 func (s *Server) dial(ctx context.Context, c net.Conn, bw *bufio.Writer, req *Request) net.Conn {
-	dctx, cancel := context.WithTimeout(ctx, s.dialTimeout())
-	remote, err := s.Dialer.DialStream(dctx, req.Target, req.Isolation)
-	cancel()
+	remote, err := s.srv.Dial(ctx, req.Target, req.Isolation)
 	if err != nil {
 		code := StatusCode(err)
-		why := reasonText(err)
+		why := proxyserve.DialFailure(err)
 		s.Logf.Printf("httpproxy: connect to %v failed: %d (%s): %v",
 			safelog.S(req.Target), code, why, safelog.S(err))
 		writeStatus(bw, code, "connect failed: "+why)
 		lingerClose(c)
-		return nil
-	}
-	if !s.srv.Track(remote) {
-		remote.Close()
 		return nil
 	}
 	return remote
@@ -124,7 +118,7 @@ func (s *Server) tunnel(ctx context.Context, c net.Conn, br *bufio.Reader, bw *b
 	if remote == nil {
 		return
 	}
-	defer s.srv.Untrack(remote)
+	defer s.srv.Release(remote)
 	if _, err := bw.WriteString("HTTP/1.1 200 Connection established\r\n\r\n"); err != nil {
 		return
 	}
@@ -137,6 +131,8 @@ func (s *Server) tunnel(ctx context.Context, c net.Conn, br *bufio.Reader, bw *b
 	if br.Buffered() > 0 {
 		client = br
 	}
+	// The tunnel, half-close included (a client's EOF reaches the target
+	// as END when the stream supports it).
 	proxyserve.Splice(c, client, remote)
 }
 

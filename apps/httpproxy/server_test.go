@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -86,6 +87,51 @@ func TestConnectLargeAndHalfClose(t *testing.T) {
 		t.Fatalf("CONNECT: %v %v", resp, err)
 	}
 	proxytest.HalfCloseAndCheckHash(t, c, br, 3<<20+5)
+}
+
+// A client that sends its request through a CONNECT tunnel and shuts its
+// write side still gets a large response whole: the half-close crosses
+// the proxy (as END on a circuit stream) and the other direction stays
+// open. The remote is a stream-like CloseWriter, and then a TCP
+// connection.
+func TestConnectHalfCloseLargeResponse(t *testing.T) {
+	const size = 8 << 20
+	be := proxytest.StartBackend(t, proxytest.AnswerAfterEOF(size))
+	for name, wrap := range map[string]func(net.Conn) net.Conn{"stream": proxytest.Stream, "tcp": nil} {
+		t.Run(name, func(t *testing.T) {
+			proxy := proxytest.StartProxy(t, &Server{Dialer: &proxytest.Dialer{Backend: be.Addr(), Wrap: wrap}})
+			c := proxytest.Dial(t, proxy)
+			// The request's first bytes ride with the CONNECT, as a
+			// client in a hurry sends them.
+			write(t, c, "CONNECT example.invalid:7 HTTP/1.1\r\nHost: example.invalid:7\r\n\r\nGET ")
+			br := bufio.NewReader(c)
+			resp, err := http.ReadResponse(br, &http.Request{Method: "CONNECT"})
+			if err != nil || resp.StatusCode != 200 {
+				t.Fatalf("CONNECT: %v %v", resp, err)
+			}
+			// The backend answers everything it read, "GET " included.
+			proxytest.RequestAndCheckAnswer(t, c, br, "GET /big HTTP/1.0\r\n\r\n", len("GET "), size)
+		})
+	}
+}
+
+// A remote that cannot half-close ends the tunnel at the client's EOF, as
+// before half-close existed: the client's connection closes, nothing
+// hangs.
+func TestConnectHalfCloseUnsupported(t *testing.T) {
+	be := proxytest.StartBackend(t, proxytest.AnswerAfterEOF(1<<20))
+	proxy := proxytest.StartProxy(t, &Server{Dialer: &proxytest.Dialer{Backend: be.Addr(), Wrap: proxytest.NoHalfClose}})
+	c := proxytest.Dial(t, proxy)
+	write(t, c, "CONNECT example.invalid:7 HTTP/1.1\r\n\r\n")
+	br := bufio.NewReader(c)
+	if resp, err := http.ReadResponse(br, &http.Request{Method: "CONNECT"}); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("CONNECT: %v %v", resp, err)
+	}
+	write(t, c, "request")
+	_ = c.(*net.TCPConn).CloseWrite()
+	if n, err := io.Copy(io.Discard, br); n == 1<<20 || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("client read %d bytes, %v", n, err)
+	}
 }
 
 func TestGetLargeBody(t *testing.T) {

@@ -29,18 +29,6 @@ func StatusCode(err error) int {
 	}
 }
 
-// reasonText describes a dial error without its text, which may hold an
-// address.
-func reasonText(err error) string {
-	if errors.Is(err, context.DeadlineExceeded) {
-		return "connect timed out"
-	}
-	if errors.Is(err, context.Canceled) {
-		return "canceled"
-	}
-	return streamerr.ReasonOf(err).String()
-}
-
 // writeStatus writes a complete error response with a one-line text body
 // and "Connection: close". msg must not hold an address.
 func writeStatus(bw *bufio.Writer, code int, msg string) {

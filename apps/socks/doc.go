@@ -12,8 +12,10 @@
 //   - CONNECT to an IPv4 address, an IPv6 address or a domain name. Domain
 //     names are passed to the Dialer unresolved; the exit resolves them.
 //   - After a successful reply, bytes are copied both ways until both sides
-//     are done. A half-close (EOF one way) is passed on with CloseWrite when
-//     the other connection supports it.
+//     are done. A half-close (EOF one way) is passed on with CloseWrite (an
+//     END one way on a circuit stream), so a client that sends its request
+//     and shuts its write side still gets the whole response; where the
+//     stream cannot half-close, the client's EOF closes both connections.
 //
 // What it does not do:
 //   - It never resolves a host name and never opens a connection itself:
@@ -102,6 +104,7 @@
 //	streamerr BadAddress                    0x01 general failure
 //	streamerr NoExit, Destroyed, Misc,
 //	  ProtocolError, ResourceLimit, Done,
+//	  Unsupported, Closed,
 //	  any other error                       0x01 general failure
 //
 // The mapping follows Tor's connection_edge_end_reason_socks5_response.

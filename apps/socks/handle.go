@@ -12,13 +12,12 @@ import (
 
 	"github.com/darkmatter/darkmatter/internal/proxyserve"
 	"github.com/darkmatter/darkmatter/internal/safelog"
-	"github.com/darkmatter/darkmatter/internal/streamerr"
 )
 
 // handle serves one client connection from greeting to the end of the data
 // phase. The caller closes c.
 func (s *Server) handle(ctx context.Context, c net.Conn) {
-	if err := c.SetDeadline(time.Now().Add(s.handshakeTimeout())); err != nil {
+	if err := c.SetDeadline(time.Now().Add(s.srv.HandshakeTimeout())); err != nil {
 		return
 	}
 	// The client may send greeting, authentication and request in one
@@ -33,21 +32,15 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 		return
 	}
 
-	dctx, cancel := context.WithTimeout(ctx, s.dialTimeout())
-	remote, err := s.Dialer.DialStream(dctx, req.Target(), isolation)
-	cancel()
+	remote, err := s.srv.Dial(ctx, req.Target(), isolation)
 	if err != nil {
 		code := ReplyCode(err)
 		s.Logf.Printf("socks: connect to %v failed: reply 0x%02x (%v): %v",
-			safelog.S(req.Target()), code, reasonText(err), safelog.S(err))
+			safelog.S(req.Target()), code, proxyserve.DialFailure(err), safelog.S(err))
 		_ = WriteReply(c, code)
 		return
 	}
-	if !s.srv.Track(remote) {
-		remote.Close()
-		return
-	}
-	defer s.srv.Untrack(remote)
+	defer s.srv.Release(remote)
 	if err := WriteReply(c, ReplySucceeded); err != nil {
 		return
 	}
@@ -57,6 +50,8 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 	if br.Buffered() > 0 {
 		client = br
 	}
+	// The data phase, half-close included (a client's EOF reaches the
+	// target as END when the stream supports it).
 	proxyserve.Splice(c, client, remote)
 }
 
@@ -153,16 +148,4 @@ func (s *Server) logFailure(stage string, err error) {
 		why = "i/o error"
 	}
 	s.Logf.Printf("socks: %s failed: %s", stage, why)
-}
-
-// reasonText describes a dial error without its text, which may hold an
-// address.
-func reasonText(err error) string {
-	if errors.Is(err, context.DeadlineExceeded) {
-		return "dial timeout"
-	}
-	if errors.Is(err, context.Canceled) {
-		return "canceled"
-	}
-	return streamerr.ReasonOf(err).String()
 }

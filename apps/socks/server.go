@@ -1,8 +1,6 @@
 package socks
 
 import (
-	"context"
-	"errors"
 	"net"
 	"time"
 
@@ -12,17 +10,16 @@ import (
 
 // Tuning defaults.
 const (
-	DefaultHandshakeTimeout = 30 * time.Second
-	DefaultDialTimeout      = 2 * time.Minute
+	DefaultHandshakeTimeout = proxyserve.DefaultHandshakeTimeout // 30 s
+	DefaultDialTimeout      = proxyserve.DefaultDialTimeout      // 2 min
 )
 
 // Dialer opens a stream through the overlay to target, "host:port" where host
 // is a domain name, an IPv4 literal or an IPv6 literal (net.JoinHostPort
 // form, so an IPv6 host is in brackets). isolation is the stream-isolation
-// key: streams with different keys never share a circuit.
-type Dialer interface {
-	DialStream(ctx context.Context, target string, isolation string) (net.Conn, error)
-}
+// key: streams with different keys never share a circuit. A stream that
+// implements CloseWrite carries the client's half-close.
+type Dialer = proxyserve.Dialer
 
 // Server is a SOCKS5 server. Set the exported fields before the first call to
 // Serve and do not change them afterwards. The zero value is not usable: it
@@ -41,32 +38,23 @@ type Server struct {
 	// DefaultDialTimeout.
 	DialTimeout time.Duration
 
-	srv proxyserve.Server
+	srv proxyserve.Server // accept loops, dials, Close
 }
-
-// errNoDialer is returned by Serve when Server.Dialer is nil.
-var errNoDialer = errors.New("socks: Server.Dialer is nil")
 
 // Serve accepts connections on l and serves each in its own goroutine. It
 // takes ownership of l and closes it when it returns. After Close it returns
 // net.ErrClosed; otherwise it returns the error that stopped Accept.
 func (s *Server) Serve(l net.Listener) error {
-	if s.Dialer == nil {
-		l.Close()
-		return errNoDialer
-	}
-	return s.srv.Serve(l, s.handle, s.Logf.Prefix("socks: "))
+	return s.srv.Serve(l, proxyserve.Options{
+		Name:             "socks",
+		Dialer:           s.Dialer,
+		Logf:             s.Logf,
+		HandshakeTimeout: s.HandshakeTimeout,
+		DialTimeout:      s.DialTimeout,
+	}, s.handle)
 }
 
 // Close stops all Serve loops, closes their listeners and every active
 // client connection and stream, and waits for all goroutines of the Server
 // to return. It can be called more than once; it always returns nil.
 func (s *Server) Close() error { return s.srv.Close() }
-
-func (s *Server) handshakeTimeout() time.Duration {
-	return proxyserve.Timeout(s.HandshakeTimeout, DefaultHandshakeTimeout)
-}
-
-func (s *Server) dialTimeout() time.Duration {
-	return proxyserve.Timeout(s.DialTimeout, DefaultDialTimeout)
-}

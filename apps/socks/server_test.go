@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -67,6 +68,42 @@ func TestLargeTransferAndHalfClose(t *testing.T) {
 	// The backend answers only after EOF, so this also checks that the
 	// client's half-close reaches it while the other direction stays open.
 	proxytest.HalfCloseAndCheckHash(t, c, c, 3<<20+17)
+}
+
+// A client that sends its request and shuts its write side still gets a
+// large response whole: the half-close crosses the proxy (as END on a
+// circuit stream) and the other direction stays open. The remote is a
+// stream-like CloseWriter, and then a TCP connection.
+func TestHalfCloseLargeResponse(t *testing.T) {
+	const size = 8 << 20
+	be := proxytest.StartBackend(t, proxytest.AnswerAfterEOF(size))
+	for name, wrap := range map[string]func(net.Conn) net.Conn{"stream": proxytest.Stream, "tcp": nil} {
+		t.Run(name, func(t *testing.T) {
+			proxy := proxytest.StartProxy(t, &Server{Dialer: &proxytest.Dialer{Backend: be.Addr(), Wrap: wrap}})
+			c, code := connect(t, proxy, AtypDomain, []byte("example.invalid"), 7)
+			if code != ReplySucceeded {
+				t.Fatalf("reply %#x", code)
+			}
+			proxytest.RequestAndCheckAnswer(t, c, c, "GET /big HTTP/1.0\r\n\r\n", 0, size)
+		})
+	}
+}
+
+// A remote that cannot half-close ends the stream at the client's EOF, as
+// before half-close existed: the client's connection closes, nothing
+// hangs.
+func TestHalfCloseUnsupported(t *testing.T) {
+	be := proxytest.StartBackend(t, proxytest.AnswerAfterEOF(1<<20))
+	proxy := proxytest.StartProxy(t, &Server{Dialer: &proxytest.Dialer{Backend: be.Addr(), Wrap: proxytest.NoHalfClose}})
+	c, code := connect(t, proxy, AtypDomain, []byte("example.invalid"), 7)
+	if code != ReplySucceeded {
+		t.Fatalf("reply %#x", code)
+	}
+	write(t, c, []byte("request"))
+	_ = c.(*net.TCPConn).CloseWrite()
+	if n, err := io.Copy(io.Discard, c); n == 1<<20 || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("client read %d bytes, %v", n, err)
+	}
 }
 
 func TestUserPassIsolation(t *testing.T) {

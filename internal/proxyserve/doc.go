@@ -1,36 +1,47 @@
-// Package proxyserve is the connection machinery shared by the client-side
+// Package proxyserve is the protocol-independent half of the client-side
 // proxy front ends in apps/ (apps/socks, apps/httpproxy). Each front end
-// keeps its own exported Server and protocol code and embeds a [Server] from
-// this package for the lifecycle around it.
+// keeps its exported Server, with the fields its users set, and its
+// protocol code; it hands those fields to a [Server] from this package as
+// [Options] and lets it run everything around the protocol.
 //
 // What it does:
 //   - An accept loop ([Server.Serve]) that runs a [Handler] for every
 //     accepted connection in its own goroutine, and closes the connection
 //     when the handler returns. Accept errors that are timeouts or report
 //     Temporary are retried with a backoff from 5ms doubling up to 1s, like
-//     net/http; any other Accept error ends Serve.
-//   - Tracking of listeners, accepted connections and outgoing streams
-//     registered with [Server.Track], so that [Server.Close] can close them
-//     all. Close is idempotent: it stops every Serve loop (which then return
-//     net.ErrClosed), closes every listener and tracked connection, cancels
-//     the context handed to handlers, and waits for every Serve loop and
-//     handler goroutine to return. Serve after Close returns net.ErrClosed.
-//   - Cancellation of in-flight dials: the context given to each Handler is
-//     canceled by Close, so a dial made with it (directly or through a
-//     derived timeout context) ends at once.
-//   - [Splice]: a bidirectional copy between a client connection and a
-//     stream, passing a half-close (EOF one way) on with CloseWrite where
-//     the destination supports it, and closing both connections at the end
-//     or on the first error.
+//     net/http; any other Accept error ends Serve. Serve refuses to start
+//     without a [Dialer].
+//   - Outgoing streams: [Server.Dial] asks the Dialer, bounded by the
+//     handler's context and the dial timeout (DefaultDialTimeout unless set),
+//     and tracks the stream until [Server.Release]. [DialFailure] names a
+//     dial error without the address it may quote. [Server.HandshakeTimeout]
+//     gives the front end its handshake bound (DefaultHandshakeTimeout
+//     unless set); what it bounds is the front end's business.
+//   - Close: [Server.Close] is idempotent. It stops every Serve loop (which
+//     then return net.ErrClosed), closes every listener, accepted
+//     connection and outgoing stream, cancels the context handed to
+//     handlers (so in-flight dials end at once), and waits for every Serve
+//     loop and handler goroutine to return. Serve after Close returns
+//     net.ErrClosed; a Dial that completes after Close closes its stream and
+//     returns net.ErrClosed.
+//   - [Splice]: the data phase, a bidirectional copy between a client
+//     connection and a stream. A client's half-close (EOF) is passed on
+//     with CloseWrite (an END one way on a circuit stream), and the other
+//     direction carries on until the stream's EOF, so a client that sends
+//     its request and shuts its write side gets the whole response. If the
+//     destination cannot half-close (no CloseWrite, or it fails), or a copy
+//     fails, both connections are closed at once.
 //
 // What it does not do:
-//   - It knows no proxy protocol, no Dialer, no timeouts and no isolation:
-//     handshakes, dialing, deadlines and replies are the front end's.
-//   - It does not close a stream the handler opened unless the handler
-//     registered it with Track; Untrack closes and forgets it.
-//   - It limits neither the number of connections nor their rate.
-//   - Its only log line is a retried Accept failure, through the Logf given
-//     to Serve; it logs no addresses.
+//   - It knows no proxy protocol, parses nothing from the network, and
+//     writes nothing to a client: handshakes, deadlines, replies and their
+//     log lines are the front end's.
+//   - It does not choose circuits or isolation: it hands the front end's
+//     target and isolation key to the Dialer.
+//   - It limits neither the number of connections nor their rate, and puts
+//     no timeout on the data phase.
+//   - Its only log line is a retried Accept failure, through Options.Logf;
+//     it logs no addresses.
 //
 // Package proxytest holds the test helpers both front ends share.
 //

@@ -3,6 +3,7 @@ package proxyserve
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"sync"
 	"time"
@@ -10,16 +11,53 @@ import (
 	"github.com/darkmatter/darkmatter/internal/safelog"
 )
 
+// Dialer opens a stream through the overlay to target, "host:port" where
+// host is a domain name, an IPv4 literal or an IPv6 literal
+// (net.JoinHostPort form, so an IPv6 host is in brackets). isolation is the
+// stream-isolation key: streams with different keys never share a circuit.
+// The front ends' Dialer types are this one.
+type Dialer interface {
+	DialStream(ctx context.Context, target string, isolation string) (net.Conn, error)
+}
+
+// Tuning defaults of the front ends.
+const (
+	DefaultHandshakeTimeout = 30 * time.Second
+	DefaultDialTimeout      = 2 * time.Minute
+)
+
+// Options configure a Server. A front end's exported Server holds the
+// user-facing fields (documented there for its protocol) and hands them to
+// Serve with its name.
+type Options struct {
+	// Name starts the errors Serve returns and the Server's own log lines
+	// ("socks" gives "socks: ..."). Required.
+	Name string
+	// Dialer opens every outgoing stream. Serve refuses to start without
+	// it.
+	Dialer Dialer
+	// Logf receives the Server's own lines (retried Accept failures);
+	// nil is silent. Front ends log their protocol's failures themselves.
+	Logf safelog.Logf
+	// HandshakeTimeout is what HandshakeTimeout returns; zero means
+	// DefaultHandshakeTimeout. What it bounds is the front end's choice.
+	HandshakeTimeout time.Duration
+	// DialTimeout bounds each Dial; zero means DefaultDialTimeout.
+	DialTimeout time.Duration
+}
+
 // Handler serves one accepted connection. ctx is canceled when the Server is
 // closed. The Server closes c after the Handler returns.
 type Handler func(ctx context.Context, c net.Conn)
 
-// Server runs accept loops and tracks the connections they serve. The zero
-// value is ready to use. A Server must not be copied after first use.
+// Server runs accept loops, dials streams for its handlers and tracks every
+// connection, so that Close can end them all. The zero value is ready to
+// use. A Server must not be copied after first use.
 type Server struct {
 	// mu guards the following fields.
 	mu        sync.Mutex
 	closed    bool
+	opts      Options       // from the latest Serve
 	done      chan struct{} // closed by Close
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -41,9 +79,15 @@ func (s *Server) initLocked() {
 
 // Serve accepts connections on l and runs h for each in its own goroutine.
 // It takes ownership of l and closes it when it returns. After Close it
-// returns net.ErrClosed; otherwise it returns the error that stopped Accept.
-// logf receives a line for each retried Accept failure; nil is silent.
-func (s *Server) Serve(l net.Listener, h Handler, logf safelog.Logf) error {
+// returns net.ErrClosed; without o.Dialer it returns an error at once;
+// otherwise it returns the error that stopped Accept. Every Serve call on a
+// Server must pass the same Options: Dial and HandshakeTimeout use them.
+func (s *Server) Serve(l net.Listener, o Options, h Handler) error {
+	if o.Dialer == nil {
+		l.Close()
+		return fmt.Errorf("%s: Server.Dialer is nil", o.Name)
+	}
+	logf := o.Logf.Prefix(o.Name + ": ")
 	s.mu.Lock()
 	s.initLocked()
 	if s.closed {
@@ -51,6 +95,7 @@ func (s *Server) Serve(l net.Listener, h Handler, logf safelog.Logf) error {
 		l.Close()
 		return net.ErrClosed
 	}
+	s.opts = o
 	s.listeners[l] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
@@ -92,7 +137,7 @@ func (s *Server) Serve(l net.Listener, h Handler, logf safelog.Logf) error {
 		}
 		go func() {
 			defer s.wg.Done()
-			defer s.Untrack(c)
+			defer s.untrack(c)
 			h(s.ctx, c)
 		}()
 	}
@@ -125,10 +170,44 @@ func (s *Server) track(c net.Conn) bool {
 	return true
 }
 
-// Track registers an outgoing stream so that Close closes it. It reports
-// false after Close; the caller then still owns c and must close it.
-// Call Untrack when done with c.
-func (s *Server) Track(c net.Conn) bool {
+// options returns the Options of the latest Serve.
+func (s *Server) options() Options {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.opts
+}
+
+// HandshakeTimeout returns the Options' HandshakeTimeout, or
+// DefaultHandshakeTimeout if it is not positive.
+func (s *Server) HandshakeTimeout() time.Duration {
+	return timeout(s.options().HandshakeTimeout, DefaultHandshakeTimeout)
+}
+
+// Dial opens a stream to target with the Options' Dialer, bounded by
+// ctx and by DialTimeout, and registers it so that Close closes it. The
+// caller must call Release when done with it. After Close, Dial closes the
+// stream it got and returns net.ErrClosed.
+func (s *Server) Dial(ctx context.Context, target, isolation string) (net.Conn, error) {
+	o := s.options()
+	if o.Dialer == nil {
+		return nil, fmt.Errorf("%s: Server.Dialer is nil", o.Name)
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout(o.DialTimeout, DefaultDialTimeout))
+	defer cancel()
+	c, err := o.Dialer.DialStream(ctx, target, isolation)
+	if err != nil {
+		return nil, err
+	}
+	if !s.trackStream(c) {
+		c.Close()
+		return nil, net.ErrClosed
+	}
+	return c, nil
+}
+
+// trackStream registers an outgoing stream so that Close closes it. It
+// reports false after Close.
+func (s *Server) trackStream(c net.Conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.initLocked()
@@ -139,8 +218,12 @@ func (s *Server) Track(c net.Conn) bool {
 	return true
 }
 
-// Untrack closes c and forgets it.
-func (s *Server) Untrack(c net.Conn) {
+// Release closes a stream from Dial and forgets it. It may be called more
+// than once.
+func (s *Server) Release(c net.Conn) { s.untrack(c) }
+
+// untrack closes c and forgets it.
+func (s *Server) untrack(c net.Conn) {
 	c.Close()
 	s.mu.Lock()
 	delete(s.conns, c)
@@ -170,9 +253,8 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// Timeout returns d if it is positive and def otherwise, for the optional
-// timeout fields of the front ends' Servers.
-func Timeout(d, def time.Duration) time.Duration {
+// timeout returns d if it is positive and def otherwise.
+func timeout(d, def time.Duration) time.Duration {
 	if d > 0 {
 		return d
 	}

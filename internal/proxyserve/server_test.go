@@ -3,6 +3,7 @@ package proxyserve
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -10,25 +11,48 @@ import (
 	"time"
 
 	"github.com/darkmatter/darkmatter/internal/proxyserve/proxytest"
-	"github.com/darkmatter/darkmatter/internal/safelog"
+	"github.com/darkmatter/darkmatter/internal/streamerr"
 )
 
-// front adapts a Server and a Handler to proxytest.Server, as the front
-// ends in apps/ do.
+// front adapts a Server, its Options and a Handler to proxytest.Server, as
+// the front ends in apps/ do.
 type front struct {
 	srv  Server
+	opts Options
 	h    Handler
-	logf safelog.Logf
 }
 
-func (f *front) Serve(l net.Listener) error { return f.srv.Serve(l, f.h, f.logf) }
+func (f *front) Serve(l net.Listener) error { return f.srv.Serve(l, f.opts, f.h) }
 func (f *front) Close() error               { return f.srv.Close() }
+
+// newFront returns a front named "test" that dials with d.
+func newFront(d Dialer, h Handler) *front {
+	return &front{opts: Options{Name: "test", Dialer: d}, h: h}
+}
+
+// waitOptions waits until a Serve of f has recorded its Options.
+func waitOptions(t *testing.T, f *front) {
+	t.Helper()
+	deadline := time.Now().Add(proxytest.IOTimeout)
+	for f.srv.options().Dialer == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("Serve did not start")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
 
 func TestCloseWithActiveConnections(t *testing.T) {
 	be := proxytest.StartBackend(t, proxytest.Echo)
 	stall := proxytest.NewStall()
+	dialer := &proxytest.Dialer{Backend: be.Addr(), Fn: func(ctx context.Context, target string) (net.Conn, error) {
+		if target == "blocked.invalid:80" {
+			return stall.Dial(ctx, target)
+		}
+		return nil, nil // dial the backend
+	}}
 	dialErr := make(chan error, 1)
-	f := &front{}
+	f := newFront(dialer, nil)
 	f.h = func(ctx context.Context, c net.Conn) {
 		var cmd [1]byte
 		if _, err := io.ReadFull(c, cmd[:]); err != nil {
@@ -38,21 +62,16 @@ func TestCloseWithActiveConnections(t *testing.T) {
 		case 'e': // echo until the connection ends
 			_, _ = c.Write(cmd[:])
 			_, _ = io.Copy(c, c)
-		case 's': // a tracked outgoing stream, spliced
-			var nd net.Dialer
-			remote, err := nd.DialContext(ctx, "tcp", be.Addr())
+		case 's': // an outgoing stream, spliced
+			remote, err := f.srv.Dial(ctx, "echo.invalid:7", "")
 			if err != nil {
 				return
 			}
-			if !f.srv.Track(remote) {
-				remote.Close()
-				return
-			}
-			defer f.srv.Untrack(remote)
+			defer f.srv.Release(remote)
 			_, _ = c.Write(cmd[:])
 			Splice(c, c, remote)
 		case 'd': // a dial that only Close ends
-			_, err := stall.Dial(ctx, "blocked.invalid:80")
+			_, err := f.srv.Dial(ctx, "blocked.invalid:80", "")
 			dialErr <- err
 		}
 	}
@@ -89,8 +108,9 @@ func TestCloseWithActiveConnections(t *testing.T) {
 		t.Fatalf("in-flight dial ended with %v, want context.Canceled", err)
 	}
 	proxytest.ExpectAllClosed(t, clients...)
-	if f.srv.Track(clients[0]) {
-		t.Fatal("Track after Close reported true")
+	// A dial that completes after Close gives its stream back closed.
+	if c, err := f.srv.Dial(context.Background(), "echo.invalid:7", ""); !errors.Is(err, net.ErrClosed) || c != nil {
+		t.Fatalf("Dial after Close = %v, %v; want net.ErrClosed", c, err)
 	}
 	proxytest.VerifyClosedServer(t, f, clients, be)
 }
@@ -101,7 +121,8 @@ func TestCloseBeforeServe(t *testing.T) {
 		t.Fatalf("Close: %v", err)
 	}
 	l := proxytest.Listen(t)
-	if err := s.Serve(l, func(context.Context, net.Conn) { t.Error("handler ran") }, nil); !errors.Is(err, net.ErrClosed) {
+	o := Options{Name: "test", Dialer: &proxytest.Dialer{}}
+	if err := s.Serve(l, o, func(context.Context, net.Conn) { t.Error("handler ran") }); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("Serve after Close returned %v", err)
 	}
 	if _, err := l.Accept(); !errors.Is(err, net.ErrClosed) {
@@ -109,22 +130,25 @@ func TestCloseBeforeServe(t *testing.T) {
 	}
 }
 
-func TestTrackBeforeServe(t *testing.T) {
+func TestServeWithoutDialer(t *testing.T) {
 	var s Server
-	a, b := net.Pipe()
-	defer b.Close()
-	if !s.Track(a) {
-		t.Fatal("Track on a new Server reported false")
+	l := proxytest.Listen(t)
+	err := s.Serve(l, Options{Name: "test"}, func(context.Context, net.Conn) { t.Error("handler ran") })
+	if err == nil || err.Error() != "test: Server.Dialer is nil" {
+		t.Fatalf("Serve without a Dialer returned %v", err)
+	}
+	if _, err := l.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("listener not closed by Serve: Accept returned %v", err)
+	}
+	if _, err := s.Dial(context.Background(), "a.invalid:1", ""); err == nil {
+		t.Fatal("Dial without a Dialer succeeded")
 	}
 	s.Close()
-	if _, err := a.Write([]byte("x")); !errors.Is(err, io.ErrClosedPipe) {
-		t.Fatalf("tracked conn not closed by Close: write returned %v", err)
-	}
 }
 
 func TestCloseConcurrentWithServe(t *testing.T) {
 	proxytest.CloseConcurrentWithServe(t, func() proxytest.Server {
-		return &front{h: func(context.Context, net.Conn) {}}
+		return newFront(&proxytest.Dialer{}, func(context.Context, net.Conn) {})
 	})
 }
 
@@ -143,7 +167,8 @@ func (tempErr) Temporary() bool { return true }
 
 func TestAcceptRetry(t *testing.T) {
 	var rec proxytest.LogRecorder
-	f := &front{h: func(context.Context, net.Conn) {}, logf: safelog.Logf(rec.Logf).Prefix("test: ")}
+	f := newFront(&proxytest.Dialer{}, func(context.Context, net.Conn) {})
+	f.opts.Logf = rec.Logf
 	l := &flakyListener{Listener: proxytest.Listen(t), err: tempErr{}}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- f.Serve(l) }()
@@ -157,21 +182,55 @@ func TestAcceptRetry(t *testing.T) {
 
 	// Any other Accept error ends Serve with that error.
 	fatal := errors.New("listener broken")
-	f = &front{h: func(context.Context, net.Conn) {}}
+	f = newFront(&proxytest.Dialer{}, func(context.Context, net.Conn) {})
 	if err := f.Serve(&flakyListener{Listener: proxytest.Listen(t), err: fatal}); err != fatal {
 		t.Fatalf("Serve returned %v, want %v", err, fatal)
 	}
 	f.Close()
 }
 
-func TestTimeout(t *testing.T) {
+func TestTimeouts(t *testing.T) {
 	for _, tt := range []struct{ d, want time.Duration }{
-		{0, time.Minute},
-		{-time.Second, time.Minute},
+		{0, DefaultHandshakeTimeout},
+		{-time.Second, DefaultHandshakeTimeout},
 		{time.Second, time.Second},
 	} {
-		if got := Timeout(tt.d, time.Minute); got != tt.want {
-			t.Errorf("Timeout(%v, 1m) = %v, want %v", tt.d, got, tt.want)
+		f := newFront(&proxytest.Dialer{}, nil)
+		f.opts.HandshakeTimeout = tt.d
+		_, serveErr := proxytest.Serve(t, f)
+		waitOptions(t, f)
+		if got := f.srv.HandshakeTimeout(); got != tt.want {
+			t.Errorf("HandshakeTimeout %v gives %v, want %v", tt.d, got, tt.want)
+		}
+		proxytest.CloseWithin(t, f, serveErr)
+	}
+
+	// DialTimeout bounds Dial; the failure is named without an address.
+	stall := proxytest.NewStall()
+	f := newFront(&proxytest.Dialer{Fn: stall.Dial}, nil)
+	f.opts.DialTimeout = 20 * time.Millisecond
+	_, serveErr := proxytest.Serve(t, f)
+	waitOptions(t, f)
+	_, err := f.srv.Dial(context.Background(), "slow.invalid:1", "")
+	if !errors.Is(err, context.DeadlineExceeded) || DialFailure(err) != "connect timed out" {
+		t.Fatalf("Dial past DialTimeout: %v (%q)", err, DialFailure(err))
+	}
+	proxytest.CloseWithin(t, f, serveErr)
+}
+
+func TestDialFailure(t *testing.T) {
+	for _, tt := range []struct {
+		err  error
+		want string
+	}{
+		{context.DeadlineExceeded, "connect timed out"},
+		{fmt.Errorf("dial: %w", context.Canceled), "canceled"},
+		{fmt.Errorf("dial secret.invalid: %w", streamerr.New(streamerr.ConnRefused)), "connection refused"},
+		{streamerr.New(streamerr.Timeout), "connect timed out"},
+		{errors.New("dial secret.invalid: boom"), "failed"},
+	} {
+		if got := DialFailure(tt.err); got != tt.want {
+			t.Errorf("DialFailure(%v) = %q, want %q", tt.err, got, tt.want)
 		}
 	}
 }

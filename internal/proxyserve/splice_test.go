@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"os"
 	"testing"
 	"time"
 
@@ -95,6 +96,45 @@ func TestSpliceBufferedAndLarge(t *testing.T) {
 	done := startSplice(cs, cs, rs)
 	proxytest.HalfCloseAndCheckHash(t, client, client, 1<<20+3)
 	waitDone(t, done)
+}
+
+// answerSize is the answer a half-closing client must receive whole.
+const answerSize = 8 << 20
+
+// A client that sends its request and shuts its write side gets a large
+// answer whole, through a remote that half-closes like a circuit stream
+// (CloseWrite, no ReadFrom or WriteTo).
+func TestSpliceHalfCloseStreamRemote(t *testing.T) {
+	be := proxytest.StartBackend(t, proxytest.AnswerAfterEOF(answerSize))
+	client, cs := tcpPair(t)
+	rs := proxytest.Stream(proxytest.Dial(t, be.Addr()))
+	done := startSplice(cs, cs, rs)
+	proxytest.RequestAndCheckAnswer(t, client, client, "GET /big\r\n", 0, answerSize)
+	waitDone(t, done)
+	expectConnClosed(t, "client side", cs)
+}
+
+// A remote whose CloseWrite fails (an exit that cannot half-close) ends
+// the splice as before half-close: both connections close at the client's
+// EOF, and neither side hangs.
+func TestSpliceCloseWriteFails(t *testing.T) {
+	be := proxytest.StartBackend(t, proxytest.AnswerAfterEOF(answerSize))
+	client, cs := tcpPair(t)
+	rs := proxytest.NoHalfClose(proxytest.Dial(t, be.Addr()))
+	done := startSplice(cs, cs, rs)
+	if _, err := io.WriteString(client, "request"); err != nil {
+		t.Fatal(err)
+	}
+	_ = client.(*net.TCPConn).CloseWrite()
+	// The answer may not come: the remote was closed at the client's EOF.
+	if n, err := io.Copy(io.Discard, client); n == answerSize || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("client read %d bytes, %v", n, err)
+	}
+	waitDone(t, done)
+	expectConnClosed(t, "client side", cs)
+	if err := rs.SetDeadline(time.Time{}); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("remote not closed by Splice (SetDeadline: %v)", err)
+	}
 }
 
 // Where the destination of an ended direction cannot half-close, both

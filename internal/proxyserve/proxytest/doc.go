@@ -1,10 +1,13 @@
 // Package proxytest holds the test helpers shared by the tests of the proxy
 // front ends (apps/socks, apps/httpproxy) and of package proxyserve: a fake
 // Dialer that records every (target, isolation) pair it is asked for and
-// dials a loopback backend, loopback TCP backends with ready-made handlers
-// (echo, hash after EOF), a helper that runs a proxy Server on loopback and
-// checks at cleanup that Serve returned net.ErrClosed, a client dialer with
-// a deadline, and a concurrency-safe log recorder.
+// dials a loopback backend, optionally wrapped to look like a circuit
+// stream (Stream) or like one that cannot half-close (NoHalfClose);
+// loopback TCP backends with ready-made handlers (echo, hash after EOF, a
+// large answer after EOF) and the client halves that check them; a helper
+// that runs a proxy Server on loopback and checks at cleanup that Serve
+// returned net.ErrClosed; a client dialer with a deadline; and a
+// concurrency-safe log recorder.
 //
 // What it does not do:
 //   - It speaks no proxy protocol: SOCKS5 and HTTP clients stay in the

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net"
 	"slices"
 	"strings"
@@ -37,6 +38,9 @@ type Dialer struct {
 	// Fn, when set, is asked first; a nil conn and nil error fall through
 	// to dialing Backend.
 	Fn func(ctx context.Context, target string) (net.Conn, error)
+	// Wrap, when set, wraps each connection dialed to Backend (Stream,
+	// NoHalfClose).
+	Wrap func(net.Conn) net.Conn
 
 	mu    sync.Mutex
 	calls []DialCall
@@ -54,7 +58,11 @@ func (d *Dialer) DialStream(ctx context.Context, target, isolation string) (net.
 		}
 	}
 	var nd net.Dialer
-	return nd.DialContext(ctx, "tcp", d.Backend)
+	c, err := nd.DialContext(ctx, "tcp", d.Backend)
+	if err != nil || d.Wrap == nil {
+		return c, err
+	}
+	return d.Wrap(c), nil
 }
 
 // Calls returns a copy of the calls so far, in order.
@@ -405,5 +413,81 @@ func CloseConcurrentWithServe(t testing.TB, newServer func() Server) {
 		}
 		s.Close()
 		wg.Wait()
+	}
+}
+
+// stream is what Stream returns.
+type stream struct{ c net.Conn }
+
+// Stream wraps a TCP connection so that it looks to Splice like a circuit
+// stream: a net.Conn with CloseWrite (passed on to c) but without the
+// ReadFrom and WriteTo fast paths of *net.TCPConn.
+func Stream(c net.Conn) net.Conn { return stream{c} }
+
+func (s stream) Read(p []byte) (int, error)         { return s.c.Read(p) }
+func (s stream) Write(p []byte) (int, error)        { return s.c.Write(p) }
+func (s stream) Close() error                       { return s.c.Close() }
+func (s stream) CloseWrite() error                  { return s.c.(*net.TCPConn).CloseWrite() }
+func (s stream) LocalAddr() net.Addr                { return s.c.LocalAddr() }
+func (s stream) RemoteAddr() net.Addr               { return s.c.RemoteAddr() }
+func (s stream) SetDeadline(t time.Time) error      { return s.c.SetDeadline(t) }
+func (s stream) SetReadDeadline(t time.Time) error  { return s.c.SetReadDeadline(t) }
+func (s stream) SetWriteDeadline(t time.Time) error { return s.c.SetWriteDeadline(t) }
+
+// ErrNoHalfClose is what CloseWrite of a NoHalfClose connection returns.
+var ErrNoHalfClose = errors.New("proxytest: half-close not supported")
+
+// noHalfClose is what NoHalfClose returns.
+type noHalfClose struct{ stream }
+
+// NoHalfClose wraps a TCP connection like Stream, but its CloseWrite fails
+// with ErrNoHalfClose and does nothing, like a stream whose exit cannot
+// half-close.
+func NoHalfClose(c net.Conn) net.Conn { return noHalfClose{stream{c}} }
+
+func (noHalfClose) CloseWrite() error { return ErrNoHalfClose }
+
+// AnswerAfterEOF returns a Backend handler that reads the request until
+// EOF (the client's half-close), then writes the n-byte Answer to it and
+// closes. It needs a proxy that passes the half-close on and keeps the
+// other direction open.
+func AnswerAfterEOF(n int) func(net.Conn) {
+	return func(c net.Conn) {
+		req, err := io.ReadAll(c)
+		if err != nil {
+			return
+		}
+		_, _ = io.Copy(c, Answer(req, n))
+	}
+}
+
+// Answer is the deterministic n-byte answer to req: ChaCha8 keyed with
+// SHA-256(req).
+func Answer(req []byte, n int) io.Reader {
+	return io.LimitReader(mrand.NewChaCha8(sha256.Sum256(req)), int64(n))
+}
+
+// RequestAndCheckAnswer writes req to c, except its first written bytes
+// (which the caller has sent already), half-closes c (a *net.TCPConn),
+// reads r (c, or a reader over it holding bytes already buffered) to its
+// end and checks that it got exactly Answer(req, n): the answer of an
+// AnswerAfterEOF(n) backend.
+func RequestAndCheckAnswer(t testing.TB, c net.Conn, r io.Reader, req string, written, n int) {
+	t.Helper()
+	if _, err := io.WriteString(c, req[written:]); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	got := sha256.New()
+	m, err := io.Copy(got, r)
+	if err != nil || m != int64(n) {
+		t.Fatalf("received %d of %d bytes after the half-close: %v", m, n, err)
+	}
+	want := sha256.New()
+	_, _ = io.Copy(want, Answer([]byte(req), n))
+	if !bytes.Equal(got.Sum(nil), want.Sum(nil)) {
+		t.Fatal("the answer differs from what the backend sent")
 	}
 }

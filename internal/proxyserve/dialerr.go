@@ -1,0 +1,23 @@
+package proxyserve
+
+import (
+	"context"
+	"errors"
+
+	"github.com/darkmatter/darkmatter/internal/streamerr"
+)
+
+// DialFailure describes an error from Dial in a few words that hold no
+// address (dial errors may quote the target): "connect timed out" when the
+// dial timeout passed, "canceled" when the Server closed, and otherwise the
+// streamerr reason the error carries ("connection refused", "failed", ...).
+// Front ends use it in log lines and in what they answer the client.
+func DialFailure(err error) string {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return streamerr.Timeout.String()
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	}
+	return streamerr.ReasonOf(err).String()
+}
