@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/darkmatter/darkmatter/overlay/descriptor"
-	"github.com/darkmatter/darkmatter/overlay/link"
 )
 
 // fetchDirectory asks one bootstrap relay (tried in random order) for its
@@ -29,9 +28,11 @@ func (n *Node) fetchDirectory(ctx context.Context) error {
 			}
 			continue
 		}
-		if !answered && n.cfg.Listen == "" {
+		if !answered && !n.isRelay() {
 			if d := n.dir.Get(b.Identity.NodeID()); d != nil {
-				n.mgr.SetGuard(hopOf(d))
+				if h, ok := n.hopOf(d); ok {
+					n.mgr.SetGuard(h)
+				}
 			}
 		}
 		answered = true
@@ -67,11 +68,11 @@ func (n *Node) enoughRelays() bool {
 func (n *Node) fetchFrom(ctx context.Context, b descriptor.Bootstrap) error {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	ch, err := n.Channel(ctx, b.Identity, b.Link, b.Addr)
+	l, err := n.links.Channel(ctx, b.Identity, b.Link, b.Addr)
 	if err != nil {
 		return err
 	}
-	return n.dir.Fetch(ctx, ch.(*link.Link))
+	return n.dir.Fetch(ctx, l)
 }
 
 // refreshLoop refetches the directory periodically so a long-running client

@@ -1,14 +1,36 @@
 // Package overlay is darkmatter's public Node API: a Node joins a network
-// (bootstrap relays, directory of signed relay descriptors), keeps Noise links
-// to its neighbours, carries circuits as a relay (optionally an exit) and, as a
-// client, opens streams through 3-hop circuits with DialStream.
+// (bootstrap relays, a directory of signed relay descriptors), keeps Noise
+// links to its neighbours, carries circuits as a relay (optionally an exit)
+// and, as a client, opens streams through 3-hop circuits.
 //
 //	n, _ := overlay.New(overlay.Config{Bootstrap: bs})
 //	n.Start(ctx)
-//	conn, _ := n.DialStream(ctx, "example.com:80", "") // a net.Conn
+//	conn, _ := n.Dial(ctx, "tcp", "example.com:80") // a net.Conn
 //
-// Discovery in this version is a static bootstrap list: relays announce their
-// descriptor (HELLO) to their bootstrap relays, and clients fetch the
-// descriptors their bootstrap relays know (DIR_GET). Gossip and the DHT are
-// not implemented yet. The package does not parse flags or files (cmd/ does).
+// Applications see only standard-library shapes: Dial (like
+// net.Dialer.DialContext), DialStream (the same with an isolation key: streams
+// of different keys never share a circuit) and Listen (like
+// net.ListenConfig.Listen; it answers ErrNotAvailable until hidden services
+// land), plus New, Start, Ready, Close and status accessors.
+//
+// A Node is cut into parts, each its own package:
+//
+//   - overlay/linkmgr, the link manager: links over several transports at
+//     once (addresses with a scheme, "tcp://host:port"), one dial per peer,
+//     the accept loops, and a better link to a peer replacing another;
+//   - overlay/dir, the directory: verified, fresh relay descriptors and the
+//     DIR_GET exchange;
+//   - package circuit: the switch (circuits through this node) and the
+//     circuit manager (the client's circuits and streams).
+//
+// The Node wires them together with unexported adapters (the switch's Linker,
+// the link manager's Handler) and keeps the bootstrap policy: relays announce
+// their descriptor (HELLO) to their bootstrap relays, and a client fetches
+// the directory from one bootstrap relay, which becomes its guard
+// (spec/circuits.md §1, directory guard), asking another only while its
+// directory is too small for a path.
+//
+// What it does not do: no gossip or DHT yet (overlay/dir will), no hidden
+// services yet, no NAT traversal (nat/), and it does not parse flags or files
+// (cmd/ does).
 package overlay

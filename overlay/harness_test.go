@@ -52,14 +52,14 @@ func newHarnessLog(t testing.TB, kind string, nRelays int, logf safelog.Logf) *h
 	h.target = h.startTarget()
 	var boot []descriptor.Bootstrap
 	for i := 0; i < nRelays; i++ {
-		cfg := Config{Network: "test-" + kind, Listen: "127.0.0.1:0", AllowSameSubnet: kind == "tcp", Logf: logf}
+		cfg := Config{Network: "test-" + kind, Listen: []string{"127.0.0.1:0"}, AllowSameSubnet: kind == "tcp", Logf: logf}
 		exit := &circuit.ExitConfig{Policy: exitpolicy.AcceptAll(), ConnectTimeout: 5 * time.Second}
 		if kind == "mem" {
 			ip := fmt.Sprintf("10.%d.0.1", i+1)
 			host := h.mem.Host(ip)
 			h.hosts = append(h.hosts, ip)
-			cfg.Transport = host
-			cfg.Listen = ip + ":7000"
+			cfg.Transports = transport.Registry{memnet.Scheme: host}
+			cfg.Listen = []string{memnet.Scheme + "://" + ip + ":7000"}
 			exit.Dial = func(ctx context.Context, _, addr string) (net.Conn, error) { return host.Dial(ctx, addr) }
 		}
 		exit.Resolve = func(ctx context.Context, name string) ([]netip.Addr, error) {
@@ -88,7 +88,7 @@ func newHarnessLog(t testing.TB, kind string, nRelays int, logf safelog.Logf) *h
 	waitFor(t, func() bool { return len(h.relays[0].Relays()) == nRelays }, "relay 0 knows every relay")
 	ccfg := Config{Network: "test-" + kind, Bootstrap: boot[:1], AllowSameSubnet: kind == "tcp", Logf: logf}
 	if kind == "mem" {
-		ccfg.Transport = h.mem.Host(h.cliHost)
+		ccfg.Transports = transport.Registry{memnet.Scheme: h.mem.Host(h.cliHost)}
 	}
 	c, err := New(ccfg)
 	if err != nil {

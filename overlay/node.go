@@ -15,6 +15,7 @@ import (
 	"github.com/darkmatter/darkmatter/overlay/descriptor"
 	"github.com/darkmatter/darkmatter/overlay/dir"
 	"github.com/darkmatter/darkmatter/overlay/link"
+	"github.com/darkmatter/darkmatter/overlay/linkmgr"
 	"github.com/darkmatter/darkmatter/overlay/transport"
 )
 
@@ -23,13 +24,16 @@ import (
 type Config struct {
 	// Network is the network name (default "darkmatter").
 	Network string
-	// Transport carries links (default transport.TCP).
-	Transport transport.Transport
-	// Listen, if set, makes the node a relay listening on this address.
-	Listen string
-	// Advertise is the link address put in the descriptor (default: the
-	// listener's address).
-	Advertise string
+	// Transports carry links by address scheme ("tcp", later "quic";
+	// memnet under "mem" in tests). Nil means TCP only.
+	Transports transport.Registry
+	// Listen, if not empty, makes the node a relay listening on these
+	// addresses ("tcp://host:port", or a bare "host:port" for tcp), one
+	// transport each or several on one.
+	Listen []string
+	// Advertise are the link addresses put in the descriptor (default:
+	// the listeners' addresses).
+	Advertise []string
 	// Keys are the node's keys (default: fresh keys in memory).
 	Keys *keys.NodeKeys
 	// Exit, if non-nil, makes a relay an exit with this configuration.
@@ -49,18 +53,21 @@ type Config struct {
 	DirRefresh time.Duration
 	// Progress, if set, receives bootstrap progress (0..100) and a message.
 	Progress func(percent int, msg string)
-	Logf     safelog.Logf
+	// Logf receives debug logs; nil is silent. Addresses and keys are
+	// logged only through safelog.S.
+	Logf safelog.Logf
 }
 
-// Node is a darkmatter node: client, relay or both.
+// Node is a darkmatter node: client, relay or both. Its methods are safe
+// for concurrent use.
 type Node struct {
 	cfg   Config
 	keys  *keys.NodeKeys
-	desc  *descriptor.Descriptor // nil for clients
-	hello []byte
+	desc  *descriptor.Descriptor // nil for clients; set by Start
 	sw    *circuit.Switch
 	mgr   *circuit.Manager
 	dir   *dir.Directory
+	links *linkmgr.Manager
 	logf  safelog.Logf
 
 	ctx    context.Context
@@ -68,31 +75,26 @@ type Node struct {
 	wg     sync.WaitGroup
 
 	// mu guards the following.
-	mu       sync.Mutex
-	ln       net.Listener
-	links    map[keys.LinkPublicKey]*link.Link
-	all      map[*link.Link]*descriptor.Descriptor // open links → the peer's verified HELLO descriptor, or nil
-	dialing  map[keys.LinkPublicKey]*pendingLink
-	closed   bool
-	startErr error
+	mu        sync.Mutex
+	listeners []net.Listener
+	closed    bool
 }
 
-type pendingLink struct {
-	done chan struct{}
-	l    *link.Link
-	err  error
-}
-
-// ErrClosed is returned after Close.
-var ErrClosed = errors.New("overlay: node closed")
+var (
+	// ErrClosed is returned after Close.
+	ErrClosed = errors.New("overlay: node closed")
+	// ErrNotAvailable is returned by Listen: hidden services are not
+	// available yet.
+	ErrNotAvailable = errors.New("overlay: hidden services are not available yet")
+)
 
 // New returns a Node; Start brings it up.
 func New(cfg Config) (*Node, error) {
 	if cfg.Network == "" {
-		cfg.Network = "darkmatter"
+		cfg.Network = link.DefaultNetwork
 	}
-	if cfg.Transport == nil {
-		cfg.Transport = &transport.TCP{}
+	if cfg.Transports == nil {
+		cfg.Transports = transport.Registry{transport.SchemeTCP: &transport.TCP{}}
 	}
 	if cfg.DirRefresh <= 0 {
 		cfg.DirRefresh = 5 * time.Minute
@@ -104,26 +106,39 @@ func New(cfg Config) (*Node, error) {
 			return nil, err
 		}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	n := &Node{
-		cfg:     cfg,
-		keys:    k,
-		dir:     dir.New(dir.Config{Network: cfg.Network}),
-		logf:    cfg.Logf,
-		ctx:     ctx,
-		cancel:  cancel,
-		links:   make(map[keys.LinkPublicKey]*link.Link),
-		all:     make(map[*link.Link]*descriptor.Descriptor),
-		dialing: make(map[keys.LinkPublicKey]*pendingLink),
+		cfg:  cfg,
+		keys: k,
+		dir:  dir.New(dir.Config{Network: cfg.Network}),
+		logf: cfg.Logf,
 	}
-	scfg := circuit.Config{Network: cfg.Network, Linker: n, Logf: cfg.Logf}
-	if cfg.Listen != "" {
+	scfg := circuit.Config{Network: cfg.Network, Linker: linker{n}, Logf: cfg.Logf}
+	if n.isRelay() {
 		scfg.Onion, scfg.KEM = k.Onion, k.KEM
 		scfg.Exit = cfg.Exit
 	}
 	var err error
 	if n.sw, err = circuit.NewSwitch(scfg); err != nil {
-		cancel()
+		return nil, err
+	}
+	lcfg := linkmgr.Config{
+		Link: link.Config{
+			Network:     cfg.Network,
+			KeepAlive:   cfg.KeepAlive,
+			IdleTimeout: cfg.IdleTimeout,
+		},
+		Transports: cfg.Transports,
+		Circuits:   n.sw,
+		Handler:    (*linkEvents)(n),
+		Logf:       cfg.Logf,
+	}
+	if n.isRelay() {
+		// A client uses a fresh key per link so its links cannot be
+		// linked to each other.
+		lcfg.Link.Static = k.Link
+	}
+	if n.links, err = linkmgr.New(lcfg); err != nil {
+		n.sw.Close()
 		return nil, err
 	}
 	n.mgr, err = circuit.NewManager(circuit.ManagerConfig{
@@ -134,28 +149,23 @@ func New(cfg Config) (*Node, error) {
 		Logf:            cfg.Logf,
 	})
 	if err != nil {
-		cancel()
+		n.links.Close()
+		n.sw.Close()
 		return nil, err
 	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
 	return n, nil
 }
+
+func (n *Node) isRelay() bool { return len(n.cfg.Listen) > 0 }
 
 // Start listens (relays), announces the node to its bootstrap relays and
 // fetches their directories. With no bootstrap relays it returns at once.
 func (n *Node) Start(ctx context.Context) error {
-	if n.cfg.Listen != "" {
-		ln, err := n.cfg.Transport.Listen(n.cfg.Listen)
-		if err != nil {
-			return fmt.Errorf("overlay: listen: %w", err)
-		}
-		if err := n.makeDescriptor(ln.Addr().String()); err != nil {
-			ln.Close()
+	if n.isRelay() {
+		if err := n.listen(); err != nil {
 			return err
 		}
-		n.mu.Lock()
-		n.ln = ln
-		n.mu.Unlock()
-		n.goFunc(func() { n.acceptLoop(ln) })
 	}
 	n.progress(5, "starting")
 	if len(n.cfg.Bootstrap) == 0 {
@@ -168,10 +178,55 @@ func (n *Node) Start(ctx context.Context) error {
 	return nil
 }
 
-func (n *Node) makeDescriptor(listenAddr string) error {
-	adv := n.cfg.Advertise
-	if adv == "" {
-		adv = listenAddr
+// listen binds every Listen address, signs the descriptor that names them
+// and only then accepts links, so every peer gets the descriptor in HELLO.
+func (n *Node) listen() error {
+	var lns []net.Listener
+	var addrs []transport.Addr
+	fail := func(err error) error {
+		for _, ln := range lns {
+			ln.Close()
+		}
+		return err
+	}
+	for _, a := range n.cfg.Listen {
+		t, pa, err := n.cfg.Transports.Lookup(a)
+		if err != nil {
+			return fail(fmt.Errorf("overlay: listen: %w", err))
+		}
+		ln, err := t.Listen(pa.HostPort)
+		if err != nil {
+			return fail(fmt.Errorf("overlay: listen: %w", err))
+		}
+		lns = append(lns, ln)
+		addrs = append(addrs, transport.Addr{Scheme: pa.Scheme, HostPort: ln.Addr().String()})
+	}
+	hello, err := n.makeDescriptor(addrs)
+	if err != nil {
+		return fail(err)
+	}
+	n.links.SetHello(hello)
+	n.mu.Lock()
+	n.listeners = append(n.listeners, lns...)
+	n.mu.Unlock()
+	for i, ln := range lns {
+		if err := n.links.Serve(ln, addrs[i].Scheme); err != nil {
+			return fail(err)
+		}
+	}
+	return nil
+}
+
+// makeDescriptor signs the relay's descriptor, adds it to the directory
+// and returns its wire form, the HELLO payload.
+func (n *Node) makeDescriptor(listening []transport.Addr) ([]byte, error) {
+	var addrs []string
+	if len(n.cfg.Advertise) > 0 {
+		addrs = n.cfg.Advertise
+	} else {
+		for _, a := range listening {
+			addrs = append(addrs, descriptorAddr(a))
+		}
 	}
 	pol := exitpolicy.RejectAll()
 	if n.cfg.Exit != nil {
@@ -187,19 +242,29 @@ func (n *Node) makeDescriptor(listenAddr string) error {
 		Onion:        n.keys.Onion.Public(),
 		OnionExpires: now.Add(7 * 24 * time.Hour),
 		KEM:          *n.keys.KEM.Public(),
-		Addrs:        []string{adv},
+		Addrs:        addrs,
 		ExitPolicy:   pol.String(),
 		Bandwidth:    n.cfg.Bandwidth,
 		Published:    now,
 	}
 	d.Sign(n.keys.Identity)
 	b := d.Marshal()
-	if _, err := descriptor.Parse(b); err != nil {
-		return fmt.Errorf("overlay: own descriptor: %w", err)
+	parsed, err := descriptor.Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("overlay: own descriptor: %w", err)
 	}
-	n.desc, n.hello = d, b
-	n.dir.Add(d)
-	return nil
+	n.desc = parsed
+	n.dir.Add(parsed)
+	return b, nil
+}
+
+// descriptorAddr writes a TCP address without its scheme, which every
+// descriptor version reads as tcp, and any other with it.
+func descriptorAddr(a transport.Addr) string {
+	if a.Scheme == transport.SchemeTCP {
+		return a.HostPort
+	}
+	return a.String()
 }
 
 // Descriptor returns the relay's signed descriptor (nil for a client).
@@ -216,25 +281,22 @@ func (n *Node) Bootstrap() descriptor.Bootstrap {
 // NodeID returns the node's ID.
 func (n *Node) NodeID() keys.NodeID { return n.keys.Identity.Public().NodeID() }
 
-// Addr returns the listener's address (nil for a client).
+// Addr returns the first listener's address, without a scheme (nil for a
+// client).
 func (n *Node) Addr() net.Addr {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if n.ln == nil {
+	if len(n.listeners) == 0 {
 		return nil
 	}
-	return n.ln.Addr()
+	return n.listeners[0].Addr()
 }
 
 // Relays returns the descriptors the node knows.
 func (n *Node) Relays() []*descriptor.Descriptor { return n.dir.List() }
 
 // Links returns the number of open links.
-func (n *Node) Links() int {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return len(n.all)
-}
+func (n *Node) Links() int { return n.links.Len() }
 
 // CircuitEnds returns the circuit ends registered in the switch.
 func (n *Node) CircuitEnds() int { return n.sw.Circuits() }
@@ -255,15 +317,27 @@ func (n *Node) DialStream(ctx context.Context, target, isolation string) (net.Co
 	return n.mgr.DialStream(ctx, target, isolation)
 }
 
-// Dial is DialStream with the default isolation key, shaped like
-// net.Dialer.DialContext. Only "tcp" networks are supported.
-func (n *Node) Dial(ctx context.Context, network, addr string) (net.Conn, error) {
+// Dial connects to address through a circuit, shaped like
+// net.Dialer.DialContext: network is "tcp", "tcp4" or "tcp6", and address
+// is "host:port" (the exit resolves host names, never this node). It uses
+// the default isolation key; DialStream takes another.
+func (n *Node) Dial(ctx context.Context, network, address string) (net.Conn, error) {
 	switch network {
 	case "tcp", "tcp4", "tcp6":
 	default:
 		return nil, fmt.Errorf("overlay: network %q not supported", network)
 	}
-	return n.DialStream(ctx, addr, "")
+	return n.DialStream(ctx, address, "")
+}
+
+// Listen will accept streams for a hidden service, shaped like
+// net.ListenConfig.Listen. Hidden services are not available yet: it
+// returns an error matching ErrNotAvailable.
+func (n *Node) Listen(ctx context.Context, network, address string) (net.Listener, error) {
+	if n.isClosed() {
+		return nil, ErrClosed
+	}
+	return nil, fmt.Errorf("overlay: listen %s: %w", network, ErrNotAvailable)
 }
 
 // Ready builds a first circuit (to any exit) so the next stream usually
@@ -302,8 +376,8 @@ func (n *Node) goFunc(f func()) {
 	}()
 }
 
-// Close shuts the node down: circuits, links and listener; it waits for the
-// node's goroutines. Close can be called more than once.
+// Close shuts the node down: circuits, links and listeners; it waits for
+// the node's goroutines. Close can be called more than once.
 func (n *Node) Close() error {
 	n.mu.Lock()
 	if n.closed {
@@ -311,21 +385,11 @@ func (n *Node) Close() error {
 		return nil
 	}
 	n.closed = true
-	ln := n.ln
-	links := make([]*link.Link, 0, len(n.all))
-	for l := range n.all {
-		links = append(links, l)
-	}
 	n.mu.Unlock()
 	n.cancel()
-	if ln != nil {
-		ln.Close()
-	}
 	n.mgr.Close()
 	n.sw.Close()
-	for _, l := range links {
-		l.Close()
-	}
+	n.links.Close()
 	n.wg.Wait()
 	return nil
 }
@@ -335,10 +399,11 @@ func (n *Node) relayInfos() []circuit.RelayInfo {
 	ds := n.dir.List()
 	out := make([]circuit.RelayInfo, 0, len(ds))
 	for _, d := range ds {
-		if len(d.Addrs) == 0 {
+		h, ok := n.hopOf(d)
+		if !ok {
 			continue
 		}
-		ri := circuit.RelayInfo{Hop: hopOf(d)}
+		ri := circuit.RelayInfo{Hop: h}
 		if p := d.Policy(); p != nil && p.IsExit() {
 			ri.Policy = p
 		}
@@ -347,10 +412,20 @@ func (n *Node) relayInfos() []circuit.RelayInfo {
 	return out
 }
 
-// hopOf returns what a client needs to extend to the relay d describes.
-func hopOf(d *descriptor.Descriptor) circuit.Hop {
-	// Descriptors are immutable once parsed, so the hop can point at the
-	// descriptor's 1184-byte KEM key instead of copying it for every relay
-	// each time paths are chosen.
-	return circuit.Hop{Identity: d.Identity, Link: d.Link, Addr: d.Addrs[0], Onion: d.Onion, KEM: &d.KEM}
+// hopOf returns what a client needs to extend to the relay d describes,
+// with the first of its addresses that one of our transports carries;
+// false if there is none.
+func (n *Node) hopOf(d *descriptor.Descriptor) (circuit.Hop, bool) {
+	for _, s := range d.Addrs {
+		a, err := transport.ParseAddr(s)
+		if err != nil || !n.links.Supports(s) {
+			continue
+		}
+		// Descriptors are immutable once parsed, so the hop can point at
+		// the descriptor's 1184-byte KEM key instead of copying it for
+		// every relay each time paths are chosen. A TCP address goes
+		// without its scheme, the form every relay reads in EXTEND.
+		return circuit.Hop{Identity: d.Identity, Link: d.Link, Addr: descriptorAddr(a), Onion: d.Onion, KEM: &d.KEM}, true
+	}
+	return circuit.Hop{}, false
 }

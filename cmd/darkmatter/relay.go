@@ -16,8 +16,8 @@ func relayCommand() *cli.Command {
 		Name:  "relay",
 		Usage: "run a relay that carries other people's circuits",
 		Flags: append(commonFlags(),
-			&cli.StringFlag{Name: "listen", Usage: "link listen address HOST:PORT", Required: true},
-			&cli.StringFlag{Name: "advertise", Usage: "address to publish in the descriptor (default: the listen address)"},
+			&cli.StringSliceFlag{Name: "listen", Usage: "link listen address [tcp://]HOST:PORT (repeatable)", Required: true},
+			&cli.StringSliceFlag{Name: "advertise", Usage: "address to publish in the descriptor, [tcp://]HOST:PORT (repeatable; default: the listen addresses)"},
 			&cli.StringSliceFlag{Name: "bootstrap", Usage: "relay ID@HOST:PORT to announce to (repeatable)"},
 			&cli.BoolFlag{Name: "exit", Usage: "act as an exit relay"},
 			&cli.StringFlag{Name: "exit-policy", Usage: `exit policy, e.g. "reject private:*,accept *:80,accept *:443" (default: reject private:*,accept *:*)`},
@@ -49,8 +49,8 @@ func relayCommand() *cli.Command {
 			defer stop()
 			n, err := overlay.New(overlay.Config{
 				Network:   c.String("network"),
-				Listen:    c.String("listen"),
-				Advertise: c.String("advertise"),
+				Listen:    c.StringSlice("listen"),
+				Advertise: c.StringSlice("advertise"),
 				Keys:      k,
 				Exit:      exit,
 				Bootstrap: bs,

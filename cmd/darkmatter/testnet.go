@@ -97,7 +97,7 @@ func startTestnet(ctx context.Context, o testnetOptions) (*testnet, error) {
 		}
 		cfg := overlay.Config{
 			Network: o.Network,
-			Listen:  "127.0.0.1:0",
+			Listen:  []string{"127.0.0.1:0"},
 			Exit:    exit,
 			Logf:    o.Debug,
 		}

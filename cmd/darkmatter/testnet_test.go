@@ -580,7 +580,7 @@ func TestTestnetState(t *testing.T) {
 			continue
 		}
 		d := e.tn.Relays[i].Descriptor()
-		if bs.Identity != d.Identity || bs.Addr != e.tn.Relays[i].Addr().String() {
+		if bs.Identity != d.Identity || bs.Addr != "tcp://"+e.tn.Relays[i].Addr().String() {
 			t.Errorf("relay %d: bootstrap %s does not match the relay", i, r.Bootstrap)
 		}
 		if r.Exit != d.Policy().IsExit() {

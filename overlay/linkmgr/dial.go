@@ -1,0 +1,100 @@
+package linkmgr
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/darkmatter/darkmatter/crypto/keys"
+	"github.com/darkmatter/darkmatter/internal/safelog"
+	"github.com/darkmatter/darkmatter/overlay/link"
+)
+
+// Channel returns the preferred link to the relay with link key lk,
+// dialling addr ("scheme://host:port" or a bare tcp "host:port") if there is
+// none; concurrent calls for one relay share one dial. It checks that the
+// relay's HELLO descriptor is signed by identity and names lk.
+func (m *Manager) Channel(ctx context.Context, identity keys.IdentityPublicKey, lk keys.LinkPublicKey, addr string) (*Link, error) {
+	l, err := m.linkTo(ctx, lk, addr)
+	if err != nil {
+		return nil, err
+	}
+	if d := l.Descriptor(); d == nil || d.Identity != identity || d.Link != lk {
+		return nil, fmt.Errorf("%w (%v)", ErrWrongRelay, safelog.S(addr))
+	}
+	return l, nil
+}
+
+func (m *Manager) linkTo(ctx context.Context, lk keys.LinkPublicKey, addr string) (*Link, error) {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil, ErrClosed
+	}
+	if p := m.peers[lk]; p != nil {
+		l := p.preferred
+		m.mu.Unlock()
+		return l, nil
+	}
+	if p := m.dialing[lk]; p != nil {
+		m.mu.Unlock()
+		select {
+		case <-p.done:
+			return p.l, p.err
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	p := &pendingDial{done: make(chan struct{})}
+	m.dialing[lk] = p
+	m.mu.Unlock()
+
+	p.l, p.err = m.Dial(ctx, lk, addr)
+	m.mu.Lock()
+	delete(m.dialing, lk)
+	if peer := m.peers[lk]; p.err != nil && peer != nil {
+		// The peer dialled us meanwhile (and our link may have lost to
+		// that one): use its link.
+		p.l, p.err = peer.preferred, nil
+	}
+	m.mu.Unlock()
+	close(p.done)
+	return p.l, p.err
+}
+
+// Dial opens a new link to the peer with link key lk at addr, even if one
+// is open already: the preference rule (package documentation) decides
+// which of them new circuits use. Close cancels it.
+func (m *Manager) Dial(ctx context.Context, lk keys.LinkPublicKey, addr string) (*Link, error) {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil, ErrClosed
+	}
+	m.wg.Add(1)
+	m.mu.Unlock()
+	defer m.wg.Done()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(m.ctx, cancel)
+	defer stop()
+
+	t, a, err := m.cfg.Transports.Lookup(addr)
+	if err != nil {
+		return nil, fmt.Errorf("linkmgr: dial %v: %w", safelog.S(addr), err)
+	}
+	conn, err := t.Dial(ctx, a.HostPort)
+	if err != nil {
+		return nil, fmt.Errorf("linkmgr: dial %v: %w", safelog.S(addr), safelog.Scrub(err))
+	}
+	l := m.newLink(a)
+	ll, err := link.Dial(ctx, conn, m.linkConfig(), lk, (*handler)(l))
+	if err != nil {
+		return nil, fmt.Errorf("linkmgr: link to %v: %w", safelog.S(addr), err)
+	}
+	l.opened(ll)
+	if err := m.record(l); err != nil {
+		ll.Close()
+		return nil, fmt.Errorf("linkmgr: link to %v: %w", safelog.S(addr), err)
+	}
+	return l, nil
+}

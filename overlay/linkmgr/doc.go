@@ -1,0 +1,46 @@
+// Package linkmgr is the link manager: it owns a node's links (overlay/link),
+// opens them over several transports at once, accepts them on every
+// listener, keeps one table of open links by the peer's link key, routes
+// their cells, and lets a better link to a peer replace another.
+//
+// Vocabulary: a *link* is one Noise link over one transport connection
+// ([Link]); a *peer* is the other end, known by its static link key (a
+// relay's is long-term, a client's is fresh for every link, so a client's
+// links are never recognised as one peer). A peer may have several links at
+// once; exactly one of them is its *preferred* link, the one new circuits use.
+//
+// Dialling. [Manager.Channel] returns the peer's preferred link, or dials
+// one: addresses carry a scheme ("tcp://host:port"; a bare "host:port" is
+// tcp; "mem://…" for memnet in tests) and the transport.Registry in
+// [Config] picks the transport. Concurrent calls for one peer share one dial.
+// Channel also checks that the peer's HELLO descriptor is signed by the
+// identity asked for. [Manager.Dial] always opens a new link (a better one,
+// for example after hole punching).
+//
+// Cells. Every cell a link reads goes to [Config].Circuits (the circuit
+// switch) when its circuit ID is not 0, and to [Config].Handler (the Node:
+// directory cells) when it is. Handler also hears when a link comes up and
+// when it closes. The manager holds none of its locks while it calls them.
+//
+// Replacing a link. When a second link to a peer comes up (both sides dialled
+// at once, or a newer link such as QUIC after hole punching), both ends pick
+// the same preferred link, without talking, by this rule:
+//
+//  1. if one was initiated by each side, the link initiated by the side whose
+//     static link key is lower (bytewise) wins, as libp2p resolves a
+//     simultaneous connect;
+//  2. otherwise (both initiated by the same side) the newer link wins.
+//
+// New circuits use the preferred link. Each other link is *retired*: it keeps
+// carrying its circuits, and once it carries none (the manager sees every
+// CREATE and DESTROY cross it, in both directions) and has carried none for
+// Config.ReplaceGrace, it is closed. A peer has at most Config.MaxLinksPerPeer
+// links; a further one is refused.
+//
+// What it does not do: no cell or circuit processing (package circuit), no
+// directory logic (overlay/dir), no decision about which relays to talk to
+// (the circuit manager and the Node's bootstrap policy), no NAT traversal or
+// hole punching (nat/), and no limits on total links or handshakes yet.
+// spec/links.md is normative for links; address syntax is spec/descriptor.md
+// §2.
+package linkmgr

@@ -1,0 +1,192 @@
+package linkmgr
+
+import (
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/darkmatter/darkmatter/circuit"
+	"github.com/darkmatter/darkmatter/circuit/cell"
+	"github.com/darkmatter/darkmatter/crypto/keys"
+	"github.com/darkmatter/darkmatter/overlay/descriptor"
+	"github.com/darkmatter/darkmatter/overlay/link"
+	"github.com/darkmatter/darkmatter/overlay/transport"
+)
+
+// Link is one open link of the manager. It is the circuit.Channel the
+// circuit layer sends on: Send counts the circuits that cross it. Its
+// methods are safe for concurrent use.
+type Link struct {
+	m    *Manager
+	addr transport.Addr // the address dialled, or the peer's as accepted
+
+	// ll is the underlying link. It is set once, by whichever comes first:
+	// Dial or Accept returning, or the link's first callback (which can
+	// run before they return).
+	ll atomic.Pointer[link.Link]
+
+	// seq orders links by when they were recorded, for the newer-wins
+	// rule; Manager.mu guards it.
+	seq uint64
+
+	// mu guards the following.
+	mu      sync.Mutex
+	desc    *descriptor.Descriptor // the peer's verified HELLO descriptor, or nil
+	circs   map[uint32]struct{}    // circuits crossing the link: CREATE seen, DESTROY not yet
+	retired bool                   // another link to the peer is preferred
+	timer   *time.Timer            // closes a retired link after ReplaceGrace without circuits
+}
+
+var _ circuit.Channel = (*Link)(nil)
+
+func (m *Manager) newLink(addr transport.Addr) *Link {
+	return &Link{m: m, addr: addr, circs: make(map[uint32]struct{})}
+}
+
+// opened sets the underlying link once Dial or Accept returned it, and
+// verifies the peer's HELLO descriptor.
+func (l *Link) opened(ll *link.Link) {
+	l.set(ll)
+	d := helloDescriptor(ll)
+	l.mu.Lock()
+	l.desc = d
+	l.mu.Unlock()
+	if d == nil && len(ll.PeerHello()) > 0 {
+		l.m.logf.Printf("linkmgr: peer sent a bad HELLO descriptor")
+	}
+}
+
+func (l *Link) set(ll *link.Link) {
+	if l.ll.Load() == nil {
+		l.ll.CompareAndSwap(nil, ll)
+	}
+}
+
+// helloDescriptor returns the peer's HELLO descriptor if it verifies and
+// names the link key the handshake authenticated, else nil (clients send
+// none).
+func helloDescriptor(ll *link.Link) *descriptor.Descriptor {
+	if len(ll.PeerHello()) == 0 {
+		return nil
+	}
+	d, err := descriptor.Parse(ll.PeerHello())
+	if err != nil || d.Link != ll.PeerStatic() {
+		return nil
+	}
+	return d
+}
+
+// Send queues c on the link and takes ownership of it (circuit.Channel).
+func (l *Link) Send(c *cell.Cell) error {
+	id, cmd := c.Circ(), c.Cmd()
+	err := l.ll.Load().Send(c)
+	if err == nil || cmd == cell.CmdDestroy {
+		l.track(id, cmd)
+	}
+	return err
+}
+
+// Initiator reports whether this side dialled the link (circuit.Channel).
+func (l *Link) Initiator() bool { return l.ll.Load().Initiator() }
+
+// Done is closed once the link has shut down (circuit.Channel).
+func (l *Link) Done() <-chan struct{} { return l.ll.Load().Done() }
+
+// Err returns why the link closed (nil while open or after a local Close).
+func (l *Link) Err() error { return l.ll.Load().Err() }
+
+// Peer returns the peer's static link key, authenticated by the handshake.
+func (l *Link) Peer() keys.LinkPublicKey { return l.ll.Load().PeerStatic() }
+
+// Descriptor returns the peer's HELLO descriptor, verified once when the
+// link came up (signature, and the link key the handshake authenticated),
+// or nil for a client or a bad one. It is set before LinkUp.
+func (l *Link) Descriptor() *descriptor.Descriptor {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.desc
+}
+
+// Addr returns the address with its scheme: the one dialled, or the peer's
+// as the listener saw it. Log it only through safelog.S.
+func (l *Link) Addr() transport.Addr { return l.addr }
+
+// RemoteAddr returns the conn's remote address. Log it only through
+// safelog.S.
+func (l *Link) RemoteAddr() net.Addr { return l.ll.Load().RemoteAddr() }
+
+// Stats returns the link's traffic counters.
+func (l *Link) Stats() link.Stats { return l.ll.Load().Stats() }
+
+// QueueLen returns how many cells wait to be written.
+func (l *Link) QueueLen() int { return l.ll.Load().QueueLen() }
+
+// Circuits returns how many circuits cross the link, as counted from the
+// CREATE and DESTROY cells it carried.
+func (l *Link) Circuits() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.circs)
+}
+
+// Retired reports whether another link to the peer is preferred, so that
+// this one closes once it carries no circuits.
+func (l *Link) Retired() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.retired
+}
+
+// Close closes the link and waits until the manager has handled its
+// closing. It must not be called from the manager's callbacks (Circuits,
+// Handler) for the same link.
+func (l *Link) Close() error { return l.ll.Load().Close() }
+
+// track counts the circuits that cross the link: a CREATE in either
+// direction adds one, a DESTROY in either direction ends it.
+func (l *Link) track(id uint32, cmd cell.Command) {
+	if id == 0 || cmd != cell.CmdCreate && cmd != cell.CmdDestroy {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if cmd == cell.CmdCreate {
+		l.circs[id] = struct{}{}
+		return
+	}
+	delete(l.circs, id)
+	if l.retired && len(l.circs) == 0 {
+		l.retireLaterLocked()
+	}
+}
+
+// handler is the link.Handler of a Link: its methods are plumbing, so they
+// live on this unexported type rather than on Link.
+type handler Link
+
+// HandleCell routes a cell: circuit cells to Config.Circuits, circuit 0 to
+// Config.Handler.
+func (h *handler) HandleCell(ll *link.Link, c *cell.Cell) {
+	l := (*Link)(h)
+	l.set(ll)
+	id := c.Circ()
+	if id != 0 {
+		l.track(id, c.Cmd())
+		l.m.cfg.Circuits.HandleCell(l, c)
+		return
+	}
+	if hd := l.m.cfg.Handler; hd != nil {
+		hd.LinkCell(l, c)
+		return
+	}
+	c.Free()
+}
+
+// Closed takes the link out of the table and tells the circuit layer and
+// the Handler.
+func (h *handler) Closed(ll *link.Link, err error) {
+	l := (*Link)(h)
+	l.set(ll)
+	l.m.linkClosed(l)
+}

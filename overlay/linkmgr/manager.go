@@ -1,0 +1,326 @@
+package linkmgr
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/darkmatter/darkmatter/circuit"
+	"github.com/darkmatter/darkmatter/circuit/cell"
+	"github.com/darkmatter/darkmatter/crypto/keys"
+	"github.com/darkmatter/darkmatter/internal/safelog"
+	"github.com/darkmatter/darkmatter/overlay/link"
+	"github.com/darkmatter/darkmatter/overlay/transport"
+)
+
+// Tuning constants.
+const (
+	// DefaultReplaceGrace is how long a retired link must carry no
+	// circuits before it is closed, when Config.ReplaceGrace is zero. It
+	// covers a CREATE the peer sent on the old link before it saw the new
+	// one.
+	DefaultReplaceGrace = 10 * time.Second
+	// DefaultMaxLinksPerPeer bounds the links to one peer key when
+	// Config.MaxLinksPerPeer is zero.
+	DefaultMaxLinksPerPeer = 4
+)
+
+var (
+	// ErrClosed is returned after Close.
+	ErrClosed = errors.New("linkmgr: closed")
+	// ErrTooManyLinks means a peer already has MaxLinksPerPeer links.
+	ErrTooManyLinks = errors.New("linkmgr: too many links to one peer")
+	// ErrWrongRelay means the relay reached did not present a descriptor
+	// signed by the identity asked for.
+	ErrWrongRelay = errors.New("linkmgr: the relay at that address is not the relay asked for")
+)
+
+// Circuits is the circuit layer as the manager sees it; *circuit.Switch
+// implements it. Both methods are called from a link's reader goroutine.
+type Circuits interface {
+	// HandleCell takes a cell whose circuit ID is not 0, and ownership of
+	// it.
+	HandleCell(ch circuit.Channel, c *cell.Cell)
+	// ChannelClosed is called once when a link closes.
+	ChannelClosed(ch circuit.Channel)
+}
+
+// Handler is told about links and receives their link-level cells. The
+// manager calls it with none of its locks held.
+type Handler interface {
+	// LinkUp is called once a link is open and in the table, before
+	// Channel or Dial returns it. For a dialled link it runs on the
+	// dialling goroutine, for an accepted one on the manager's.
+	LinkUp(l *Link)
+	// LinkCell receives a cell on circuit 0 (PADDING and HELLO excepted)
+	// from the link's reader goroutine, and ownership of it. It may arrive
+	// before LinkUp.
+	LinkCell(l *Link, c *cell.Cell)
+	// LinkClosed is called once for every link that LinkUp saw, after it
+	// closed, left the table and the circuit layer was told.
+	LinkClosed(l *Link)
+}
+
+// Config configures a Manager.
+type Config struct {
+	// Link is the template for every link: network name, static key,
+	// HELLO payload, timers. A nil Link.Static makes every dialled link use
+	// a fresh key (a client) and forbids Listen. Link.Logf defaults to
+	// Logf.
+	Link link.Config
+	// Transports carries links by address scheme; nil means TCP only
+	// ({"tcp": &transport.TCP{}}).
+	Transports transport.Registry
+	// Circuits receives circuit cells. Required.
+	Circuits Circuits
+	// Handler hears about links and receives link-level cells; nil drops
+	// them.
+	Handler Handler
+	// ReplaceGrace is how long a retired link must carry no circuits
+	// before it is closed (default DefaultReplaceGrace).
+	ReplaceGrace time.Duration
+	// MaxLinksPerPeer bounds the open links to one peer key (default
+	// DefaultMaxLinksPerPeer).
+	MaxLinksPerPeer int
+	// Logf receives debug logs; nil is silent.
+	Logf safelog.Logf
+}
+
+// Manager owns a node's links. Create one with New; it is safe for
+// concurrent use.
+type Manager struct {
+	cfg    Config
+	ourKey *keys.LinkPublicKey // nil for a client
+	logf   safelog.Logf
+	ctx    context.Context // cancelled by Close: ends handshakes and dials
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // accept loops, handshakes, dials, retirements
+
+	// mu guards the following.
+	mu        sync.Mutex
+	closed    bool
+	listeners []net.Listener
+	peers     map[keys.LinkPublicKey]*peer
+	all       map[*Link]struct{} // every link in peers
+	dialing   map[keys.LinkPublicKey]*pendingDial
+	seq       uint64 // counts recorded links; Link.seq orders them
+}
+
+// peer is the open links to one peer key.
+type peer struct {
+	links     []*Link
+	preferred *Link
+}
+
+// pendingDial is a dial that concurrent Channel calls for one peer share.
+type pendingDial struct {
+	done chan struct{}
+	l    *Link // set before done is closed
+	err  error
+}
+
+// New returns a Manager; it listens only when Listen is called.
+func New(cfg Config) (*Manager, error) {
+	if cfg.Circuits == nil {
+		return nil, errors.New("linkmgr: Config.Circuits is required")
+	}
+	if cfg.Transports == nil {
+		cfg.Transports = transport.Registry{transport.SchemeTCP: &transport.TCP{}}
+	}
+	if cfg.ReplaceGrace <= 0 {
+		cfg.ReplaceGrace = DefaultReplaceGrace
+	}
+	if cfg.MaxLinksPerPeer <= 0 {
+		cfg.MaxLinksPerPeer = DefaultMaxLinksPerPeer
+	}
+	if cfg.Link.Logf == nil {
+		cfg.Link.Logf = cfg.Logf
+	}
+	m := &Manager{
+		cfg:     cfg,
+		logf:    cfg.Logf,
+		peers:   make(map[keys.LinkPublicKey]*peer),
+		all:     make(map[*Link]struct{}),
+		dialing: make(map[keys.LinkPublicKey]*pendingDial),
+	}
+	if cfg.Link.Static != nil {
+		k := cfg.Link.Static.Public()
+		m.ourKey = &k
+	}
+	m.ctx, m.cancel = context.WithCancel(context.Background())
+	return m, nil
+}
+
+// Supports reports whether addr parses and a transport carries its scheme.
+func (m *Manager) Supports(addr string) bool { return m.cfg.Transports.Supports(addr) }
+
+// Listen listens on addr ("scheme://host:port" or a bare tcp "host:port")
+// and accepts links there until Close (Serve). The listener's Addr is the
+// transport's, without the scheme.
+func (m *Manager) Listen(addr string) (net.Listener, error) {
+	t, a, err := m.cfg.Transports.Lookup(addr)
+	if err != nil {
+		return nil, fmt.Errorf("linkmgr: listen: %w", err)
+	}
+	ln, err := t.Listen(a.HostPort)
+	if err != nil {
+		return nil, fmt.Errorf("linkmgr: listen: %w", safelog.Scrub(err))
+	}
+	if err := m.Serve(ln, a.Scheme); err != nil {
+		ln.Close()
+		return nil, err
+	}
+	return ln, nil
+}
+
+// Serve accepts links on ln, a listener of the transport registered for
+// scheme, until Close, which closes ln. It needs Config.Link.Static. A
+// caller that must know its listeners' addresses before links come up (a
+// relay's descriptor names them) listens itself, calls SetHello, then
+// Serve.
+func (m *Manager) Serve(ln net.Listener, scheme string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return ErrClosed
+	}
+	if m.cfg.Link.Static == nil {
+		return errors.New("linkmgr: a listener needs Config.Link.Static")
+	}
+	m.listeners = append(m.listeners, ln)
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		m.acceptLoop(ln, scheme)
+	}()
+	return nil
+}
+
+// SetHello sets the HELLO payload (a relay's signed descriptor) of the
+// links opened from now on; open links keep theirs. A relay calls it when
+// its descriptor changes.
+func (m *Manager) SetHello(b []byte) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.cfg.Link.Hello = b
+}
+
+// linkConfig returns the template for a new link.
+func (m *Manager) linkConfig() *link.Config {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := m.cfg.Link
+	return &c
+}
+
+func (m *Manager) acceptLoop(ln net.Listener, scheme string) {
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) && !m.isClosed() {
+				m.logf.Printf("linkmgr: accept: %v", safelog.Scrub(err))
+			}
+			return
+		}
+		if !m.goFunc(func() { m.accept(conn, scheme) }) {
+			conn.Close()
+			return
+		}
+	}
+}
+
+// accept runs the responder side of a link on conn and records it.
+func (m *Manager) accept(conn net.Conn, scheme string) {
+	l := m.newLink(transport.Addr{Scheme: scheme, HostPort: conn.RemoteAddr().String()})
+	ll, err := link.Accept(m.ctx, conn, m.linkConfig(), (*handler)(l))
+	if err != nil {
+		m.logf.Printf("linkmgr: incoming link: %v", err)
+		return
+	}
+	l.opened(ll)
+	if err := m.record(l); err != nil {
+		m.logf.Printf("linkmgr: incoming link: %v", err)
+		ll.Close()
+	}
+}
+
+// goFunc runs f on a goroutine Close waits for; false after Close.
+func (m *Manager) goFunc(f func()) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return false
+	}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		f()
+	}()
+	return true
+}
+
+func (m *Manager) isClosed() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.closed
+}
+
+// Links returns every open link.
+func (m *Manager) Links() []*Link {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]*Link, 0, len(m.all))
+	for l := range m.all {
+		out = append(out, l)
+	}
+	return out
+}
+
+// Len returns the number of open links.
+func (m *Manager) Len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.all)
+}
+
+// Preferred returns the link new circuits to peer use, or nil if there is
+// none.
+func (m *Manager) Preferred(peer keys.LinkPublicKey) *Link {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if p := m.peers[peer]; p != nil {
+		return p.preferred
+	}
+	return nil
+}
+
+// Close closes the listeners and every link, cancels dials and handshakes
+// in progress and waits for the manager's goroutines. It can be called
+// more than once.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil
+	}
+	m.closed = true
+	lns := m.listeners
+	m.listeners = nil
+	links := make([]*Link, 0, len(m.all))
+	for l := range m.all {
+		links = append(links, l)
+	}
+	m.mu.Unlock()
+	m.cancel()
+	for _, ln := range lns {
+		ln.Close()
+	}
+	for _, l := range links {
+		l.Close()
+	}
+	m.wg.Wait()
+	return nil
+}
