@@ -10,6 +10,7 @@ import (
 
 	"github.com/darkmatter/darkmatter/circuit"
 	"github.com/darkmatter/darkmatter/circuit/exitpolicy"
+	"github.com/darkmatter/darkmatter/circuit/protover"
 	"github.com/darkmatter/darkmatter/crypto/keys"
 	"github.com/darkmatter/darkmatter/internal/safelog"
 	"github.com/darkmatter/darkmatter/overlay/descriptor"
@@ -127,15 +128,17 @@ func New(cfg Config) (*Node, error) {
 			KeepAlive:   cfg.KeepAlive,
 			IdleTimeout: cfg.IdleTimeout,
 		},
-		Transports: cfg.Transports,
-		Circuits:   n.sw,
-		Handler:    (*linkEvents)(n),
-		Logf:       cfg.Logf,
+		Transports:  cfg.Transports,
+		Circuits:    n.sw,
+		Handler:     (*linkEvents)(n),
+		Descriptors: n.dir,
+		Logf:        cfg.Logf,
 	}
 	if n.isRelay() {
 		// A client uses a fresh key per link so its links cannot be
 		// linked to each other.
 		lcfg.Link.Static = k.Link
+		lcfg.Link.Protocols = n.relayProtocols()
 	}
 	if n.links, err = linkmgr.New(lcfg); err != nil {
 		n.sw.Close()
@@ -225,7 +228,7 @@ func (n *Node) makeDescriptor(listening []transport.Addr) ([]byte, error) {
 		addrs = n.cfg.Advertise
 	} else {
 		for _, a := range listening {
-			addrs = append(addrs, descriptorAddr(a))
+			addrs = append(addrs, a.String())
 		}
 	}
 	pol := exitpolicy.RejectAll()
@@ -245,6 +248,7 @@ func (n *Node) makeDescriptor(listening []transport.Addr) ([]byte, error) {
 		Addrs:        addrs,
 		ExitPolicy:   pol.String(),
 		Bandwidth:    n.cfg.Bandwidth,
+		Protocols:    link.Protocols(n.relayProtocols()),
 		Published:    now,
 	}
 	d.Sign(n.keys.Identity)
@@ -258,13 +262,15 @@ func (n *Node) makeDescriptor(listening []transport.Addr) ([]byte, error) {
 	return b, nil
 }
 
-// descriptorAddr writes a TCP address without its scheme, which every
-// descriptor version reads as tcp, and any other with it.
-func descriptorAddr(a transport.Addr) string {
-	if a.Scheme == transport.SchemeTCP {
-		return a.HostPort
+// relayProtocols are the subprotocols a relay speaks above its links
+// (spec/protover.md); the link layer adds its own (Link, and LinkAES with
+// hardware AES) in HELLO and, through link.Protocols, in the descriptor.
+func (n *Node) relayProtocols() protover.Set {
+	p := map[protover.ID]string{protover.Relay: "1-2", protover.Dir: "1-2", protover.Joint: "1"}
+	if n.cfg.Exit != nil {
+		p[protover.Exit] = "1"
 	}
-	return a.String()
+	return protover.New(p)
 }
 
 // Descriptor returns the relay's signed descriptor (nil for a client).
@@ -416,16 +422,21 @@ func (n *Node) relayInfos() []circuit.RelayInfo {
 // with the first of its addresses that one of our transports carries;
 // false if there is none.
 func (n *Node) hopOf(d *descriptor.Descriptor) (circuit.Hop, bool) {
-	for _, s := range d.Addrs {
-		a, err := transport.ParseAddr(s)
-		if err != nil || !n.links.Supports(s) {
+	for _, a := range d.Addrs {
+		if !n.links.Supports(a) {
 			continue
 		}
 		// Descriptors are immutable once parsed, so the hop can point at
 		// the descriptor's 1184-byte KEM key instead of copying it for
-		// every relay each time paths are chosen. A TCP address goes
-		// without its scheme, the form every relay reads in EXTEND.
-		return circuit.Hop{Identity: d.Identity, Link: d.Link, Addr: descriptorAddr(a), Onion: d.Onion, KEM: &d.KEM}, true
+		// every relay each time paths are chosen.
+		return circuit.Hop{
+			Identity:  d.Identity,
+			Link:      d.Link,
+			Addr:      a,
+			Onion:     d.Onion,
+			KEM:       &d.KEM,
+			Protocols: d.Protocols,
+		}, true
 	}
 	return circuit.Hop{}, false
 }

@@ -2,8 +2,11 @@ package linkmgr
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 
+	"github.com/darkmatter/darkmatter/circuit/protover"
 	"github.com/darkmatter/darkmatter/crypto/keys"
 	"github.com/darkmatter/darkmatter/internal/safelog"
 	"github.com/darkmatter/darkmatter/overlay/link"
@@ -14,17 +17,26 @@ import (
 // none; concurrent calls for one relay share one dial. It checks that the
 // relay's HELLO descriptor is signed by identity and names lk.
 func (m *Manager) Channel(ctx context.Context, identity keys.IdentityPublicKey, lk keys.LinkPublicKey, addr string) (*Link, error) {
-	l, err := m.linkTo(ctx, lk, addr)
+	l, err := m.linkTo(ctx, identity, lk, addr)
 	if err != nil {
 		return nil, err
 	}
-	if d := l.Descriptor(); d == nil || d.Identity != identity || d.Link != lk {
-		return nil, fmt.Errorf("%w (%v)", ErrWrongRelay, safelog.S(addr))
+	if err := checkRelay(l, identity, lk, addr); err != nil {
+		return nil, err
 	}
 	return l, nil
 }
 
-func (m *Manager) linkTo(ctx context.Context, lk keys.LinkPublicKey, addr string) (*Link, error) {
+// checkRelay checks that l's peer presented a descriptor of identity for
+// link key lk.
+func checkRelay(l *Link, identity keys.IdentityPublicKey, lk keys.LinkPublicKey, addr string) error {
+	if d := l.Descriptor(); d == nil || d.Identity != identity || d.Link != lk {
+		return fmt.Errorf("%w (%v)", ErrWrongRelay, safelog.S(addr))
+	}
+	return nil
+}
+
+func (m *Manager) linkTo(ctx context.Context, identity keys.IdentityPublicKey, lk keys.LinkPublicKey, addr string) (*Link, error) {
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
@@ -48,7 +60,7 @@ func (m *Manager) linkTo(ctx context.Context, lk keys.LinkPublicKey, addr string
 	m.dialing[lk] = p
 	m.mu.Unlock()
 
-	p.l, p.err = m.Dial(ctx, lk, addr)
+	p.l, p.err = m.dial(ctx, identity, lk, addr)
 	m.mu.Lock()
 	delete(m.dialing, lk)
 	if peer := m.peers[lk]; p.err != nil && peer != nil {
@@ -61,10 +73,23 @@ func (m *Manager) linkTo(ctx context.Context, lk keys.LinkPublicKey, addr string
 	return p.l, p.err
 }
 
-// Dial opens a new link to the peer with link key lk at addr, even if one
+// Dial opens a new link to the relay with link key lk at addr, even if one
 // is open already: the preference rule (package documentation) decides
-// which of them new circuits use. Close cancels it.
-func (m *Manager) Dial(ctx context.Context, lk keys.LinkPublicKey, addr string) (*Link, error) {
+// which of them new circuits use. It checks the relay's descriptor as
+// Channel does. Close cancels it.
+func (m *Manager) Dial(ctx context.Context, identity keys.IdentityPublicKey, lk keys.LinkPublicKey, addr string) (*Link, error) {
+	l, err := m.dial(ctx, identity, lk, addr)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkRelay(l, identity, lk, addr); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// dial opens and records a new link.
+func (m *Manager) dial(ctx context.Context, identity keys.IdentityPublicKey, lk keys.LinkPublicKey, addr string) (*Link, error) {
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
@@ -82,13 +107,26 @@ func (m *Manager) Dial(ctx context.Context, lk keys.LinkPublicKey, addr string) 
 	if err != nil {
 		return nil, fmt.Errorf("linkmgr: dial %v: %w", safelog.S(addr), err)
 	}
-	conn, err := t.Dial(ctx, a.HostPort)
-	if err != nil {
-		return nil, fmt.Errorf("linkmgr: dial %v: %w", safelog.S(addr), safelog.Scrub(err))
+	cfg := m.linkConfig()
+	if ds := m.cfg.Descriptors; ds != nil {
+		// A relay whose signed descriptor says it prefers AES never asks
+		// for ChaChaPoly: such an answer is a downgrade attempt.
+		if d := ds.Get(identity.NodeID()); d != nil && d.Link == lk {
+			cfg.PeerPrefersAES = d.Protocols.Supports(protover.LinkAES, 1)
+		}
+	}
+	var dialErr error
+	dial := func(ctx context.Context) (net.Conn, error) {
+		c, err := t.Dial(ctx, a.HostPort)
+		dialErr = err
+		return c, err
 	}
 	l := m.newLink(a)
-	ll, err := link.Dial(ctx, conn, m.linkConfig(), lk, (*handler)(l))
+	ll, err := link.Connect(ctx, dial, cfg, lk, (*handler)(l))
 	if err != nil {
+		if dialErr != nil && errors.Is(err, dialErr) {
+			return nil, fmt.Errorf("linkmgr: dial %v: %w", safelog.S(addr), safelog.Scrub(err))
+		}
 		return nil, fmt.Errorf("linkmgr: link to %v: %w", safelog.S(addr), err)
 	}
 	l.opened(ll)

@@ -132,6 +132,11 @@ func (n *testNode) channel(t *testing.T, r *testNode) *Link {
 	return l
 }
 
+// dial opens a new link from n to relay r.
+func (n *testNode) dial(t *testing.T, r *testNode) (*Link, error) {
+	return n.m.Dial(ctxT(t), r.keys.Identity.Public(), r.keys.Link.Public(), r.addr)
+}
+
 func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	t.Cleanup(cancel)

@@ -12,6 +12,7 @@ import (
 	"github.com/darkmatter/darkmatter/circuit/cell"
 	"github.com/darkmatter/darkmatter/crypto/keys"
 	"github.com/darkmatter/darkmatter/internal/safelog"
+	"github.com/darkmatter/darkmatter/overlay/descriptor"
 	"github.com/darkmatter/darkmatter/overlay/link"
 	"github.com/darkmatter/darkmatter/overlay/transport"
 )
@@ -64,6 +65,12 @@ type Handler interface {
 	LinkClosed(l *Link)
 }
 
+// Descriptors looks up relays' verified descriptors; *dir.Directory
+// implements it.
+type Descriptors interface {
+	Get(id keys.NodeID) *descriptor.Descriptor
+}
+
 // Config configures a Manager.
 type Config struct {
 	// Link is the template for every link: network name, static key,
@@ -79,6 +86,10 @@ type Config struct {
 	// Handler hears about links and receives link-level cells; nil drops
 	// them.
 	Handler Handler
+	// Descriptors, if set, is where a dial looks up the relay's signed
+	// descriptor: one that lists LinkAES gets link.Config.PeerPrefersAES,
+	// so a "use ChaChaPoly" answer fails as a downgrade.
+	Descriptors Descriptors
 	// ReplaceGrace is how long a retired link must carry no circuits
 	// before it is closed (default DefaultReplaceGrace).
 	ReplaceGrace time.Duration

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/darkmatter/darkmatter/circuit/cell"
+	"github.com/darkmatter/darkmatter/overlay/link"
 	"github.com/darkmatter/darkmatter/overlay/transport"
 	"github.com/darkmatter/darkmatter/overlay/transport/memnet"
 )
@@ -148,8 +149,8 @@ func TestSimultaneousConnect(t *testing.T) {
 	// reused before the second dial starts.
 	var wg sync.WaitGroup
 	var errA, errB error
-	wg.Go(func() { _, errA = a.m.Dial(ctxT(t), b.keys.Link.Public(), b.addr) })
-	wg.Go(func() { _, errB = b.m.Dial(ctxT(t), a.keys.Link.Public(), a.addr) })
+	wg.Go(func() { _, errA = a.dial(t, b) })
+	wg.Go(func() { _, errB = b.dial(t, a) })
 	wg.Wait()
 	if errA != nil || errB != nil {
 		t.Fatal(errA, errB)
@@ -188,7 +189,7 @@ func TestBetterLinkReplacesOld(t *testing.T) {
 		t.Fatal("the CREATE was not counted on both ends")
 	}
 
-	newer, err := c.m.Dial(ctxT(t), r.keys.Link.Public(), r.addr)
+	newer, err := c.dial(t, r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +230,7 @@ func TestRetiredLinkTakesOver(t *testing.T) {
 	r := newNode(t, net, "10.0.0.2", true)
 	c := newNode(t, net, "10.0.0.1", false, func(c *Config) { c.ReplaceGrace = time.Hour })
 	old := c.channel(t, r)
-	newer, err := c.m.Dial(ctxT(t), r.keys.Link.Public(), r.addr)
+	newer, err := c.dial(t, r)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +248,7 @@ func TestMaxLinksPerPeer(t *testing.T) {
 	r := newNode(t, net, "10.0.0.2", true)
 	c := newNode(t, net, "10.0.0.1", false, func(c *Config) { c.MaxLinksPerPeer = 2; c.ReplaceGrace = time.Hour })
 	for i := range 3 {
-		_, err := c.m.Dial(ctxT(t), r.keys.Link.Public(), r.addr)
+		_, err := c.dial(t, r)
 		if i < 2 && err != nil {
 			t.Fatal(err)
 		}
@@ -299,5 +300,45 @@ func TestListenNeedsStaticKey(t *testing.T) {
 	c := newNode(t, &memnet.Network{}, "10.0.0.1", false)
 	if _, err := c.m.Listen("mem://10.0.0.1:7000"); err == nil {
 		t.Fatal("a client listened")
+	}
+}
+
+// A link with a better suite is preferred whatever its age; the suite is
+// the same at both ends, so they agree.
+func TestBetterSuiteWins(t *testing.T) {
+	if !link.HardwareAES() {
+		t.Skip("AESGCM links need hardware AES")
+	}
+	net := &memnet.Network{}
+	r := newNode(t, net, "10.0.0.2", true)
+	c := newNode(t, net, "10.0.0.1", true, func(c *Config) { c.ReplaceGrace = time.Hour })
+	aes := c.channel(t, r)
+	c.m.mu.Lock()
+	c.m.cfg.Link.Suite = link.SuiteChaChaPoly
+	c.m.mu.Unlock()
+	chacha, err := c.dial(t, r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if aes.ll.Load().Suite() != link.SuiteAESGCM || chacha.ll.Load().Suite() != link.SuiteChaChaPoly {
+		t.Fatal("suites not as set up")
+	}
+	if c.m.Preferred(r.keys.Link.Public()) != aes || !chacha.Retired() {
+		t.Fatal("the newer ChaChaPoly link replaced the AESGCM one")
+	}
+	waitFor(t, "the relay to record both links", func() bool { return r.m.Len() == 2 })
+	if p := r.m.Preferred(c.keys.Link.Public()); p == nil || !sameConn(p, aes) {
+		t.Fatal("the relay prefers another link")
+	}
+}
+
+// Dial checks the relay's identity like Channel.
+func TestDialChecksIdentity(t *testing.T) {
+	net := &memnet.Network{}
+	r := newNode(t, net, "10.0.0.2", true)
+	other := newNode(t, net, "10.0.0.3", true)
+	c := newNode(t, net, "10.0.0.1", false)
+	if _, err := c.m.Dial(ctxT(t), other.keys.Identity.Public(), r.keys.Link.Public(), r.addr); !errors.Is(err, ErrWrongRelay) {
+		t.Fatalf("got %v, want ErrWrongRelay", err)
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/darkmatter/darkmatter/overlay/link"
 )
 
 // record adds an open link to the table, chooses the peer's preferred link
@@ -108,6 +110,13 @@ func (m *Manager) choose(p *peer) {
 // to one peer. Both ends of the links must reach the same answer on their
 // own (see the package documentation). m.mu must be held (for seq).
 func (m *Manager) better(a, b *Link) bool {
+	// Both ends see the same version and suite on one link.
+	if va, vb := a.ll.Load().Version(), b.ll.Load().Version(); va != vb {
+		return va > vb
+	}
+	if sa, sb := a.ll.Load().Suite(), b.ll.Load().Suite(); sa != sb {
+		return sa == link.SuiteAESGCM
+	}
 	if a.Initiator() != b.Initiator() {
 		// The link initiated by the side with the lower static key wins.
 		// A client has no long-term key, but it never accepts links, so
