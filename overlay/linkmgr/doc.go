@@ -15,7 +15,10 @@
 // [Config] picks the transport. Concurrent calls for one peer share one dial.
 // Channel also checks that the peer's HELLO descriptor is signed by the
 // identity asked for. [Manager.Dial] always opens a new link (a better one,
-// for example after hole punching).
+// for example after hole punching). Dials go through link.Connect, which
+// redials once with ChaChaPoly when the responder lacks hardware AES; a relay
+// whose signed descriptor lists LinkAES ([Config].Descriptors) is dialled
+// with link.Config.PeerPrefersAES, so that answer fails as a downgrade.
 //
 // Cells. Every cell a link reads goes to [Config].Circuits (the circuit
 // switch) when its circuit ID is not 0, and to [Config].Handler (the Node:
@@ -23,13 +26,17 @@
 // when it closes. The manager holds none of its locks while it calls them.
 //
 // Replacing a link. When a second link to a peer comes up (both sides dialled
-// at once, or a newer link such as QUIC after hole punching), both ends pick
-// the same preferred link, without talking, by this rule:
+// at once, a newer link such as QUIC after hole punching, or one with a better
+// suite), both ends pick the same preferred link, without talking, by the
+// first of these rules that tells the links apart (each compares what both
+// ends see alike):
 //
-//  1. if one was initiated by each side, the link initiated by the side whose
-//     static link key is lower (bytewise) wins, as libp2p resolves a
-//     simultaneous connect;
-//  2. otherwise (both initiated by the same side) the newer link wins.
+//  1. the higher link protocol version;
+//  2. the AESGCM suite over ChaChaPoly;
+//  3. if one was initiated by each side, the link initiated by the side whose
+//     static link key is lower (bytewise), as libp2p resolves a simultaneous
+//     connect;
+//  4. otherwise (both initiated by the same side) the newer link.
 //
 // New circuits use the preferred link. Each other link is *retired*: it keeps
 // carrying its circuits, and once it carries none (the manager sees every
