@@ -117,6 +117,7 @@ func New(cfg Config) (*Node, error) {
 	if n.isRelay() {
 		scfg.Onion, scfg.KEM = k.Onion, k.KEM
 		scfg.Exit = cfg.Exit
+		scfg.Handlers = map[circuit.StreamKind]circuit.StreamHandler{circuit.KindDir: n.dir}
 	}
 	var err error
 	if n.sw, err = circuit.NewSwitch(scfg); err != nil {
