@@ -11,6 +11,19 @@ import (
 	"github.com/darkmatter/darkmatter/overlay/transport/memnet"
 )
 
+// waitOpen is wait that fails at once if either link of p closes.
+func (r *receiver) waitOpen(t *testing.T, p *pair) []byte {
+	t.Helper()
+	select {
+	case <-r.doneCh:
+	case <-p.cli.Done():
+		t.Fatalf("client link closed after %d cells: %v", r.got.Load(), p.cli.Err())
+	case <-p.srv.Done():
+		t.Fatalf("server link closed after %d cells: %v", r.got.Load(), p.srv.Err())
+	}
+	return r.wait(t)
+}
+
 // waitRekeysSeen waits until each side has received every REKEY the other
 // sent (the last one is counted just after its message's cells arrived).
 func waitRekeysSeen(t *testing.T, p *pair) {
@@ -50,10 +63,10 @@ func TestRekeyUnderTraffic(t *testing.T) {
 				wg.Go(func() { up = sendStream(t, p.cli, newStream(1), n, rs) })
 				wg.Go(func() { down = sendStream(t, p.srv, newStream(2), n, rc) })
 				wg.Wait()
-				if got := rs.wait(t); !bytes.Equal(got, up) {
+				if got := rs.waitOpen(t, p); !bytes.Equal(got, up) {
 					t.Error("client to server: cells differ")
 				}
-				if got := rc.wait(t); !bytes.Equal(got, down) {
+				if got := rc.waitOpen(t, p); !bytes.Equal(got, down) {
 					t.Error("server to client: cells differ")
 				}
 				waitRekeysSeen(t, p)
