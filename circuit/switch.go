@@ -330,6 +330,17 @@ func (s *Switch) Stats() Stats {
 	return st
 }
 
+// ChannelCircuits returns how many circuits use ch (a link manager closes a
+// replaced link once none do).
+func (s *Switch) ChannelCircuits(ch Channel) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t := s.chans[ch]; t != nil {
+		return len(t.circs)
+	}
+	return 0
+}
+
 // Circuits returns how many circuit ends are registered (for status and
 // tests).
 func (s *Switch) Circuits() int {

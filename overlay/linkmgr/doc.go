@@ -39,8 +39,9 @@
 //  4. otherwise (both initiated by the same side) the newer link.
 //
 // New circuits use the preferred link. Each other link is *retired*: it keeps
-// carrying its circuits, and once it carries none (the manager sees every
-// CREATE and DESTROY cross it, in both directions) and has carried none for
+// carrying its circuits, and once it carries none (the circuit switch says
+// so through ChannelCircuits; a Circuits without it falls back to counting
+// CREATE and DESTROY cells in both directions) and has carried none for
 // Config.ReplaceGrace, it is closed. A peer has at most Config.MaxLinksPerPeer
 // links; a further one is refused.
 //

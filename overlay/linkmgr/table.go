@@ -3,6 +3,7 @@ package linkmgr
 import (
 	"bytes"
 	"fmt"
+	"github.com/darkmatter/darkmatter/circuit"
 	"slices"
 	"time"
 
@@ -98,9 +99,7 @@ func (m *Manager) choose(p *peer) {
 			}
 		} else if !l.retired {
 			l.retired = true
-			if len(l.circs) == 0 {
-				l.retireLaterLocked()
-			}
+			l.retireLaterLocked()
 		}
 		l.mu.Unlock()
 	}
@@ -149,11 +148,28 @@ func (m *Manager) retire(l *Link) {
 	m.wg.Add(1)
 	m.mu.Unlock()
 	defer m.wg.Done()
+	// The circuit layer knows exactly which circuits use the link; the
+	// CREATE/DESTROY count is the fallback for a Circuits that cannot say.
 	l.mu.Lock()
-	idle := l.retired && len(l.circs) == 0
+	n := len(l.circs)
 	l.mu.Unlock()
-	if idle {
+	if cc, ok := m.cfg.Circuits.(channelCounter); ok {
+		n = cc.ChannelCircuits(l)
+	}
+	l.mu.Lock()
+	retired := l.retired
+	if retired && n > 0 {
+		l.retireLaterLocked() // look again after another grace period
+	}
+	l.mu.Unlock()
+	if retired && n == 0 {
 		m.logf.Printf("linkmgr: closing a link that another link to its peer replaced")
 		l.Close()
 	}
+}
+
+// channelCounter is implemented by a Circuits that knows how many circuits
+// use a channel (*circuit.Switch does).
+type channelCounter interface {
+	ChannelCircuits(ch circuit.Channel) int
 }
