@@ -227,7 +227,7 @@ func (l *Link) RemoteAddr() net.Addr { return l.conn.RemoteAddr() }
 func (l *Link) LocalAddr() net.Addr { return l.conn.LocalAddr() }
 
 // QueueLen returns how many cells wait to be written, for callers that
-// want to stop sending before MaxQueue closes the link.
+// want to stop sending before the queue fills (a Send beyond MaxQueue drops the cell).
 func (l *Link) QueueLen() int {
 	l.qmu.Lock()
 	defer l.qmu.Unlock()
