@@ -7,62 +7,52 @@ import (
 	"errors"
 	"io"
 	"net"
-	"sync"
 	"testing"
 
 	"github.com/darkmatter/darkmatter/circuit/cell"
 	"github.com/darkmatter/darkmatter/circuit/protover"
+	"github.com/darkmatter/darkmatter/internal/proxyserve/proxytest"
 )
 
 // requestServer reads a request until the client half-closes, then sends
 // resp and closes: an HTTP/1.0-style server that needs half-close.
 func requestServer(t *testing.T, resp []byte) (addr string, requests <-chan []byte) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	got := make(chan []byte, 4)
+	b := proxytest.StartBackend(t, func(c net.Conn) {
+		req, _ := io.ReadAll(c) // until FIN
+		got <- req
+		c.Write(resp)
+	})
+	return b.Addr(), got
+}
+
+// circuitWith builds a 3-hop circuit over relays that advertise protocols
+// (the exit exitProtocols); cleanup is registered with t.
+func circuitWith(t *testing.T, protocols, exitProtocols protover.Set) (*fakeNet, []*fakeNode, *ClientCirc) {
+	t.Helper()
+	n, client, relays := threeHops(t)
+	t.Cleanup(n.close)
+	for _, r := range relays {
+		r.protocols = protocols
+	}
+	relays[2].protocols = exitProtocols
+	cc, err := client.sw.BuildCircuit(ctxT(t), path(relays))
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := make(chan []byte, 4)
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				req, _ := io.ReadAll(c) // until FIN
-				got <- req
-				c.Write(resp)
-			}()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	return ln.Addr().String(), got
+	t.Cleanup(func() { cc.Close() })
+	return n, relays, cc
 }
 
 // A client that sends its request and shuts its write side still receives
 // the whole response: the exit passes END DONE on as a TCP FIN and the
 // target's FIN back as END DONE.
 func TestHalfCloseThroughExit(t *testing.T) {
-	n, client, relays := threeHops(t)
-	defer n.close()
-	for _, r := range relays {
-		r.protocols = fullProtocols
-	}
 	resp := make([]byte, 16<<20)
 	rand.Read(resp)
 	addr, requests := requestServer(t, resp)
-	cc, err := client.sw.BuildCircuit(ctxT(t), path(relays))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cc.Close()
+	_, _, cc := circuitWith(t, fullProtocols, fullProtocols)
 	st, err := cc.OpenStream(ctxT(t), addr)
 	if err != nil {
 		t.Fatal(err)
@@ -94,16 +84,9 @@ func TestHalfCloseThroughExit(t *testing.T) {
 // An exit that does not list Relay=2 is never sent a half-close: CloseWrite
 // says so and sends nothing; the stream keeps working.
 func TestHalfCloseNeedsRelay2(t *testing.T) {
-	n, client, relays := threeHops(t)
-	defer n.close()
-	relays[2].protocols = protover.New(map[protover.ID]string{protover.Relay: "1", protover.Exit: "1"})
 	addr, stop := echoServer(t)
 	defer stop()
-	cc, err := client.sw.BuildCircuit(ctxT(t), path(relays))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cc.Close()
+	_, _, cc := circuitWith(t, fullProtocols, protover.New(map[protover.ID]string{protover.Relay: "1", protover.Exit: "1"}))
 	st, err := cc.OpenStream(ctxT(t), addr)
 	if err != nil {
 		t.Fatal(err)
@@ -122,17 +105,8 @@ func TestHalfCloseNeedsRelay2(t *testing.T) {
 // Closing a half-close stream whose other direction is still open aborts
 // it: the exit stops sending and closes the target connection.
 func TestCloseAbortsHalfOpenStream(t *testing.T) {
-	n, client, relays := threeHops(t)
-	defer n.close()
-	for _, r := range relays {
-		r.protocols = fullProtocols
-	}
 	addr, _ := requestServer(t, make([]byte, 64<<20))
-	cc, err := client.sw.BuildCircuit(ctxT(t), path(relays))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cc.Close()
+	_, relays, cc := circuitWith(t, fullProtocols, fullProtocols)
 	st, err := cc.OpenStream(ctxT(t), addr)
 	if err != nil {
 		t.Fatal(err)

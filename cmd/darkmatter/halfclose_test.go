@@ -8,9 +8,11 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"sync"
+	"strconv"
 	"testing"
 	"time"
+
+	"github.com/darkmatter/darkmatter/internal/proxyserve/proxytest"
 )
 
 // halfCloseSize is the response a half-closing client must receive whole.
@@ -19,35 +21,18 @@ const halfCloseSize = 64 << 20
 // startHalfCloseOrigin serves a raw TCP protocol that needs half-close:
 // read the request until the client's FIN, then answer 64 MiB derived from
 // the request and close.
-func startHalfCloseOrigin(t *testing.T) (addr string, port int) {
+func startHalfCloseOrigin(t *testing.T) (port int) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				req, err := io.ReadAll(c) // until the client's FIN
-				if err != nil {
-					return
-				}
-				io.Copy(c, halfCloseBody(string(req)))
-			}()
+	b := proxytest.StartBackend(t, func(c net.Conn) {
+		c.SetDeadline(time.Now().Add(2 * time.Minute))
+		req, err := io.ReadAll(c) // until the client's FIN
+		if err == nil {
+			io.Copy(c, halfCloseBody(string(req)))
 		}
-	}()
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	return ln.Addr().String(), ln.Addr().(*net.TCPAddr).Port
+	})
+	_, p, _ := net.SplitHostPort(b.Addr())
+	port, _ = strconv.Atoi(p)
+	return port
 }
 
 // halfCloseBody is a deterministic 64 MiB answer to req.
@@ -84,7 +69,7 @@ func sendAndHalfClose(t *testing.T, c net.Conn, r io.Reader, req string) {
 // the half-close travels end to end (spec/streams.md §4).
 func TestTestnetHalfClose(t *testing.T) {
 	e := newEnv(t)
-	_, port := startHalfCloseOrigin(t)
+	port := startHalfCloseOrigin(t)
 	t.Run("socks5", func(t *testing.T) {
 		c, err := socksDial(e.fe.socksAddr, atypIPv4, "127.0.0.1", port, "", "")
 		if err != nil {
