@@ -27,7 +27,14 @@
 // the rest of the body can no longer be told apart from the next request.
 //
 // What it does not do:
-//   - It never resolves a host name and never opens a connection itself.
+//   - It never resolves a host name and never opens a connection itself,
+//     and it never sends a name that must stay on the client (.dark,
+//     .onion, .alt, localhost, .local, home.arpa, .internal;
+//     spec/streams.md §7) to the Dialer: such a request is answered 502
+//     with a page that says why ("hidden services (.dark) are not
+//     available yet"). The Host header of an absolute-URI request is
+//     replaced by the URI's authority (RFC 9112 §3.2.2), so a name in it
+//     goes nowhere.
 //   - No https:// (or any other scheme) in absolute-URI requests: clients use
 //     CONNECT for TLS. Origin-form requests (GET /path) are not proxy
 //     requests and get 400. No HTTP/2, no Upgrade/WebSocket through an
@@ -62,12 +69,15 @@
 //	context.DeadlineExceeded (DialTimeout)  504 Gateway Timeout
 //	streamerr ResolveFailed, ConnRefused,
 //	  Unreachable, NoExit, Destroyed,
-//	  BadAddress, Misc, Unsupported,
+//	  BadAddress, Misc, ProtocolError,
+//	  ResourceLimit, Done, Unsupported,
 //	  Closed, any other error               502 Bad Gateway
 //
 // Errors found by the proxy itself:
 //
 //	request                                           status
+//	host under .dark, .onion, .alt, .localhost,
+//	  .local, home.arpa, .internal, or localhost      502 Bad Gateway (no dial; the body says why)
 //	malformed request, origin-form, scheme not http,
 //	  bad host or port, userinfo in the URI,
 //	  bad Proxy-Authorization                         400 Bad Request
@@ -75,9 +85,13 @@
 //	HTTP version other than 1.x                       505 HTTP Version Not Supported
 //	invalid or missing response from the origin       502 Bad Gateway (if nothing was sent yet)
 //
-// HandshakeTimeout bounds reading each request's headers (and so the idle
-// time between keep-alive requests); DialTimeout bounds each DialStream.
-// Neither applies to bodies or tunnels.
+// HandshakeTimeout (5 s by default) bounds reading each request's line and
+// headers, from the accept or the end of the previous response, however
+// the client spreads its bytes (a slowloris that drips one byte a second
+// is closed, without an answer, when it passes); so it also bounds the
+// idle time between keep-alive requests, as Privoxy's keep-alive-timeout
+// (also 5 s) does. DialTimeout bounds each DialStream. Neither applies to
+// bodies or tunnels.
 //
 // No spec/ section is normative for this package; RFC 9110 and RFC 9112
 // are.

@@ -64,21 +64,29 @@ func (s *Server) handle(ctx context.Context, c net.Conn) {
 
 // rejectRequest answers a request that ParseRequest refused, or just
 // returns when the connection ended or timed out.
+//
+// Whether the connection failed is decided by the error of the connection
+// itself (lr.err), not by err: bufio.Reader.ReadLine returns a partial
+// line without the error that cut it, so a request line cut by the
+// handshake deadline reaches the parser as a malformed request, and a
+// malformed URL gives a *url.Error, which has the methods of a net.Error.
 func (s *Server) rejectRequest(c net.Conn, bw *bufio.Writer, lr *limitReader, err error) {
-	var ne net.Error
 	switch {
 	case lr.hit:
 		s.Logf.Printf("httpproxy: request headers too large")
 		writeStatus(bw, http.StatusRequestHeaderFieldsTooLarge, "request headers too large")
-	case errors.Is(err, io.EOF):
-		return // the client closed an idle connection
-	case errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
-		s.Logf.Printf("httpproxy: client closed the connection mid-request")
-		return
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		return // idle or slow client; not worth a line each time
-	case errors.As(err, &ne):
-		s.Logf.Printf("httpproxy: read request: i/o error")
+	case lr.err != nil:
+		switch {
+		case errors.Is(lr.err, os.ErrDeadlineExceeded):
+			// Idle, or a request header slower than HandshakeTimeout
+			// (a slowloris); not worth a line each time.
+		case errors.Is(err, io.EOF):
+			// The client closed an idle connection.
+		case errors.Is(lr.err, io.EOF), errors.Is(lr.err, net.ErrClosed):
+			s.Logf.Printf("httpproxy: client closed the connection mid-request")
+		default:
+			s.Logf.Printf("httpproxy: read request: i/o error")
+		}
 		return
 	case errors.Is(err, ErrHTTPVersion):
 		s.Logf.Printf("%s", err)
@@ -137,11 +145,13 @@ func (s *Server) tunnel(ctx context.Context, c net.Conn, br *bufio.Reader, bw *b
 }
 
 // limitReader returns io.EOF once n bytes have been read, and records that
-// it did.
+// it did. It also records the first error of the reader below (err), which
+// stays once set: after it the connection is done for.
 type limitReader struct {
 	r   io.Reader
 	n   int64
 	hit bool
+	err error
 }
 
 func (l *limitReader) setLimit(n int64) {
@@ -159,6 +169,9 @@ func (l *limitReader) Read(p []byte) (int, error) {
 	}
 	n, err := l.r.Read(p)
 	l.n -= int64(n)
+	if err != nil && l.err == nil {
+		l.err = err
+	}
 	return n, err
 }
 

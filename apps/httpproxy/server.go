@@ -10,7 +10,7 @@ import (
 
 // Tuning defaults.
 const (
-	DefaultHandshakeTimeout = proxyserve.DefaultHandshakeTimeout // 30 s
+	DefaultHandshakeTimeout = proxyserve.DefaultHandshakeTimeout // 5 s
 	DefaultDialTimeout      = proxyserve.DefaultDialTimeout      // 2 min
 )
 
@@ -30,9 +30,9 @@ type Server struct {
 	// Logf receives one line per failed connection, with addresses
 	// redacted through safelog.S. Nil is silent.
 	Logf safelog.Logf
-	// HandshakeTimeout bounds the time to read each request's headers,
-	// including the idle time before a keep-alive request.
-	// Zero means DefaultHandshakeTimeout.
+	// HandshakeTimeout bounds the time to read each request's line and
+	// headers, including the idle time before a keep-alive request.
+	// Zero means DefaultHandshakeTimeout (5 s).
 	HandshakeTimeout time.Duration
 	// DialTimeout bounds each DialStream call. Zero means
 	// DefaultDialTimeout.

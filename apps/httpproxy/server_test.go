@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/darkmatter/darkmatter/internal/proxyserve/proxytest"
@@ -400,24 +401,53 @@ func TestEarlyResponse(t *testing.T) {
 	}
 }
 
-func TestStatusMapping(t *testing.T) {
-	tests := []struct {
-		err    error
-		status int
-		text   string
-	}{
-		{streamerr.New(streamerr.ExitPolicy), 403, "rejected by exit policy"},
-		{streamerr.New(streamerr.Timeout), 504, "connect timed out"},
-		{fmt.Errorf("wrapped: %w", context.DeadlineExceeded), 504, "connect timed out"},
-		{streamerr.New(streamerr.ResolveFailed), 502, "host name not resolved"},
-		{streamerr.New(streamerr.ConnRefused), 502, "connection refused"},
-		{streamerr.New(streamerr.Unreachable), 502, "host unreachable"},
-		{streamerr.New(streamerr.NoExit), 502, "no usable circuit"},
-		{streamerr.New(streamerr.Destroyed), 502, "circuit destroyed"},
-		{streamerr.New(streamerr.BadAddress), 502, "bad target address"},
-		{fmt.Errorf("circuit: %w", streamerr.New(streamerr.ExitPolicy)), 403, "rejected by exit policy"},
-		{errors.New("dial secret.invalid: boom"), 502, "failed"},
+// statusTests is the status and body text of each dial error.
+var statusTests = []struct {
+	err    error
+	status int
+	text   string
+}{
+	{streamerr.New(streamerr.ExitPolicy), 403, "rejected by exit policy"},
+	{streamerr.New(streamerr.Timeout), 504, "connect timed out"},
+	{fmt.Errorf("wrapped: %w", context.DeadlineExceeded), 504, "connect timed out"},
+	{streamerr.New(streamerr.ResolveFailed), 502, "host name not resolved"},
+	{streamerr.New(streamerr.ConnRefused), 502, "connection refused"},
+	{streamerr.New(streamerr.Unreachable), 502, "host unreachable"},
+	{streamerr.New(streamerr.NoExit), 502, "no usable circuit"},
+	{streamerr.New(streamerr.Destroyed), 502, "circuit destroyed"},
+	{streamerr.New(streamerr.BadAddress), 502, "bad target address"},
+	{streamerr.New(streamerr.Misc), 502, "failed"},
+	{streamerr.New(streamerr.Done), 502, "done"},
+	{streamerr.New(streamerr.ProtocolError), 502, "protocol error"},
+	{streamerr.New(streamerr.ResourceLimit), 502, "exit out of resources"},
+	{streamerr.New(streamerr.Unsupported), 502, "stream kind not served here"},
+	{streamerr.New(streamerr.Closed), 502, "closed by the other end"},
+	{fmt.Errorf("circuit: %w", streamerr.New(streamerr.ExitPolicy)), 403, "rejected by exit policy"},
+	{errors.Join(errors.New("first"), streamerr.New(streamerr.ExitPolicy)), 403, "rejected by exit policy"},
+	{errors.New("dial secret.invalid: boom"), 502, "failed"},
+}
+
+// Every stream error reason has a deliberate status: a reason added to
+// streamerr fails this test until it is placed in statusTests (and in the
+// package documentation).
+func TestStatusForEveryReason(t *testing.T) {
+	mapped := map[streamerr.Reason]bool{}
+	for _, tt := range statusTests {
+		var se *streamerr.Error
+		if errors.As(tt.err, &se) && tt.err == error(se) {
+			mapped[se.Reason] = true
+		}
 	}
+	for r := range 256 {
+		reason := streamerr.Reason(r)
+		if !strings.HasPrefix(reason.String(), "reason ") && !mapped[reason] {
+			t.Errorf("reason %d (%v) has no status in statusTests", r, reason)
+		}
+	}
+}
+
+func TestStatusMapping(t *testing.T) {
+	tests := statusTests
 	errs := map[string]error{}
 	for i, tt := range tests {
 		errs[fmt.Sprintf("r%d.invalid:80", i)] = tt.err
@@ -447,6 +477,114 @@ func TestStatusMapping(t *testing.T) {
 			}
 		}
 	}
+}
+
+// A CONNECT or absolute-URI request to a .dark host (and to the other
+// names of specialname) is answered 502 with a page that says why, before
+// the Dialer is asked, whatever the letter case, with or without a
+// trailing dot; neither the page nor the log names the host.
+func TestSpecialNamesRefused(t *testing.T) {
+	d := &proxytest.Dialer{Fn: proxytest.MustNotDial}
+	var rec proxytest.LogRecorder
+	proxy := proxytest.StartProxy(t, &Server{Dialer: d, Logf: rec.Logf})
+	const dark = "hidden services (.dark) are not available yet"
+	for _, tt := range []struct{ req, text string }{
+		{"CONNECT abcdefsecret.dark:443 HTTP/1.1\r\nHost: abcdefsecret.dark:443\r\n\r\n", dark},
+		{"CONNECT ABCDEFSECRET.DARK.:443 HTTP/1.1\r\n\r\n", dark},
+		{"GET http://abcdefsecret.dark/ HTTP/1.1\r\nHost: abcdefsecret.dark\r\n\r\n", dark},
+		{"GET http://www.abcdefsecret.Dark.:8080/x HTTP/1.1\r\n\r\n", dark},
+		{"CONNECT abcdefsecret.onion:443 HTTP/1.1\r\n\r\n", ".onion"},
+		{"GET http://localhost:8080/ HTTP/1.1\r\n\r\n", "local names"},
+		{"CONNECT printer.local:631 HTTP/1.1\r\n\r\n", "local names"},
+		{"GET http://nas.home.arpa/ HTTP/1.1\r\n\r\n", "local names"},
+	} {
+		c := proxytest.Dial(t, proxy)
+		write(t, c, tt.req)
+		resp, body := readResponse(t, bufio.NewReader(c), "GET")
+		if resp.StatusCode != http.StatusBadGateway || !resp.Close {
+			t.Errorf("%q: status %d close=%v, want 502", tt.req, resp.StatusCode, resp.Close)
+		}
+		if !strings.Contains(string(body), tt.text) || strings.Contains(string(body), "secret") {
+			t.Errorf("%q: body %q", tt.req, body)
+		}
+	}
+	// A percent-encoded dot is not allowed in a host (RFC 3986 §3.2.2).
+	c := proxytest.Dial(t, proxy)
+	write(t, c, "GET http://abcdefsecret%2Edark/ HTTP/1.1\r\n\r\n")
+	if resp, _ := readResponse(t, bufio.NewReader(c), "GET"); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("percent-encoded host: status %d, want 400", resp.StatusCode)
+	}
+	if calls := d.Calls(); len(calls) != 0 {
+		t.Fatalf("Dialer called for %q", calls)
+	}
+	proxytest.CheckNoAddresses(t, rec.WaitLines(9), "secret", "printer", "nas")
+}
+
+// The Host header of an absolute-URI request is replaced by the URI's
+// authority (RFC 9112 §3.2.2), so a .dark name in it never reaches the
+// origin.
+func TestHostHeaderNotForwarded(t *testing.T) {
+	var got string
+	d := startOrigin(t, func(w http.ResponseWriter, r *http.Request) { got = r.Host })
+	proxy := proxytest.StartProxy(t, &Server{Dialer: d})
+	c := proxytest.Dial(t, proxy)
+	write(t, c, "GET http://example.invalid/ HTTP/1.1\r\nHost: abcdef.dark\r\nConnection: close\r\n\r\n")
+	if resp, _ := readResponse(t, bufio.NewReader(c), "GET"); resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	if got != "example.invalid" {
+		t.Fatalf("origin saw Host %q", got)
+	}
+}
+
+// A client that drips its request headers one byte a second (a
+// slowloris) is closed, without an answer, once DefaultHandshakeTimeout
+// (at most 5 s) has passed since the accept; a client that connects
+// meanwhile is served, and its tunnel, idle for longer than the timeout,
+// stays open: the deadline ends with the headers.
+func TestSlowHeaderClosed(t *testing.T) {
+	if DefaultHandshakeTimeout > 5*time.Second {
+		t.Fatalf("DefaultHandshakeTimeout is %v, more than 5 s", DefaultHandshakeTimeout)
+	}
+	synctest.Test(t, func(t *testing.T) {
+		d := &proxytest.Dialer{Fn: proxytest.PipeEcho}
+		p := proxytest.StartMemProxy(t, &Server{Dialer: d})
+
+		slow := p.Dial(t)
+		req := []byte("GET http://example.invalid/ HTTP/1.1\r\nHost: example.invalid\r\n\r\n")
+		closed := proxytest.ReadUntilClosed(slow)
+		dripped := make(chan int, 1)
+		go func() { dripped <- proxytest.Drip(slow, req, time.Second) }()
+
+		time.Sleep(2 * time.Second)
+		c := p.Dial(t)
+		write(t, c, "CONNECT example.invalid:443 HTTP/1.1\r\n\r\n")
+		br := bufio.NewReader(c)
+		if resp, err := http.ReadResponse(br, &http.Request{Method: "CONNECT"}); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("normal client: %v, %v", resp, err)
+		}
+		time.Sleep(2 * DefaultHandshakeTimeout)
+		write(t, c, "ping")
+		got := make([]byte, 4)
+		if _, err := io.ReadFull(br, got); err != nil || string(got) != "ping" {
+			t.Fatalf("tunnel echo %q, %v", got, err)
+		}
+
+		select {
+		case r := <-closed:
+			if r.After > 5*time.Second || len(r.Read) != 0 {
+				t.Errorf("slow client closed after %v having read %q; want at most 5 s and nothing", r.After, r.Read)
+			}
+		case <-time.After(time.Minute):
+			t.Fatal("slow client not closed")
+		}
+		if n := <-dripped; n >= len(req) {
+			t.Errorf("the whole request (%d bytes) was accepted", n)
+		}
+		if calls := d.Calls(); len(calls) != 1 {
+			t.Errorf("dial calls %q, want the normal client's only", calls)
+		}
+	})
 }
 
 func TestDialTimeout(t *testing.T) {

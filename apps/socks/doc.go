@@ -11,6 +11,10 @@
 //     credentials differ never share a circuit.
 //   - CONNECT to an IPv4 address, an IPv6 address or a domain name. Domain
 //     names are passed to the Dialer unresolved; the exit resolves them.
+//     Names that must never leave the client (.dark, .onion, .alt,
+//     localhost, .local, home.arpa, .internal; spec/streams.md §7) are
+//     answered 0x04 host unreachable without asking the Dialer: until
+//     hidden services exist, a .dark name reaches nothing.
 //   - After a successful reply, bytes are copied both ways until both sides
 //     are done. A half-close (EOF one way) is passed on with CloseWrite (an
 //     END one way on a circuit stream), so a client that sends its request
@@ -86,8 +90,10 @@
 //	                    <------------   reply (0x00 on success)
 //	data                <===========>   data (until both sides are done)
 //
-// HandshakeTimeout bounds everything before DialStream; DialTimeout bounds
-// DialStream. Neither applies to the data phase.
+// HandshakeTimeout (5 s by default) bounds everything before DialStream,
+// from the accept to the end of the request, however the client spreads
+// its bytes; DialTimeout bounds DialStream. Neither applies to the data
+// phase.
 //
 // # Reply codes
 //
@@ -111,6 +117,9 @@
 // Errors found by the server itself:
 //
 //	request                                 REP
+//	host under .dark, .onion, .alt,
+//	  .localhost, .local, home.arpa,
+//	  .internal, or localhost               0x04 host unreachable (no dial)
 //	BIND, UDP ASSOCIATE, unknown command    0x07 command not supported
 //	unknown ATYP                            0x08 address type not supported
 //	malformed domain name, port 0           0x01 general failure

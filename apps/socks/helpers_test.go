@@ -78,10 +78,17 @@ func sendRequest(t *testing.T, c net.Conn, cmd, atyp byte, addr []byte, port uin
 func connect(t *testing.T, proxy string, atyp byte, addr []byte, port uint16) (net.Conn, byte) {
 	t.Helper()
 	c := proxytest.Dial(t, proxy)
+	return c, connectOn(t, c, atyp, addr, port)
+}
+
+// connectOn runs a no-auth handshake and a CONNECT on c, returning the
+// reply code.
+func connectOn(t *testing.T, c net.Conn, atyp byte, addr []byte, port uint16) byte {
+	t.Helper()
 	if m := greet(t, c, MethodNoAuth); m != MethodNoAuth {
 		t.Fatalf("method %#x, want no-auth", m)
 	}
-	return c, sendRequest(t, c, CmdConnect, atyp, addr, port)
+	return sendRequest(t, c, CmdConnect, atyp, addr, port)
 }
 
 // expectClosed checks that the server closes c without sending more.

@@ -10,7 +10,7 @@ import (
 
 // Tuning defaults.
 const (
-	DefaultHandshakeTimeout = proxyserve.DefaultHandshakeTimeout // 30 s
+	DefaultHandshakeTimeout = proxyserve.DefaultHandshakeTimeout // 5 s
 	DefaultDialTimeout      = proxyserve.DefaultDialTimeout      // 2 min
 )
 
@@ -32,7 +32,7 @@ type Server struct {
 	Logf safelog.Logf
 	// HandshakeTimeout bounds the time from accepting a connection to having
 	// read its request (greeting, authentication and request).
-	// Zero means DefaultHandshakeTimeout.
+	// Zero means DefaultHandshakeTimeout (5 s).
 	HandshakeTimeout time.Duration
 	// DialTimeout bounds each DialStream call. Zero means
 	// DefaultDialTimeout.

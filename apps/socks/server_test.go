@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/darkmatter/darkmatter/internal/proxyserve/proxytest"
@@ -31,7 +32,7 @@ func TestConnectAddressTypes(t *testing.T) {
 		{"IPv4", AtypIPv4, []byte{192, 0, 2, 1}, 80, "192.0.2.1:80"},
 		{"IPv6", AtypIPv6, []byte{0x20, 0x01, 0x0d, 0xb8, 15: 1}, 443, "[2001:db8::1]:443"},
 		{"domain", AtypDomain, []byte("example.invalid"), 80, "example.invalid:80"},
-		{"onion-like domain", AtypDomain, []byte("abcdef.dark"), 8080, "abcdef.dark:8080"},
+		{"dark-like domain", AtypDomain, []byte("dark.example.invalid"), 8080, "dark.example.invalid:8080"},
 		{"IPv4 literal as domain", AtypDomain, []byte("192.0.2.7"), 22, "192.0.2.7:22"},
 		{"IPv6 literal as domain", AtypDomain, []byte("2001:DB8::2"), 22, "[2001:db8::2]:22"},
 	}
@@ -161,28 +162,34 @@ func TestUserPassIsolation(t *testing.T) {
 	}
 }
 
+// replyCodeTests is the reply code of each dial error.
+var replyCodeTests = []struct {
+	err  error
+	want byte
+}{
+	{streamerr.New(streamerr.ExitPolicy), ReplyNotAllowed},
+	{streamerr.New(streamerr.Unreachable), ReplyHostUnreachable},
+	{streamerr.New(streamerr.ResolveFailed), ReplyHostUnreachable},
+	{streamerr.New(streamerr.ConnRefused), ReplyConnectionRefused},
+	{streamerr.New(streamerr.Timeout), ReplyTTLExpired},
+	{streamerr.New(streamerr.BadAddress), ReplyGeneralFailure},
+	{streamerr.New(streamerr.NoExit), ReplyGeneralFailure},
+	{streamerr.New(streamerr.Destroyed), ReplyGeneralFailure},
+	{streamerr.New(streamerr.Misc), ReplyGeneralFailure},
+	{streamerr.New(streamerr.ProtocolError), ReplyGeneralFailure},
+	{streamerr.New(streamerr.ResourceLimit), ReplyGeneralFailure},
+	{streamerr.New(streamerr.Done), ReplyGeneralFailure},
+	{streamerr.New(streamerr.Unsupported), ReplyGeneralFailure},
+	{streamerr.New(streamerr.Closed), ReplyGeneralFailure},
+	{fmt.Errorf("circuit: extend: %w", streamerr.New(streamerr.ConnRefused)), ReplyConnectionRefused},
+	{errors.Join(errors.New("first"), streamerr.New(streamerr.ExitPolicy)), ReplyNotAllowed},
+	{fmt.Errorf("dial: %w", context.DeadlineExceeded), ReplyTTLExpired},
+	{errors.New("something else"), ReplyGeneralFailure},
+}
+
 func TestReplyCodes(t *testing.T) {
 	errs := map[string]error{}
-	tests := []struct {
-		err  error
-		want byte
-	}{
-		{streamerr.New(streamerr.ExitPolicy), ReplyNotAllowed},
-		{streamerr.New(streamerr.Unreachable), ReplyHostUnreachable},
-		{streamerr.New(streamerr.ResolveFailed), ReplyHostUnreachable},
-		{streamerr.New(streamerr.ConnRefused), ReplyConnectionRefused},
-		{streamerr.New(streamerr.Timeout), ReplyTTLExpired},
-		{streamerr.New(streamerr.BadAddress), ReplyGeneralFailure},
-		{streamerr.New(streamerr.NoExit), ReplyGeneralFailure},
-		{streamerr.New(streamerr.Destroyed), ReplyGeneralFailure},
-		{streamerr.New(streamerr.Misc), ReplyGeneralFailure},
-		{streamerr.New(streamerr.ProtocolError), ReplyGeneralFailure},
-		{streamerr.New(streamerr.ResourceLimit), ReplyGeneralFailure},
-		{streamerr.New(streamerr.Done), ReplyGeneralFailure},
-		{fmt.Errorf("circuit: extend: %w", streamerr.New(streamerr.ConnRefused)), ReplyConnectionRefused},
-		{fmt.Errorf("dial: %w", context.DeadlineExceeded), ReplyTTLExpired},
-		{errors.New("something else"), ReplyGeneralFailure},
-	}
+	tests := replyCodeTests
 	for i, tt := range tests {
 		errs[fmt.Sprintf("r%d.invalid:80", i)] = tt.err
 		if got := ReplyCode(tt.err); got != tt.want {
@@ -202,6 +209,64 @@ func TestReplyCodes(t *testing.T) {
 		}
 		expectClosed(t, c)
 	}
+}
+
+// Every stream error reason has a deliberate reply code: a reason added to
+// streamerr fails this test until it is placed in the table of
+// TestReplyCodes (and in the package documentation).
+func TestReplyCodeForEveryReason(t *testing.T) {
+	mapped := map[streamerr.Reason]byte{}
+	for _, tt := range replyCodeTests {
+		var se *streamerr.Error
+		if errors.As(tt.err, &se) && tt.err == error(se) {
+			mapped[se.Reason] = tt.want
+		}
+	}
+	for r := range 256 {
+		reason := streamerr.Reason(r)
+		if strings.HasPrefix(reason.String(), "reason ") {
+			continue // not a defined reason
+		}
+		if _, ok := mapped[reason]; !ok {
+			t.Errorf("reason %d (%v) has no reply code in TestReplyCodes", r, reason)
+		}
+	}
+}
+
+// A target under .dark (and the other names of specialname) is refused
+// with reply 0x04 host unreachable before the Dialer is asked, whatever its
+// letter case, with or without a trailing dot, and with or without
+// authentication; the log line does not name it.
+func TestSpecialNamesRefused(t *testing.T) {
+	d := &proxytest.Dialer{Fn: proxytest.MustNotDial}
+	var rec proxytest.LogRecorder
+	proxy := proxytest.StartProxy(t, &Server{Dialer: d, Logf: rec.Logf})
+	hosts := []string{
+		"abcdefsecret.dark", "ABCDEFSECRET.DARK", "abcdefsecret.dark.", "www.abcdefsecret.Dark",
+		"abcdefsecret.onion", "localhost", "printer.local", "nas.home.arpa", "jira.corp.internal",
+	}
+	for _, host := range hosts {
+		c, code := connect(t, proxy, AtypDomain, []byte(host), 443)
+		if code != ReplyHostUnreachable {
+			t.Errorf("%s: reply %#x, want host unreachable", host, code)
+		}
+		expectClosed(t, c)
+	}
+	c := proxytest.Dial(t, proxy)
+	greet(t, c, MethodUserPass)
+	authUserPass(t, c, "u", "p")
+	if code := sendRequest(t, c, CmdConnect, AtypDomain, []byte("abcdefsecret.dark"), 80); code != ReplyHostUnreachable {
+		t.Errorf("with authentication: reply %#x, want host unreachable", code)
+	}
+	expectClosed(t, c)
+	if calls := d.Calls(); len(calls) != 0 {
+		t.Fatalf("Dialer called for %q", calls)
+	}
+	lines := rec.WaitLines(len(hosts) + 1)
+	if len(lines) != len(hosts)+1 || !strings.Contains(lines[0], "hidden services (.dark) are not available yet") {
+		t.Errorf("log lines %q", lines)
+	}
+	proxytest.CheckNoAddresses(t, lines, "abcdefsecret", "printer", "jira")
 }
 
 func TestDialTimeout(t *testing.T) {
@@ -295,6 +360,59 @@ func TestHandshakeTimeout(t *testing.T) {
 	if el := time.Since(start); el > 5*time.Second {
 		t.Fatalf("closed after %v", el)
 	}
+}
+
+// A client that drips its greeting, authentication and request one byte a
+// second (a slowloris) is closed once DefaultHandshakeTimeout, at most 5 s,
+// has passed since the accept, before its request is complete; a client
+// that connects meanwhile is served, and its tunnel, idle for longer than
+// the timeout, stays open: the deadline ends with the handshake.
+func TestSlowHandshakeClosed(t *testing.T) {
+	if DefaultHandshakeTimeout > 5*time.Second {
+		t.Fatalf("DefaultHandshakeTimeout is %v, more than 5 s", DefaultHandshakeTimeout)
+	}
+	synctest.Test(t, func(t *testing.T) {
+		d := &proxytest.Dialer{Fn: proxytest.PipeEcho}
+		p := proxytest.StartMemProxy(t, &Server{Dialer: d})
+
+		slow := p.Dial(t)
+		req := []byte{5, 1, MethodUserPass, 1, 1, 'u', 1, 'p', 5, CmdConnect, 0, AtypDomain, 15}
+		req = append(append(req, "example.invalid"...), 0, 80)
+		closed := proxytest.ReadUntilClosed(slow)
+		dripped := make(chan int, 1)
+		go func() { dripped <- proxytest.Drip(slow, req, time.Second) }()
+
+		time.Sleep(2 * time.Second)
+		c := p.Dial(t)
+		if code := connectOn(t, c, AtypDomain, []byte("example.invalid"), 443); code != ReplySucceeded {
+			t.Fatalf("normal client: reply %#x", code)
+		}
+		time.Sleep(2 * DefaultHandshakeTimeout)
+		write(t, c, []byte("ping"))
+		if got := readN(t, c, 4); string(got) != "ping" {
+			t.Fatalf("tunnel echo %q", got)
+		}
+
+		select {
+		case r := <-closed:
+			if r.After > 5*time.Second {
+				t.Errorf("slow client closed after %v, want at most 5 s", r.After)
+			}
+			// Method selection and the authentication status at most; no
+			// reply to a request that never completed.
+			if len(r.Read) > 4 {
+				t.Errorf("slow client read % x", r.Read)
+			}
+		case <-time.After(time.Minute):
+			t.Fatal("slow client not closed")
+		}
+		if n := <-dripped; n >= len(req) {
+			t.Errorf("the whole request (%d bytes) was accepted", n)
+		}
+		if calls := d.Calls(); len(calls) != 1 {
+			t.Errorf("dial calls %q, want the normal client's only", calls)
+		}
+	})
 }
 
 func TestEarlyDataAfterRequest(t *testing.T) {

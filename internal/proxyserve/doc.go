@@ -15,8 +15,15 @@
 //     handler's context and the dial timeout (DefaultDialTimeout unless set),
 //     and tracks the stream until [Server.Release]. [DialFailure] names a
 //     dial error without the address it may quote. [Server.HandshakeTimeout]
-//     gives the front end its handshake bound (DefaultHandshakeTimeout
-//     unless set); what it bounds is the front end's business.
+//     gives the front end its handshake bound (DefaultHandshakeTimeout, 5 s,
+//     unless set); each front end applies it to a client's whole request
+//     header.
+//   - Names that stay home: Server.Dial refuses a target whose host
+//     specialname.Check refuses (.dark, .onion, .alt, localhost, .local,
+//     home.arpa, .internal) before it asks the Dialer, so no circuit is
+//     built for it and no exit sees it (spec/streams.md §7). The error
+//     wraps streamerr Unreachable, and DialFailure gives its rule in words
+//     ("hidden services (.dark) are not available yet").
 //   - Close: [Server.Close] is idempotent. It stops every Serve loop (which
 //     then return net.ErrClosed), closes every listener, accepted
 //     connection and outgoing stream, cancels the context handed to
@@ -45,5 +52,6 @@
 //
 // Package proxytest holds the test helpers both front ends share.
 //
-// No spec/ section is normative for this package.
+// spec/streams.md §7 is normative for the names Dial refuses; no other
+// spec/ section is.
 package proxyserve

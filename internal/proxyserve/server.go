@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/darkmatter/darkmatter/internal/safelog"
+	"github.com/darkmatter/darkmatter/internal/specialname"
+	"github.com/darkmatter/darkmatter/internal/streamerr"
 )
 
 // Dialer opens a stream through the overlay to target, "host:port" where
@@ -22,8 +24,13 @@ type Dialer interface {
 
 // Tuning defaults of the front ends.
 const (
-	DefaultHandshakeTimeout = 30 * time.Second
-	DefaultDialTimeout      = 2 * time.Minute
+	// DefaultHandshakeTimeout bounds a client's whole request header (a
+	// SOCKS5 greeting, authentication and request; an HTTP request line
+	// and headers). A local application sends it in one segment, so a
+	// client that takes longer is stuck or hostile (slowloris).
+	DefaultHandshakeTimeout = 5 * time.Second
+	// DefaultDialTimeout bounds building a circuit and opening a stream.
+	DefaultDialTimeout = 2 * time.Minute
 )
 
 // Options configure a Server. A front end's exported Server holds the
@@ -187,10 +194,22 @@ func (s *Server) HandshakeTimeout() time.Duration {
 // ctx and by DialTimeout, and registers it so that Close closes it. The
 // caller must call Release when done with it. After Close, Dial closes the
 // stream it got and returns net.ErrClosed.
+//
+// A target whose host must never leave the client (specialname.Check:
+// .dark, .onion, localhost, ...) is refused with that error before the
+// Dialer is asked, and a target that is not "host:port" with streamerr
+// BadAddress.
 func (s *Server) Dial(ctx context.Context, target, isolation string) (net.Conn, error) {
 	o := s.options()
 	if o.Dialer == nil {
 		return nil, fmt.Errorf("%s: Server.Dialer is nil", o.Name)
+	}
+	host, _, err := net.SplitHostPort(target)
+	if err != nil {
+		return nil, streamerr.New(streamerr.BadAddress)
+	}
+	if err := specialname.Check(host); err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout(o.DialTimeout, DefaultDialTimeout))
 	defer cancel()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/darkmatter/darkmatter/internal/proxyserve/proxytest"
+	"github.com/darkmatter/darkmatter/internal/specialname"
 	"github.com/darkmatter/darkmatter/internal/streamerr"
 )
 
@@ -228,9 +229,38 @@ func TestDialFailure(t *testing.T) {
 		{fmt.Errorf("dial secret.invalid: %w", streamerr.New(streamerr.ConnRefused)), "connection refused"},
 		{streamerr.New(streamerr.Timeout), "connect timed out"},
 		{errors.New("dial secret.invalid: boom"), "failed"},
+		{fmt.Errorf("dial: %w", specialname.ErrHiddenService), "hidden services (.dark) are not available yet"},
 	} {
 		if got := DialFailure(tt.err); got != tt.want {
 			t.Errorf("DialFailure(%v) = %q, want %q", tt.err, got, tt.want)
 		}
 	}
+}
+
+// Dial refuses a target whose host must stay on the client before it asks
+// the Dialer, and a target that is not host:port.
+func TestDialRefusesSpecialNames(t *testing.T) {
+	d := &proxytest.Dialer{Fn: proxytest.MustNotDial}
+	f := newFront(d, nil)
+	_, serveErr := proxytest.Serve(t, f)
+	waitOptions(t, f)
+	for _, tt := range []struct {
+		target string
+		want   error
+	}{
+		{"abcdef.dark:80", specialname.ErrHiddenService},
+		{"ABCDEF.DARK.:443", specialname.ErrHiddenService},
+		{"x.onion:80", specialname.ErrForeignName},
+		{"localhost:8080", specialname.ErrLocalName},
+		{"abcdef.dark", streamerr.New(streamerr.BadAddress)},
+	} {
+		c, err := f.srv.Dial(context.Background(), tt.target, "")
+		if c != nil || !errors.Is(err, tt.want) {
+			t.Errorf("Dial(%q) = %v, %v; want %v", tt.target, c, err, tt.want)
+		}
+	}
+	if calls := d.Calls(); len(calls) != 0 {
+		t.Errorf("Dialer called for %q", calls)
+	}
+	proxytest.CloseWithin(t, f, serveErr)
 }

@@ -1,6 +1,9 @@
 package streamerr
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
 
 // Reason is the one-byte reason code of an END relay message.
 type Reason uint8
@@ -57,18 +60,13 @@ func (e *Error) Is(target error) bool {
 // New returns an *Error for r.
 func New(r Reason) error { return &Error{Reason: r} }
 
-// ReasonOf returns the Reason carried by err (or by an error it wraps), and
+// ReasonOf returns the Reason carried by err (or by an error it wraps,
+// through Unwrap() error or Unwrap() []error, as errors.As looks), and
 // Misc when err carries none.
 func ReasonOf(err error) Reason {
-	for err != nil {
-		if e, ok := err.(*Error); ok {
-			return e.Reason
-		}
-		u, ok := err.(interface{ Unwrap() error })
-		if !ok {
-			return Misc
-		}
-		err = u.Unwrap()
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Reason
 	}
 	return Misc
 }

@@ -6,13 +6,16 @@
 // loopback TCP backends with ready-made handlers (echo, hash after EOF, a
 // large answer after EOF) and the client halves that check them; a helper
 // that runs a proxy Server on loopback and checks at cleanup that Serve
-// returned net.ErrClosed; a client dialer with a deadline; and a
-// concurrency-safe log recorder.
+// returned net.ErrClosed; a client dialer with a deadline; a
+// concurrency-safe log recorder; and, for tests under testing/synctest, a
+// proxy on an in-memory network (StartMemProxy), streams that echo over
+// net.Pipe (PipeEcho) and a client that drips its bytes (Drip).
 //
 // What it does not do:
 //   - It speaks no proxy protocol: SOCKS5 and HTTP clients stay in the
 //     front ends' own tests.
-//   - It never reaches beyond 127.0.0.1; every helper that blocks is
+//   - It never reaches beyond 127.0.0.1 or the in-memory network; every
+//     helper that blocks on a real socket is
 //     bounded by IOTimeout, and everything it starts is stopped at t's
 //     cleanup.
 //   - It is for tests only; no production code imports it.
