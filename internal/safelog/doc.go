@@ -9,6 +9,10 @@
 // prints "extend to [scrubbed] failed: ..." unless the operator turned on
 // [SetUnsafeLogging], for example while debugging a private test network.
 //
+// [Scrub] removes the host names and addresses that the net package's
+// errors print (dial, lookup, address and URL errors), keeping their
+// chain for errors.Is and errors.As.
+//
 // [Logf] is the logger type that components take in their Options; a nil Logf
 // is silent, so there is no package-level logger anywhere in the core.
 //
