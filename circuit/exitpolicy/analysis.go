@@ -87,7 +87,7 @@ func (p *Policy) acceptsAt(port uint16, public bool) bool {
 		}
 		// Only prefixes not yet covered add anything; skipping the others
 		// keeps exclude small when rules repeat.
-		for _, pfx := range r.prefixes() {
+		for _, pfx := range r.prefixes(p.privateSet()) {
 			if covered(pfx, exclude) {
 				continue
 			}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -42,7 +43,7 @@ func TestAllowsPortAndIsExit(t *testing.T) {
 		if p.IsExit() != tt.exit {
 			t.Errorf("%q.IsExit() = %v, want %v", tt.policy, p.IsExit(), tt.exit)
 		}
-		if got := oracleIsExit(p); got != tt.exit {
+		if got := oracleIsExit(p, candidates(p)); got != tt.exit {
 			t.Errorf("%q: oracle IsExit = %v, want %v", tt.policy, got, tt.exit)
 		}
 		for port, want := range tt.ports {
@@ -79,18 +80,22 @@ func candidates(p *Policy) []netip.Addr {
 	pfxs := append([]netip.Prefix{mappedV6}, privatePrefixes...)
 	pfxs = append(pfxs, anyPrefixes...)
 	for _, r := range p.rules {
-		pfxs = append(pfxs, r.prefixes()...)
+		pfxs = append(pfxs, r.prefixes(p.privateSet())...)
 	}
+	seen := map[netip.Addr]bool{}
 	var out []netip.Addr
+	add := func(a netip.Addr) {
+		if a.IsValid() && !seen[a] {
+			seen[a] = true
+			out = append(out, a)
+		}
+	}
 	for _, pf := range pfxs {
 		first, last := pf.Masked().Addr(), lastAddr(pf)
-		out = append(out, first, last)
-		if a := first.Prev(); a.IsValid() {
-			out = append(out, a)
-		}
-		if a := last.Next(); a.IsValid() {
-			out = append(out, a)
-		}
+		add(first)
+		add(last)
+		add(first.Prev())
+		add(last.Next())
 	}
 	return out
 }
@@ -108,11 +113,14 @@ func portCandidates(p *Policy) []uint16 {
 			out = append(out, r.hi+1)
 		}
 	}
-	return out
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
-func oracleAllowsPort(p *Policy, port uint16) bool {
-	for _, a := range candidates(p) {
+// oracleAllowsPort answers AllowsPort by trying every address of cands,
+// which must be candidates(p).
+func oracleAllowsPort(p *Policy, cands []netip.Addr, port uint16) bool {
+	for _, a := range cands {
 		if !IsPrivate(a) && p.Allows(a, port) {
 			return true
 		}
@@ -120,9 +128,11 @@ func oracleAllowsPort(p *Policy, port uint16) bool {
 	return false
 }
 
-func oracleIsExit(p *Policy) bool {
+// oracleIsExit answers IsExit by trying every address of cands, which
+// must be candidates(p), on every port of portCandidates(p).
+func oracleIsExit(p *Policy, cands []netip.Addr) bool {
 	for _, port := range portCandidates(p) {
-		for _, a := range candidates(p) {
+		for _, a := range cands {
 			if p.Allows(a, port) {
 				return true
 			}
@@ -150,19 +160,31 @@ func randomPolicy(r *rand.Rand) string {
 	return strings.Join(rules, ",")
 }
 
+// ownSamples are own addresses for WithOwnAddrs in the oracle tests:
+// public, private, and next to the ranges of randomPolicy.
+var ownSamples = []netip.Addr{
+	netip.MustParseAddr("8.8.8.8"), netip.MustParseAddr("8.8.8.9"), netip.MustParseAddr("10.0.0.1"),
+	netip.MustParseAddr("127.255.255.255"), netip.MustParseAddr("128.0.0.0"), netip.MustParseAddr("2001:4860::1"),
+	netip.MustParseAddr("8000::"), netip.MustParseAddr("64:ff9b::808:808"),
+}
+
 func TestAnalysisMatchesOracle(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	for range 3000 {
+	for i := range 3000 {
 		s := randomPolicy(r)
 		p, err := Parse(s)
 		if err != nil {
 			t.Fatalf("Parse(%q): %v", s, err)
 		}
-		if got, want := p.IsExit(), oracleIsExit(p); got != want {
+		if i%2 == 1 {
+			p = p.WithOwnAddrs(ownSamples[r.IntN(len(ownSamples)):]...)
+		}
+		cands := candidates(p)
+		if got, want := p.IsExit(), oracleIsExit(p, cands); got != want {
 			t.Fatalf("%q.IsExit() = %v, oracle %v", s, got, want)
 		}
 		for _, port := range []uint16{1, 80, 443, 1024, 8080, 65535} {
-			if got, want := p.AllowsPort(port), oracleAllowsPort(p, port); got != want {
+			if got, want := p.AllowsPort(port), oracleAllowsPort(p, cands, port); got != want {
 				t.Fatalf("%q.AllowsPort(%d) = %v, oracle %v", s, port, got, want)
 			}
 		}

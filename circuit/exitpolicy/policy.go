@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +22,10 @@ var ErrSyntax = errors.New("exitpolicy: syntax error")
 // concurrent use.
 type Policy struct {
 	rules []rule
+	// private is the address set of the "private" pattern, IPv4 prefixes
+	// first (inSet): privatePrefixes when nil, and with the exit's own
+	// addresses after WithOwnAddrs.
+	private []netip.Prefix
 
 	// once guards the following, computed on first use by summarize.
 	once        sync.Once
@@ -291,9 +296,60 @@ func (r rule) appendTo(b *strings.Builder) {
 	}
 }
 
-// Equal reports whether p and q have the same rules (so the same String).
+// WithOwnAddrs returns a policy with the rules of p whose "private"
+// pattern also covers addrs, the exit's own addresses, as it covers
+// loopback: a connection to an exit's own address reaches the exit's host
+// (its other services, its relay port) just as loopback does. So with the
+// default policy an exit refuses them, like Tor's ExitPolicyRejectPrivate
+// refuses the relay's own addresses; a policy that accepts private
+// destinations ("accept *:*" on a local test network) accepts them too.
+//
+// IPv4-mapped addresses count as IPv4 and zones are dropped; an IPv4
+// address is covered in its NAT64 and 6to4 forms as well. Invalid
+// addresses, and those the private set covers already, are skipped. The
+// own addresses are local knowledge of the
+// exit: String, and so the descriptor, does not show them. A nil p stays
+// nil (it rejects everything). addrs adds to any own addresses p has.
+func (p *Policy) WithOwnAddrs(addrs ...netip.Addr) *Policy {
+	if p == nil {
+		return nil
+	}
+	var own []netip.Prefix
+	for _, a := range addrs {
+		if !a.IsValid() {
+			continue
+		}
+		a = a.Unmap().WithZone("")
+		pfx := netip.PrefixFrom(a, a.BitLen())
+		if !slices.Contains(own, pfx) && !inSet(a, p.privateSet()) {
+			own = append(own, pfx)
+		}
+	}
+	return &Policy{rules: p.rules, private: byFamily(append(slices.Clone(p.privateSet()), withEmbedded(own)...))}
+}
+
+// privateSet returns the address set of p's "private" pattern.
+func (p *Policy) privateSet() []netip.Prefix {
+	if p.private == nil {
+		return privatePrefixes
+	}
+	return p.private
+}
+
+// Equal reports whether p and q have the same rules (so the same String)
+// and the same own addresses (WithOwnAddrs), in the same order.
 func (p *Policy) Equal(q *Policy) bool {
-	return p.String() == q.String()
+	if p.String() != q.String() {
+		return false
+	}
+	var ps, qs []netip.Prefix
+	if p != nil {
+		ps = p.privateSet()
+	}
+	if q != nil {
+		qs = q.privateSet()
+	}
+	return p == nil || q == nil || slices.Equal(ps, qs)
 }
 
 // Allows reports whether p lets an exit connect to ip:port. The first rule
@@ -306,31 +362,34 @@ func (p *Policy) Allows(ip netip.Addr, port uint16) bool {
 	}
 	ip = ip.Unmap().WithZone("")
 	for _, r := range p.rules {
-		if port >= r.lo && port <= r.hi && r.matches(ip) {
+		if port >= r.lo && port <= r.hi && r.matches(ip, p.privateSet()) {
 			return r.accept
 		}
 	}
 	return false
 }
 
-func (r rule) matches(ip netip.Addr) bool {
+// matches reports whether ip (unmapped, without zone) is in the rule's
+// pattern, where private is the set of the "private" pattern.
+func (r rule) matches(ip netip.Addr, private []netip.Prefix) bool {
 	switch r.kind {
 	case patAny:
 		return true
 	case patPrivate:
-		return IsPrivate(ip)
+		return inSet(ip, private)
 	default:
 		return r.prefix.Contains(ip)
 	}
 }
 
-// prefixes returns the address set of the rule's pattern as prefixes.
-func (r rule) prefixes() []netip.Prefix {
+// prefixes returns the address set of the rule's pattern as prefixes,
+// where private is the set of the "private" pattern.
+func (r rule) prefixes(private []netip.Prefix) []netip.Prefix {
 	switch r.kind {
 	case patAny:
 		return anyPrefixes
 	case patPrivate:
-		return privatePrefixes
+		return private
 	default:
 		return []netip.Prefix{r.prefix}
 	}

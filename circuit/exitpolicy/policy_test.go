@@ -165,6 +165,16 @@ func TestIsPrivate(t *testing.T) {
 		"192.168.0.1", "224.1.1.1", "239.255.255.255", "240.0.0.1", "255.255.255.255",
 		"::", "::1", "fc00::1", "fdff::1", "fe80::1", "febf::1", "ff00::1", "::ffff:10.0.0.1",
 		"::ffff:192.168.1.1", "64:ff9b::7f00:1", "64:ff9b::c0a8:101", "2002:a00:1::1", "2002:c0a8:101::",
+		// IETF protocol assignments, benchmarking, documentation.
+		"192.0.0.0", "192.0.0.8", "192.0.0.170", "192.0.0.255", "198.18.0.0", "198.19.255.255",
+		"192.0.2.1", "198.51.100.7", "203.0.113.9", "::ffff:198.18.0.1", "64:ff9b::c612:1", "2002:c000:201::",
+		// IPv4-compatible (deprecated), local-use NAT64, discard, dummy.
+		"::2", "::1.2.3.4", "::8.8.8.8", "::ffff:ffff", "64:ff9b:1::", "64:ff9b:1::a00:1",
+		"64:ff9b:1:ffff:ffff:ffff:ffff:ffff", "100::", "100::1", "100::1:0:0:1",
+		// IETF protocol assignments (Teredo, anycast), documentation, SRv6,
+		// site-local (deprecated).
+		"2001::", "2001::1", "2001:0:4136:e378:8000:63bf:3fff:fdd2", "2001:1::1", "2001:1ff:ffff::",
+		"2001:db8::1", "3fff::1", "3fff:fff:ffff::", "5f00::1", "5f00:ffff::", "fec0::", "fec0::1", "feff::1",
 	} {
 		if !IsPrivate(netip.MustParseAddr(s)) {
 			t.Errorf("IsPrivate(%s) = false", s)
@@ -172,8 +182,13 @@ func TestIsPrivate(t *testing.T) {
 	}
 	for _, s := range []string{
 		"1.1.1.1", "8.8.8.8", "100.63.255.255", "100.128.0.0", "172.15.255.255", "172.32.0.0",
-		"192.167.255.255", "223.255.255.255", "::2", "2001:db8::1", "2606:4700::1111", "fec0::1",
-		"::ffff:8.8.8.8", "64:ff9b::808:808", "2002:808:808::", "64:ff9b:1::a00:1",
+		"192.167.255.255", "223.255.255.255", "2606:4700::1111",
+		"::ffff:8.8.8.8", "64:ff9b::808:808", "2002:808:808::",
+		// Just outside the ranges added for issue 11.
+		"191.255.255.255", "192.0.1.0", "192.0.1.255", "192.0.3.0", "198.17.255.255", "198.20.0.0",
+		"198.51.99.255", "198.51.101.0", "203.0.112.255", "203.0.114.0",
+		"::1:0:0", "64:ff9b:0:1::", "64:ff9b:2::1", "100:0:0:2::", "2001:200::1", "2001:db9::1",
+		"3fff:1000::1", "5eff:ffff::1", "5f01::1", "fe7f::1", "ff::1",
 	} {
 		if IsPrivate(netip.MustParseAddr(s)) {
 			t.Errorf("IsPrivate(%s) = true", s)
@@ -181,5 +196,82 @@ func TestIsPrivate(t *testing.T) {
 	}
 	if !IsPrivate(netip.Addr{}) {
 		t.Error("the zero Addr is not private")
+	}
+}
+
+// The default policy rejects each range added by issue 11, on every port,
+// in each IPv6 form that embeds an IPv4 one.
+func TestDefaultRejectsSpecialRanges(t *testing.T) {
+	for _, s := range []string{
+		"64:ff9b:1::1", "64:ff9b:1::c633:6407", "192.0.0.1", "192.0.0.255", "198.18.0.1",
+		"198.19.255.254", "fec0::1", "fecd:1234::5", "::1.2.3.4", "::8.8.8.8", "::2",
+		"::ffff:198.18.0.1", "64:ff9b::c000:1", "2002:c612:1::", "100::1", "2001::1", "2001:db8::1",
+	} {
+		for _, port := range []uint16{1, 80, 443, 65535} {
+			if Default().Allows(netip.MustParseAddr(s), port) {
+				t.Errorf("Default allows %s:%d", s, port)
+			}
+		}
+	}
+}
+
+// An exit's own addresses are refused wherever its policy refuses
+// private destinations, in every form that reaches them, and accepted
+// where it accepts them; the policy's text does not change.
+func TestWithOwnAddrs(t *testing.T) {
+	ip := netip.MustParseAddr
+	own := []netip.Addr{ip("1.2.3.4"), ip("2606:4700::1111"), ip("::ffff:5.6.7.8"), ip("fe80::1%eth0"), {}, ip("1.2.3.4")}
+	p := Default().WithOwnAddrs(own...)
+	for _, tt := range []struct {
+		ip   string
+		want bool
+	}{
+		{"1.2.3.4", false}, {"::ffff:1.2.3.4", false}, {"64:ff9b::102:304", false}, {"2002:102:304::1", false},
+		{"2606:4700::1111", false}, {"5.6.7.8", false}, {"fe80::1", false}, {"127.0.0.1", false},
+		{"1.2.3.5", true}, {"2606:4700::1112", true}, {"8.8.8.8", true}, {"64:ff9b::808:808", true},
+	} {
+		for _, port := range []uint16{22, 443} {
+			if got := p.Allows(ip(tt.ip), port); got != tt.want {
+				t.Errorf("Default().WithOwnAddrs.Allows(%s, %d) = %v, want %v", tt.ip, port, got, tt.want)
+			}
+		}
+	}
+	if !Default().Allows(ip("1.2.3.4"), 80) {
+		t.Error("WithOwnAddrs changed Default")
+	}
+	if p.String() != Default().String() {
+		t.Errorf("String() = %q, want the default's text", p)
+	}
+	if p.Equal(Default()) || !p.Equal(Default().WithOwnAddrs(own...)) {
+		t.Error("Equal ignores own addresses")
+	}
+	// Added to, not replaced.
+	q := p.WithOwnAddrs(ip("9.9.9.9"))
+	if q.Allows(ip("9.9.9.9"), 80) || q.Allows(ip("1.2.3.4"), 80) || !q.Allows(ip("9.9.9.8"), 80) {
+		t.Error("a second WithOwnAddrs lost addresses or added too many")
+	}
+	// A policy that accepts private destinations accepts the exit itself.
+	if !AcceptAll().WithOwnAddrs(ip("1.2.3.4")).Allows(ip("1.2.3.4"), 80) {
+		t.Error("AcceptAll refuses an own address")
+	}
+	ssh, err := Parse("reject private:22,accept *:*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ssh = ssh.WithOwnAddrs(ip("1.2.3.4"))
+	if ssh.Allows(ip("1.2.3.4"), 22) || !ssh.Allows(ip("1.2.3.4"), 80) {
+		t.Error("own addresses do not follow the private rule's ports")
+	}
+	var nilPolicy *Policy
+	if nilPolicy.WithOwnAddrs(ip("1.2.3.4")) != nil {
+		t.Error("nil policy grew rules")
+	}
+	// The analysis sees the own addresses as the private pattern's.
+	priv, err := Parse("accept private:80,reject *:*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if priv.AllowsPort(80) || !priv.WithOwnAddrs(ip("1.2.3.4")).AllowsPort(80) {
+		t.Error("AllowsPort ignores own addresses")
 	}
 }
