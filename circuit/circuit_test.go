@@ -103,9 +103,11 @@ func TestTamperedCellDetectedAtNextHop(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("circuit not destroyed after tampering")
 	}
+	// The exit destroyed the circuit (AUTH); the middle and the guard pass
+	// that on as DESTROYED, never the exit's reason.
 	var de *DestroyedError
-	if !errors.As(cc.Err(), &de) || de.Reason != cell.DestroyAuth {
-		t.Fatalf("client saw %v, want destroy for authentication failure", cc.Err())
+	if !errors.As(cc.Err(), &de) || de.Reason != cell.DestroyDestroyed {
+		t.Fatalf("client saw %v, want destroyed beyond the first hop", cc.Err())
 	}
 	if _, err := st.Read(make([]byte, 10)); err == nil {
 		t.Fatal("stream still readable")
@@ -278,7 +280,7 @@ func TestExtendFailureReportedToClient(t *testing.T) {
 	n, client, relays := threeHops(t)
 	defer n.close()
 	p := path(relays)
-	p[1].Addr = "nowhere:1"
+	p[1].Addr = "10.255.0.1:1" // no node there
 	// Were the failure only noticed by the client's own build timeout, the
 	// error would be a context deadline, not DESTROY (extend failed).
 	_, err := client.sw.BuildCircuit(ctxT(t), p)
@@ -355,9 +357,10 @@ func TestOverloadedLinkKillsOnlyThatCircuit(t *testing.T) {
 	if _, err := a.OpenStream(ctxT(t), addr); err == nil {
 		t.Fatal("stream opened through a dropped cell")
 	}
+	// The middle destroyed it (RESOURCE); the guard passes on DESTROYED.
 	var de *DestroyedError
-	if !errors.As(a.Err(), &de) || de.Reason != cell.DestroyResource {
-		t.Fatalf("circuit a: %v, want destroyed (out of resources)", a.Err())
+	if !errors.As(a.Err(), &de) || de.Reason != cell.DestroyDestroyed {
+		t.Fatalf("circuit a: %v, want destroyed beyond the first hop", a.Err())
 	}
 	st, err := b.OpenStream(ctxT(t), addr)
 	if err != nil {

@@ -53,6 +53,13 @@ func (s *Switch) BuildCircuit(ctx context.Context, path []Hop) (*ClientCirc, err
 	if len(path) == 0 || len(path) > layer.MaxHops {
 		return nil, fmt.Errorf("circuit: bad path length %d", len(path))
 	}
+	for i := range path {
+		for j := range i {
+			if path[i].Identity == path[j].Identity {
+				return nil, fmt.Errorf("circuit: relay at hops %d and %d: a path never holds a relay twice", j+1, i+1)
+			}
+		}
+	}
 	lc, err := layer.NewClient()
 	if err != nil {
 		return nil, err
@@ -265,7 +272,7 @@ func (cc *ClientCirc) handle(c *cell.Cell) {
 		case !m.Cmd.Known():
 			// A newer relay's command: drop and count.
 			c.Free()
-			cc.sw.unknownRelay.Add(1)
+			cc.sw.counters.unknownRelay.Add(1)
 			return
 		case m.Cmd == cell.RelayDrop:
 			c.Free() // padding, from any hop
@@ -313,7 +320,8 @@ func (cc *ClientCirc) deliverReply(p []byte) {
 	}
 }
 
-func (cc *ClientCirc) channelClosed() { cc.destroy(cell.DestroyLinkClosed, false) }
+func (cc *ClientCirc) channelClosed()   { cc.destroy(cell.DestroyLinkClosed, false) }
+func (cc *ClientCirc) kill(reason byte) { cc.destroy(reason, true) }
 
 // Close destroys the circuit.
 func (cc *ClientCirc) Close() error {

@@ -29,6 +29,11 @@ type ExitConfig struct {
 	Resolve func(ctx context.Context, host string) ([]netip.Addr, error)
 	// ConnectTimeout bounds resolving and connecting (default 30s).
 	ConnectTimeout time.Duration
+	// WriteTimeout bounds how long a write to a target may make no
+	// progress (default 30s): a target that stops reading has its
+	// connection closed and its stream ended after that long, and frees
+	// the data queued for it.
+	WriteTimeout time.Duration
 }
 
 func (c *ExitConfig) setDefaults() error {
@@ -47,40 +52,53 @@ func (c *ExitConfig) setDefaults() error {
 	if c.ConnectTimeout <= 0 {
 		c.ConnectTimeout = 30 * time.Second
 	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 30 * time.Second
+	}
 	return nil
 }
 
 // exitHandler serves BEGIN streams (KindTCP): it resolves and dials the
 // target under the exit policy, then pumps data both ways.
+//
+// The target connection lives no longer than its stream: it is closed when
+// the stream ends (END both ways, or an abort), when the circuit is
+// destroyed and when the switch closes (ctx ends in all three), and when a
+// write to the target makes no progress for WriteTimeout. Closing it ends
+// both of the stream's goroutines, whatever the target does.
 type exitHandler struct{ cfg *ExitConfig }
 
 // ServeStream implements StreamHandler.
 func (x exitHandler) ServeStream(ctx context.Context, req *StreamRequest) {
-	ctx, cancel := context.WithTimeout(ctx, x.cfg.ConnectTimeout)
-	conn, reason := x.dial(ctx, req.Target)
+	dctx, cancel := context.WithTimeout(ctx, x.cfg.ConnectTimeout)
+	conn, reason := x.dial(dctx, req.Target)
 	cancel()
 	if conn == nil {
 		req.Reject(reason)
 		return
 	}
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
 	st, err := req.Accept()
 	if err != nil {
 		conn.Close()
 		return
 	}
-	pump(st, conn)
+	pump(st, conn, x.cfg.WriteTimeout)
 }
 
 // pump copies between a stream and a connection until both directions end.
 // On a half-close stream each direction's end is passed on alone: the
 // client's END DONE becomes a TCP FIN to the target and the target's FIN an
-// END DONE to the client (spec/streams.md §4).
-func pump(st *Stream, conn net.Conn) {
+// END DONE to the client (spec/streams.md §4). Writes to conn time out
+// after writeTimeout without progress.
+func pump(st *Stream, conn net.Conn, writeTimeout time.Duration) {
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		_, err := io.Copy(conn, st) // until END from the client
+		// Until END from the client.
+		_, err := io.Copy(progressWriter{conn, writeTimeout}, st)
 		if cw, ok := conn.(interface{ CloseWrite() error }); ok && err == nil && st.halfClose {
 			if cw.CloseWrite() == nil {
 				return
@@ -112,6 +130,27 @@ func pump(st *Stream, conn net.Conn) {
 	st.Close()
 	conn.Close()
 	wg.Wait()
+}
+
+// progressWriter writes to a connection with a deadline of timeout that is
+// renewed whenever a write makes progress: a slow target is served, one
+// that stops reading times out.
+type progressWriter struct {
+	conn    net.Conn
+	timeout time.Duration
+}
+
+func (w progressWriter) Write(p []byte) (int, error) {
+	n := 0
+	for {
+		w.conn.SetWriteDeadline(time.Now().Add(w.timeout))
+		k, err := w.conn.Write(p[n:])
+		n += k
+		var ne net.Error
+		if err == nil || k == 0 || !errors.As(err, &ne) || !ne.Timeout() {
+			return n, err
+		}
+	}
 }
 
 // pumpCells is how many cells' worth of data the exit reads from a target at

@@ -9,18 +9,8 @@ func (s *Switch) SetForwardHook(f func(*cell.Cell)) { s.forwardHook = f }
 // originateToClients makes this relay send a relay message to the client
 // of every circuit it ends (a newer relay's command, in tests).
 func (s *Switch) originateToClients(cmd cell.RelayCmd, data []byte) int {
-	s.mu.Lock()
-	var rcs []*relayCirc
-	for _, t := range s.chans {
-		for _, ep := range t.circs {
-			if pe, ok := ep.(prevEnd); ok {
-				rcs = append(rcs, pe.c)
-			}
-		}
-	}
-	s.mu.Unlock()
 	n := 0
-	for _, rc := range rcs {
+	for _, rc := range s.relayCircuits() {
 		rc.mu.Lock()
 		end := rc.next == nil && rc.layer != nil
 		rc.mu.Unlock()
@@ -34,3 +24,26 @@ func (s *Switch) originateToClients(cmd cell.RelayCmd, data []byte) int {
 // SetJointHook installs a function every E2E message crossing a joint at
 // this relay passes through.
 func (s *Switch) SetJointHook(f func([]byte)) { s.jointHook = f }
+
+// killAll makes this relay destroy every circuit peers opened at it with
+// reason, towards both sides: a hop originating any DESTROY reason.
+func (s *Switch) killAll(reason byte) {
+	for _, rc := range s.relayCircuits() {
+		rc.destroy(reason, true, true)
+	}
+}
+
+// relayCircuits returns the circuits peers opened at this relay.
+func (s *Switch) relayCircuits() []*relayCirc {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var rcs []*relayCirc
+	for _, t := range s.chans {
+		for _, ep := range t.circs {
+			if pe, ok := ep.(prevEnd); ok {
+				rcs = append(rcs, pe.c)
+			}
+		}
+	}
+	return rcs
+}

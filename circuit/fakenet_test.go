@@ -18,11 +18,15 @@ import (
 )
 
 // fakeNet connects Switches with in-process channels: no link crypto, no
-// sockets, so these tests exercise circuit logic alone.
+// sockets, so these tests exercise circuit logic alone. Nodes have names
+// (for tests) and IP-literal link addresses (for EXTEND, which takes IP
+// literals only), each in its own /16.
 type fakeNet struct {
 	mu     sync.Mutex
-	nodes  map[string]*fakeNode
-	chans  map[[2]string]*fakeChan // (from, to) → from's end
+	nodes  map[string]*fakeNode    // by name
+	byAddr map[string]*fakeNode    // by link address
+	chans  map[[2]string]*fakeChan // (from, to) names → from's end
+	raws   int                     // raw channels opened
 	closed bool
 }
 
@@ -30,10 +34,14 @@ type fakeNode struct {
 	// protocols is what hop() advertises: empty, like an old relay
 	// without a descriptor set, unless a test sets it.
 	protocols protover.Set
+	name      string
 	addr      string
 	keys      *keys.NodeKeys
 	sw        *Switch
 	net       *fakeNet
+	// refuse, if set, is this node's extend rule: a non-nil error
+	// refuses an EXTEND to addr before any dial.
+	refuse func(addr string) error
 }
 
 // fakeChan is one end of a channel; cells sent on it are handled by the
@@ -46,11 +54,31 @@ type fakeChan struct {
 	done        chan struct{}
 	once        sync.Once
 	wg          sync.WaitGroup
+	// raw, if set, receives the cells arriving at this end instead of a
+	// switch: a hand-written peer.
+	raw func(*cell.Cell)
 	// failNext makes the next Send fail as if the link's queue were full.
 	failNext atomic.Bool
 	// hold, while set, stops this end from handling cells (a node that
 	// does not read): run waits until the channel is closed.
 	hold atomic.Pointer[chan struct{}]
+	// destroys logs the reasons of the DESTROYs that arrived at this end.
+	mu       sync.Mutex
+	destroys []byte
+}
+
+// destroysSeen returns the reasons of the DESTROYs node to received from
+// node from, oldest first.
+func (n *fakeNet) destroysSeen(from, to string) []byte {
+	n.mu.Lock()
+	c := n.chans[[2]string{to, from}]
+	n.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]byte(nil), c.destroys...)
 }
 
 func (c *fakeChan) Send(x *cell.Cell) error {
@@ -75,6 +103,14 @@ func (c *fakeChan) Send(x *cell.Cell) error {
 func (c *fakeChan) Initiator() bool       { return c.initiator }
 func (c *fakeChan) Done() <-chan struct{} { return c.done }
 
+// PeerStatic returns the peer's static link key, like *link.Link.
+func (c *fakeChan) PeerStatic() keys.LinkPublicKey {
+	if c.peer == nil {
+		return keys.LinkPublicKey{}
+	}
+	return c.peer.keys.Link.Public()
+}
+
 func (c *fakeChan) run() {
 	defer c.wg.Done()
 	for {
@@ -88,9 +124,20 @@ func (c *fakeChan) run() {
 					continue
 				}
 			}
+			if x.Cmd() == cell.CmdDestroy {
+				c.mu.Lock()
+				c.destroys = append(c.destroys, x.Body()[0])
+				c.mu.Unlock()
+			}
+			if c.raw != nil {
+				c.raw(x)
+				continue
+			}
 			c.owner.sw.HandleCell(c, x)
 		case <-c.done:
-			c.owner.sw.ChannelClosed(c)
+			if c.raw == nil {
+				c.owner.sw.ChannelClosed(c)
+			}
 			return
 		}
 	}
@@ -104,24 +151,38 @@ func (c *fakeChan) close() {
 }
 
 func newFakeNet() *fakeNet {
-	return &fakeNet{nodes: map[string]*fakeNode{}, chans: map[[2]string]*fakeChan{}}
+	return &fakeNet{nodes: map[string]*fakeNode{}, byAddr: map[string]*fakeNode{}, chans: map[[2]string]*fakeChan{}}
 }
 
-func (n *fakeNet) addNode(t testing.TB, addr string, exit *ExitConfig) *fakeNode {
+func (n *fakeNet) addNode(t testing.TB, name string, exit *ExitConfig) *fakeNode {
+	return n.addNodeWith(t, name, exit, nil)
+}
+
+// addNodeWith adds a node whose switch config tune may change.
+func (n *fakeNet) addNodeWith(t testing.TB, name string, exit *ExitConfig, tune func(*Config)) *fakeNode {
 	t.Helper()
 	k, err := keys.GenerateNodeKeys(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fn := &fakeNode{addr: addr, keys: k, net: n}
-	sw, err := NewSwitch(Config{Network: "test", Onion: k.Onion, KEM: k.KEM, Linker: fn, Exit: exit,
-		Handlers: map[StreamKind]StreamHandler{KindDir: StreamHandlerFunc(serveTestDir)}})
+	n.mu.Lock()
+	addr := fmt.Sprintf("10.%d.0.1:1", len(n.nodes)+1)
+	n.mu.Unlock()
+	fn := &fakeNode{name: name, addr: addr, keys: k, net: n}
+	cfg := Config{Network: "test", Onion: k.Onion, KEM: k.KEM, Identity: k.Identity.Public(),
+		Linker: fn, Extender: fakeExtender{fn}, Exit: exit,
+		Handlers: map[StreamKind]StreamHandler{KindDir: StreamHandlerFunc(serveTestDir)}}
+	if tune != nil {
+		tune(&cfg)
+	}
+	sw, err := NewSwitch(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	fn.sw = sw
 	n.mu.Lock()
-	n.nodes[addr] = fn
+	n.nodes[name] = fn
+	n.byAddr[addr] = fn
 	n.mu.Unlock()
 	return fn
 }
@@ -132,17 +193,29 @@ func (fn *fakeNode) hop() Hop {
 		Onion: fn.keys.Onion.Public(), KEM: kem, Protocols: fn.protocols}
 }
 
+// fakeExtender is a node's Extender: its refuse rule, then its Linker.
+type fakeExtender struct{ fn *fakeNode }
+
+func (x fakeExtender) Channel(ctx context.Context, id keys.IdentityPublicKey, lk keys.LinkPublicKey, addr string) (Channel, error) {
+	if x.fn.refuse != nil {
+		if err := x.fn.refuse(addr); err != nil {
+			return nil, err
+		}
+	}
+	return x.fn.Channel(ctx, id, lk, addr)
+}
+
 // Channel implements Linker.
 func (fn *fakeNode) Channel(ctx context.Context, id keys.IdentityPublicKey, lk keys.LinkPublicKey, addr string) (Channel, error) {
 	n := fn.net
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if c := n.chans[[2]string{fn.addr, addr}]; c != nil && !isDone(c.done) {
-		return c, nil
-	}
-	peer := n.nodes[addr]
+	peer := n.byAddr[addr]
 	if peer == nil || n.closed || peer.keys.Link.Public() != lk {
 		return nil, fmt.Errorf("fakenet: no node at %s", addr)
+	}
+	if c := n.chans[[2]string{fn.name, peer.name}]; c != nil && !isDone(c.done) {
+		return c, nil
 	}
 	a := &fakeChan{owner: fn, peer: peer, initiator: true, q: make(chan *cell.Cell, 4096), done: make(chan struct{})}
 	b := &fakeChan{owner: peer, peer: fn, q: make(chan *cell.Cell, 4096), done: make(chan struct{})}
@@ -151,22 +224,42 @@ func (fn *fakeNode) Channel(ctx context.Context, id keys.IdentityPublicKey, lk k
 	b.wg.Add(1)
 	go a.run()
 	go b.run()
-	n.chans[[2]string{fn.addr, addr}] = a
-	n.chans[[2]string{addr, fn.addr}] = b
+	n.chans[[2]string{fn.name, peer.name}] = a
+	n.chans[[2]string{peer.name, fn.name}] = b
 	return a, nil
 }
 
-// kill closes every channel of node addr and its switch, as if it crashed.
-func (n *fakeNet) kill(addr string) {
+// rawChannel opens a channel to node to whose other end is written by hand:
+// the test sends cells on the returned end (as the link initiator) and
+// handle receives what the node sends back, on the channel's reader.
+func (n *fakeNet) rawChannel(to *fakeNode, handle func(*cell.Cell)) *fakeChan {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.raws++
+	a := &fakeChan{initiator: true, q: make(chan *cell.Cell, 1<<16), done: make(chan struct{}), raw: handle}
+	b := &fakeChan{owner: to, q: make(chan *cell.Cell, 1<<16), done: make(chan struct{})}
+	a.other, b.other = b, a
+	a.wg.Add(1)
+	b.wg.Add(1)
+	go a.run()
+	go b.run()
+	n.chans[[2]string{fmt.Sprintf("raw#%d", n.raws), to.name}] = a
+	return a
+}
+
+// kill closes every channel of the node called name and its switch, as if
+// it crashed.
+func (n *fakeNet) kill(name string) {
 	n.mu.Lock()
 	var cs []*fakeChan
 	for k, c := range n.chans {
-		if k[0] == addr || k[1] == addr {
+		if k[0] == name || k[1] == name {
 			cs = append(cs, c)
 		}
 	}
-	node := n.nodes[addr]
-	delete(n.nodes, addr)
+	node := n.nodes[name]
+	delete(n.nodes, name)
+	delete(n.byAddr, node.addr)
 	n.mu.Unlock()
 	for _, c := range cs {
 		c.close()

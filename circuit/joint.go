@@ -223,8 +223,9 @@ func (j *joint) pass(to int, data []byte) error {
 }
 
 // circuitDead tears the joint down when one of its circuits died: the other
-// circuit is destroyed with the same reason, like any circuit's DESTROY.
-func (j *joint) circuitDead(rc *relayCirc, reason byte) {
+// circuit is destroyed with reason 8 (DESTROYED), like any DESTROY passed
+// on (spec/circuits.md §5.3): the reason never crosses the joint.
+func (j *joint) circuitDead(rc *relayCirc) {
 	t := &j.sw.joints
 	t.mu.Lock()
 	if t.waiting != nil {
@@ -251,6 +252,6 @@ func (j *joint) circuitDead(rc *relayCirc, reason byte) {
 	}
 	j.mu.Unlock()
 	if other != nil {
-		other.destroy(reason, true, true)
+		other.destroy(cell.DestroyDestroyed, true, true)
 	}
 }

@@ -215,6 +215,14 @@ func known(relays []RelayInfo, h *Hop) bool {
 
 func (m *Manager) pathOK(path []Hop) bool {
 	for i := range path {
+		// A hop is reached by EXTEND from the one before, which takes an
+		// IP literal only (spec/cells.md §3.4); the first hop may have a
+		// host name, which this node resolves itself.
+		if i > 0 {
+			if _, _, err := cell.ParseExtendAddr(path[i].Addr); err != nil {
+				return false
+			}
+		}
 		for j := i + 1; j < len(path); j++ {
 			if path[i].Identity == path[j].Identity {
 				return false

@@ -2,12 +2,13 @@ package circuit
 
 import (
 	"context"
+	"errors"
 	"sync"
+	"sync/atomic"
 
 	"github.com/darkmatter/darkmatter/circuit/cell"
 	"github.com/darkmatter/darkmatter/crypto/keys"
 	"github.com/darkmatter/darkmatter/crypto/layer"
-	"github.com/darkmatter/darkmatter/crypto/onionhs"
 	"github.com/darkmatter/darkmatter/internal/safelog"
 )
 
@@ -16,13 +17,18 @@ import (
 // cells arrive on next.
 type relayCirc struct {
 	sw     *Switch
-	layer  *layer.Relay
 	prev   Channel
 	prevID uint32
+	// hsCell is the CREATE while it waits for a handshake worker; the
+	// switch's queue owns it (guarded by Switch.mu until a worker takes it).
+	hsCell *cell.Cell
+	// idle counts idle-timer ticks since the last cell either way.
+	idle atomic.Int32
 
 	// mu guards the following and serialises backward sealing with sending,
 	// so backward counters match the order on the prev channel.
 	mu        sync.Mutex
+	layer     *layer.Relay // nil until the handshake is done
 	next      Channel
 	nextID    uint32
 	extending bool
@@ -38,81 +44,28 @@ type nextEnd struct{ c *relayCirc }
 
 func (e prevEnd) handle(c *cell.Cell) { e.c.fromPrev(c) }
 func (e prevEnd) channelClosed()      { e.c.destroy(cell.DestroyLinkClosed, false, true) }
+func (e prevEnd) kill(reason byte)    { e.c.destroy(reason, true, true) }
 func (e nextEnd) handle(c *cell.Cell) { e.c.fromNext(c) }
 func (e nextEnd) channelClosed()      { e.c.destroy(cell.DestroyLinkClosed, true, false) }
+func (e nextEnd) kill(reason byte)    { e.c.destroy(reason, true, true) }
 
-// handleCreate answers a CREATE: runs the handshake off the reader goroutine
-// (bounded by hsSem) and registers the circuit.
-func (s *Switch) handleCreate(ch Channel, c *cell.Cell) {
-	id := c.Circ()
-	p, err := c.Payload()
-	if err != nil || s.cfg.Onion == nil {
-		c.Free()
-		sendDestroy(ch, id, cell.DestroyProtocol)
-		return
-	}
-	// The peer allocates from its own half of the ID space.
-	peerInit := !ch.Initiator()
-	if (id>>31 == 1) != peerInit {
-		c.Free()
-		sendDestroy(ch, id, cell.DestroyProtocol)
-		return
-	}
-	if s.pendingCreates.Add(1) > maxPendingCreates {
-		s.pendingCreates.Add(-1)
-		c.Free()
-		sendDestroy(ch, id, cell.DestroyResource)
-		return
-	}
-	rc := &relayCirc{sw: s, prev: ch, prevID: id, done: make(chan struct{})}
-	if !s.registerID(ch, id, prevEnd{rc}) {
-		c.Free()
-		sendDestroy(ch, id, cell.DestroyProtocol)
-		return
-	}
-	msg := append([]byte(nil), p...)
-	c.Free()
-	rc.mu.Lock() // held until keys exist: RELAY cells wait for them
-	ok := s.goFunc(func() {
-		defer rc.mu.Unlock()
-		defer s.pendingCreates.Add(-1)
-		select {
-		case s.hsSem <- struct{}{}:
-		case <-s.ctx.Done():
-			return
-		}
-		reply, keys, err := onionhs.Respond(s.cfg.Random, s.cfg.Network,
-			onionhs.RelayPrivate{Onion: s.cfg.Onion, KEM: s.cfg.KEM}, msg)
-		<-s.hsSem
-		if err == nil {
-			rc.layer, err = layer.NewRelay(&keys)
-		}
-		if err != nil {
-			s.logf.Printf("circuit: CREATE handshake failed: %v", err)
-			rc.dead = true
-			close(rc.done)
-			s.unregister(ch, id)
-			sendDestroy(ch, id, cell.DestroyHandshake)
-			return
-		}
-		out := cell.New(id, cell.CmdCreated)
-		out.SetPayload(reply)
-		ch.Send(out)
-	})
-	if !ok {
-		s.pendingCreates.Add(-1)
-		rc.mu.Unlock()
+// touch notes that a cell passed (the idle timer, timers.go).
+func (rc *relayCirc) touch() {
+	if rc.idle.Load() != 0 {
+		rc.idle.Store(0)
 	}
 }
 
 // fromPrev handles a cell from the client side.
 func (rc *relayCirc) fromPrev(c *cell.Cell) {
+	rc.touch()
 	switch c.Cmd() {
 	case cell.CmdRelay:
 	case cell.CmdDestroy:
-		reason := c.Body()[0]
+		// Whatever the reason received, the next hop learns only that
+		// the circuit was destroyed beyond it (spec/circuits.md §5.3).
 		c.Free()
-		rc.destroy(reason, false, true)
+		rc.destroy(cell.DestroyDestroyed, false, true)
 		return
 	default:
 		rc.reject(c, cell.DestroyProtocol)
@@ -121,8 +74,13 @@ func (rc *relayCirc) fromPrev(c *cell.Cell) {
 	rc.mu.Lock()
 	l, next, nextID, dead := rc.layer, rc.next, rc.nextID, rc.dead
 	rc.mu.Unlock()
-	if dead || l == nil {
+	if dead {
 		c.Free()
+		return
+	}
+	if l == nil {
+		// RELAY before CREATED: the sender cannot have the keys.
+		rc.reject(c, cell.DestroyProtocol)
 		return
 	}
 	tag := layer.ForwardTag(c.Body())
@@ -154,6 +112,7 @@ func (rc *relayCirc) fromPrev(c *cell.Cell) {
 
 // fromNext handles a cell from the exit side.
 func (rc *relayCirc) fromNext(c *cell.Cell) {
+	rc.touch()
 	switch c.Cmd() {
 	case cell.CmdRelay:
 		rc.mu.Lock()
@@ -185,9 +144,8 @@ func (rc *relayCirc) fromNext(c *cell.Cell) {
 		ch <- append([]byte(nil), p...)
 		c.Free()
 	case cell.CmdDestroy:
-		reason := c.Body()[0]
 		c.Free()
-		rc.destroy(reason, true, false)
+		rc.destroy(cell.DestroyDestroyed, true, false)
 	default:
 		rc.reject(c, cell.DestroyProtocol)
 	}
@@ -211,6 +169,7 @@ func (rc *relayCirc) emit(cmd cell.RelayCmd, stream uint16, data []byte) error {
 		c.Free()
 		return err
 	}
+	rc.touch()
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	if rc.dead {
@@ -241,7 +200,7 @@ func (rc *relayCirc) handleMessage(c *cell.Cell, tag [layer.TagSize]byte) {
 	case !m.Cmd.Known():
 		// A newer client's command: drop and count (spec/cells.md §4).
 		c.Free()
-		rc.sw.unknownRelay.Add(1)
+		rc.sw.counters.unknownRelay.Add(1)
 		return
 	case m.Cmd == cell.RelayDrop:
 		c.Free()
@@ -307,14 +266,28 @@ func (rc *relayCirc) extend(e *cell.Extend) {
 	rc.created = created
 	rc.mu.Unlock()
 	s := rc.sw
+	if why := s.loops(rc, e); why != "" {
+		s.counters.extendRefused.Add(1)
+		s.logf.Printf("circuit: EXTEND refused: %s", why)
+		rc.destroy(cell.DestroyExtendRefused, true, true)
+		return
+	}
 	s.goFunc(func() {
 		ctx, cancel := context.WithTimeout(s.ctx, s.cfg.ExtendTimeout)
 		defer cancel()
 		fail := func(why string, err error) {
+			reason := cell.DestroyExtendFailed
+			switch {
+			case errors.Is(err, ErrExtendRefused):
+				reason = cell.DestroyExtendRefused
+				s.counters.extendRefused.Add(1)
+			case errors.Is(err, errTooManyCircuits):
+				reason = cell.DestroyResource
+			}
 			s.logf.Printf("circuit: extend to %v failed: %s: %v", safelog.S(e.Addr), why, err)
-			rc.destroy(cell.DestroyExtendFailed, true, true)
+			rc.destroy(reason, true, true)
 		}
-		ch, err := s.cfg.Linker.Channel(ctx, keys.IdentityPublicKey(e.Identity), keys.LinkPublicKey(e.Link), e.Addr)
+		ch, err := s.cfg.Extender.Channel(ctx, keys.IdentityPublicKey(e.Identity), keys.LinkPublicKey(e.Link), e.Addr)
 		if err != nil {
 			fail("link", err)
 			return
@@ -359,6 +332,27 @@ func (rc *relayCirc) extend(e *cell.Extend) {
 	})
 }
 
+// peerStatic is implemented by channels that know their peer's static link
+// key (*link.Link); a client's is fresh for every link.
+type peerStatic interface {
+	PeerStatic() keys.LinkPublicKey
+}
+
+// loops says why extending rc as e asks would run the circuit through one
+// relay twice in a row, or "": to this relay itself, or back to the
+// previous hop. (A client never puts one relay twice in a path; a relay
+// cannot see further than its neighbours, so longer loops are the
+// client's to avoid.)
+func (s *Switch) loops(rc *relayCirc, e *cell.Extend) string {
+	if s.cfg.Identity != (keys.IdentityPublicKey{}) && keys.IdentityPublicKey(e.Identity) == s.cfg.Identity {
+		return "to this relay"
+	}
+	if p, ok := rc.prev.(peerStatic); ok && p.PeerStatic() == keys.LinkPublicKey(e.Link) {
+		return "back to the previous hop"
+	}
+	return ""
+}
+
 // reject frees c and destroys the circuit towards both sides: the cell
 // broke the protocol (or failed authentication).
 func (rc *relayCirc) reject(c *cell.Cell, reason byte) {
@@ -391,6 +385,6 @@ func (rc *relayCirc) destroy(reason byte, toPrev, toNext bool) {
 		ex.close(ErrDestroyed)
 	}
 	if j != nil {
-		j.circuitDead(rc, reason)
+		j.circuitDead(rc)
 	}
 }

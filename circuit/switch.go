@@ -16,10 +16,6 @@ import (
 	"github.com/darkmatter/darkmatter/internal/safelog"
 )
 
-// maxPendingCreates bounds the CREATEs a relay queues for handshakes; more
-// are refused with DESTROY (out of resources) instead of piling up.
-const maxPendingCreates = 4096
-
 // Channel is what circuits need from a link: an ordered, authenticated cell
 // pipe to one neighbour. *link.Link implements it.
 type Channel interface {
@@ -49,7 +45,9 @@ type Linker interface {
 }
 
 // Config configures a Switch. The zero value is a client-only switch that
-// refuses CREATE.
+// refuses CREATE. Every limit below bounds what peers can make a relay
+// hold; zero means the default, which a 2-core relay sustains
+// (spec/circuits.md §5.4 lists them).
 type Config struct {
 	// Network is the network name mixed into every circuit handshake.
 	Network string
@@ -57,9 +55,19 @@ type Config struct {
 	// node is not a relay and answers CREATE with DESTROY.
 	Onion *keys.OnionPrivateKey
 	KEM   *keys.KEMPrivateKey
-	// Linker opens channels for the first hop of client circuits and for
-	// EXTEND. Required.
+	// Identity is this relay's identity key: an EXTEND to it (a circuit
+	// through this relay twice in a row) is refused without dialling. The
+	// zero value skips the check.
+	Identity keys.IdentityPublicKey
+	// Linker opens channels for the first hop of this node's own
+	// circuits, a relay this node chose. Required.
 	Linker Linker
+	// Extender opens channels for a peer's EXTEND, a relay the peer chose:
+	// it applies the node's extend rules (only relays it knows, at an
+	// address of their signed descriptor) before it dials, and returns an
+	// error wrapping ErrExtendRefused when they refuse. Required for a
+	// relay (Onion set).
+	Extender Linker
 	// Exit, if non-nil, makes this relay an exit: it serves KindTCP
 	// streams (BEGIN).
 	Exit *ExitConfig
@@ -67,26 +75,133 @@ type Config struct {
 	// when it is a circuit's last hop (KindDir, and later hidden-service and
 	// compute kinds). A kind without a handler is answered END UNSUPPORTED.
 	Handlers map[StreamKind]StreamHandler
-	// MaxStreams bounds the open streams of one circuit end (default 512).
+	// MaxStreams bounds the open streams of one circuit end (default 512),
+	// at a relay and at a client end that serves streams alike; a BEGIN
+	// beyond it is answered END RESOURCE_LIMIT.
 	MaxStreams int
 	// MaxJoints bounds the circuits waiting at this relay for a joint
 	// (default 4096); more JOIN_ESTABLISHes destroy their circuits.
 	MaxJoints int
-	// Handshakes is how many circuit handshakes run at once (default 2×CPU).
+	// Handshakes is how many circuit handshakes run at once: the number of
+	// handshake workers (default 2×GOMAXPROCS).
 	Handshakes int
 	// ExtendTimeout bounds an EXTEND (default 10s) and a client build step.
 	ExtendTimeout time.Duration
+
+	// MaxCircuitsPerChannel bounds the circuits on one channel, counted
+	// separately for each half of the ID space: those the peer opened
+	// (CREATE) and those this node opened (its own and its EXTENDs)
+	// (default 4096). A CREATE beyond it is refused with DESTROY reason 5;
+	// an EXTEND beyond it fails with reason 5.
+	MaxCircuitsPerChannel int
+	// MaxCircuits bounds the circuits peers opened at this relay over all
+	// channels (default 65536); a CREATE beyond it is refused (reason 5).
+	MaxCircuits int
+	// CreateRate and CreateBurst are a token bucket per channel for CREATE
+	// cells: CreateRate per second on average, bursts of CreateBurst
+	// (defaults 200/s and 256). A CREATE beyond it is refused with DESTROY
+	// reason 5 before any handshake work.
+	CreateRate  float64
+	CreateBurst int
+	// MaxPendingCreates bounds the CREATEs waiting for a handshake worker
+	// over all channels (default 4096), MaxPendingCreatesPerChannel those
+	// of one channel (default 256); more are refused (reason 5). Workers
+	// take one CREATE from each channel with CREATEs waiting in turn (round
+	// robin), so a flood on one channel delays another channel's CREATE by
+	// about one handshake per busy channel, not by the flood's length. A
+	// channel with no CREATE waiting is admitted even when the node-wide
+	// queue is full, so floods on other channels cannot lock it out.
+	MaxPendingCreates           int
+	MaxPendingCreatesPerChannel int
+	// ReplayCacheSize is how many client handshake keys (the ephemeral
+	// key opening message 1) the relay remembers to refuse a replayed
+	// CREATE handshake with DESTROY reason 6 (default 131072, about 5 MiB
+	// at most). ReplayWindow is how long a key is remembered at least,
+	// unless more than ReplayCacheSize/2 newer handshakes pushed it out
+	// (default 1h); keys are forgotten after 2×ReplayWindow.
+	ReplayCacheSize int
+	ReplayWindow    time.Duration
+	// CircuitIdleTimeout destroys a circuit at this relay (reason 5) on
+	// which no cell passed in either direction for that long (default 1h;
+	// negative disables). A circuit that carries anything at least that
+	// often, application keepalives included, never expires.
+	CircuitIdleTimeout time.Duration
+	// DestroyReplyRate and DestroyReplyBurst are a token bucket per channel
+	// for the DESTROYs that answer cells for unknown circuits (defaults
+	// 10/s and 20); each circuit ID is answered at most once while it is
+	// among the channel's recently answered or destroyed IDs. Cells beyond
+	// that are dropped and counted.
+	DestroyReplyRate  float64
+	DestroyReplyBurst int
+
 	// Random is the randomness for handshakes; nil means crypto/rand.
 	Random io.Reader
 	Logf   safelog.Logf
+}
+
+// Defaults of the limits in Config.
+const (
+	DefaultMaxCircuitsPerChannel       = 4096
+	DefaultMaxCircuits                 = 65536
+	DefaultCreateRate                  = 200
+	DefaultCreateBurst                 = 256
+	DefaultMaxPendingCreates           = 4096
+	DefaultMaxPendingCreatesPerChannel = 256
+	DefaultReplayCacheSize             = 1 << 17
+	DefaultReplayWindow                = time.Hour
+	DefaultCircuitIdleTimeout          = time.Hour
+	DefaultDestroyReplyRate            = 10
+	DefaultDestroyReplyBurst           = 20
+)
+
+func (cfg *Config) setDefaults() {
+	if cfg.Handshakes <= 0 {
+		cfg.Handshakes = 2 * runtime.GOMAXPROCS(0)
+	}
+	if cfg.ExtendTimeout <= 0 {
+		cfg.ExtendTimeout = 10 * time.Second
+	}
+	if cfg.MaxStreams <= 0 {
+		cfg.MaxStreams = 512
+	}
+	if cfg.MaxJoints <= 0 {
+		cfg.MaxJoints = 4096
+	}
+	setDefault(&cfg.MaxCircuitsPerChannel, DefaultMaxCircuitsPerChannel)
+	setDefault(&cfg.MaxCircuits, DefaultMaxCircuits)
+	setDefault(&cfg.CreateRate, DefaultCreateRate)
+	setDefault(&cfg.CreateBurst, DefaultCreateBurst)
+	setDefault(&cfg.MaxPendingCreates, DefaultMaxPendingCreates)
+	setDefault(&cfg.MaxPendingCreatesPerChannel, DefaultMaxPendingCreatesPerChannel)
+	setDefault(&cfg.ReplayCacheSize, DefaultReplayCacheSize)
+	setDefault(&cfg.ReplayWindow, DefaultReplayWindow)
+	if cfg.CircuitIdleTimeout == 0 {
+		cfg.CircuitIdleTimeout = DefaultCircuitIdleTimeout
+	}
+	setDefault(&cfg.DestroyReplyRate, DefaultDestroyReplyRate)
+	setDefault(&cfg.DestroyReplyBurst, DefaultDestroyReplyBurst)
+}
+
+func setDefault[T int | float64 | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
 }
 
 var (
 	// ErrDestroyed means the circuit was destroyed.
 	ErrDestroyed = errors.New("circuit: destroyed")
 	// ErrClosed means the switch was closed.
-	ErrClosed   = errors.New("circuit: switch closed")
-	errProtocol = errors.New("circuit: protocol violation")
+	ErrClosed = errors.New("circuit: switch closed")
+	// ErrExtendRefused is what Config.Extender returns, wrapped, when the
+	// node's extend rules refuse the relay or address of an EXTEND before
+	// any dial: the hop then destroys the circuit with DESTROY reason 9
+	// (EXTEND_REFUSED) instead of 4 (EXTEND_FAILED).
+	ErrExtendRefused = errors.New("circuit: extend refused")
+	errProtocol      = errors.New("circuit: protocol violation")
+	// errTooManyCircuits means a channel has MaxCircuitsPerChannel
+	// circuits in this node's half of the ID space.
+	errTooManyCircuits = errors.New("circuit: too many circuits on channel")
 )
 
 // DestroyedError carries the DESTROY reason.
@@ -110,11 +225,15 @@ func destroyReasonString(r byte) string {
 	case cell.DestroyExtendFailed:
 		return "extend failed"
 	case cell.DestroyResource:
-		return "out of resources"
+		return "resource limit"
 	case cell.DestroyHandshake:
 		return "handshake failed"
 	case cell.DestroyShutdown:
 		return "relay shutting down"
+	case cell.DestroyDestroyed:
+		return "destroyed beyond the first hop"
+	case cell.DestroyExtendRefused:
+		return "extend refused"
 	}
 	return fmt.Sprintf("reason %d", r)
 }
@@ -125,37 +244,73 @@ type endpoint interface {
 	handle(c *cell.Cell)
 	// channelClosed tears the circuit down because the channel died.
 	channelClosed()
+	// kill destroys the circuit with reason towards every side still up.
+	kill(reason byte)
 }
 
+// chanTable is a switch's state for one channel.
 type chanTable struct {
 	circs  map[uint32]endpoint
 	nextID uint32
+	// own and peer count the circuits in this node's and in the peer's
+	// half of the ID space.
+	own, peer int
+	// creates limits the peer's CREATEs, destroys the DESTROYs answering
+	// cells for unknown circuits.
+	creates, destroys tokenBucket
+	// answered holds IDs recently destroyed or answered with DESTROY: a
+	// cell for one of them draws no (further) DESTROY.
+	answered idRing
+	// hsQueue holds the CREATEs waiting for a handshake worker, oldest
+	// first; ready says the table is in Switch.hsReady.
+	hsQueue []*relayCirc
+	ready   bool
 }
+
+// ownHalf reports whether id is in the half of ch's ID space this node
+// allocates from (spec/cells.md §1.1).
+func ownHalf(ch Channel, id uint32) bool { return (id>>31 == 1) == ch.Initiator() }
 
 // Switch routes cells between channels and circuits.
 type Switch struct {
-	cfg   Config
-	hsSem chan struct{}
-	// pendingCreates counts CREATEs waiting for or running a handshake.
-	pendingCreates atomic.Int64
+	cfg Config
+	// replay remembers the handshakes answered with cfg.Onion. When onion
+	// keys rotate (issue 12), each key gets its own filter, dropped with
+	// the key.
+	replay *replayFilter
 	// forwardHook, set only by tests, sees forwarded cells (a malicious relay).
 	forwardHook func(*cell.Cell)
 	// jointHook, set only by tests, sees (and may change) every E2E
 	// message crossing a joint: what a rendezvous relay can observe.
 	jointHook func([]byte)
 	handlers  map[StreamKind]StreamHandler
-	// unknownRelay counts relay messages with commands we do not know.
-	unknownRelay atomic.Uint64
-	joints       jointTable
-	logf         safelog.Logf
-	ctx          context.Context
-	cancel       context.CancelFunc
-	wg           sync.WaitGroup
+	counters  counters
+	// tasks counts the goroutines goFunc runs.
+	tasks  atomic.Int64
+	joints jointTable
+	logf   safelog.Logf
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 
-	// mu guards the following.
+	// mu guards the following, and the chanTables in chans.
 	mu     sync.Mutex
 	chans  map[Channel]*chanTable
 	closed bool
+	// relayCircs counts the circuits peers opened, over all channels.
+	relayCircs int
+	// hsReady lists the channels with CREATEs waiting, in the order the
+	// handshake workers serve them; hsPending counts those CREATEs.
+	// hsCond (on mu) wakes a worker.
+	hsReady   []*chanTable
+	hsPending int
+	hsCond    sync.Cond
+}
+
+// counters are a switch's statistics (Stats).
+type counters struct {
+	unknownRelay, createRateLimited, createRefused, replays, handshakeFailed,
+	unknownDropped, destroyReplies, idleExpired, dropped, extendRefused atomic.Uint64
 }
 
 // NewSwitch returns a Switch.
@@ -166,18 +321,10 @@ func NewSwitch(cfg Config) (*Switch, error) {
 	if (cfg.Onion == nil) != (cfg.KEM == nil) {
 		return nil, errors.New("circuit: Onion and KEM keys go together")
 	}
-	if cfg.Handshakes <= 0 {
-		cfg.Handshakes = 2 * runtime.GOMAXPROCS(0)
+	if cfg.Onion != nil && cfg.Extender == nil {
+		return nil, errors.New("circuit: Config.Extender is required for a relay")
 	}
-	if cfg.ExtendTimeout <= 0 {
-		cfg.ExtendTimeout = 10 * time.Second
-	}
-	if cfg.MaxStreams <= 0 {
-		cfg.MaxStreams = 512
-	}
-	if cfg.MaxJoints <= 0 {
-		cfg.MaxJoints = 4096
-	}
+	cfg.setDefaults()
 	handlers := make(map[StreamKind]StreamHandler, len(cfg.Handlers)+1)
 	for k, h := range cfg.Handlers {
 		handlers[k] = h
@@ -189,16 +336,28 @@ func NewSwitch(cfg Config) (*Switch, error) {
 		handlers[KindTCP] = exitHandler{cfg.Exit}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Switch{
+	s := &Switch{
 		handlers: handlers,
 		joints:   jointTable{waiting: make(map[[cell.CookieLen]byte]*relayCirc)},
 		cfg:      cfg,
-		hsSem:    make(chan struct{}, cfg.Handshakes),
 		logf:     cfg.Logf,
 		ctx:      ctx,
 		cancel:   cancel,
 		chans:    make(map[Channel]*chanTable),
-	}, nil
+	}
+	s.hsCond.L = &s.mu
+	if cfg.Onion != nil {
+		s.replay = newReplayFilter(cfg.ReplayCacheSize, cfg.ReplayWindow)
+		for range cfg.Handshakes {
+			s.wg.Add(1)
+			go s.handshakeWorker()
+		}
+		if cfg.CircuitIdleTimeout > 0 {
+			s.wg.Add(1)
+			go s.idleLoop()
+		}
+	}
+	return s, nil
 }
 
 // Close destroys every circuit and waits for the switch's goroutines.
@@ -211,10 +370,12 @@ func (s *Switch) Close() error {
 	s.closed = true
 	var eps []endpoint
 	for _, t := range s.chans {
+		s.dropQueue(t)
 		for _, ep := range t.circs {
 			eps = append(eps, ep)
 		}
 	}
+	s.hsCond.Broadcast()
 	s.mu.Unlock()
 	s.cancel()
 	for _, ep := range eps {
@@ -232,27 +393,29 @@ func (s *Switch) goFunc(f func()) bool {
 		return false
 	}
 	s.wg.Add(1)
+	s.tasks.Add(1)
 	go func() {
 		defer s.wg.Done()
+		defer s.tasks.Add(-1)
 		f()
 	}()
 	return true
 }
 
-// register allocates a circuit ID on ch for ep.
+// register allocates a circuit ID on ch for ep, from this node's half.
 func (s *Switch) register(ch Channel, ep endpoint) (uint32, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return 0, ErrClosed
 	}
-	if isDone(ch.Done()) {
+	t := s.table(ch)
+	if t == nil {
 		// ChannelClosed has run or is about to; a new entry would leak.
 		return 0, ErrDestroyed
 	}
-	t := s.table(ch)
-	if len(t.circs) >= 1<<20 {
-		return 0, errors.New("circuit: too many circuits on channel")
+	if t.own >= s.cfg.MaxCircuitsPerChannel {
+		return 0, errTooManyCircuits
 	}
 	var hi uint32
 	if ch.Initiator() {
@@ -266,41 +429,47 @@ func (s *Switch) register(ch Channel, ep endpoint) (uint32, error) {
 		}
 		if _, used := t.circs[id]; !used {
 			t.circs[id] = ep
+			t.own++
 			return id, nil
 		}
 	}
 }
 
-// registerID records ep under a peer-chosen ID.
-func (s *Switch) registerID(ch Channel, id uint32, ep endpoint) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed || isDone(ch.Done()) {
-		return false
-	}
-	t := s.table(ch)
-	if _, used := t.circs[id]; used {
-		return false
-	}
-	t.circs[id] = ep
-	return true
-}
-
+// table returns ch's table, creating it; nil if the switch is closed or ch
+// is done (ChannelClosed has run or is about to, so a new table would
+// leak). The caller holds s.mu.
 func (s *Switch) table(ch Channel) *chanTable {
 	t := s.chans[ch]
 	if t == nil {
+		if s.closed || isDone(ch.Done()) {
+			return nil
+		}
 		t = &chanTable{circs: make(map[uint32]endpoint)}
 		s.chans[ch] = t
 	}
 	return t
 }
 
+// unregister forgets circuit id on ch, and remembers the ID as recently
+// destroyed: cells the peer sent before it learnt draw no DESTROY.
 func (s *Switch) unregister(ch Channel, id uint32) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if t := s.chans[ch]; t != nil {
-		delete(t.circs, id)
+	t := s.chans[ch]
+	if t == nil {
+		return
 	}
+	if _, ok := t.circs[id]; !ok {
+		return
+	}
+	delete(t.circs, id)
+	if ownHalf(ch, id) {
+		t.own--
+	} else {
+		t.peer--
+		s.relayCircs--
+	}
+	t.answered.add(id)
 }
 
 func (s *Switch) lookup(ch Channel, id uint32) endpoint {
@@ -317,6 +486,23 @@ type Stats struct {
 	// UnknownRelay counts relay messages with a command this node does not
 	// know, dropped (spec/cells.md §4).
 	UnknownRelay uint64
+	// CreateRateLimited counts CREATEs refused by a channel's CREATE token
+	// bucket; CreateRefused those refused by the circuit and queue limits;
+	// Replays the replayed CREATE handshakes refused; HandshakeFailed the
+	// CREATEs whose handshake failed otherwise.
+	CreateRateLimited, CreateRefused, Replays, HandshakeFailed uint64
+	// UnknownCircuitDropped counts cells for unknown circuits dropped
+	// without an answer (already answered or over the rate);
+	// DestroyReplies those answered with DESTROY.
+	UnknownCircuitDropped, DestroyReplies uint64
+	// IdleExpired counts circuits destroyed for being idle; Dropped those
+	// destroyed by DropCircuit; ExtendRefused the EXTENDs refused by the
+	// extend rules.
+	IdleExpired, Dropped, ExtendRefused uint64
+	// PendingCreates is how many CREATEs wait for a handshake worker;
+	// Tasks how many goroutines serve streams (the exit's connections
+	// among them) or EXTENDs.
+	PendingCreates, Tasks int
 	// JointsWaiting is how many circuits wait for a joint; Joints how many
 	// joints are up; JointBuffered how many E2E messages joints hold for a
 	// side whose window is closed.
@@ -325,7 +511,23 @@ type Stats struct {
 
 // Stats returns the switch's counters.
 func (s *Switch) Stats() Stats {
-	st := Stats{UnknownRelay: s.unknownRelay.Load()}
+	c := &s.counters
+	st := Stats{
+		UnknownRelay:          c.unknownRelay.Load(),
+		CreateRateLimited:     c.createRateLimited.Load(),
+		CreateRefused:         c.createRefused.Load(),
+		Replays:               c.replays.Load(),
+		HandshakeFailed:       c.handshakeFailed.Load(),
+		UnknownCircuitDropped: c.unknownDropped.Load(),
+		DestroyReplies:        c.destroyReplies.Load(),
+		IdleExpired:           c.idleExpired.Load(),
+		Dropped:               c.dropped.Load(),
+		ExtendRefused:         c.extendRefused.Load(),
+	}
+	s.mu.Lock()
+	st.PendingCreates = s.hsPending
+	s.mu.Unlock()
+	st.Tasks = int(s.tasks.Load())
 	st.JointsWaiting, st.Joints, st.JointBuffered = s.joints.stats()
 	return st
 }
@@ -353,6 +555,21 @@ func (s *Switch) Circuits() int {
 	return n
 }
 
+// DropCircuit destroys circuit id on ch with DESTROY reason 5 (RESOURCE)
+// towards every side, and counts it: the link layer calls it when its
+// memory budget discarded the circuit's queued cells, so the circuit
+// cannot continue. It sends the DESTROYs through Channel.Send, so the
+// caller must not hold a lock that Send takes. An unknown circuit is
+// ignored.
+func (s *Switch) DropCircuit(ch Channel, id uint32) {
+	ep := s.lookup(ch, id)
+	if ep == nil {
+		return
+	}
+	s.counters.dropped.Add(1)
+	ep.kill(cell.DestroyResource)
+}
+
 // HandleCell processes a cell that arrived on ch. It takes ownership of c.
 // The caller calls it from ch's single reader goroutine.
 func (s *Switch) HandleCell(ch Channel, c *cell.Cell) {
@@ -371,10 +588,30 @@ func (s *Switch) HandleCell(ch Channel, c *cell.Cell) {
 	case cell.CmdDestroy:
 		c.Free()
 	default:
-		// Unknown circuit: tell the peer so it frees its side.
 		c.Free()
-		sendDestroy(ch, id, cell.DestroyProtocol)
+		s.unknownCircuit(ch, id)
 	}
+}
+
+// unknownCircuit answers a cell for a circuit ch does not carry with
+// DESTROY, so the peer frees its side: at most once per ID while the ID is
+// among the recently answered or destroyed ones, and within the channel's
+// DESTROY reply rate. Other such cells are dropped and counted.
+func (s *Switch) unknownCircuit(ch Channel, id uint32) {
+	answer := false
+	s.mu.Lock()
+	if t := s.table(ch); t != nil && !t.answered.has(id) &&
+		t.destroys.take(time.Now(), s.cfg.DestroyReplyRate, s.cfg.DestroyReplyBurst) {
+		t.answered.add(id)
+		answer = true
+	}
+	s.mu.Unlock()
+	if !answer {
+		s.counters.unknownDropped.Add(1)
+		return
+	}
+	s.counters.destroyReplies.Add(1)
+	sendDestroy(ch, id, cell.DestroyProtocol)
 }
 
 // ChannelClosed destroys every circuit that used ch.
@@ -382,6 +619,10 @@ func (s *Switch) ChannelClosed(ch Channel) {
 	s.mu.Lock()
 	t := s.chans[ch]
 	delete(s.chans, ch)
+	if t != nil {
+		s.relayCircs -= t.peer
+		s.dropQueue(t)
+	}
 	s.mu.Unlock()
 	if t == nil {
 		return

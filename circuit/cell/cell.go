@@ -70,16 +70,24 @@ func (c Command) String() string {
 	return fmt.Sprintf("CMD(%d)", uint8(c))
 }
 
-// Destroy reasons (one byte in a DESTROY body).
+// Destroy reasons (one byte in a DESTROY body, spec/cells.md §2.3).
 const (
 	DestroyNone         byte = 0 // requested by the client
 	DestroyProtocol     byte = 1 // malformed cell or message
 	DestroyAuth         byte = 2 // a layer failed authentication (tampering)
 	DestroyLinkClosed   byte = 3 // a link of the circuit went down
 	DestroyExtendFailed byte = 4 // the next hop could not be reached
-	DestroyResource     byte = 5 // out of resources
-	DestroyHandshake    byte = 6 // the circuit handshake failed
+	DestroyResource     byte = 5 // a resource limit of the sender
+	DestroyHandshake    byte = 6 // the circuit handshake failed or was a replay
 	DestroyShutdown     byte = 7 // the relay is shutting down
+	// DestroyDestroyed is what a relay passes on when it receives a
+	// DESTROY from one side: a node beyond it closed the circuit. The
+	// received reason is never passed on, so hops cannot signal each
+	// other through it.
+	DestroyDestroyed byte = 8
+	// DestroyExtendRefused means the hop refused to extend to the relay
+	// and address asked for (its extend rules), without dialling.
+	DestroyExtendRefused byte = 9
 )
 
 var (

@@ -100,7 +100,8 @@ func generateCellVectors(t *testing.T) *cellVectors {
 		"encoding; every byte after it is zero: up to sizes.cell bytes for cells, up to sizes.message_area " +
 		"bytes for relay messages (the plaintext message area of a RELAY body, before layer crypto). " +
 		"'data' is the relay message's data field. bad_* entries must be rejected: relay messages by the " +
-		"relay message decoder, extends and begins as the data of an EXTEND or BEGIN message. targets are " +
+		"relay message decoder, extends and begins as the data of an EXTEND or BEGIN message (an EXTEND address " +
+		"is an IP literal, spec/cells.md §3.4). targets are " +
 		"BEGIN targets with the host and port they name; bad_targets must be rejected. Checked by " +
 		"circuit/cell TestCellVectors (go test -run TestCellVectors -update rewrites this file)."
 	v.Sizes = map[string]int{
@@ -143,6 +144,8 @@ func generateCellVectors(t *testing.T) *cellVectors {
 		Addr:      "192.0.2.10:9001",
 		Handshake: testvec.Hex(t, clientMsg),
 	}
+	ext6 := *ext
+	ext6.Addr = "tcp://[2001:db8::a]:9001"
 	for _, r := range []relayIn{
 		{name: "DATA", cmd: RelayData, stream: 1, data: []byte("GET / HTTP/1.1\r\nHost: example.com\r\n\r\n")},
 		{name: "BEGIN example.com:443", cmd: RelayBegin, stream: 1, begin: &Begin{Target: "example.com:443"}},
@@ -153,6 +156,7 @@ func generateCellVectors(t *testing.T) *cellVectors {
 		{name: "SENDME (circuit)", cmd: RelaySendme, stream: 0},
 		{name: "SENDME (stream 1)", cmd: RelaySendme, stream: 1},
 		{name: "EXTEND", cmd: RelayExtend, stream: 0, extend: ext},
+		{name: "EXTEND (scheme, IPv6)", cmd: RelayExtend, stream: 0, extend: &ext6},
 		{name: "EXTENDED", cmd: RelayExtended, stream: 0, data: testvec.Hex(t, relayMsg)},
 		{name: "DROP", cmd: RelayDrop, stream: 0},
 	} {
@@ -192,6 +196,16 @@ func generateCellVectors(t *testing.T) *cellVectors {
 		{"handshake length 4, 3 bytes present", extendBytes(12, "192.0.2.10:1", 4, []byte{1, 2, 3})},
 		{"handshake length 2, 3 bytes present", extendBytes(12, "192.0.2.10:1", 2, []byte{1, 2, 3})},
 		{"no handshake length", extendBytes(12, "192.0.2.10:1", 0, nil)[:2*(64+1+12)]},
+		{"address without host", extendBytes(5, ":7301", 0, nil)},
+		{"address without host, with scheme", extendBytes(11, "tcp://:7301", 0, nil)},
+		{"host name in brackets", extendBytes(11, "[relay]:80", 0, nil)},
+		{"IPv4 address in brackets", extendBytes(16, "[192.0.2.10]:80", 0, nil)},
+		{"host name (EXTEND takes IP literals only)", extendBytes(18, "relay.example:9001", 0, nil)},
+		{"host name with scheme", extendBytes(24, "tcp://relay.example:9001", 0, nil)},
+		{"IPv6 address with a zone", extendBytes(18, "[fe80::1%eth0]:80", 0, nil)},
+		{"port 0", extendBytes(12, "192.0.2.10:0", 0, nil)},
+		{"port with a leading zero", extendBytes(16, "192.0.2.10:09001", 0, nil)},
+		{"upper-case scheme", extendBytes(21, "TCP://192.0.2.10:9001", 0, nil)},
 	}
 	begin := func(s string) string { return hexOf(append([]byte{0}, s...)) }
 	v.BadBegins = []badVector{
@@ -206,6 +220,9 @@ func generateCellVectors(t *testing.T) *cellVectors {
 		{"NUL in host", begin("example.com\x00:80")},
 		{"DEL in host", begin("example.com\x7f:80")},
 		{"IPv6 without brackets", begin("2001:db8::1:80")},
+		{"host name in brackets", begin("[example.com]:80")},
+		{"junk in brackets", begin("[zzz]:80")},
+		{"IPv4 address in brackets", begin("[192.0.2.1]:80")},
 		{"host of 256 bytes", begin(strings.Repeat("a", 256) + ":80")},
 	}
 	for _, tg := range []struct {
@@ -218,11 +235,13 @@ func generateCellVectors(t *testing.T) *cellVectors {
 		{"192.0.2.1:1", "192.0.2.1", 1},
 		{"xn--bcher-kva.example:65535", "xn--bcher-kva.example", 65535},
 		{strings.Repeat("a", 255) + ":80", strings.Repeat("a", 255), 80},
+		{"[::ffff:192.0.2.1]:443", "::ffff:192.0.2.1", 443},
 	} {
 		v.Targets = append(v.Targets, targetVector{tg.target, tg.host, tg.port})
 	}
 	v.BadTargets = []string{"", "example.com", "example.com:", ":80", "example.com:0", "example.com:65536",
-		"example.com:-1", "2001:db8::1:80", "[example.com]x:80", "a b:80", "tab\t:80"}
+		"example.com:-1", "2001:db8::1:80", "[example.com]x:80", "a b:80", "tab\t:80",
+		"[example.com]:80", "[zzz]:80", "[192.0.2.1]:80", "[]:80", "[fe80::1%eth0]:80", "a]b:80", "a[b:80"}
 	return &v
 }
 

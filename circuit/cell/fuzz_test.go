@@ -5,7 +5,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"net"
+	"net/netip"
 	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -139,8 +141,23 @@ func FuzzParseExtend(f *testing.F) {
 		if len(e.Addr) == 0 || len(e.Addr) > 255 {
 			t.Fatalf("address of %d bytes accepted", len(e.Addr))
 		}
-		if _, _, err := net.SplitHostPort(e.Addr); err != nil {
-			t.Fatalf("address %q accepted: %v", e.Addr, err)
+		// The address is [scheme://]ip:port with an IP literal (IPv6 in
+		// brackets), and writing the parsed parts back gives it again.
+		scheme, ap, err := ParseExtendAddr(e.Addr)
+		if err != nil || !ap.Addr().IsValid() || ap.Port() == 0 || ap.Addr().Zone() != "" {
+			t.Fatalf("address %q accepted: %v, %v", e.Addr, ap, err)
+		}
+		hostport := e.Addr
+		if scheme != "" {
+			hostport = e.Addr[len(scheme)+len("://"):]
+		}
+		host, _, err := net.SplitHostPort(hostport)
+		if err != nil {
+			t.Fatalf("address %q: %v", e.Addr, err)
+		}
+		ip, err := netip.ParseAddr(host)
+		if err != nil || ip.Unmap() != ap.Addr() || (ip.Is6() != strings.HasPrefix(hostport, "[")) {
+			t.Fatalf("address %q: host %q parsed as %v", e.Addr, host, ap)
 		}
 		again, err := e.Marshal()
 		if len(b) > MaxData {
@@ -202,9 +219,14 @@ func FuzzSplitTarget(f *testing.F) {
 			t.Fatalf("%q accepted as %+v", s, tg)
 		}
 		for i := 0; i < len(tg.Host); i++ {
-			if c := tg.Host[i]; c <= ' ' || c == 0x7f {
-				t.Fatalf("%q: control or space byte %#x in host", s, c)
+			if c := tg.Host[i]; c <= ' ' || c == 0x7f || c == '%' {
+				t.Fatalf("%q: control, space or %% byte %#x in host", s, c)
 			}
+		}
+		// Brackets hold exactly the IPv6 literals, which need them.
+		ip, err := netip.ParseAddr(tg.Host)
+		if strings.HasPrefix(s, "[") != (err == nil && ip.Is6()) {
+			t.Fatalf("%q accepted with host %q: brackets around something else than IPv6", s, tg.Host)
 		}
 		again, err := SplitTarget(net.JoinHostPort(tg.Host, strconv.Itoa(int(tg.Port))))
 		if err != nil || again != tg {

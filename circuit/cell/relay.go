@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"strings"
 )
@@ -57,6 +58,7 @@ var (
 	ErrRelayLength = errors.New("cell: relay message too long")
 	errExtend      = errors.New("cell: malformed EXTEND")
 	errBegin       = errors.New("cell: malformed BEGIN")
+	errExtendAddr  = errors.New("cell: EXTEND address is not ip:port")
 )
 
 // RelayMsg is a decoded relay message header; Data aliases the cell.
@@ -106,14 +108,40 @@ func ParseRelay(body []byte) (RelayMsg, error) {
 type Extend struct {
 	Identity  [32]byte
 	Link      [32]byte
-	Addr      string // link address of the next hop: "host:port", or "scheme://host:port"
+	Addr      string // link address of the next hop: "ip:port" or "scheme://ip:port" (ParseExtendAddr)
 	Handshake []byte
+}
+
+// ParseExtendAddr checks the link address of an EXTEND (spec/cells.md
+// §3.4): an optional scheme ("tcp://"), then an IP literal and a port: an
+// IPv4 address, or an IPv6 address in brackets without a zone, and a
+// decimal port 1..65535 without leading zeros. Host names are refused: a
+// relay extends to addresses, never resolves names for a client. It
+// returns the scheme ("" when there is none) and the address, IPv4-mapped
+// IPv6 addresses unmapped.
+func ParseExtendAddr(a string) (scheme string, ap netip.AddrPort, err error) {
+	hostport := stripScheme(a)
+	if len(hostport) != len(a) {
+		scheme = a[:len(a)-len(hostport)-len("://")]
+	}
+	host, port, bracketed, err := splitHostPort(hostport)
+	if err != nil {
+		return "", netip.AddrPort{}, errExtendAddr
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil || (!bracketed && !ip.Is4()) {
+		return "", netip.AddrPort{}, errExtendAddr
+	}
+	return scheme, netip.AddrPortFrom(ip.Unmap(), port), nil
 }
 
 // Marshal encodes e.
 func (e *Extend) Marshal() ([]byte, error) {
 	if len(e.Addr) == 0 || len(e.Addr) > 255 {
 		return nil, errExtend
+	}
+	if _, _, err := ParseExtendAddr(e.Addr); err != nil {
+		return nil, err
 	}
 	b := make([]byte, 0, 64+1+len(e.Addr)+2+len(e.Handshake))
 	b = append(b, e.Identity[:]...)
@@ -142,7 +170,7 @@ func ParseExtend(b []byte) (*Extend, error) {
 		return nil, errExtend
 	}
 	e.Addr = string(b[:n])
-	if _, _, err := net.SplitHostPort(stripScheme(e.Addr)); err != nil {
+	if _, _, err := ParseExtendAddr(e.Addr); err != nil {
 		return nil, errExtend
 	}
 	b = b[n:]
@@ -213,22 +241,46 @@ type Target struct {
 	Port uint16
 }
 
-// SplitTarget checks a "host:port" target: a non-empty host of at most 255
-// bytes without control characters, and a port 1..65535.
+// SplitTarget checks a "host:port" target (spec/cells.md §3.2): a host of
+// 1..255 bytes without control characters, spaces or '%', and a port
+// 1..65535. An IPv6 address must be in brackets, and brackets may only
+// hold an IPv6 address ("[example.com]:80" is refused). Host is returned
+// without brackets.
 func SplitTarget(s string) (Target, error) {
-	host, port, err := net.SplitHostPort(s)
+	host, port, _, err := splitHostPort(s)
+	if err != nil {
+		return Target{}, err
+	}
+	return Target{Host: host, Port: port}, nil
+}
+
+// splitHostPort splits "host:port" under the rules SplitTarget documents;
+// bracketed reports whether the host was in brackets (it is then an IPv6
+// literal).
+func splitHostPort(s string) (host string, port uint16, bracketed bool, err error) {
+	host, ps, err := net.SplitHostPort(s)
 	if err != nil || host == "" || len(host) > 255 {
-		return Target{}, errBegin
+		return "", 0, false, errBegin
 	}
 	for i := 0; i < len(host); i++ {
 		// No control characters, spaces or IPv6 zones ("%eth0").
 		if host[i] <= ' ' || host[i] == 0x7f || host[i] == '%' {
-			return Target{}, errBegin
+			return "", 0, false, errBegin
 		}
 	}
-	p, err := strconv.ParseUint(port, 10, 16)
-	if err != nil || p == 0 || port[0] == '0' {
-		return Target{}, errBegin
+	// net.SplitHostPort takes the brackets off whatever they hold, and
+	// refuses colons outside them: so a host with a colon came in
+	// brackets, and a bracketed one must be an IPv6 literal.
+	bracketed = s[0] == '['
+	if bracketed {
+		ip, err := netip.ParseAddr(host)
+		if err != nil || !ip.Is6() {
+			return "", 0, false, errBegin
+		}
 	}
-	return Target{Host: host, Port: uint16(p)}, nil
+	p, err := strconv.ParseUint(ps, 10, 16)
+	if err != nil || p == 0 || ps[0] == '0' {
+		return "", 0, false, errBegin
+	}
+	return host, uint16(p), bracketed, nil
 }
