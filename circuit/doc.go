@@ -25,6 +25,40 @@
 //   - Builder/Manager: path choice and circuit reuse, written against a
 //     small builder interface.
 //
+// Limits. Everything a peer can make a relay hold is bounded; each bound is
+// a Config (or ExitConfig) field whose zero value means the default, and
+// spec/circuits.md §5.4 is the normative list:
+//
+//   - circuits a peer opened on one channel, and circuits this node opened
+//     on it (its own and its EXTENDs): MaxCircuitsPerChannel, 4096 each;
+//     circuits peers opened at the relay: MaxCircuits, 65536;
+//   - CREATE cells per channel: a token bucket of CreateRate 200/s and
+//     CreateBurst 256; refused with DESTROY 5 before any handshake work,
+//     without allocating;
+//   - CREATEs waiting for one of the Handshakes workers (2×GOMAXPROCS):
+//     MaxPendingCreatesPerChannel 256, MaxPendingCreates 4096 over all
+//     channels (a channel with none waiting is still admitted); the
+//     workers serve the channels round robin, so one channel's flood
+//     delays another's CREATE by about one handshake per busy channel;
+//   - replayed CREATE handshakes: a filter of ReplayCacheSize (131072)
+//     client ephemeral keys, each remembered for at least ReplayWindow
+//     (1h) unless pushed out, refused with DESTROY 6;
+//   - idle circuits: CircuitIdleTimeout (1h without a cell either way),
+//     destroyed with DESTROY 5;
+//   - DESTROYs answering cells for unknown circuits: once per ID among the
+//     channel's last 64 answered or destroyed IDs, within DestroyReplyRate
+//     10/s and DestroyReplyBurst 20 per channel; other such cells are
+//     dropped and counted;
+//   - streams per circuit end: MaxStreams 512 (END RESOURCE_LIMIT);
+//     circuits waiting for a joint: MaxJoints 4096;
+//   - the exit's target connections: ConnectTimeout 30s to connect,
+//     WriteTimeout 30s for a write without progress; a target connection
+//     closes with its stream, its circuit or the switch.
+//
+// Stats counts what the limits refused. A DESTROY received from one side
+// is passed on as reason 8 (DESTROYED), never with the reason it carried.
+// The link layer's memory budget destroys a circuit through DropCircuit.
+//
 // Circuit does not open sockets for links, run link handshakes or learn
 // relays: it asks a Linker for a Channel to a hop, and the caller (overlay)
 // passes it the directory. It does not resolve names on the client: BEGIN
