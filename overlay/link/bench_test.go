@@ -17,6 +17,7 @@ import (
 // the sender every 64 cells.
 type counter struct {
 	want int64
+	sent int64 // cells pump sent; only pump touches it
 	got  atomic.Int64
 	room chan struct{}
 	done chan struct{}
@@ -42,12 +43,16 @@ func (c *counter) HandleCell(l *Link, x *cell.Cell) {
 
 func (c *counter) Closed(l *Link, err error) {}
 
-// pump sends n RELAY cells on l with at most sendWindow in flight. It does
-// not allocate beyond the cells themselves.
+// pumpWindow is how many cells pump keeps in flight on its one circuit:
+// two circuit windows, below DefaultMaxCircuitQueue as an honest
+// circuit's traffic is.
+const pumpWindow = 2 * 512
+
+// pump sends n RELAY cells on circuit 1 of l with at most pumpWindow in
+// flight. It does not allocate beyond the cells themselves.
 func (c *counter) pump(tb testing.TB, l *Link, n int) {
-	base := c.got.Load()
-	for i := range n {
-		for int64(i)-(c.got.Load()-base) > sendWindow {
+	for range n {
+		for c.sent-c.got.Load() >= pumpWindow {
 			select {
 			case <-c.room:
 			case <-l.Done():
@@ -57,6 +62,7 @@ func (c *counter) pump(tb testing.TB, l *Link, n int) {
 		if err := l.Send(cell.New(1, cell.CmdRelay)); err != nil {
 			tb.Fatal(err)
 		}
+		c.sent++
 	}
 }
 

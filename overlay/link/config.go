@@ -89,12 +89,29 @@ type Config struct {
 	// of the ctx passed to Dial or Accept: whichever comes first.
 	HandshakeTimeout time.Duration
 
-	// MaxQueue is how many cells may wait to be sent; a Send beyond it
-	// drops the cell and returns ErrQueueFull, and the link stays open (the
-	// caller sacrifices the circuit the cell belonged to, like Tor's
-	// out-of-memory handler). Zero means DefaultMaxQueue (16384, about
-	// 64 MiB).
+	// MaxQueue bounds the cells queued on the link, all circuits
+	// together (spec/links.md §6.1). A Send that finds it reached drops the
+	// queued cells of the link's circuit with the oldest queued cell and
+	// tells the Handler (CircuitDropper); if that circuit is the Send's
+	// own, the Send fails with ErrQueueFull. Zero means DefaultMaxQueue
+	// (16384, about 64 MiB).
 	MaxQueue int
+
+	// MaxCircuitQueue bounds the cells queued for one circuit: a Send
+	// beyond it drops the cell and returns ErrQueueFull, and the link
+	// stays open. It must exceed a circuit window plus the control cells
+	// that go with it; zero means DefaultMaxCircuitQueue (1088).
+	MaxCircuitQueue int
+
+	// StallTimeout closes the link with ErrStalled once a queued cell has
+	// waited this long to be written, freeing everything it queued; zero
+	// means DefaultStallTimeout (30s).
+	StallTimeout time.Duration
+
+	// Budget, when set, is the node-wide bound on queued cells that this
+	// link shares with the node's other links (NewBudget); nil means no
+	// budget beyond MaxQueue per link.
+	Budget *Budget
 
 	// Rand is the source of the ephemeral (and, when Static is nil, the
 	// static) keys; nil means crypto/rand. Tests set it to get
@@ -125,6 +142,9 @@ type settings struct {
 	idleTimeout      time.Duration
 	handshakeTimeout time.Duration
 	maxQueue         int
+	maxCircQueue     int
+	stallTimeout     time.Duration
+	budget           *Budget
 	rekeyMessages    int
 	rekeyInterval    time.Duration
 	rand             io.Reader
@@ -144,6 +164,9 @@ func (c *Config) settings() (*settings, error) {
 		idleTimeout:      c.IdleTimeout,
 		handshakeTimeout: c.HandshakeTimeout,
 		maxQueue:         c.MaxQueue,
+		maxCircQueue:     c.MaxCircuitQueue,
+		stallTimeout:     c.StallTimeout,
+		budget:           c.Budget,
 		rekeyMessages:    c.RekeyMessages,
 		rekeyInterval:    c.RekeyInterval,
 		rand:             c.Rand,
@@ -180,7 +203,7 @@ func (c *Config) settings() (*settings, error) {
 		return nil, fmt.Errorf("link: unknown Config.Suite %v", s.suite)
 	}
 	if s.keepAlive < 0 || s.idleTimeout < 0 || s.handshakeTimeout < 0 || s.maxQueue < 0 ||
-		s.rekeyMessages < 0 || s.rekeyInterval < 0 {
+		s.maxCircQueue < 0 || s.stallTimeout < 0 || s.rekeyMessages < 0 || s.rekeyInterval < 0 {
 		return nil, fmt.Errorf("link: negative duration, count or queue size in Config")
 	}
 	if s.keepAlive == 0 {
@@ -194,6 +217,12 @@ func (c *Config) settings() (*settings, error) {
 	}
 	if s.maxQueue == 0 {
 		s.maxQueue = DefaultMaxQueue
+	}
+	if s.maxCircQueue == 0 {
+		s.maxCircQueue = DefaultMaxCircuitQueue
+	}
+	if s.stallTimeout == 0 {
+		s.stallTimeout = DefaultStallTimeout
 	}
 	if s.rekeyMessages == 0 {
 		s.rekeyMessages = DefaultRekeyMessages

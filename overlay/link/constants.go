@@ -94,16 +94,50 @@ const (
 	DefaultKeepAlive        = 30 * time.Second
 	DefaultIdleTimeout      = 3 * time.Minute
 	DefaultHandshakeTimeout = 10 * time.Second
-	DefaultMaxQueue         = 16384
 	DefaultRekeyMessages    = 1 << 16
 	DefaultRekeyInterval    = time.Hour
 
-	// writeBatchLen is how many bytes the writer gathers for one
-	// conn.Write before it flushes.
-	writeBatchLen = 256 << 10
-	// writeBufLen is the capacity of a write buffer: a batch plus room
-	// for one more whole frame.
-	writeBufLen = writeBatchLen + FrameHeaderLen + MaxMessageLen
+	// DefaultMaxQueue is the default bound on the cells queued on one
+	// link, all circuits together (about 64 MiB): the backstop for a node
+	// without a Budget; a relay's Budget is the bound that matters.
+	DefaultMaxQueue = 16384
+
+	// DefaultMaxCircuitQueue is the default bound on the cells queued
+	// for one circuit on one link: two circuit windows (circuit.CircWindow,
+	// 512 DATA cells) and one SENDME increment (64). An honest circuit
+	// has at most one window of DATA in flight in each direction; the
+	// second window is room for the cells windows do not count (circuit
+	// and stream SENDMEs, BEGIN and END, DROP, cells for later hops), and
+	// the increment for a SENDME that arrives while a window is queued.
+	// A full queue is about 4.4 MiB.
+	DefaultMaxCircuitQueue = 2*512 + 64
+
+	// DefaultStallTimeout is how long a queued cell may wait to be
+	// written before the link is closed as stalled (ErrStalled). An honest
+	// link drains a full circuit window (2 MiB) well within it down to
+	// about 70 KB/s; a peer that stops reading is cut off and all it held
+	// is freed in 30 s, where the write timeout takes 3 minutes.
+	DefaultStallTimeout = 30 * time.Second
+
+	// DefaultBudget is the node-wide budget NewBudget(0) gives, in cells:
+	// 65536 cells, 256 MiB. A 2-core relay forwards about 150-230 MB/s,
+	// so this is more than a second of its full speed (queues beyond that
+	// add only delay), or 128 circuits with a full window each, while a
+	// relay on a 1-2 GiB machine keeps room for everything else.
+	DefaultBudget = 65536
+
+	// writeBatchCells is how many cells the writer takes from the queues
+	// for one conn.Write: one full message, 64 KiB. A circuit that becomes
+	// active waits for the rest of the message being written, so this
+	// bounds what the scheduler cannot reorder: on a 10 MiB/s path an
+	// interactive round trip next to a bulk circuit stays under 2x its
+	// idle value, where 256 KiB per write made it 3x
+	// (TestInteractiveFairness). On loopback, one message per write also
+	// moved more than 256 KiB per write did (BenchmarkLinkThroughput):
+	// the reader starts on a message sooner.
+	writeBatchCells = MaxCellsPerMessage
+	// writeBufLen is the capacity of a write buffer: one frame.
+	writeBufLen = FrameHeaderLen + MaxMessageLen
 	// readBufLen is the size of the reader's buffer: two whole frames, so
 	// that one large Read usually brings in a frame and the next one's
 	// start.

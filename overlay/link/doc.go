@@ -92,25 +92,44 @@
 // failed decryption or a frame longer than 65376 bytes closes the link with
 // [ErrProtocol].
 //
+// # Queues and scheduling
+//
+// [Link.Send] queues a cell on its circuit's queue (circuit 0 holds the
+// link's own cells); each circuit's cells go out in Send order, and the
+// writer serves the circuits with queued cells round robin, one cell per
+// turn, circuit 0 first when it becomes active, so a bulk circuit cannot
+// starve an interactive one. Bounds (spec/links.md §6.1), all local
+// policy: Config.MaxCircuitQueue per circuit (a Send beyond it fails with
+// [ErrQueueFull] and the circuit is refused until a DESTROY);
+// Config.MaxQueue per link and a node-wide [Budget] (Config.Budget), over
+// which the circuits holding the oldest queued cells lose their queues and
+// the Handler hears of it through [CircuitDropper]; and
+// Config.StallTimeout, which closes a link whose oldest queued cell has
+// waited that long ([ErrStalled]).
+//
 // # Goroutines and timers
 //
 // Each link has exactly one reader goroutine (which calls the Handler) and
 // one writer goroutine; when either exits the other stops, and
-// Handler.Closed is called once. The writer drains the whole send queue
-// on each wake-up, packs up to 16 cells per Noise message (15 and the
-// REKEY when one is due) and up to 256 KiB of frames per conn.Write, and
+// Handler.Closed is called once, after every other Handler call. A short
+// goroutine makes the [CircuitDropper] calls, never Send's caller. The
+// writer takes up to 16 cells at a time from the queues, packs them into
+// one Noise message (15 and the REKEY when one is due) and writes it, and
 // owns the timers: a PADDING cell after KeepAlive without writes, a REKEY
 // after RekeyInterval, [ErrIdle] after IdleTimeout without reads,
-// [ErrWriteTimeout] after a write blocked for IdleTimeout. Cells come from
-// the cell pool and buffers are reused, so the data path does not allocate
-// (a rekey allocates its new AEAD, once per 65536 messages by default).
+// [ErrWriteTimeout] after a write blocked for IdleTimeout. A timer of its
+// own, set only while cells are queued, enforces StallTimeout. Cells come
+// from the cell pool, queues and buffers are reused, so the data path does
+// not allocate (a rekey allocates its new AEAD, once per 65536 messages by
+// default).
 //
 // What this package does not do: it does not dial or listen (the caller
 // brings the conn, or a dial func to Connect), does not decide which links
 // to open or keep (a link manager does), does not parse or verify the HELLO
 // descriptor (it hands the bytes over in [Link.PeerHello]) nor act on the
 // peer's protocols beyond the Link version (callers read
-// [Link.PeerProtocols]), does not look inside cells beyond the command, and
-// has no flow control beyond refusing cells while its queue is full
-// ([ErrQueueFull]): circuits must limit what they send.
+// [Link.PeerProtocols]), does not look inside cells beyond the circuit ID
+// and the command, does not destroy circuits (it drops their queued cells
+// and tells the Handler), and has no flow control beyond refusing cells
+// over its bounds ([ErrQueueFull]): circuits must limit what they send.
 package link

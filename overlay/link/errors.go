@@ -39,9 +39,15 @@ var (
 	// ErrProtocol means the peer broke the link protocol: a bad preamble,
 	// frame or cell, or a message that failed authentication.
 	ErrProtocol = errors.New("link: protocol error")
-	// ErrQueueFull means Config.MaxQueue cells were already waiting to be
-	// sent, so Send dropped the cell; the link stays open.
+	// ErrQueueFull means Send dropped the cell because a bound on queued
+	// cells left no room for it: its circuit's (Config.MaxCircuitQueue),
+	// or the link's (Config.MaxQueue) or the node's (Config.Budget) when
+	// the circuit held the oldest queued cell. The link stays open; the
+	// circuit cannot continue.
 	ErrQueueFull = errors.New("link: send queue full")
+	// ErrStalled means a queued cell waited Config.StallTimeout to be
+	// written: the peer stopped reading, or reads far too slowly.
+	ErrStalled = errors.New("link: send queue stalled")
 	// ErrIdle means the peer sent nothing for Config.IdleTimeout.
 	ErrIdle = errors.New("link: idle timeout")
 	// ErrWriteTimeout means a write was blocked for Config.IdleTimeout:

@@ -28,6 +28,26 @@ type Handler interface {
 	Closed(l *Link, err error)
 }
 
+// CircuitDropper is implemented by a Handler that wants to know when the
+// link dropped the queued cells of one of its circuits to stay within a
+// bound: the node's memory Budget, or the link's MaxQueue. The circuit
+// cannot continue (the cells after the gap would fail at the next hop), so
+// the owner should destroy it; until a DESTROY, CREATE or CREATED cell
+// for that circuit ID is sent, the link refuses the circuit's other cells
+// with ErrQueueFull.
+//
+// CircuitDropped is called from a goroutine of the link's own (one at a
+// time per link, never from Send), with no lock of the link held, so it
+// may call Send, Shutdown and the circuit layer; like the other Handler
+// methods it must not call Close on this link, and Close waits for it as
+// for the other Handler methods. Every call happens before Handler.Closed. A Send that itself returns ErrQueueFull is not
+// reported again: its caller already knows. Circuit 0 is never reported:
+// a link whose own cells (circuit 0) are the ones to drop is closed
+// instead.
+type CircuitDropper interface {
+	CircuitDropped(l *Link, circ uint32)
+}
+
 // Stats are a link's traffic counters since the handshake (the HELLO
 // cells are not counted). Cells include PADDING, REKEY and unknown
 // commands; bytes are counted on the wire, with frame headers and tags.
@@ -45,6 +65,16 @@ type Stats struct {
 	// direction's key was replaced.
 	RekeysSent     uint64
 	RekeysReceived uint64
+	// QueueFull counts Sends refused with ErrQueueFull: the circuit's
+	// queue was full or poisoned, or the link's or the node's bound left no
+	// room for it.
+	QueueFull uint64
+	// CircuitsDropped counts the circuits whose queued cells the link
+	// dropped to stay within the memory Budget or MaxQueue, and
+	// CellsDropped every queued cell freed without being sent while the
+	// link was open (those, and the queue a DESTROY replaced).
+	CircuitsDropped uint64
+	CellsDropped    uint64
 }
 
 // Link is an authenticated, encrypted link carrying cells for many
@@ -61,8 +91,13 @@ type Link struct {
 	suite     Suite
 	keepAlive time.Duration
 	idle      time.Duration
-	maxQueue  int
 	logf      safelog.Logf
+
+	maxQueue     int           // cells queued on the link, all circuits
+	maxCircQueue int           // cells queued per circuit
+	stallTimeout time.Duration // the longest a queued cell may wait
+	budget       *Budget       // nil: no node-wide budget
+	dropper      CircuitDropper
 
 	rekeyMessages int
 	rekeyInterval time.Duration
@@ -75,10 +110,19 @@ type Link struct {
 	send  *transportCipher
 	batch []*cell.Cell
 
-	qmu      sync.Mutex // guards the following
-	q        []*cell.Cell
-	inflight int  // cells the writer took from q and has not finished
-	closed   bool // no more Sends
+	qmu            sync.Mutex            // guards the following
+	circs          map[uint32]*circQueue // circuits with queued cells, or poisoned
+	circsPeak      int                   // most entries in circs since it was made
+	active         circList              // the round robin: circuits with queued cells
+	queued         int                   // cells in the circuit queues
+	inflight       int                   // cells the writer took and has not finished
+	inflightOldest int64                 // when the oldest of those was queued
+	closed         bool                  // no more Sends
+	stall          *time.Timer           // runs checkStall; made on first use
+	stallArmed     bool                  // stall is set to fire
+	drops          []uint32              // circuits dropped, for CircuitDropped
+	notifying      bool                  // a notifyDrops goroutine runs
+	notifyWG       sync.WaitGroup        // the notifyDrops goroutine
 
 	wake       chan struct{} // cap 1: the queue became non-empty
 	quit       chan struct{} // closed when shutdown starts
@@ -95,6 +139,9 @@ type Link struct {
 	messages, writes       atomic.Uint64
 	unknownCells           atomic.Uint64
 	rekeysSent, rekeysRecv atomic.Uint64
+	queueFull              atomic.Uint64
+	circuitsDropped        atomic.Uint64
+	cellsDropped           atomic.Uint64
 }
 
 func newLink(conn net.Conn, s *settings, h Handler, initiator bool, rd *frameReader, sess *session, peer hello, version int) *Link {
@@ -110,6 +157,9 @@ func newLink(conn net.Conn, s *settings, h Handler, initiator bool, rd *frameRea
 		keepAlive:     s.keepAlive,
 		idle:          s.idleTimeout,
 		maxQueue:      s.maxQueue,
+		maxCircQueue:  s.maxCircQueue,
+		stallTimeout:  s.stallTimeout,
+		budget:        s.budget,
 		logf:          s.logf,
 		rekeyMessages: s.rekeyMessages,
 		rekeyInterval: s.rekeyInterval,
@@ -122,11 +172,13 @@ func newLink(conn net.Conn, s *settings, h Handler, initiator bool, rd *frameRea
 		done:          make(chan struct{}),
 		finished:      make(chan struct{}),
 	}
+	l.dropper, _ = h.(CircuitDropper)
 	return l
 }
 
 // start launches the reader and writer goroutines.
 func (l *Link) start() {
+	l.budget.register(l)
 	go func() {
 		defer close(l.writerDone)
 		if err := l.writeLoop(); err != nil {
@@ -138,6 +190,7 @@ func (l *Link) start() {
 		err := l.readLoop()
 		l.closeWith(err)
 		<-l.writerDone
+		l.notifyWG.Wait()
 		err = l.Err()
 		if err != nil {
 			l.logf.Printf("link %v: closed: %v", safelog.S(l.RemoteAddr()), err)
@@ -226,25 +279,41 @@ func (l *Link) RemoteAddr() net.Addr { return l.conn.RemoteAddr() }
 // LocalAddr returns the conn's local address.
 func (l *Link) LocalAddr() net.Addr { return l.conn.LocalAddr() }
 
-// QueueLen returns how many cells wait to be written, for callers that
-// want to stop sending before the queue fills (a Send beyond MaxQueue drops the cell).
+// QueueLen returns how many cells wait to be written, on all circuits
+// (those the writer has taken but not yet written included).
 func (l *Link) QueueLen() int {
 	l.qmu.Lock()
 	defer l.qmu.Unlock()
-	return len(l.q) + l.inflight
+	return l.queued + l.inflight
+}
+
+// CircuitQueueLen returns how many cells of circuit circ wait in its queue
+// (not counting those the writer has taken), for callers that pace what
+// they send, such as a directory answer on circuit 0: a Send beyond
+// MaxCircuitQueue cells fails.
+func (l *Link) CircuitQueueLen(circ uint32) int {
+	l.qmu.Lock()
+	defer l.qmu.Unlock()
+	if q := l.circs[circ]; q != nil {
+		return q.n
+	}
+	return 0
 }
 
 // Stats returns the traffic counters.
 func (l *Link) Stats() Stats {
 	return Stats{
-		CellsSent:      l.cellsSent.Load(),
-		CellsReceived:  l.cellsRecv.Load(),
-		BytesSent:      l.bytesSent.Load(),
-		BytesReceived:  l.bytesRecv.Load(),
-		Messages:       l.messages.Load(),
-		Writes:         l.writes.Load(),
-		UnknownCells:   l.unknownCells.Load(),
-		RekeysSent:     l.rekeysSent.Load(),
-		RekeysReceived: l.rekeysRecv.Load(),
+		CellsSent:       l.cellsSent.Load(),
+		CellsReceived:   l.cellsRecv.Load(),
+		BytesSent:       l.bytesSent.Load(),
+		BytesReceived:   l.bytesRecv.Load(),
+		Messages:        l.messages.Load(),
+		Writes:          l.writes.Load(),
+		UnknownCells:    l.unknownCells.Load(),
+		RekeysSent:      l.rekeysSent.Load(),
+		RekeysReceived:  l.rekeysRecv.Load(),
+		QueueFull:       l.queueFull.Load(),
+		CircuitsDropped: l.circuitsDropped.Load(),
+		CellsDropped:    l.cellsDropped.Load(),
 	}
 }

@@ -2,13 +2,11 @@ package link
 
 import (
 	"bytes"
-	"context"
 	"errors"
-	"net"
 	"strings"
 	"sync"
 	"testing"
-	"time"
+	"testing/synctest"
 
 	"github.com/darkmatter/darkmatter/circuit/cell"
 	"github.com/darkmatter/darkmatter/circuit/protover"
@@ -288,63 +286,84 @@ func TestPaddingNotDelivered(t *testing.T) {
 	r.wait(t)
 }
 
-// TestQueueFull: the peer stops reading, so the writer blocks and the
-// queue grows until Send refuses cells; the link stays open and works again
-// once the peer reads.
+// TestQueueFull: the peer stops reading, so the writer blocks and
+// circuit 1's queue grows until Send refuses its cells at
+// MaxCircuitQueue. Another circuit's cells are still accepted, circuit 1
+// stays refused (poisoned) until a DESTROY, which is accepted, and the
+// link stays open and works again once the peer reads.
 func TestQueueFull(t *testing.T) {
-	release := make(chan struct{})
-	var once sync.Once
-	block := newHandler(func(l *Link, c *cell.Cell) {
-		c.Free()
-		<-release
-	})
-	n := &memnet.Network{BufferSize: 16 << 10}
-	ln, err := n.Host("10.0.0.2").Listen(":1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	srvKey := newKey(t)
-	hcli := newHandler(nil)
-	cli, srv, err1, err2 := dialBoth(ln, func(ctx context.Context) (net.Conn, error) {
-		return n.Host("10.0.0.1").Dial(ctx, ln.Addr().String())
-	}, &Config{MaxQueue: 64}, &Config{Static: srvKey}, srvKey.Public(), hcli, block)
-	if err1 != nil || err2 != nil {
-		t.Fatal(err1, err2)
-	}
-	defer func() {
+	synctest.Test(t, func(t *testing.T) {
+		release := make(chan struct{})
+		var once sync.Once
+		got := make(map[uint32]int)
+		var mu sync.Mutex
+		block := newHandler(func(l *Link, c *cell.Cell) {
+			mu.Lock()
+			got[c.Circ()]++
+			mu.Unlock()
+			c.Free()
+			<-release
+		})
+		p := bubblePair(t, &memnet.Network{BufferSize: 16 << 10}, &Config{MaxCircuitQueue: 64},
+			&Config{Static: newKey(t)}, nil, block)
+		defer once.Do(func() { close(release) })
+		var sendErr error
+		sent := 0
+		for sent < 1_000_000 {
+			if sendErr = p.cli.Send(cell.New(1, cell.CmdRelay)); sendErr != nil {
+				break
+			}
+			sent++
+			synctest.Wait() // let the writer take what it can
+		}
+		if !errors.Is(sendErr, ErrQueueFull) {
+			t.Fatalf("Send after %d cells: %v, want ErrQueueFull", sent, sendErr)
+		}
+		if n := p.cli.CircuitQueueLen(1); n != 64 {
+			t.Errorf("circuit 1 holds %d cells when full, want 64", n)
+		}
+		t.Logf("circuit 1 full after %d cells (%d queued, the rest taken by the writer)", sent, p.cli.CircuitQueueLen(1))
+		select {
+		case <-p.cli.Done():
+			t.Fatalf("a full queue closed the link: %v", p.cli.Err())
+		default:
+		}
+		// Circuit 2 is not affected; circuit 1 is refused until DESTROY.
+		for i := range 10 {
+			if err := p.cli.Send(cell.New(2, cell.CmdRelay)); err != nil {
+				t.Fatalf("circuit 2, cell %d: %v", i, err)
+			}
+		}
+		if err := p.cli.Send(cell.New(1, cell.CmdRelay)); !errors.Is(err, ErrQueueFull) {
+			t.Errorf("circuit 1 after it lost a cell: %v, want ErrQueueFull", err)
+		}
+		if err := p.cli.Send(cell.New(1, cell.CmdDestroy)); err != nil {
+			t.Errorf("DESTROY on a full circuit: %v", err)
+		}
+		if n := p.cli.CircuitQueueLen(1); n != 1 {
+			t.Errorf("circuit 1 holds %d cells after DESTROY, want 1: the DESTROY replaced its queue", n)
+		}
+		st := p.cli.Stats()
+		if st.QueueFull != 2 || st.CellsDropped != 64 {
+			t.Errorf("QueueFull %d, CellsDropped %d; want 2 and 64", st.QueueFull, st.CellsDropped)
+		}
+		// The peer reads again: everything queued arrives, in order per
+		// circuit, and circuit 1 works again.
 		once.Do(func() { close(release) })
-		cli.Close()
-		srv.Close()
-	}()
-	var sendErr error
-	sent := 0
-	for sent < 1_000_000 {
-		if sendErr = cli.Send(cell.New(1, cell.CmdRelay)); sendErr != nil {
-			break
+		synctest.Wait()
+		if n := p.cli.QueueLen(); n != 0 {
+			t.Errorf("QueueLen %d after the peer read", n)
 		}
-		sent++
-	}
-	if !errors.Is(sendErr, ErrQueueFull) {
-		t.Fatalf("Send after %d cells: %v, want ErrQueueFull", sent, sendErr)
-	}
-	t.Logf("queue full after %d cells", sent)
-	select {
-	case <-cli.Done():
-		t.Fatalf("a full queue closed the link: %v", cli.Err())
-	default:
-	}
-	// The peer reads again: the queue drains and Send works.
-	once.Do(func() { close(release) })
-	for i := 0; ; i++ {
-		sendErr = cli.Send(cell.New(1, cell.CmdRelay))
-		if sendErr == nil {
-			break
+		if err := p.cli.Send(cell.New(1, cell.CmdRelay)); err != nil {
+			t.Errorf("circuit 1 after DESTROY: %v", err)
 		}
-		if i == 1000 {
-			t.Fatalf("Send after the queue drained: %v", sendErr)
+		synctest.Wait()
+		mu.Lock()
+		defer mu.Unlock()
+		if got[2] != 10 || got[1] != sent-64+2 {
+			t.Errorf("peer got %d cells of circuit 1 and %d of circuit 2; want %d and 10", got[1], got[2], sent-64+2)
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	once.Do(func() { close(release) })
+		p.cli.Close()
+		p.srv.Close()
+	})
 }

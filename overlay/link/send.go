@@ -13,35 +13,71 @@ import (
 
 var errSendLinkCell = errors.New("link: HELLO and REKEY cells are sent by the link itself")
 
-// Send queues c for sending and takes ownership of it; on error c is freed.
-// It refuses HELLO and REKEY, which only the link sends; any other command
-// goes out, even one this package does not know (the peer drops those it
-// does not know: send them only if its PeerProtocols list them).
-// It never waits for the network: cells go out in Send order from the
-// writer goroutine. After the link closed it returns ErrClosed. A Send that
-// finds Config.MaxQueue cells already waiting drops c and returns
-// ErrQueueFull; the link stays open, and a peer that stops reading for good
-// is caught by the write timeout.
+// Send queues c for sending on its circuit's queue and takes ownership of
+// it; on error c is freed. It refuses HELLO and REKEY, which only the link
+// sends; any other command goes out, even one this package does not know
+// (the peer drops those it does not know: send them only if its
+// PeerProtocols list them). It never waits for the network: the writer
+// goroutine sends each circuit's cells in Send order, and serves the
+// circuits round robin (spec/links.md §6.1). After the link closed it
+// returns ErrClosed.
+//
+// Send drops c and returns ErrQueueFull, and the link stays open, when c's
+// circuit already has MaxCircuitQueue cells queued (the circuit is then
+// poisoned: its later cells are refused too, see CircuitDropper), or when
+// the link's MaxQueue or the node's Budget is reached and the circuit
+// holding the oldest queued cell is c's own. Otherwise reaching those
+// bounds drops the queues of the circuits holding the oldest cells, and
+// their owner hears of it through CircuitDropper. A DESTROY is never
+// refused for a full circuit queue: it replaces the queue, since the
+// circuit ends. Send may run the Budget's out-of-memory handler, which
+// locks other links' queues, but never calls back into the Handler.
 func (l *Link) Send(c *cell.Cell) error {
-	if cmd := c.Cmd(); cmd == cell.CmdHello || cmd == cell.CmdRekey {
+	cmd := c.Cmd()
+	if cmd == cell.CmdHello || cmd == cell.CmdRekey {
 		c.Free()
 		return errSendLinkCell
 	}
+	id := c.Circ()
+	if l.budget != nil && !l.budget.reserve(l, id) {
+		c.Free()
+		l.queueFull.Add(1)
+		return ErrQueueFull
+	}
+	t := monoNow()
 	l.qmu.Lock()
 	if l.closed {
 		l.qmu.Unlock()
+		l.budget.release(1)
 		c.Free()
 		return ErrClosed
 	}
-	if len(l.q)+l.inflight >= l.maxQueue {
+	q := l.queueFor(id)
+	freed, err := l.admitLocked(q, cmd)
+	if err != nil {
+		l.releaseIfIdleLocked(q)
 		l.qmu.Unlock()
+		l.budget.release(freed + 1)
 		c.Free()
+		l.queueFull.Add(1)
+		if err == errOwnQueueDropped {
+			l.closeWith(err)
+		}
 		return ErrQueueFull
 	}
-	l.q = append(l.q, c)
-	first := len(l.q) == 1
+	l.enqueueLocked(q, c, t)
+	wake := l.queued == 1
+	if !l.stallArmed {
+		l.stallArmed = true
+		if l.stall == nil {
+			l.stall = time.AfterFunc(l.stallTimeout, l.checkStall)
+		} else {
+			l.stall.Reset(l.stallTimeout)
+		}
+	}
 	l.qmu.Unlock()
-	if first {
+	l.budget.release(freed)
+	if wake {
 		select {
 		case l.wake <- struct{}{}:
 		default:
@@ -50,16 +86,134 @@ func (l *Link) Send(c *cell.Cell) error {
 	return nil
 }
 
-// drainQueue frees the cells left when the writer exits. Sends after
-// closeWith do not queue, so nothing is added afterwards.
+// errOwnQueueDropped closes a link whose own cells (circuit 0) were the
+// oldest when its MaxQueue was reached.
+var errOwnQueueDropped = fmt.Errorf("%w: the link's own cells were the oldest queued", ErrQueueFull)
+
+// admitLocked decides whether a cell with command cmd may join q, and
+// makes room for it. It returns the cells it freed (to release from the
+// budget) and ErrQueueFull to refuse the cell, or errOwnQueueDropped when
+// q is circuit 0, whose queue it dropped because the link's bound was
+// reached (the caller closes the link).
+func (l *Link) admitLocked(q *circQueue, cmd cell.Command) (freed int, err error) {
+	ends := cmd == cell.CmdDestroy || cmd == cell.CmdCreate || cmd == cell.CmdCreated
+	if q.poisoned {
+		if !ends {
+			return 0, ErrQueueFull
+		}
+		// The circuit ID ends or starts afresh. Cells queued before
+		// the gap may still go out ahead of a DESTROY; a new circuit
+		// must not receive the old one's cells.
+		q.poisoned = false
+		if cmd != cell.CmdDestroy {
+			freed += l.dropLocked(q)
+		}
+	}
+	if q.n >= l.maxCircQueue {
+		if cmd != cell.CmdDestroy {
+			q.poisoned = true
+			return freed, ErrQueueFull
+		}
+		freed += l.dropLocked(q) // the circuit ends: its backlog is moot
+	}
+	if l.queued+l.inflight < l.maxQueue {
+		return freed, nil
+	}
+	v := l.oldestQueueLocked()
+	if v == nil {
+		return freed, ErrQueueFull // the writer holds them all
+	}
+	freed += l.dropLocked(v)
+	if v.id == 0 {
+		return freed, errOwnQueueDropped
+	}
+	v.poisoned = true
+	l.circuitsDropped.Add(1)
+	if v == q {
+		return freed, ErrQueueFull
+	}
+	l.notifyLocked(v.id)
+	return freed, nil
+}
+
+// dropCircuit is the out-of-memory handler's action on this link: it
+// drops circuit id's queued cells and poisons its queue, and tells the
+// Handler if notify is set. It returns how many cells it freed, already
+// released from the budget, and whether they were circuit 0's: the caller
+// then closes the link (after releasing its own locks). l.qmu must not be
+// held.
+func (l *Link) dropCircuit(id uint32, notify bool) (n int, own bool) {
+	l.qmu.Lock()
+	q := l.circs[id]
+	if l.closed || q == nil || q.n == 0 {
+		l.qmu.Unlock()
+		return 0, false
+	}
+	n = l.dropLocked(q)
+	if id != 0 {
+		q.poisoned = true
+		l.circuitsDropped.Add(1)
+		if notify {
+			l.notifyLocked(id)
+		}
+	}
+	l.qmu.Unlock()
+	l.budget.release(n)
+	return n, id == 0
+}
+
+// errBudgetOwnDropped closes a link whose own cells (circuit 0) the
+// node's memory budget dropped.
+var errBudgetOwnDropped = fmt.Errorf("%w: the node's memory budget dropped the link's own cells", ErrQueueFull)
+
+// notifyLocked queues a CircuitDropped call for circuit id and starts the
+// goroutine that makes it.
+func (l *Link) notifyLocked(id uint32) {
+	if l.dropper == nil || l.closed {
+		return
+	}
+	l.drops = append(l.drops, id)
+	if !l.notifying {
+		l.notifying = true
+		l.notifyWG.Add(1)
+		go l.notifyDrops()
+	}
+}
+
+// notifyDrops calls CircuitDropped for the queued drops, without locks,
+// until there are none. The reader goroutine waits for it before
+// Handler.Closed.
+func (l *Link) notifyDrops() {
+	defer l.notifyWG.Done()
+	var ids []uint32
+	for {
+		l.qmu.Lock()
+		ids, l.drops = l.drops, ids[:0]
+		if len(ids) == 0 {
+			l.drops = nil
+			l.notifying = false
+			l.qmu.Unlock()
+			return
+		}
+		l.qmu.Unlock()
+		for _, id := range ids {
+			l.dropper.CircuitDropped(l, id)
+		}
+	}
+}
+
+// drainQueue frees the cells left when the writer exits and returns them
+// to the budget. Sends after closeWith do not queue, so nothing is added
+// afterwards.
 func (l *Link) drainQueue() {
 	l.qmu.Lock()
-	defer l.qmu.Unlock()
-	for i, c := range l.q {
-		c.Free()
-		l.q[i] = nil
+	n := l.inflight
+	for _, q := range l.circs {
+		n += q.clear()
+		putQueue(q)
 	}
-	l.q = nil
+	l.circs, l.circsPeak, l.active = nil, 0, circList{}
+	l.queued, l.inflight = 0, 0
 	for i, c := range l.batch {
 		if c != nil {
 			c.Free()
@@ -67,7 +221,37 @@ func (l *Link) drainQueue() {
 		l.batch[i] = nil
 	}
 	l.batch = nil
-	l.inflight = 0
+	if l.stall != nil {
+		l.stall.Stop()
+	}
+	l.qmu.Unlock()
+	l.budget.release(n)
+	l.budget.unregister(l)
+}
+
+// checkStall runs on the stall timer: it closes the link with ErrStalled
+// if a cell has waited StallTimeout to be written, and otherwise sets the
+// timer for when the oldest cell would have waited that long.
+func (l *Link) checkStall() {
+	l.qmu.Lock()
+	if l.closed {
+		l.qmu.Unlock()
+		return
+	}
+	t, ok := l.oldestLocked()
+	if !ok {
+		l.stallArmed = false
+		l.qmu.Unlock()
+		return
+	}
+	waited := time.Duration(monoNow() - t)
+	if waited < l.stallTimeout {
+		l.stall.Reset(l.stallTimeout - waited)
+		l.qmu.Unlock()
+		return
+	}
+	l.qmu.Unlock()
+	l.closeWith(fmt.Errorf("%w: a cell waited %v to be written", ErrStalled, waited.Round(time.Millisecond)))
 }
 
 // writeLoop is the writer goroutine: it waits for cells or a timer and
@@ -130,49 +314,46 @@ type writer struct {
 	rekeyTimer *time.Timer // writeLoop's RekeyInterval timer
 }
 
-// flushQueue writes every queued cell, taking the whole queue at each turn
-// and batching up to MaxCellsPerMessage cells per Noise message and up to
-// writeBatchLen bytes per conn.Write. It returns whether it wrote anything.
+// flushQueue writes queued cells until there are none: it takes one
+// message's worth at a time from the circuit queues in round-robin order
+// (up to MaxCellsPerMessage cells, one less when a REKEY is due), seals
+// them as one Noise message and writes it. Taking one message at a time
+// keeps the scheduler's order meaningful: a circuit that becomes active
+// waits for at most the message being written. It returns whether it
+// wrote anything.
 func (w *writer) flushQueue() (wrote bool, err error) {
 	l := w.l
-	var out []byte
 	for {
 		l.qmu.Lock()
-		l.batch, l.q = l.q, l.batch[:0]
-		l.inflight = len(l.batch)
+		done := l.inflight
+		var oldest int64
+		l.batch, oldest = l.pullLocked(l.batch[:0], min(writeBatchCells, w.room()))
+		n := len(l.batch)
+		l.inflight, l.inflightOldest = n, oldest
 		l.qmu.Unlock()
-		if len(l.batch) == 0 {
+		l.budget.release(done)
+		if n == 0 {
 			break
 		}
-		if out == nil {
+		if w.buf == nil {
 			w.buf = bufPool.Get().(*[]byte)
-			out = (*w.buf)[:0]
 		}
-		for i := 0; i < len(l.batch); {
-			if len(out) >= writeBatchLen {
-				if err := w.write(out); err != nil {
-					return true, err
-				}
-				out = out[:0]
-			}
-			n := min(len(l.batch)-i, w.room())
-			if out, err = w.appendMessage(out, l.batch[i:i+n]); err != nil {
-				return true, err
-			}
-			i += n
+		var out []byte
+		if out, err = w.appendMessage((*w.buf)[:0], l.batch); err != nil {
+			return true, err
 		}
-		l.batch = l.batch[:0]
-	}
-	if out == nil {
-		return false, nil
-	}
-	if len(out) > 0 {
 		err = w.write(out)
+		*w.buf = out[:0]
+		wrote = true
+		if err != nil {
+			return true, err
+		}
 	}
-	*w.buf = out[:0]
-	bufPool.Put(w.buf)
-	w.buf = nil
-	return true, err
+	if w.buf != nil {
+		bufPool.Put(w.buf)
+		w.buf = nil
+	}
+	return wrote, nil
 }
 
 // appendMessage appends one frame holding cells (at most w.room()) and

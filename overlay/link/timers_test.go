@@ -105,8 +105,9 @@ func TestIdleTimeoutReset(t *testing.T) {
 }
 
 // A peer that stops reading (its handler blocks) makes our writes block;
-// the link closes after IdleTimeout with ErrWriteTimeout. The peer keeps
-// sending PADDING, so it is not ErrIdle.
+// with the stall rule out of the way, the link closes after IdleTimeout
+// with ErrWriteTimeout. The peer keeps sending PADDING, so it is not
+// ErrIdle.
 func TestWriteTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		release := make(chan struct{})
@@ -115,7 +116,7 @@ func TestWriteTimeout(t *testing.T) {
 			c.Free()
 			<-release
 		})
-		p := bubblePair(t, &memnet.Network{BufferSize: 16 << 10}, nil, &Config{Static: newKey(t)}, nil, block)
+		p := bubblePair(t, &memnet.Network{BufferSize: 16 << 10}, &Config{StallTimeout: time.Hour}, &Config{Static: newKey(t)}, nil, block)
 		start := time.Now()
 		for range 200 {
 			if err := p.cli.Send(cell.New(1, cell.CmdRelay)); err != nil {
