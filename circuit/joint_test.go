@@ -63,10 +63,16 @@ func (x *testE2E) Open(dst, ct []byte) ([]byte, error) {
 // with the returned listener.
 func jointNet(t *testing.T) (n *fakeNet, rp *fakeNode, x, y *ClientCirc, ln *StreamListener) {
 	t.Helper()
+	return jointNetWith(t, nil)
+}
+
+// jointNetWith is jointNet with client Y's switch config changed by tuneY.
+func jointNetWith(t *testing.T, tuneY func(*Config)) (n *fakeNet, rp *fakeNode, x, y *ClientCirc, ln *StreamListener) {
+	t.Helper()
 	n = newFakeNet()
 	t.Cleanup(n.close)
 	cx := n.addNode(t, "clientx:1", nil)
-	cy := n.addNode(t, "clienty:1", nil)
+	cy := n.addNodeWith(t, "clienty:1", nil, tuneY)
 	g1 := n.addNode(t, "guard1:1", nil)
 	g2 := n.addNode(t, "guard2:1", nil)
 	rp = n.addNode(t, "rendezvous:1", nil)

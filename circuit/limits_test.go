@@ -11,6 +11,7 @@ import (
 
 	"github.com/darkmatter/darkmatter/circuit/cell"
 	"github.com/darkmatter/darkmatter/crypto/onionhs"
+	"github.com/darkmatter/darkmatter/internal/streamerr"
 )
 
 // These tests play a hostile peer against one relay: each checks one
@@ -569,4 +570,50 @@ func TestRelayBeforeCreated(t *testing.T) {
 	if replies.count(cell.CmdCreated, 0) != 1 || r.sw.Circuits() != 1 {
 		t.Fatalf("replies %+v, %d circuits", replies.got, r.sw.Circuits())
 	}
+}
+
+// MaxStreams bounds the open streams at every end that serves them: an
+// exit, and a client end serving streams across a joint.
+func TestMaxStreamsAtEveryEnd(t *testing.T) {
+	t.Run("exit", func(t *testing.T) {
+		n := newFakeNet()
+		defer n.close()
+		client := n.addNode(t, "client", nil)
+		e := n.addNodeWith(t, "exit", loopbackExit(), func(c *Config) { c.MaxStreams = 2 })
+		addr, stop := echoServer(t)
+		defer stop()
+		cc, err := client.sw.BuildCircuit(ctxT(t), path([]*fakeNode{e}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cc.Close()
+		for i := range 2 {
+			st, err := cc.OpenStream(ctxT(t), addr)
+			if err != nil {
+				t.Fatalf("stream %d: %v", i, err)
+			}
+			defer st.Close()
+		}
+		if _, err := cc.OpenStream(ctxT(t), addr); streamerr.ReasonOf(err) != streamerr.ResourceLimit {
+			t.Fatalf("third stream: %v, want RESOURCE_LIMIT", err)
+		}
+	})
+	t.Run("client end", func(t *testing.T) {
+		_, _, x, _, ln := jointNetWith(t, func(c *Config) { c.MaxStreams = 2 })
+		go func() {
+			for {
+				if _, err := ln.Accept(); err != nil {
+					return
+				}
+			}
+		}()
+		for i := range 2 {
+			if _, err := x.OpenStream(ctxT(t), "service:80"); err != nil {
+				t.Fatalf("stream %d: %v", i, err)
+			}
+		}
+		if _, err := x.OpenStream(ctxT(t), "service:80"); streamerr.ReasonOf(err) != streamerr.ResourceLimit {
+			t.Fatalf("third stream: %v, want RESOURCE_LIMIT", err)
+		}
+	})
 }
