@@ -62,10 +62,12 @@ func (c *ExitConfig) setDefaults() error {
 // target under the exit policy, then pumps data both ways.
 //
 // The target connection lives no longer than its stream: it is closed when
-// the stream ends (END both ways, or an abort), when the circuit is
-// destroyed and when the switch closes (ctx ends in all three), and when a
-// write to the target makes no progress for WriteTimeout. Closing it ends
-// both of the stream's goroutines, whatever the target does.
+// the stream is aborted (END with an error reason, such as a half-close
+// stream's END CLOSED), when the circuit is destroyed and when the switch
+// closes (ctx ends in all three), once the data sent before a clean END is
+// written, and when a write to the target makes no progress for
+// WriteTimeout. Closing it ends both of the stream's goroutines, whatever
+// the target does.
 type exitHandler struct{ cfg *ExitConfig }
 
 // ServeStream implements StreamHandler.

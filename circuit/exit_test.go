@@ -131,6 +131,29 @@ func TestExitTargetNotReadingFreedWithStream(t *testing.T) {
 	})
 }
 
+// A target that stops reading is closed at once when the client aborts its
+// stream (a half-close stream's Close sends END CLOSED): the data queued
+// for it is dropped, not delivered.
+func TestExitTargetNotReadingFreedWithAbort(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n, exit, cc, st, target := exitStream(t, true)
+		defer n.close()
+		defer cc.Close()
+		fillTarget(t, st)
+		st.Close()
+		synctest.Wait()
+		if got := exit.sw.Stats().Tasks; got != 0 {
+			t.Fatalf("%d tasks left at the exit after END CLOSED", got)
+		}
+		if !targetClosed(target) {
+			t.Fatal("target connection still open")
+		}
+		if cc.Err() != nil {
+			t.Fatalf("the circuit died: %v", cc.Err())
+		}
+	})
+}
+
 // A target that never writes (nor reads) is closed when its circuit ends,
 // also after the client half-closed the stream (the exit then only waits
 // for the target's data).

@@ -37,8 +37,10 @@ func (k StreamKind) String() string {
 type StreamHandler interface {
 	// ServeStream runs on its own goroutine for each incoming stream. It
 	// must answer the request with Accept or Reject; returning without an
-	// answer rejects with MISC. ctx ends when the stream or its circuit
-	// ends or the node shuts down.
+	// answer rejects with MISC. ctx ends when the stream is closed here or
+	// aborted by the other end (END with an error reason), when its circuit
+	// ends, or when the node shuts down; after a clean END from the other
+	// end the handler reads EOF and ctx goes on.
 	ServeStream(ctx context.Context, req *StreamRequest)
 }
 
@@ -79,6 +81,7 @@ func (r *StreamRequest) serve(ctx context.Context, h StreamHandler) {
 	go func() { // end ctx with the stream or the circuit
 		select {
 		case <-r.st.doneCh:
+		case <-r.st.aborted:
 		case <-r.st.e.done:
 		case <-ctx.Done():
 		}

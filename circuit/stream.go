@@ -45,6 +45,10 @@ type Stream struct {
 	local     bool          // Close called
 	rdl, wdl  deadline
 	doneCh    chan struct{} // closed on Close
+	// aborted is closed when the other edge (or the circuit) ended the
+	// stream with an error: what is queued for the application is moot.
+	aborted   chan struct{}
+	isAborted bool
 }
 
 type streamAddr string
@@ -63,6 +67,7 @@ func newStream(e *edge, id uint16, target string) *Stream {
 		winCh:   make(chan struct{}),
 		readCh:  make(chan struct{}, 1),
 		doneCh:  make(chan struct{}),
+		aborted: make(chan struct{}),
 		rdl:     newDeadline(),
 		wdl:     newDeadline(),
 	}
@@ -161,6 +166,10 @@ func (st *Stream) remoteClosed(reason streamerr.Reason) {
 		}
 		close(st.winCh)
 		st.winCh = make(chan struct{})
+	}
+	if reason != streamerr.Done && !st.isAborted {
+		st.isAborted = true
+		close(st.aborted)
 	}
 	st.mu.Unlock()
 	var err error
