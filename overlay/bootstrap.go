@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/darkmatter/darkmatter/overlay/descriptor"
@@ -94,3 +95,50 @@ func (n *Node) refreshLoop() {
 		}
 	}
 }
+
+// announceParallel bounds the dials of announce in flight.
+const announceParallel = 8
+
+// announce links a new relay to up to Config.Announce relays of its
+// directory (in random order), so that their HELLO carries its descriptor
+// to each: a relay extends only to relays it knows, and until the
+// directory gossips, relays that started earlier learn of later ones this
+// way or at their next refresh. The addresses dialled pass the same checks
+// as an EXTEND's. It takes at most announceTimeout; failures are only
+// logged.
+func (n *Node) announce(ctx context.Context) {
+	if n.cfg.Announce < 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, announceTimeout)
+	defer cancel()
+	ds := n.dir.List()
+	rand.Shuffle(len(ds), func(i, j int) { ds[i], ds[j] = ds[j], ds[i] })
+	sem := make(chan struct{}, announceParallel)
+	var wg sync.WaitGroup
+	count := 0
+	for _, d := range ds {
+		if count >= n.cfg.Announce {
+			break
+		}
+		if d.Identity == n.keys.Identity.Public() || n.links.Connected(d.Identity, d.Link) != nil {
+			continue
+		}
+		h, ok := n.hopOf(d)
+		if !ok || n.checkDialAddr(h.Addr) != "" {
+			continue
+		}
+		count++
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if _, err := n.links.Channel(ctx, h.Identity, h.Link, h.Addr); err != nil {
+				n.logf.Printf("overlay: announcing to a relay: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// announceTimeout bounds announce.
+const announceTimeout = 10 * time.Second

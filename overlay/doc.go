@@ -30,6 +30,28 @@
 // (spec/circuits.md §1, directory guard), asking another only while its
 // directory is too small for a path.
 //
+// Rules against hostile peers (spec/descriptor.md §4.1–4.2, spec/cells.md
+// §2.4, and the limits in Config):
+//
+//   - A relay extends only to relays of its directory, at an address of
+//     their signed descriptor that is an IP address, public unless
+//     Config.AllowPrivateAddrs, and not its own (the switch's Extender);
+//     anything else is refused with circuit.ErrExtendRefused without
+//     dialling. Its own choices (bootstrap relays, its first hops) go
+//     through the switch's Linker unrestricted.
+//   - A peer's HELLO descriptor is stored only if the link comes from an
+//     address the descriptor lists; DIR_DESC only as an answer to our
+//     DIR_GET (overlay/dir).
+//   - The link manager bounds accepted links and handshakes in all and
+//     per source address, and the node's links share one memory budget
+//     (Config.MemoryBudget) whose out-of-memory handler destroys the
+//     circuits holding the oldest cells (circuit.Switch.DropCircuit).
+//   - A relay must advertise a reachable address: listening on 0.0.0.0 or
+//     :: needs Config.Advertise.
+//
+// A relay that starts links to up to Config.Announce relays of its
+// directory, so that they learn its descriptor from its HELLO.
+//
 // What it does not do: no gossip or DHT yet (overlay/dir will), no hidden
 // services yet, no NAT traversal (nat/), and it does not parse flags or files
 // (cmd/ does).

@@ -52,7 +52,10 @@ func newHarnessLog(t testing.TB, kind string, nRelays int, logf safelog.Logf) *h
 	h.target = h.startTarget()
 	var boot []descriptor.Bootstrap
 	for i := 0; i < nRelays; i++ {
-		cfg := Config{Network: "test-" + kind, Listen: []string{"127.0.0.1:0"}, AllowSameSubnet: kind == "tcp", Logf: logf}
+		// Every relay of the test network has a loopback or private
+		// address (10.x on memnet).
+		cfg := Config{Network: "test-" + kind, Listen: []string{"127.0.0.1:0"}, AllowSameSubnet: kind == "tcp",
+			AllowPrivateAddrs: true, Logf: logf}
 		exit := &circuit.ExitConfig{Policy: exitpolicy.AcceptAll(), ConnectTimeout: 5 * time.Second}
 		if kind == "mem" {
 			ip := fmt.Sprintf("10.%d.0.1", i+1)

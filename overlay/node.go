@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/darkmatter/darkmatter/circuit"
@@ -33,7 +36,9 @@ type Config struct {
 	// transport each or several on one.
 	Listen []string
 	// Advertise are the link addresses put in the descriptor (default:
-	// the listeners' addresses).
+	// the listeners' addresses). A relay that listens on an unspecified
+	// address (0.0.0.0, ::, or no host) must set it: New refuses
+	// otherwise, since peers cannot reach "every address".
 	Advertise []string
 	// Keys are the node's keys (default: fresh keys in memory).
 	Keys *keys.NodeKeys
@@ -46,6 +51,51 @@ type Config struct {
 	// AllowSameSubnet lets a path use several relays of one /16 (needed on
 	// a loopback test network).
 	AllowSameSubnet bool
+	// AllowPrivateAddrs lets this node dial relays at loopback, private,
+	// link-local and other non-public addresses (exitpolicy.IsPrivate) on
+	// a peer's EXTEND or a directory's word. Only a network that lives on
+	// one machine or one LAN sets it (the testnet does); by default a
+	// relay refuses to extend there, so that no peer can make it connect
+	// into its own network. The node's own choices (bootstrap relays, the
+	// first hop of its circuits) are not restricted.
+	AllowPrivateAddrs bool
+
+	// Limits on what peers can make a relay hold. Zero means the default
+	// named; spec/limits.md lists them all.
+	//
+	// MaxLinks and MaxLinksPerIP bound the accepted links, open or in
+	// their handshake, in all and from one IPv4 address or IPv6 /64
+	// (linkmgr.DefaultMaxLinks 4096, DefaultMaxLinksPerIP 16);
+	// MaxHandshakes and MaxHandshakesPerIP bound the inbound handshakes in
+	// flight (linkmgr.DefaultMaxHandshakes 256, DefaultMaxHandshakesPerIP
+	// 4). A connection over a limit is closed before any cryptography.
+	MaxLinks, MaxLinksPerIP, MaxHandshakes, MaxHandshakesPerIP int
+	// DirAnswerWindow, DirMaxAnswers and DirAnswerTimeout pace the
+	// answers to DIR_GET (dir.DefaultAnswerWindow 32 cells,
+	// DefaultMaxAnswers 64, DefaultAnswerTimeout 10 s); DirGetInterval
+	// and DirGetBurst rate DIR_GET per link (dir.DefaultGetInterval 1 min,
+	// DefaultGetBurst 3).
+	DirAnswerWindow, DirMaxAnswers int
+	DirAnswerTimeout               time.Duration
+	DirGetInterval                 time.Duration
+	DirGetBurst                    int
+	// MemoryBudget bounds the cells queued on all the node's links
+	// together (link.NewBudget; zero means link.DefaultBudget, 65536 cells,
+	// 256 MiB): over it the circuits holding the oldest queued cells are
+	// destroyed (DESTROY reason 5), like Tor's out-of-memory handler.
+	MemoryBudget int
+	// MaxCircuitQueue bounds the cells queued for one circuit on one link,
+	// and StallTimeout closes a link whose oldest queued cell waited that
+	// long (link.Config; zero means link.DefaultMaxCircuitQueue 1088,
+	// DefaultStallTimeout 30 s).
+	MaxCircuitQueue int
+	StallTimeout    time.Duration
+	// Announce is how many relays of its directory a relay links to when
+	// it starts, after its first directory fetch, so that their HELLO
+	// carries its descriptor to them (default DefaultAnnounce). Negative:
+	// none.
+	Announce int
+
 	// Bandwidth is advertised in the descriptor (bytes/s).
 	Bandwidth uint32
 	// KeepAlive and IdleTimeout tune links (link package defaults).
@@ -62,23 +112,45 @@ type Config struct {
 // Node is a darkmatter node: client, relay or both. Its methods are safe
 // for concurrent use.
 type Node struct {
-	cfg   Config
-	keys  *keys.NodeKeys
-	desc  *descriptor.Descriptor // nil for clients; set by Start
-	sw    *circuit.Switch
-	mgr   *circuit.Manager
-	dir   *dir.Directory
-	links *linkmgr.Manager
-	logf  safelog.Logf
+	cfg    Config
+	keys   *keys.NodeKeys
+	desc   *descriptor.Descriptor // nil for clients; set by Start
+	sw     *circuit.Switch
+	mgr    *circuit.Manager
+	dir    *dir.Directory
+	links  *linkmgr.Manager
+	budget *link.Budget // shared by every link of the node
+	logf   safelog.Logf
 
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	extendRefused atomic.Uint64 // EXTENDs refused by the extend rules
+	helloRefused  atomic.Uint64 // HELLO descriptors not stored (announcedFrom)
+
 	// mu guards the following.
 	mu        sync.Mutex
 	listeners []net.Listener
+	ownAddrs  []string // "scheme://host:port" we listen on or advertise
 	closed    bool
+}
+
+// DefaultAnnounce is Config.Announce when zero.
+const DefaultAnnounce = 64
+
+// Stats are a node's gauges and counters, for status pages and tests.
+type Stats struct {
+	Links linkmgr.Stats
+	Dir   dir.Stats
+	// Budget is the memory budget all the node's links share.
+	Budget link.BudgetStats
+	// ExtendRefused counts EXTENDs refused by the extend rules (unknown
+	// relay, address not in its descriptor, private address, itself).
+	ExtendRefused uint64
+	// HelloRefused counts peers' HELLO descriptors not stored because
+	// the link did not come from an address they list.
+	HelloRefused uint64
 }
 
 var (
@@ -100,6 +172,12 @@ func New(cfg Config) (*Node, error) {
 	if cfg.DirRefresh <= 0 {
 		cfg.DirRefresh = 5 * time.Minute
 	}
+	if cfg.Announce == 0 {
+		cfg.Announce = DefaultAnnounce
+	}
+	if err := checkListen(cfg); err != nil {
+		return nil, err
+	}
 	k := cfg.Keys
 	if k == nil {
 		var err error
@@ -110,12 +188,22 @@ func New(cfg Config) (*Node, error) {
 	n := &Node{
 		cfg:  cfg,
 		keys: k,
-		dir:  dir.New(dir.Config{Network: cfg.Network}),
-		logf: cfg.Logf,
+		dir: dir.New(dir.Config{
+			Network:       cfg.Network,
+			AnswerWindow:  cfg.DirAnswerWindow,
+			MaxAnswers:    cfg.DirMaxAnswers,
+			AnswerTimeout: cfg.DirAnswerTimeout,
+			GetInterval:   cfg.DirGetInterval,
+			GetBurst:      cfg.DirGetBurst,
+		}),
+		budget: link.NewBudget(cfg.MemoryBudget),
+		logf:   cfg.Logf,
 	}
 	scfg := circuit.Config{Network: cfg.Network, Linker: linker{n}, Logf: cfg.Logf}
 	if n.isRelay() {
 		scfg.Onion, scfg.KEM = k.Onion, k.KEM
+		scfg.Identity = k.Identity.Public()
+		scfg.Extender = extender{n}
 		scfg.Exit = cfg.Exit
 		scfg.Handlers = map[circuit.StreamKind]circuit.StreamHandler{circuit.KindDir: n.dir}
 	}
@@ -125,15 +213,22 @@ func New(cfg Config) (*Node, error) {
 	}
 	lcfg := linkmgr.Config{
 		Link: link.Config{
-			Network:     cfg.Network,
-			KeepAlive:   cfg.KeepAlive,
-			IdleTimeout: cfg.IdleTimeout,
+			Network:         cfg.Network,
+			KeepAlive:       cfg.KeepAlive,
+			IdleTimeout:     cfg.IdleTimeout,
+			MaxCircuitQueue: cfg.MaxCircuitQueue,
+			StallTimeout:    cfg.StallTimeout,
+			Budget:          n.budget,
 		},
-		Transports:  cfg.Transports,
-		Circuits:    n.sw,
-		Handler:     (*linkEvents)(n),
-		Descriptors: n.dir,
-		Logf:        cfg.Logf,
+		Transports:         cfg.Transports,
+		Circuits:           n.sw,
+		Handler:            (*linkEvents)(n),
+		Descriptors:        n.dir,
+		MaxLinks:           cfg.MaxLinks,
+		MaxLinksPerIP:      cfg.MaxLinksPerIP,
+		MaxHandshakes:      cfg.MaxHandshakes,
+		MaxHandshakesPerIP: cfg.MaxHandshakesPerIP,
+		Logf:               cfg.Logf,
 	}
 	if n.isRelay() {
 		// A client uses a fresh key per link so its links cannot be
@@ -178,6 +273,9 @@ func (n *Node) Start(ctx context.Context) error {
 	if err := n.fetchDirectory(ctx); err != nil {
 		return err
 	}
+	if n.isRelay() {
+		n.announce(ctx)
+	}
 	n.goFunc(n.refreshLoop)
 	return nil
 }
@@ -212,6 +310,10 @@ func (n *Node) listen() error {
 	n.links.SetHello(hello)
 	n.mu.Lock()
 	n.listeners = append(n.listeners, lns...)
+	for _, a := range addrs {
+		n.ownAddrs = append(n.ownAddrs, a.String())
+	}
+	n.ownAddrs = append(n.ownAddrs, n.desc.Addrs...)
 	n.mu.Unlock()
 	for i, ln := range lns {
 		if err := n.links.Serve(ln, addrs[i].Scheme); err != nil {
@@ -397,8 +499,74 @@ func (n *Node) Close() error {
 	n.mgr.Close()
 	n.sw.Close()
 	n.links.Close()
+	n.dir.Close()
 	n.wg.Wait()
 	return nil
+}
+
+// Stats returns the node's gauges and counters.
+func (n *Node) Stats() Stats {
+	return Stats{
+		Links:         n.links.Stats(),
+		Dir:           n.dir.Stats(),
+		Budget:        n.budget.Stats(),
+		ExtendRefused: n.extendRefused.Load(),
+		HelloRefused:  n.helloRefused.Load(),
+	}
+}
+
+// checkListen refuses a relay that would listen on an unspecified address
+// (0.0.0.0, ::, or an empty host) without Advertise: its descriptor would
+// name an address nobody can reach, or, worse, a private one.
+func checkListen(cfg Config) error {
+	if len(cfg.Advertise) > 0 {
+		for _, a := range cfg.Advertise {
+			na, err := descriptor.NormalizeAddr(a)
+			if err != nil {
+				return fmt.Errorf("overlay: advertise %q: %w", a, err)
+			}
+			if unspecifiedHost(na) {
+				return fmt.Errorf("overlay: advertise %q: an unspecified address cannot be reached; name the relay's public address", a)
+			}
+		}
+		return nil
+	}
+	for _, a := range cfg.Listen {
+		if pa, err := transport.ParseAddr(a); err == nil && unspecifiedHost(pa.String()) {
+			return fmt.Errorf("overlay: listening on %q (every address) needs Advertise (--advertise): the descriptor must name the address peers reach the relay at", a)
+		}
+	}
+	return nil
+}
+
+// hostIsName reports whether the host of "scheme://host:port" is not an IP
+// address.
+func hostIsName(a string) bool {
+	_, hostport, _ := strings.Cut(a, "://")
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return true
+	}
+	_, err = netip.ParseAddr(host)
+	return err != nil
+}
+
+// unspecifiedHost reports whether "scheme://host:port" has an empty or
+// unspecified host.
+func unspecifiedHost(a string) bool {
+	_, hostport, ok := strings.Cut(a, "://")
+	if !ok {
+		hostport = a
+	}
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return false
+	}
+	if host == "" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsUnspecified()
 }
 
 // relayInfos adapts the directory for path selection.
@@ -423,21 +591,25 @@ func (n *Node) relayInfos() []circuit.RelayInfo {
 // with the first of its addresses that one of our transports carries;
 // false if there is none.
 func (n *Node) hopOf(d *descriptor.Descriptor) (circuit.Hop, bool) {
-	for _, a := range d.Addrs {
-		if !n.links.Supports(a) {
-			continue
+	// An address with an IP address first: a relay extends only to
+	// those (spec/descriptor.md §4.2).
+	for _, names := range []bool{false, true} {
+		for _, a := range d.Addrs {
+			if hostIsName(a) != names || !n.links.Supports(a) {
+				continue
+			}
+			// Descriptors are immutable once parsed, so the hop can point
+			// at the descriptor's 1184-byte KEM key instead of copying it
+			// for every relay each time paths are chosen.
+			return circuit.Hop{
+				Identity:  d.Identity,
+				Link:      d.Link,
+				Addr:      a,
+				Onion:     d.Onion,
+				KEM:       &d.KEM,
+				Protocols: d.Protocols,
+			}, true
 		}
-		// Descriptors are immutable once parsed, so the hop can point at
-		// the descriptor's 1184-byte KEM key instead of copying it for
-		// every relay each time paths are chosen.
-		return circuit.Hop{
-			Identity:  d.Identity,
-			Link:      d.Link,
-			Addr:      a,
-			Onion:     d.Onion,
-			KEM:       &d.KEM,
-			Protocols: d.Protocols,
-		}, true
 	}
 	return circuit.Hop{}, false
 }

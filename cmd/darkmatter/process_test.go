@@ -236,7 +236,7 @@ var (
 // startRelay starts a relay and waits for its ready and bootstrap lines.
 func startRelay(t *testing.T, bin, name string, args ...string) (*proc, string) {
 	t.Helper()
-	args = append([]string{"relay", "--listen", "127.0.0.1:0", "--log-level", "info"}, args...)
+	args = append([]string{"relay", "--listen", "127.0.0.1:0", "--allow-private-addrs", "--log-level", "info"}, args...)
 	p := startProc(t, bin, name, args...)
 	if _, err := p.waitLine(reRelayReady, 30*time.Second); err != nil {
 		t.Fatal(err)

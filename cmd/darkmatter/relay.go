@@ -5,9 +5,12 @@ import (
 	"path/filepath"
 
 	"github.com/darkmatter/darkmatter/circuit"
+	"github.com/darkmatter/darkmatter/circuit/cell"
 	"github.com/darkmatter/darkmatter/circuit/exitpolicy"
 	"github.com/darkmatter/darkmatter/crypto/keys"
 	"github.com/darkmatter/darkmatter/overlay"
+	"github.com/darkmatter/darkmatter/overlay/link"
+	"github.com/darkmatter/darkmatter/overlay/linkmgr"
 	"github.com/urfave/cli/v2"
 )
 
@@ -21,6 +24,10 @@ func relayCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "bootstrap", Usage: "relay ID@HOST:PORT to announce to (repeatable)"},
 			&cli.BoolFlag{Name: "exit", Usage: "act as an exit relay"},
 			&cli.StringFlag{Name: "exit-policy", Usage: `exit policy, e.g. "reject private:*,accept *:80,accept *:443" (default: reject private:*,accept *:*)`},
+			&cli.BoolFlag{Name: "allow-private-addrs", Usage: "extend circuits to relays at loopback, private and link-local addresses (a network on one machine or one LAN only)"},
+			&cli.IntFlag{Name: "max-links", Usage: "accepted links at most, open or in their handshake", Value: linkmgr.DefaultMaxLinks},
+			&cli.IntFlag{Name: "max-links-per-ip", Usage: "accepted links at most from one IPv4 address or IPv6 /64", Value: linkmgr.DefaultMaxLinksPerIP},
+			&cli.IntFlag{Name: "memory-budget", Usage: "MiB of cells queued on all links at most; over it the circuits holding the oldest cells are destroyed", Value: link.DefaultBudget * cell.Size >> 20},
 		),
 		Action: func(c *cli.Context) error {
 			info, debug, err := logger(c)
@@ -47,14 +54,21 @@ func relayCommand() *cli.Command {
 			}
 			ctx, stop := signalContext(c.Context)
 			defer stop()
+			if c.Int("memory-budget") <= 0 {
+				return fmt.Errorf("--memory-budget must be positive")
+			}
 			n, err := overlay.New(overlay.Config{
-				Network:   c.String("network"),
-				Listen:    c.StringSlice("listen"),
-				Advertise: c.StringSlice("advertise"),
-				Keys:      k,
-				Exit:      exit,
-				Bootstrap: bs,
-				Logf:      debug,
+				Network:           c.String("network"),
+				Listen:            c.StringSlice("listen"),
+				Advertise:         c.StringSlice("advertise"),
+				Keys:              k,
+				Exit:              exit,
+				Bootstrap:         bs,
+				AllowPrivateAddrs: c.Bool("allow-private-addrs"),
+				MaxLinks:          c.Int("max-links"),
+				MaxLinksPerIP:     c.Int("max-links-per-ip"),
+				MemoryBudget:      c.Int("memory-budget") << 20 / cell.Size,
+				Logf:              debug,
 			})
 			if err != nil {
 				return err

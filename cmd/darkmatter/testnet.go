@@ -14,6 +14,7 @@ import (
 	"github.com/darkmatter/darkmatter/internal/safelog"
 	"github.com/darkmatter/darkmatter/overlay"
 	"github.com/darkmatter/darkmatter/overlay/descriptor"
+	"github.com/darkmatter/darkmatter/overlay/linkmgr"
 	"github.com/urfave/cli/v2"
 )
 
@@ -99,7 +100,13 @@ func startTestnet(ctx context.Context, o testnetOptions) (*testnet, error) {
 			Network: o.Network,
 			Listen:  []string{"127.0.0.1:0"},
 			Exit:    exit,
-			Logf:    o.Debug,
+			// The whole network is on loopback: relays extend to
+			// 127.0.0.1, and per-address limits would count every node
+			// as one peer.
+			AllowPrivateAddrs:  true,
+			MaxLinksPerIP:      linkmgr.DefaultMaxLinks,
+			MaxHandshakesPerIP: linkmgr.DefaultMaxHandshakes,
+			Logf:               o.Debug,
 		}
 		if len(boot) > 0 {
 			cfg.Bootstrap = boot[:1]

@@ -8,9 +8,31 @@ import (
 	"github.com/darkmatter/darkmatter/overlay/descriptor"
 )
 
-// DefaultMaxRelays bounds a Directory when Config.MaxRelays is zero. A
-// descriptor's age limits are descriptor.MaxAge and descriptor.MaxClockSkew.
-const DefaultMaxRelays = 4096
+// Defaults for the Config fields of the same names. A descriptor's age
+// limits are descriptor.MaxAge and descriptor.MaxClockSkew.
+const (
+	// DefaultMaxRelays bounds a Directory.
+	DefaultMaxRelays = 4096
+	// DefaultAnswerWindow is how many cells a DIR_GET answer lets the
+	// link's queue hold: 32 cells, 128 KiB.
+	DefaultAnswerWindow = 32
+	// DefaultMaxAnswers bounds the answers in flight that did not fit in
+	// their first window: at most 64 × 32 cells, 8 MiB, queued for
+	// directory answers in all.
+	DefaultMaxAnswers = 64
+	// DefaultAnswerTimeout is how long an answer may go without sending
+	// (its link's queue stays at the window) before it is cut.
+	DefaultAnswerTimeout = 10 * time.Second
+	// DefaultGetInterval and DefaultGetBurst rate DIR_GETs per link: a
+	// burst of 3, then one per minute (a client refreshes every 5).
+	DefaultGetInterval = time.Minute
+	DefaultGetBurst    = 3
+)
+
+// pollInterval is how often the serve loop looks at the queues of the
+// answers in flight: with a 32-cell window, up to 3200 cells (12.8 MB) a
+// second per answer.
+const pollInterval = 10 * time.Millisecond
 
 // Config configures a Directory. The zero value keeps descriptors of the
 // default network ("darkmatter").
@@ -22,21 +44,69 @@ type Config struct {
 	// of a new relay beyond it is refused (updates of known relays are
 	// still taken). Zero means DefaultMaxRelays.
 	MaxRelays int
-	// Now is the clock freshness is judged by; nil means time.Now.
+	// AnswerWindow is how many cells may wait in a link's queue while the
+	// directory answers a DIR_GET on it: it adds a DIR_DESC only while the
+	// queue of its own cells (Peer.LinkQueueLen) is shorter. Zero means DefaultAnswerWindow.
+	AnswerWindow int
+	// MaxAnswers bounds the answers in flight, over all links, that did
+	// not fit in their first window; a DIR_GET beyond it is refused
+	// (DIR_DONE DoneRefused). Zero means DefaultMaxAnswers.
+	MaxAnswers int
+	// AnswerTimeout cuts an answer (DIR_DONE DoneCut) that could not send
+	// for this long. Zero means DefaultAnswerTimeout.
+	AnswerTimeout time.Duration
+	// GetInterval and GetBurst rate DIR_GETs per link (a token bucket of
+	// GetBurst, refilled one per GetInterval); a DIR_GET over the rate is
+	// refused. Zero means DefaultGetInterval, DefaultGetBurst.
+	GetInterval time.Duration
+	GetBurst    int
+	// Now is the clock freshness is judged by; nil means time.Now. (The
+	// pacing of answers and the DIR_GET rate use package time.)
 	Now func() time.Time
+}
+
+// Stats are the directory's gauges and counters.
+type Stats struct {
+	Relays    int // descriptors held
+	Fetches   int // our DIR_GETs waiting for DIR_DONE
+	Peers     int // links with a DIR_GET rate or answer
+	Answering int // answers in flight
+
+	Answers     uint64 // answers completed
+	AnswersCut  uint64 // answers cut (DoneCut sent, or the link failed)
+	GetsRefused uint64 // DIR_GETs refused (DoneRefused): rate, MaxAnswers
+	GetsDropped uint64 // DIR_GETs dropped while the link's answer was in flight
+	Unsolicited uint64 // DIR_DESC and DIR_DONE no fetch of ours asked for, unknown cells
+	Excess      uint64 // DIR_DESC beyond MaxRelays in one answer
+	Bad         uint64 // DIR_DESC that did not parse or verify
+	CutReceived uint64 // answers to our fetches that the peer cut
 }
 
 // Directory holds the verified, fresh relay descriptors of one network. It
 // is safe for concurrent use.
 type Directory struct {
-	network   string
-	maxRelays int
-	now       func() time.Time
+	network       string
+	maxRelays     int
+	window        int
+	maxAnswers    int
+	answerTimeout time.Duration
+	getInterval   time.Duration
+	getBurst      int
+	now           func() time.Time
+	done          chan struct{} // closed by Close
+	wg            sync.WaitGroup
 
 	// mu guards the following.
-	mu      sync.Mutex
-	relays  map[keys.NodeID]*descriptor.Descriptor
-	fetches map[Peer]*fetch // DIR_GET sent, DIR_DONE awaited
+	mu        sync.Mutex
+	relays    map[keys.NodeID]*descriptor.Descriptor
+	snap      []*descriptor.Descriptor // relays as a list, shared by answers; nil when stale
+	fetches   map[Peer]*fetch          // DIR_GET sent, DIR_DONE awaited
+	peers     map[Peer]*peerState      // links that sent DIR_GET
+	answering int                      // peers with an answer in flight
+	pending   []*answer                // answers for the serve loop
+	running   bool                     // the serve loop runs
+	closed    bool
+	stats     Stats
 }
 
 // New returns an empty Directory.
@@ -47,16 +117,73 @@ func New(cfg Config) *Directory {
 	if cfg.MaxRelays <= 0 {
 		cfg.MaxRelays = DefaultMaxRelays
 	}
+	if cfg.AnswerWindow <= 0 {
+		cfg.AnswerWindow = DefaultAnswerWindow
+	}
+	if cfg.MaxAnswers <= 0 {
+		cfg.MaxAnswers = DefaultMaxAnswers
+	}
+	if cfg.AnswerTimeout <= 0 {
+		cfg.AnswerTimeout = DefaultAnswerTimeout
+	}
+	if cfg.GetInterval <= 0 {
+		cfg.GetInterval = DefaultGetInterval
+	}
+	if cfg.GetBurst <= 0 {
+		cfg.GetBurst = DefaultGetBurst
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	return &Directory{
-		network:   cfg.Network,
-		maxRelays: cfg.MaxRelays,
-		now:       cfg.Now,
-		relays:    make(map[keys.NodeID]*descriptor.Descriptor),
-		fetches:   make(map[Peer]*fetch),
+		network:       cfg.Network,
+		maxRelays:     cfg.MaxRelays,
+		window:        cfg.AnswerWindow,
+		maxAnswers:    cfg.MaxAnswers,
+		answerTimeout: cfg.AnswerTimeout,
+		getInterval:   cfg.GetInterval,
+		getBurst:      cfg.GetBurst,
+		now:           cfg.Now,
+		done:          make(chan struct{}),
+		relays:        make(map[keys.NodeID]*descriptor.Descriptor),
+		fetches:       make(map[Peer]*fetch),
+		peers:         make(map[Peer]*peerState),
 	}
+}
+
+// Close ends every Fetch (ErrClosed) and answer in flight and waits for
+// the goroutine that paces answers. The directory still answers Get, List
+// and Add. Close can be called more than once.
+func (dir *Directory) Close() error {
+	dir.mu.Lock()
+	if dir.closed {
+		dir.mu.Unlock()
+		return nil
+	}
+	dir.closed = true
+	for p, f := range dir.fetches {
+		dir.finishLocked(p, f, ErrClosed)
+	}
+	clear(dir.peers)
+	dir.answering = 0
+	clear(dir.pending)
+	dir.pending = nil
+	close(dir.done)
+	dir.mu.Unlock()
+	dir.wg.Wait()
+	return nil
+}
+
+// Stats returns the directory's gauges and counters.
+func (dir *Directory) Stats() Stats {
+	dir.mu.Lock()
+	defer dir.mu.Unlock()
+	st := dir.stats
+	st.Relays = len(dir.relays)
+	st.Fetches = len(dir.fetches)
+	st.Peers = len(dir.peers)
+	st.Answering = dir.answering
+	return st
 }
 
 // Add keeps d if it belongs to this network, is fresh now and was published
@@ -81,6 +208,7 @@ func (dir *Directory) Add(d *descriptor.Descriptor) bool {
 		return false
 	}
 	dir.relays[id] = d
+	dir.snap = nil
 	return true
 }
 
@@ -93,6 +221,7 @@ func (dir *Directory) Get(id keys.NodeID) *descriptor.Descriptor {
 	d := dir.relays[id]
 	if d != nil && d.Expired(now) {
 		delete(dir.relays, id)
+		dir.snap = nil
 		return nil
 	}
 	return d
@@ -108,11 +237,25 @@ func (dir *Directory) List() []*descriptor.Descriptor {
 	for id, d := range dir.relays {
 		if d.Expired(now) {
 			delete(dir.relays, id)
+			dir.snap = nil
 			continue
 		}
 		out = append(out, d)
 	}
 	return out
+}
+
+// snapshotLocked returns the relays as a list that answers share and
+// nobody modifies, made again only after the directory changed (an answer
+// skips the descriptors that expire meanwhile). dir.mu must be held.
+func (dir *Directory) snapshotLocked() []*descriptor.Descriptor {
+	if dir.snap == nil {
+		dir.snap = make([]*descriptor.Descriptor, 0, len(dir.relays))
+		for _, d := range dir.relays {
+			dir.snap = append(dir.snap, d)
+		}
+	}
+	return dir.snap
 }
 
 // Len returns how many relays the directory holds, counting ones that

@@ -181,6 +181,8 @@ func (p *pipe) Send(c *cell.Cell) error {
 	return nil
 }
 
+func (p *pipe) LinkQueueLen() int { return 0 }
+
 func connect(a, b *Directory) (aEnd, bEnd *pipe) {
 	aEnd, bEnd = &pipe{to: b}, &pipe{to: a}
 	aEnd.other, bEnd.other = bEnd, aEnd
@@ -210,17 +212,20 @@ func TestFetchServe(t *testing.T) {
 	}
 }
 
-func TestServeStopsAtSendError(t *testing.T) {
+// An answer stops at the first Send that fails, and counts as cut.
+func TestAnswerStopsAtSendError(t *testing.T) {
 	dir := New(Config{Network: "net", Now: (&fakeClock{now: t0}).Now})
+	defer dir.Close()
 	for i := range 3 {
 		dir.Add(desc(t, i, "net", t0))
 	}
 	p := &pipe{failAt: 2}
-	if err := dir.Serve(p); err == nil {
-		t.Fatal("Serve hid a Send error")
-	}
+	dir.HandleCell(p, cell.New(0, cell.CmdDirGet))
 	if len(p.sent) != 2 {
-		t.Errorf("Serve sent %d cells after an error", len(p.sent))
+		t.Errorf("sent %d cells after an error", len(p.sent))
+	}
+	if st := dir.Stats(); st.AnswersCut != 1 || st.Answering != 0 {
+		t.Errorf("stats %+v", st)
 	}
 }
 
@@ -277,19 +282,29 @@ func waitFetch(t *testing.T, dir *Directory, p Peer) {
 	t.Fatal("fetch never started")
 }
 
-// A DIR_DESC that does not verify is dropped; unknown cells are freed.
+// A DIR_DESC that does not verify is dropped and counted; unknown cells are
+// freed.
 func TestHandleCellDropsBadDescriptors(t *testing.T) {
 	dir := New(Config{Network: "net", Now: (&fakeClock{now: t0}).Now})
+	defer dir.Close()
+	p := &pipe{}
+	errc := make(chan error, 1)
+	go func() { errc <- dir.Fetch(context.Background(), p) }()
+	waitFetch(t, dir, p)
 	b := desc(t, 1, "net", t0).Marshal()
 	b[len(b)-1] ^= 1
 	c := cell.New(0, cell.CmdDirDesc)
 	if err := c.SetPayload(b); err != nil {
 		t.Fatal(err)
 	}
-	dir.HandleCell(&pipe{}, c)
-	dir.HandleCell(&pipe{}, cell.New(0, cell.CmdPadding))
-	dir.HandleCell(&pipe{}, cell.New(0, cell.CmdDirDone)) // unasked: ignored
+	dir.HandleCell(p, c)
+	dir.HandleCell(p, cell.New(0, cell.CmdPadding))
+	dir.PeerClosed(p)
+	<-errc
 	if dir.Len() != 0 {
 		t.Error("took a descriptor with a bad signature")
+	}
+	if st := dir.Stats(); st.Bad != 1 || st.Unsolicited != 1 {
+		t.Errorf("stats %+v", st)
 	}
 }

@@ -15,9 +15,26 @@
 //	                   ◀─────────    DIR_DESC (one descriptor) × n
 //	                   ◀─────────    DIR_DONE
 //
-// [Directory.Fetch] sends DIR_GET and waits for DIR_DONE; [Directory.HandleCell]
-// answers DIR_GET and stores every DIR_DESC that verifies (a DIR_DESC that
-// arrives unasked is stored too, like a HELLO descriptor).
+// [Directory.Fetch] sends DIR_GET and waits for DIR_DONE. [Directory.HandleCell]
+// answers DIR_GET and takes the DIR_DESC cells of an answer (spec/cells.md
+// §2.4 is normative for these rules):
+//
+//   - A DIR_DESC is taken only while a Fetch waits on that link, at most
+//     Config.MaxRelays per answer; any other DIR_DESC (and a DIR_DONE
+//     nobody asked for) is dropped and counted in Stats.
+//   - An answer is paced by the link's queue: DIR_DESC cells are added only
+//     while Peer.LinkQueueLen is below Config.AnswerWindow. The first window
+//     goes out at once; the rest is sent by one goroutine that looks at
+//     the queues of the answers in flight every 10 ms (at most
+//     Config.MaxAnswers of them). An answer that cannot send for
+//     Config.AnswerTimeout is cut: it ends with DIR_DONE DoneCut.
+//   - One answer per link at a time (a DIR_GET meanwhile is dropped: the
+//     answer's DIR_DONE ends the fetcher's wait), and DIR_GETs are rated
+//     per link (Config.GetBurst, then one per Config.GetInterval). A
+//     DIR_GET over the rate, or beyond MaxAnswers, gets DIR_DONE
+//     DoneRefused, if the link's queue has room.
+//
+// PeerClosed forgets a link: nothing is kept for it once it closed.
 //
 // What it does not do: it does not open links or pick whom to ask (the Node's
 // bootstrap and guard policy in package overlay does), does not parse HELLO

@@ -10,12 +10,14 @@ import (
 	"github.com/darkmatter/darkmatter/crypto/keys"
 	"github.com/darkmatter/darkmatter/internal/safelog"
 	"github.com/darkmatter/darkmatter/overlay/link"
+	"github.com/darkmatter/darkmatter/overlay/transport"
 )
 
 // Channel returns the preferred link to the relay with link key lk,
 // dialling addr ("scheme://host:port" or a bare tcp "host:port") if there is
-// none; concurrent calls for one relay share one dial. It checks that the
-// relay's HELLO descriptor is signed by identity and names lk.
+// none; concurrent calls for one relay at one address share one dial. It
+// checks that the relay's HELLO descriptor is signed by identity and names
+// lk. Which addresses may be dialled is the caller's policy.
 func (m *Manager) Channel(ctx context.Context, identity keys.IdentityPublicKey, lk keys.LinkPublicKey, addr string) (*Link, error) {
 	l, err := m.linkTo(ctx, identity, lk, addr)
 	if err != nil {
@@ -25,6 +27,22 @@ func (m *Manager) Channel(ctx context.Context, identity keys.IdentityPublicKey, 
 		return nil, err
 	}
 	return l, nil
+}
+
+// Connected returns the preferred open link to the relay with link key
+// lk if its HELLO descriptor is identity's, else nil. It never dials.
+func (m *Manager) Connected(identity keys.IdentityPublicKey, lk keys.LinkPublicKey) *Link {
+	m.mu.Lock()
+	p := m.peers[lk]
+	var l *Link
+	if p != nil {
+		l = p.preferred
+	}
+	m.mu.Unlock()
+	if l == nil || checkRelay(l, identity, lk, "") != nil {
+		return nil
+	}
+	return l
 }
 
 // checkRelay checks that l's peer presented a descriptor of identity for
@@ -37,6 +55,11 @@ func checkRelay(l *Link, identity keys.IdentityPublicKey, lk keys.LinkPublicKey,
 }
 
 func (m *Manager) linkTo(ctx context.Context, identity keys.IdentityPublicKey, lk keys.LinkPublicKey, addr string) (*Link, error) {
+	a, err := transport.ParseAddr(addr)
+	if err != nil {
+		return nil, fmt.Errorf("linkmgr: dial %v: %w", safelog.S(addr), err)
+	}
+	key := dialKey{peer: lk, addr: a}
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
@@ -47,7 +70,7 @@ func (m *Manager) linkTo(ctx context.Context, identity keys.IdentityPublicKey, l
 		m.mu.Unlock()
 		return l, nil
 	}
-	if p := m.dialing[lk]; p != nil {
+	if p := m.dialing[key]; p != nil {
 		m.mu.Unlock()
 		select {
 		case <-p.done:
@@ -57,15 +80,16 @@ func (m *Manager) linkTo(ctx context.Context, identity keys.IdentityPublicKey, l
 		}
 	}
 	p := &pendingDial{done: make(chan struct{})}
-	m.dialing[lk] = p
+	m.dialing[key] = p
 	m.mu.Unlock()
 
 	p.l, p.err = m.dial(ctx, identity, lk, addr)
 	m.mu.Lock()
-	delete(m.dialing, lk)
+	delete(m.dialing, key)
 	if peer := m.peers[lk]; p.err != nil && peer != nil {
-		// The peer dialled us meanwhile (and our link may have lost to
-		// that one): use its link.
+		// The peer dialled us meanwhile, or a dial to another of its
+		// addresses succeeded (and our link may have lost to that one):
+		// use its link.
 		p.l, p.err = peer.preferred, nil
 	}
 	m.mu.Unlock()

@@ -12,13 +12,25 @@
 // Dialling. [Manager.Channel] returns the peer's preferred link, or dials
 // one: addresses carry a scheme ("tcp://host:port"; a bare "host:port" is
 // tcp; "mem://…" for memnet in tests) and the transport.Registry in
-// [Config] picks the transport. Concurrent calls for one peer share one dial.
+// [Config] picks the transport. Concurrent calls for one peer at one address
+// share one dial (keyed by key and address, so a dial to a wrong address
+// that never answers cannot hold up a dial to the peer's real one).
 // Channel also checks that the peer's HELLO descriptor is signed by the
 // identity asked for. [Manager.Dial] always opens a new link (a better one,
 // for example after hole punching). Dials go through link.Connect, which
 // redials once with ChaChaPoly when the responder lacks hardware AES; a relay
 // whose signed descriptor lists LinkAES ([Config].Descriptors) is dialled
 // with link.Config.PeerPrefersAES, so that answer fails as a downgrade.
+//
+// Accept limits. An accepted connection takes a slot before any
+// cryptography runs, and is closed at once if none is free: at most
+// [Config].MaxLinks accepted links (open or in their handshake) in all, and
+// MaxLinksPerIP from one source address (an IPv4 address, or an IPv6 /64);
+// at most MaxHandshakes inbound handshakes in flight, and MaxHandshakesPerIP
+// from one source. The slot is given back when the handshake fails or the
+// link closes, and a source's entry goes with its last slot. [Manager.Stats]
+// counts the refusals. Outbound links are not counted: a node dials only
+// relays of its directory, at most MaxLinksPerPeer each.
 //
 // Cells. Every cell a link reads goes to [Config].Circuits (the circuit
 // switch) when its circuit ID is not 0, and to [Config].Handler (the Node:
@@ -48,7 +60,8 @@
 // What it does not do: no cell or circuit processing (package circuit), no
 // directory logic (overlay/dir), no decision about which relays to talk to
 // (the circuit manager and the Node's bootstrap policy), no NAT traversal or
-// hole punching (nat/), and no limits on total links or handshakes yet.
+// hole punching (nat/), and no decision about which addresses may be dialled
+// (the Node's extend rules).
 // spec/links.md is normative for links; address syntax is spec/descriptor.md
 // §2.
 package linkmgr

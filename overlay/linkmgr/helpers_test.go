@@ -25,6 +25,7 @@ type recorder struct {
 	up      []*Link
 	down    []*Link
 	chClose []circuit.Channel
+	dropped []uint32 // circuits DropCircuit was called for
 }
 
 func (r *recorder) HandleCell(ch circuit.Channel, c *cell.Cell) {
@@ -32,6 +33,12 @@ func (r *recorder) HandleCell(ch circuit.Channel, c *cell.Cell) {
 	r.circ = append(r.circ, c.Circ())
 	r.mu.Unlock()
 	c.Free()
+}
+
+func (r *recorder) DropCircuit(ch circuit.Channel, id uint32) {
+	r.mu.Lock()
+	r.dropped = append(r.dropped, id)
+	r.mu.Unlock()
 }
 
 func (r *recorder) ChannelClosed(ch circuit.Channel) {

@@ -30,6 +30,11 @@ type Link struct {
 	// rule; Manager.mu guards it.
 	seq uint64
 
+	// slot is an accepted link's place under the accept limits, given
+	// back when it closes; nil for a link we dialled. Set before the
+	// handshake starts.
+	slot *slot
+
 	// mu guards the following.
 	mu      sync.Mutex
 	desc    *descriptor.Descriptor // the peer's verified HELLO descriptor, or nil
@@ -122,6 +127,10 @@ func (l *Link) Stats() link.Stats { return l.ll.Load().Stats() }
 // QueueLen returns how many cells wait to be written.
 func (l *Link) QueueLen() int { return l.ll.Load().QueueLen() }
 
+// LinkQueueLen returns how many of the link's own cells (circuit 0, such
+// as directory answers) wait to be sent.
+func (l *Link) LinkQueueLen() int { return l.ll.Load().CircuitQueueLen(0) }
+
 // Circuits returns how many circuits cross the link, as counted from the
 // CREATE and DESTROY cells it carried.
 func (l *Link) Circuits() int {
@@ -161,9 +170,12 @@ func (l *Link) track(id uint32, cmd cell.Command) {
 	}
 }
 
-// handler is the link.Handler of a Link: its methods are plumbing, so they
-// live on this unexported type rather than on Link.
+// handler is the link.Handler (and link.CircuitDropper) of a Link: its
+// methods are plumbing, so they live on this unexported type rather than
+// on Link.
 type handler Link
+
+var _ link.CircuitDropper = (*handler)(nil)
 
 // HandleCell routes a cell: circuit cells to Config.Circuits, circuit 0 to
 // Config.Handler.
@@ -181,6 +193,14 @@ func (h *handler) HandleCell(ll *link.Link, c *cell.Cell) {
 		return
 	}
 	c.Free()
+}
+
+// CircuitDropped tells the circuit layer that the link discarded the
+// queued cells of circuit circ (link.CircuitDropper), so it destroys it.
+func (h *handler) CircuitDropped(ll *link.Link, circ uint32) {
+	l := (*Link)(h)
+	l.set(ll)
+	l.m.cfg.Circuits.DropCircuit(l, circ)
 }
 
 // Closed takes the link out of the table and tells the circuit layer and

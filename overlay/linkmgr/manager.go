@@ -47,6 +47,11 @@ type Circuits interface {
 	HandleCell(ch circuit.Channel, c *cell.Cell)
 	// ChannelClosed is called once when a link closes.
 	ChannelClosed(ch circuit.Channel)
+	// DropCircuit destroys circuit id on ch: the link discarded its
+	// queued cells to stay within the memory budget or a queue bound
+	// (link.CircuitDropper), so it cannot continue. It is called from a
+	// goroutine of the link's, before ChannelClosed.
+	DropCircuit(ch circuit.Channel, id uint32)
 }
 
 // Handler is told about links and receives their link-level cells. The
@@ -96,6 +101,19 @@ type Config struct {
 	// MaxLinksPerPeer bounds the open links to one peer key (default
 	// DefaultMaxLinksPerPeer).
 	MaxLinksPerPeer int
+	// MaxLinks bounds the accepted links, open or in their handshake
+	// (default DefaultMaxLinks). Outbound links are not counted: a node
+	// dials only relays of its directory, one link each.
+	MaxLinks int
+	// MaxLinksPerIP bounds the accepted links, open or in their handshake,
+	// from one IPv4 address or IPv6 /64 (default DefaultMaxLinksPerIP).
+	MaxLinksPerIP int
+	// MaxHandshakes bounds the inbound handshakes in flight (default
+	// DefaultMaxHandshakes).
+	MaxHandshakes int
+	// MaxHandshakesPerIP bounds the inbound handshakes in flight from one
+	// IPv4 address or IPv6 /64 (default DefaultMaxHandshakesPerIP).
+	MaxHandshakesPerIP int
 	// Logf receives debug logs; nil is silent.
 	Logf safelog.Logf
 }
@@ -111,13 +129,26 @@ type Manager struct {
 	wg     sync.WaitGroup // accept loops, handshakes, dials, retirements
 
 	// mu guards the following.
-	mu        sync.Mutex
-	closed    bool
-	listeners []net.Listener
-	peers     map[keys.LinkPublicKey]*peer
-	all       map[*Link]struct{} // every link in peers
-	dialing   map[keys.LinkPublicKey]*pendingDial
-	seq       uint64 // counts recorded links; Link.seq orders them
+	mu         sync.Mutex
+	closed     bool
+	listeners  []net.Listener
+	peers      map[keys.LinkPublicKey]*peer
+	all        map[*Link]struct{} // every link in peers
+	dialing    map[dialKey]*pendingDial
+	seq        uint64 // counts recorded links; Link.seq orders them
+	inbound    int    // accepted links open or in their handshake
+	handshakes int    // inbound handshakes in flight
+	sources    map[source]*sourceCount
+	stats      Stats // the counters; the gauges are computed by Stats
+}
+
+// dialKey identifies a dial that concurrent Channel calls share: the peer
+// key and the address. Keying by the key alone would let a dial to a
+// wrong address (a black hole that never answers) stall every other
+// caller that wants the same peer at its real address.
+type dialKey struct {
+	peer keys.LinkPublicKey
+	addr transport.Addr
 }
 
 // peer is the open links to one peer key.
@@ -126,7 +157,8 @@ type peer struct {
 	preferred *Link
 }
 
-// pendingDial is a dial that concurrent Channel calls for one peer share.
+// pendingDial is a dial that concurrent Channel calls for one peer at one
+// address share.
 type pendingDial struct {
 	done chan struct{}
 	l    *Link // set before done is closed
@@ -147,6 +179,18 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.MaxLinksPerPeer <= 0 {
 		cfg.MaxLinksPerPeer = DefaultMaxLinksPerPeer
 	}
+	if cfg.MaxLinks <= 0 {
+		cfg.MaxLinks = DefaultMaxLinks
+	}
+	if cfg.MaxLinksPerIP <= 0 {
+		cfg.MaxLinksPerIP = DefaultMaxLinksPerIP
+	}
+	if cfg.MaxHandshakes <= 0 {
+		cfg.MaxHandshakes = DefaultMaxHandshakes
+	}
+	if cfg.MaxHandshakesPerIP <= 0 {
+		cfg.MaxHandshakesPerIP = DefaultMaxHandshakesPerIP
+	}
 	if cfg.Link.Logf == nil {
 		cfg.Link.Logf = cfg.Logf
 	}
@@ -155,7 +199,8 @@ func New(cfg Config) (*Manager, error) {
 		logf:    cfg.Logf,
 		peers:   make(map[keys.LinkPublicKey]*peer),
 		all:     make(map[*Link]struct{}),
-		dialing: make(map[keys.LinkPublicKey]*pendingDial),
+		dialing: make(map[dialKey]*pendingDial),
+		sources: make(map[source]*sourceCount),
 	}
 	if cfg.Link.Static != nil {
 		k := cfg.Link.Static.Public()
@@ -227,30 +272,64 @@ func (m *Manager) linkConfig() *link.Config {
 	return &c
 }
 
+// Accept errors other than a closed listener (too many open files, say)
+// are retried after a pause that doubles from minAcceptRetry up to
+// maxAcceptRetry, as net/http does, instead of ending the accept loop.
+const (
+	minAcceptRetry = 5 * time.Millisecond
+	maxAcceptRetry = time.Second
+)
+
 func (m *Manager) acceptLoop(ln net.Listener, scheme string) {
+	var pause time.Duration
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
-			if !errors.Is(err, net.ErrClosed) && !m.isClosed() {
-				m.logf.Printf("linkmgr: accept: %v", safelog.Scrub(err))
+			if errors.Is(err, net.ErrClosed) || m.isClosed() {
+				return
 			}
-			return
+			pause = min(max(2*pause, minAcceptRetry), maxAcceptRetry)
+			m.logf.Printf("linkmgr: accept: %v; retrying in %v", safelog.Scrub(err), pause)
+			t := time.NewTimer(pause)
+			select {
+			case <-t.C:
+			case <-m.ctx.Done():
+				t.Stop()
+				return
+			}
+			continue
 		}
-		if !m.goFunc(func() { m.accept(conn, scheme) }) {
+		pause = 0
+		// The limits apply before any cryptography: a connection over
+		// one is closed at once.
+		s := m.admit(conn.RemoteAddr())
+		if s == nil {
+			conn.Close()
+			continue
+		}
+		if !m.goFunc(func() { m.accept(conn, scheme, s) }) {
+			m.release(s)
 			conn.Close()
 			return
 		}
 	}
 }
 
-// accept runs the responder side of a link on conn and records it.
-func (m *Manager) accept(conn net.Conn, scheme string) {
+// accept runs the responder side of a link on conn, which holds slot s,
+// and records it.
+func (m *Manager) accept(conn net.Conn, scheme string, s *slot) {
 	l := m.newLink(transport.Addr{Scheme: scheme, HostPort: conn.RemoteAddr().String()})
+	l.slot = s
 	ll, err := link.Accept(m.ctx, conn, m.linkConfig(), (*handler)(l))
 	if err != nil {
+		m.mu.Lock()
+		m.stats.FailedHandshakes++
+		m.mu.Unlock()
+		m.release(s)
 		m.logf.Printf("linkmgr: incoming link: %v", err)
 		return
 	}
+	m.handshakeDone(s)
 	l.opened(ll)
 	if err := m.record(l); err != nil {
 		m.logf.Printf("linkmgr: incoming link: %v", err)
@@ -295,6 +374,19 @@ func (m *Manager) Len() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return len(m.all)
+}
+
+// Stats returns the manager's gauges and counters.
+func (m *Manager) Stats() Stats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := m.stats
+	st.Links = len(m.all)
+	st.Inbound = m.inbound
+	st.Handshakes = m.handshakes
+	st.Sources = len(m.sources)
+	st.Dials = len(m.dialing)
+	return st
 }
 
 // Preferred returns the link new circuits to peer use, or nil if there is

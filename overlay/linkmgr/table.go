@@ -69,6 +69,7 @@ func (m *Manager) linkClosed(l *Link) {
 		}
 	}
 	m.mu.Unlock()
+	m.release(l.slot)
 	l.mu.Lock()
 	if l.timer != nil {
 		l.timer.Stop()
