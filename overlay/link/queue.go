@@ -29,6 +29,9 @@ import (
 // cost is a list move per cell, which is nothing next to sealing the cell.
 const schedQuantum = 1
 
+// minRing is the smallest ring a circuit queue allocates.
+const minRing = 16
+
 // qcell is a queued cell and when it was queued (monoNow).
 type qcell struct {
 	c *cell.Cell
@@ -74,7 +77,7 @@ func putQueue(q *circQueue) {
 // push appends c, queued at time t, growing the ring by doubling.
 func (q *circQueue) push(c *cell.Cell, t int64) {
 	if q.n == len(q.ring) {
-		ring := make([]qcell, max(16, 2*len(q.ring)))
+		ring := make([]qcell, max(minRing, 2*len(q.ring)))
 		for i := range q.n {
 			ring[i] = q.ring[(q.head+i)&(len(q.ring)-1)]
 		}
@@ -206,6 +209,12 @@ func (l *Link) dropLocked(q *circQueue) int {
 	}
 	l.active.remove(q)
 	n := q.clear()
+	if len(q.ring) > minRing {
+		// A dropped queue usually stays poisoned, empty or with a
+		// DESTROY, until its circuit ends: it keeps no large ring
+		// (the budget counts cells, not ring slots).
+		q.ring = nil
+	}
 	l.queued -= n
 	l.cellsDropped.Add(uint64(n))
 	return n

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -184,7 +185,7 @@ func (c *stuckConn) Close() error {
 
 // stuckLink returns the client end of a link in a synctest bubble whose
 // writes block from now on; h receives its cells and drops.
-func stuckLink(t *testing.T, cfg *Config, h Handler) *Link {
+func stuckLink(t testing.TB, cfg *Config, h Handler) *Link {
 	t.Helper()
 	nw := &memnet.Network{}
 	ln, err := nw.Host("10.0.0.2").Listen(":1")
@@ -507,5 +508,60 @@ func TestBudgetConcurrent(t *testing.T) {
 	}
 	if n := b.Queued(); n != 0 {
 		t.Errorf("budget holds %d cells after the links closed", n)
+	}
+}
+
+// BenchmarkBudgetOOM is the link side of a relay holding 10,000 circuits
+// that each try to queue a full window (512 cells) towards peers that do
+// not read, over four links sharing the default budget: the queued cells,
+// and so the heap, stay at the budget, and the circuits holding the oldest
+// cells lose their queues (here mostly by each link's own MaxQueue, 16384
+// cells, since four of them make the budget). It reports the live heap
+// at the end, the budget's peak, the budget handler's runs, the circuits
+// dropped on all links and the cost of a Send.
+func BenchmarkBudgetOOM(b *testing.B) {
+	const links, circuits, window = 4, 10_000, 512
+	for b.Loop() {
+		b.StopTimer()
+		budget := NewBudget(0)
+		var ls []*Link
+		for range links {
+			ls = append(ls, stuckLink(b, &Config{Budget: budget}, newHandler(nil)))
+		}
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		b.StartTimer()
+		start := time.Now()
+		refused := 0
+		for c := range circuits {
+			l := ls[c%links]
+			for range window {
+				if l.Send(cell.New(uint32(c+1), cell.CmdRelay)) != nil {
+					refused++
+				}
+			}
+		}
+		elapsed := time.Since(start)
+		b.StopTimer()
+		runtime.GC() // what is live, not garbage not yet swept
+		runtime.ReadMemStats(&after)
+		st := budget.Stats()
+		var dropped uint64
+		for _, l := range ls {
+			dropped += l.Stats().CircuitsDropped
+		}
+		b.ReportMetric(float64(after.HeapInuse-before.HeapInuse)/(1<<20), "heap-MiB")
+		b.ReportMetric(float64(st.Peak)*cell.Size/(1<<20), "peak-queued-MiB")
+		b.ReportMetric(float64(st.Runs), "oom-runs")
+		b.ReportMetric(float64(dropped), "circuits-dropped")
+		b.ReportMetric(float64(elapsed.Nanoseconds())/(circuits*window), "ns/Send")
+		for _, l := range ls {
+			l.Close()
+		}
+		if n := budget.Queued(); n != 0 {
+			b.Fatalf("budget holds %d cells after close", n)
+		}
+		b.StartTimer()
 	}
 }
