@@ -473,9 +473,19 @@ func TestBudgetConcurrent(t *testing.T) {
 	for range 3 {
 		h := newDropRecorder(nil)
 		h.onDrop = func(l *Link, circ uint32) { l.Send(cell.New(circ, cell.CmdDestroy)) }
-		p := newPair(t, memnetListen, &Config{Budget: b, MaxCircuitQueue: 50}, &Config{Static: newKey(t)}, h.testHandler, nil)
-		p.cli.h, p.cli.dropper = h, h
-		links = append(links, p.cli)
+		ln, dial := memnetListen(t)
+		srvKey := newKey(t)
+		cli, srv, err1, err2 := dialBoth(ln, dial, &Config{Budget: b, MaxCircuitQueue: 50}, &Config{Static: srvKey},
+			srvKey.Public(), h, nil)
+		ln.Close()
+		if err1 != nil || err2 != nil {
+			t.Fatal(err1, err2)
+		}
+		t.Cleanup(func() {
+			cli.Close()
+			srv.Close()
+		})
+		links = append(links, cli)
 	}
 	var wg sync.WaitGroup
 	var refused atomic.Int64
