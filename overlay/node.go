@@ -16,6 +16,7 @@ import (
 	"github.com/darkmatter/darkmatter/circuit/protover"
 	"github.com/darkmatter/darkmatter/crypto/keys"
 	"github.com/darkmatter/darkmatter/internal/safelog"
+	"github.com/darkmatter/darkmatter/internal/specialname"
 	"github.com/darkmatter/darkmatter/overlay/descriptor"
 	"github.com/darkmatter/darkmatter/overlay/dir"
 	"github.com/darkmatter/darkmatter/overlay/link"
@@ -204,7 +205,7 @@ func New(cfg Config) (*Node, error) {
 		scfg.Onion, scfg.KEM = k.Onion, k.KEM
 		scfg.Identity = k.Identity.Public()
 		scfg.Extender = extender{n}
-		scfg.Exit = cfg.Exit
+		scfg.Exit = exitWithOwnAddrs(cfg)
 		scfg.Handlers = map[circuit.StreamKind]circuit.StreamHandler{circuit.KindDir: n.dir}
 	}
 	var err error
@@ -423,6 +424,14 @@ func (n *Node) DialStream(ctx context.Context, target, isolation string) (net.Co
 	if n.isClosed() {
 		return nil, ErrClosed
 	}
+	// Names that must never leave this node (.dark until hidden services
+	// land, .onion, localhost, ...): refused before any circuit is built
+	// (spec/streams.md §7).
+	if host, _, err := net.SplitHostPort(target); err == nil {
+		if err := specialname.Check(host); err != nil {
+			return nil, err
+		}
+	}
 	return n.mgr.DialStream(ctx, target, isolation)
 }
 
@@ -612,4 +621,38 @@ func (n *Node) hopOf(d *descriptor.Descriptor) (circuit.Hop, bool) {
 		}
 	}
 	return circuit.Hop{}, false
+}
+
+// exitWithOwnAddrs returns a copy of cfg.Exit whose policy also rejects this
+// relay's own addresses (spec/exit-policy.md §3.1): the IP literals it
+// listens on and advertises, and every interface address, taken once at
+// start. nil if the node is no exit.
+func exitWithOwnAddrs(cfg Config) *circuit.ExitConfig {
+	if cfg.Exit == nil {
+		return nil
+	}
+	exit := *cfg.Exit
+	pol := exit.Policy
+	if pol == nil {
+		pol = exitpolicy.Default()
+	}
+	var own []netip.Addr
+	for _, a := range append(append([]string(nil), cfg.Listen...), cfg.Advertise...) {
+		if ta, err := transport.ParseAddr(a); err == nil {
+			if host, _, err := net.SplitHostPort(ta.HostPort); err == nil {
+				if ip, err := netip.ParseAddr(host); err == nil {
+					own = append(own, ip)
+				}
+			}
+		}
+	}
+	if ifs, err := net.InterfaceAddrs(); err == nil {
+		for _, ia := range ifs {
+			if pfx, err := netip.ParsePrefix(ia.String()); err == nil {
+				own = append(own, pfx.Addr())
+			}
+		}
+	}
+	exit.Policy = pol.WithOwnAddrs(own...)
+	return &exit
 }

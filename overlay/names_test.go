@@ -1,0 +1,49 @@
+package overlay
+
+import (
+	"errors"
+	"net/netip"
+	"testing"
+
+	"github.com/darkmatter/darkmatter/circuit"
+	"github.com/darkmatter/darkmatter/internal/streamerr"
+)
+
+// Names that must stay on this node are refused by Dial before any circuit
+// is built (spec/streams.md §7).
+func TestDialRefusesSpecialNames(t *testing.T) {
+	h := newHarness(t, "mem", 3)
+	defer h.close()
+	before := h.client.ClientCircuits()
+	for _, addr := range []string{"abcdefgh.dark:80", "x.DARK.:443", "site.onion:80", "localhost:22"} {
+		_, err := h.client.Dial(ctxT(t), "tcp", addr)
+		if !errors.Is(err, streamerr.New(streamerr.Unreachable)) {
+			t.Errorf("Dial(%q) = %v, want host unreachable", addr, err)
+		}
+	}
+	if got := h.client.ClientCircuits(); got != before {
+		t.Fatalf("circuits %d -> %d: a refused name built a circuit", before, got)
+	}
+}
+
+// An exit's policy also rejects the relay's own addresses (spec/exit-policy.md
+// §3.1), without changing the caller's ExitConfig or the policy's text.
+func TestExitRejectsOwnAddrs(t *testing.T) {
+	orig := &circuit.ExitConfig{}
+	cfg := Config{Exit: orig, Listen: []string{"mem://11.0.0.1:7000"}, Advertise: []string{"tcp://12.0.0.1:9001"}}
+	ex := exitWithOwnAddrs(cfg)
+	if orig.Policy != nil {
+		t.Fatal("the caller's ExitConfig changed")
+	}
+	for _, own := range []string{"11.0.0.1", "12.0.0.1"} {
+		if ex.Policy.Allows(netip.MustParseAddr(own), 80) {
+			t.Errorf("the exit accepts its own address %s", own)
+		}
+	}
+	if !ex.Policy.Allows(netip.MustParseAddr("9.9.9.9"), 80) {
+		t.Error("a public target is refused")
+	}
+	if exitWithOwnAddrs(Config{}) != nil {
+		t.Error("a non-exit got an exit config")
+	}
+}
