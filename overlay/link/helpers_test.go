@@ -17,6 +17,7 @@ import (
 
 	"github.com/darkmatter/darkmatter/circuit/cell"
 	"github.com/darkmatter/darkmatter/crypto/keys"
+	"github.com/darkmatter/darkmatter/overlay/transport"
 	"github.com/darkmatter/darkmatter/overlay/transport/memnet"
 	"github.com/flynn/noise"
 )
@@ -79,14 +80,13 @@ var networks = []network{
 		return ln, func(ctx context.Context) (net.Conn, error) { return cli.Dial(ctx, ln.Addr().String()) }
 	}},
 	{"tcp", func(t testing.TB) (net.Listener, func(context.Context) (net.Conn, error)) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		// transport.TCP, as nodes use it (TCP_NODELAY, TCP_NOTSENT_LOWAT).
+		var tr transport.TCP
+		ln, err := tr.Listen("127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		return ln, func(ctx context.Context) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "tcp", ln.Addr().String())
-		}
+		return ln, func(ctx context.Context) (net.Conn, error) { return tr.Dial(ctx, ln.Addr().String()) }
 	}},
 }
 

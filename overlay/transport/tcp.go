@@ -100,6 +100,7 @@ func (l *tcpListener) Accept() (net.Conn, error) {
 
 func setNoDelay(c net.Conn) error {
 	if tc, ok := c.(*net.TCPConn); ok {
+		tuneConn(tc)
 		return tc.SetNoDelay(true)
 	}
 	return nil
