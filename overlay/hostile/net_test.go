@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/netip"
-	"reflect"
 	"runtime"
 	"runtime/pprof"
 	"strconv"
@@ -76,11 +75,9 @@ func newNet(t testing.TB, kind string, nc netConfig) *testNet {
 			Network:         network,
 			Listen:          []string{"127.0.0.1:0"},
 			AllowSameSubnet: kind == "tcp",
-			DirRefresh:      200 * time.Millisecond, // relays learn each other quickly
-		}
-		if kind == "tcp" {
 			// Loopback relays extend to loopback addresses.
-			setField(&cfg, "AllowPrivateAddrs", true)
+			AllowPrivateAddrs: kind == "tcp",
+			DirRefresh:        200 * time.Millisecond, // relays learn each other quickly
 		}
 		exit := &circuit.ExitConfig{Policy: exitpolicy.AcceptAll(), ConnectTimeout: 5 * time.Second}
 		if kind == "mem" {
@@ -141,14 +138,6 @@ func newNet(t testing.TB, kind string, nc netConfig) *testNet {
 		t.Fatalf("client: %v", err)
 	}
 	return n
-}
-
-// setField sets cfg's field name to v if cfg has such a field: the suite
-// runs while the limits it tests are being added.
-func setField(cfg *overlay.Config, name string, v any) {
-	if f := reflect.ValueOf(cfg).Elem().FieldByName(name); f.IsValid() {
-		f.Set(reflect.ValueOf(v).Convert(f.Type()))
-	}
 }
 
 func relayLabel(i int) string { return fmt.Sprintf("relay%d", i) }
@@ -377,14 +366,16 @@ func labelValue(line, key string) string {
 	return ""
 }
 
-// heap returns the bytes of heap in use after a full collection (twice, so
-// that sync.Pool's victim cache is emptied too).
+// heap returns the bytes of live heap objects after a full collection
+// (twice, so that sync.Pool's victim cache is emptied too). Live objects,
+// not the spans in use (HeapInuse): freed cells leave spans partly used
+// for a while, which is the allocator's business, not a relay's hold.
 func heap() uint64 {
 	runtime.GC()
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return ms.HeapInuse
+	return ms.HeapAlloc
 }
 
 // usage is a node's resource use at one moment.
@@ -415,13 +406,19 @@ func heapGrowth(before, after usage) uint64 {
 	return after.heap - before.heap
 }
 
+// closeClientCircuits closes the legitimate client's circuits, so that the
+// next stream needs a new one.
+func (n *testNet) closeClientCircuits() {
+	for _, cc := range n.client.Manager().Open() {
+		cc.Close()
+	}
+}
+
 // quiesce closes the legitimate client's circuits and waits until no relay
 // carries a circuit, so that what remains is the attack's.
 func (n *testNet) quiesce(t testing.TB) {
 	t.Helper()
-	for _, cc := range n.client.Manager().Open() {
-		cc.Close()
-	}
+	n.closeClientCircuits()
 	waitFor(t, 10*time.Second, "the client's circuits to close", func() bool {
 		for _, r := range n.relays {
 			if r.CircuitEnds() > 0 {

@@ -181,6 +181,9 @@ type rawLink struct {
 	p    *peer
 	gate *gateConn
 
+	circMu sync.Mutex
+	circs  map[uint32]*rawCirc // circuits built by hand (circuit)
+
 	byCmd      [256]atomic.Int64 // cells received, by command
 	destroys   [256]atomic.Int64 // DESTROY cells received, by reason
 	closedWith atomic.Pointer[error]
@@ -220,6 +223,9 @@ func (p *peer) rawTo(addr string, lk keys.LinkPublicKey, cfg *link.Config) (*raw
 }
 
 func (rl *rawLink) HandleCell(_ *link.Link, c *cell.Cell) {
+	if rl.deliver(c) {
+		return
+	}
 	rl.byCmd[c.Cmd()].Add(1)
 	if c.Cmd() == cell.CmdDestroy {
 		rl.destroys[c.Body()[0]].Add(1)
@@ -267,7 +273,7 @@ func (rl *rawLink) send(id uint32, cmd cell.Command, payload []byte) error {
 // sendPaced sends cells like send, waiting while the link's own queue is
 // long so that the peer, not the attacker, is what the test measures.
 func (rl *rawLink) sendPaced(id uint32, cmd cell.Command, payload []byte) error {
-	for rl.QueueLen() > 1024 {
+	for rl.QueueLen() > 256 { // below the link's bound for one circuit's queue
 		if rl.isClosed() {
 			return link.ErrClosed
 		}

@@ -44,7 +44,7 @@ func TestUnknownCommands(t *testing.T) {
 			if during.goroutines > base.goroutines+4 {
 				t.Errorf("relay goroutines %d → %d", base.goroutines, during.goroutines)
 			}
-			if g := heapGrowth(base, during); g > 8<<20 {
+			if g := heapGrowth(base, during); g > 2<<20 {
 				t.Errorf("heap grew by %.1f MiB", mib(g))
 			}
 			n.legit(t, 10*time.Second)
