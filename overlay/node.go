@@ -144,6 +144,8 @@ const DefaultAnnounce = 64
 type Stats struct {
 	Links linkmgr.Stats
 	Dir   dir.Stats
+	// Circuits are the circuit switch's counters (limits, refusals).
+	Circuits circuit.Stats
 	// Budget is the memory budget all the node's links share.
 	Budget link.BudgetStats
 	// ExtendRefused counts EXTENDs refused by the extend rules (unknown
@@ -518,6 +520,7 @@ func (n *Node) Stats() Stats {
 	return Stats{
 		Links:         n.links.Stats(),
 		Dir:           n.dir.Stats(),
+		Circuits:      n.sw.Stats(),
 		Budget:        n.budget.Stats(),
 		ExtendRefused: n.extendRefused.Load(),
 		HelloRefused:  n.helloRefused.Load(),

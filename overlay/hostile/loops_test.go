@@ -1,5 +1,3 @@
-//go:build hostile_pending
-
 package hostile
 
 import (
@@ -34,13 +32,19 @@ func TestCircuitLoops(t *testing.T) {
 			if err := rc.extend(ctx, r2); err != nil {
 				t.Fatal(err)
 			}
+			refused := n.relays[2].Stats().Circuits.ExtendRefused
 			err = rc.extend(ctx, r1)
 			var de *circuit.DestroyedError
 			if !errors.As(err, &de) {
 				t.Fatalf("EXTEND back to the previous relay: %v, want DESTROY", err)
 			}
-			if de.Reason != cell.DestroyExtendRefused {
-				t.Errorf("EXTEND back to the previous relay: DESTROY reason %d, want %d (EXTEND_REFUSED)", de.Reason, cell.DestroyExtendRefused)
+			// R2 refuses (reason 9); R1 passes a DESTROY from beyond on as
+			// the fixed reason 8 (spec/circuits.md §5.3).
+			if de.Reason != cell.DestroyDestroyed {
+				t.Errorf("EXTEND back to the previous relay: DESTROY reason %d, want %d", de.Reason, cell.DestroyDestroyed)
+			}
+			if got := n.relays[2].Stats().Circuits.ExtendRefused; got != refused+1 {
+				t.Errorf("the second relay refused %d EXTENDs, want 1", got-refused)
 			}
 		})
 	}

@@ -575,3 +575,23 @@ func BenchmarkBudgetOOM(b *testing.B) {
 		b.StartTimer()
 	}
 }
+
+// A link whose own queue (circuit 0) fills is closed, never left with a
+// refused circuit 0 that would silence it for good (found by the
+// hostile-peer suite).
+func TestCircuitZeroFullClosesLink(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		l := stuckLink(t, &Config{MaxCircuitQueue: 8}, nil)
+		var err error
+		for i := 0; i < 100 && err == nil; i++ {
+			err = l.Send(cell.New(0, cell.CmdDirGet))
+		}
+		if !errors.Is(err, ErrQueueFull) {
+			t.Fatalf("Send on a full circuit 0: %v, want ErrQueueFull", err)
+		}
+		<-l.Done()
+		if err := l.Err(); !errors.Is(err, ErrQueueFull) {
+			t.Errorf("link closed with %v, want ErrQueueFull", err)
+		}
+	})
+}

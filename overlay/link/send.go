@@ -87,7 +87,7 @@ func (l *Link) Send(c *cell.Cell) error {
 }
 
 // errOwnQueueDropped closes a link whose own cells (circuit 0) were the
-// oldest when its MaxQueue was reached.
+// oldest when its MaxQueue was reached, or filled circuit 0's queue.
 var errOwnQueueDropped = fmt.Errorf("%w: the link's own cells were the oldest queued", ErrQueueFull)
 
 // admitLocked decides whether a cell with command cmd may join q, and
@@ -110,6 +110,13 @@ func (l *Link) admitLocked(q *circQueue, cmd cell.Command) (freed int, err error
 		}
 	}
 	if q.n >= l.maxCircQueue {
+		if q.id == 0 {
+			// Circuit 0 is never poisoned, which would silence the
+			// link for good: a link whose own cells pile up this far
+			// has a peer that does not read them, and is closed.
+			freed += l.dropLocked(q)
+			return freed, errOwnQueueDropped
+		}
 		if cmd != cell.CmdDestroy {
 			q.poisoned = true
 			return freed, ErrQueueFull

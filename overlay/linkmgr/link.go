@@ -104,6 +104,10 @@ func (l *Link) Err() error { return l.ll.Load().Err() }
 // Peer returns the peer's static link key, authenticated by the handshake.
 func (l *Link) Peer() keys.LinkPublicKey { return l.ll.Load().PeerStatic() }
 
+// PeerStatic is Peer under the name the circuit switch looks for: it refuses
+// an EXTEND back to the relay a circuit came from.
+func (l *Link) PeerStatic() keys.LinkPublicKey { return l.Peer() }
+
 // Descriptor returns the peer's HELLO descriptor, verified once when the
 // link came up (signature, and the link key the handshake authenticated),
 // or nil for a client or a bad one. It is set before LinkUp.
