@@ -63,6 +63,7 @@ func (s *Switch) admitCreate(ch Channel, id uint32, c *cell.Cell) (reason byte, 
 	case t.circs[id] != nil:
 		return cell.DestroyProtocol, false // cannot happen: HandleCell looked it up
 	case t.peer >= s.cfg.MaxCircuitsPerChannel, s.relayCircs >= s.cfg.MaxCircuits,
+		t.source != "" && s.sourceCircs[t.source] >= s.cfg.MaxCircuitsPerSource,
 		len(t.hsQueue) >= s.cfg.MaxPendingCreatesPerChannel,
 		len(t.hsQueue) > 0 && s.hsPending >= s.cfg.MaxPendingCreates:
 		s.counters.createRefused.Add(1)
@@ -75,6 +76,12 @@ func (s *Switch) admitCreate(ch Channel, id uint32, c *cell.Cell) (reason byte, 
 	t.circs[id] = prevEnd{rc}
 	t.peer++
 	s.relayCircs++
+	if t.source != "" {
+		if s.sourceCircs == nil {
+			s.sourceCircs = make(map[string]int)
+		}
+		s.sourceCircs[t.source]++
+	}
 	t.hsQueue = append(t.hsQueue, rc)
 	s.hsPending++
 	if !t.ready {

@@ -54,6 +54,8 @@ type fakeChan struct {
 	done        chan struct{}
 	once        sync.Once
 	wg          sync.WaitGroup
+	// source is what Source reports (the peer's address key), "" for none.
+	source string
 	// raw, if set, receives the cells arriving at this end instead of a
 	// switch: a hand-written peer.
 	raw func(*cell.Cell)
@@ -102,6 +104,9 @@ func (c *fakeChan) Send(x *cell.Cell) error {
 }
 func (c *fakeChan) Initiator() bool       { return c.initiator }
 func (c *fakeChan) Done() <-chan struct{} { return c.done }
+
+// Source implements Sourcer when a test gave the channel a source.
+func (c *fakeChan) Source() string { return c.source }
 
 // PeerStatic returns the peer's static link key, like *link.Link.
 func (c *fakeChan) PeerStatic() keys.LinkPublicKey {
@@ -233,11 +238,16 @@ func (fn *fakeNode) Channel(ctx context.Context, id keys.IdentityPublicKey, lk k
 // the test sends cells on the returned end (as the link initiator) and
 // handle receives what the node sends back, on the channel's reader.
 func (n *fakeNet) rawChannel(to *fakeNode, handle func(*cell.Cell)) *fakeChan {
+	return n.rawChannelFrom(to, "", handle)
+}
+
+// rawChannelFrom is rawChannel whose peer connects from source (Sourcer).
+func (n *fakeNet) rawChannelFrom(to *fakeNode, source string, handle func(*cell.Cell)) *fakeChan {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.raws++
 	a := &fakeChan{initiator: true, q: make(chan *cell.Cell, 1<<16), done: make(chan struct{}), raw: handle}
-	b := &fakeChan{owner: to, q: make(chan *cell.Cell, 1<<16), done: make(chan struct{})}
+	b := &fakeChan{owner: to, q: make(chan *cell.Cell, 1<<16), done: make(chan struct{}), source: source}
 	a.other, b.other = b, a
 	a.wg.Add(1)
 	b.wg.Add(1)

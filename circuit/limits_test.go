@@ -295,6 +295,39 @@ func TestCircuitLimits(t *testing.T) {
 			t.Fatalf("second channel: %+v, want one circuit and one refusal", b.got)
 		}
 	})
+	t.Run("per source", func(t *testing.T) {
+		// Two links from one address share its bound; another address
+		// still gets circuits.
+		n := newFakeNet()
+		defer n.close()
+		r := n.addNodeWith(t, "relay", nil, func(c *Config) { c.MaxCircuitsPerSource = 3 })
+		var a, b, c rawReplies
+		cha := n.rawChannelFrom(r, "198.51.100.7", a.handle)
+		chb := n.rawChannelFrom(r, "198.51.100.7", b.handle)
+		chc := n.rawChannelFrom(r, "203.0.113.9", c.handle)
+		for k := range 2 {
+			sendCreate(t, cha, rawID(k+1), goodCreate(t, r))
+		}
+		eventually(t, func() bool { return a.count(cell.CmdCreated, 0) == 2 }, "two circuits")
+		for k := range 2 {
+			sendCreate(t, chb, rawID(k+1), goodCreate(t, r))
+			sendCreate(t, chc, rawID(k+1), goodCreate(t, r))
+		}
+		eventually(t, func() bool { return b.len() == 2 && c.len() == 2 }, "answers")
+		if b.count(cell.CmdCreated, 0) != 1 || b.count(cell.CmdDestroy, cell.DestroyResource) != 1 {
+			t.Fatalf("second link of the source: %+v, want one circuit and one refusal", b.got)
+		}
+		if c.count(cell.CmdCreated, 0) != 2 {
+			t.Fatalf("another source: %+v, want two circuits", c.got)
+		}
+		// A closed link gives its source's circuits back.
+		cha.close()
+		eventually(t, func() bool {
+			r.sw.mu.Lock()
+			defer r.sw.mu.Unlock()
+			return r.sw.sourceCircs["198.51.100.7"] == 1
+		}, "the closed link's circuits released")
+	})
 	t.Run("own half", func(t *testing.T) {
 		// The guard's EXTENDs share its half of the guard–middle link.
 		n := newFakeNet()

@@ -94,6 +94,11 @@ type Config struct {
 	// (default 4096). A CREATE beyond it is refused with DESTROY reason 5;
 	// an EXTEND beyond it fails with reason 5.
 	MaxCircuitsPerChannel int
+	// MaxCircuitsPerSource bounds the circuits peers opened from one
+	// source (an IPv4 address or IPv6 /64, for channels that say, see
+	// Sourcer), over all its channels (default MaxCircuits/8, so at least
+	// eight sources are needed to fill a relay).
+	MaxCircuitsPerSource int
 	// MaxCircuits bounds the circuits peers opened at this relay over all
 	// channels (default 65536); a CREATE beyond it is refused (reason 5).
 	MaxCircuits int
@@ -169,6 +174,7 @@ func (cfg *Config) setDefaults() {
 	}
 	setDefault(&cfg.MaxCircuitsPerChannel, DefaultMaxCircuitsPerChannel)
 	setDefault(&cfg.MaxCircuits, DefaultMaxCircuits)
+	setDefault(&cfg.MaxCircuitsPerSource, cfg.MaxCircuits/8)
 	setDefault(&cfg.CreateRate, DefaultCreateRate)
 	setDefault(&cfg.CreateBurst, DefaultCreateBurst)
 	setDefault(&cfg.MaxPendingCreates, DefaultMaxPendingCreates)
@@ -255,6 +261,8 @@ type chanTable struct {
 	// own and peer count the circuits in this node's and in the peer's
 	// half of the ID space.
 	own, peer int
+	// source is where the peer connects from (Sourcer), "" if unknown.
+	source string
 	// creates limits the peer's CREATEs, destroys the DESTROYs answering
 	// cells for unknown circuits.
 	creates, destroys tokenBucket
@@ -297,8 +305,10 @@ type Switch struct {
 	mu     sync.Mutex
 	chans  map[Channel]*chanTable
 	closed bool
-	// relayCircs counts the circuits peers opened, over all channels.
-	relayCircs int
+	// relayCircs counts the circuits peers opened, over all channels;
+	// sourceCircs the same per source (chanTable.source).
+	relayCircs  int
+	sourceCircs map[string]int
 	// hsReady lists the channels with CREATEs waiting, in the order the
 	// handshake workers serve them; hsPending counts those CREATEs.
 	// hsCond (on mu) wakes a worker.
@@ -438,6 +448,23 @@ func (s *Switch) register(ch Channel, ep endpoint) (uint32, error) {
 // table returns ch's table, creating it; nil if the switch is closed or ch
 // is done (ChannelClosed has run or is about to, so a new table would
 // leak). The caller holds s.mu.
+// Sourcer is implemented by channels that know where their peer connects
+// from: a short key for its IPv4 address or IPv6 /64 (the link manager's
+// per-address key). The switch bounds the circuits of one source.
+type Sourcer interface {
+	Source() string
+}
+
+// sourceDone forgets n circuits of source. s.mu must be held.
+func (s *Switch) sourceDone(source string, n int) {
+	if source == "" || n == 0 {
+		return
+	}
+	if s.sourceCircs[source] -= n; s.sourceCircs[source] <= 0 {
+		delete(s.sourceCircs, source)
+	}
+}
+
 func (s *Switch) table(ch Channel) *chanTable {
 	t := s.chans[ch]
 	if t == nil {
@@ -445,6 +472,9 @@ func (s *Switch) table(ch Channel) *chanTable {
 			return nil
 		}
 		t = &chanTable{circs: make(map[uint32]endpoint)}
+		if sc, ok := ch.(Sourcer); ok {
+			t.source = sc.Source()
+		}
 		s.chans[ch] = t
 	}
 	return t
@@ -468,6 +498,7 @@ func (s *Switch) unregister(ch Channel, id uint32) {
 	} else {
 		t.peer--
 		s.relayCircs--
+		s.sourceDone(t.source, 1)
 	}
 	t.answered.add(id)
 }
@@ -621,6 +652,7 @@ func (s *Switch) ChannelClosed(ch Channel) {
 	delete(s.chans, ch)
 	if t != nil {
 		s.relayCircs -= t.peer
+		s.sourceDone(t.source, t.peer)
 		s.dropQueue(t)
 	}
 	s.mu.Unlock()

@@ -71,6 +71,15 @@ type Config struct {
 	// flight (linkmgr.DefaultMaxHandshakes 256, DefaultMaxHandshakesPerIP
 	// 4). A connection over a limit is closed before any cryptography.
 	MaxLinks, MaxLinksPerIP, MaxHandshakes, MaxHandshakesPerIP int
+	// CreateRate and CreateBurst rate CREATE cells per link
+	// (circuit.DefaultCreateRate 200/s, DefaultCreateBurst 256);
+	// MaxCircuitsPerLink, MaxCircuitsPerIP and MaxCircuits bound the
+	// circuits peers open on one link, from one IPv4 address or IPv6 /64,
+	// and in all (circuit.DefaultMaxCircuitsPerChannel 4096, MaxCircuits/8,
+	// DefaultMaxCircuits 65536).
+	CreateRate                                        float64
+	CreateBurst                                       int
+	MaxCircuitsPerLink, MaxCircuitsPerIP, MaxCircuits int
 	// DirAnswerWindow, DirMaxAnswers and DirAnswerTimeout pace the
 	// answers to DIR_GET (dir.DefaultAnswerWindow 32 cells,
 	// DefaultMaxAnswers 64, DefaultAnswerTimeout 10 s); DirGetInterval
@@ -202,7 +211,10 @@ func New(cfg Config) (*Node, error) {
 		budget: link.NewBudget(cfg.MemoryBudget),
 		logf:   cfg.Logf,
 	}
-	scfg := circuit.Config{Network: cfg.Network, Linker: linker{n}, Logf: cfg.Logf}
+	scfg := circuit.Config{Network: cfg.Network, Linker: linker{n}, Logf: cfg.Logf,
+		CreateRate: cfg.CreateRate, CreateBurst: cfg.CreateBurst,
+		MaxCircuitsPerChannel: cfg.MaxCircuitsPerLink, MaxCircuitsPerSource: cfg.MaxCircuitsPerIP,
+		MaxCircuits: cfg.MaxCircuits}
 	if n.isRelay() {
 		scfg.Onion, scfg.KEM = k.Onion, k.KEM
 		scfg.Identity = k.Identity.Public()

@@ -312,7 +312,12 @@ func measureRelayMemory(ctx context.Context, network string, n int) (float64, er
 		return 0, err
 	}
 	defer os.RemoveAll(dir)
-	cmd := exec.CommandContext(ctx, exe, "relay", "--listen", "127.0.0.1:0", "--data", dir, "--network", network)
+	// One client builds every circuit over one link: lift the relay's
+	// per-link, per-address and rate limits, which exist to stop exactly
+	// that from a stranger.
+	cmd := exec.CommandContext(ctx, exe, "relay", "--listen", "127.0.0.1:0", "--data", dir, "--network", network,
+		"--create-rate", "1e6", "--create-burst", strconv.Itoa(n+16), "--max-circuits-per-link", strconv.Itoa(n+16),
+		"--max-circuits-per-ip", strconv.Itoa(n+16), "--max-circuits", strconv.Itoa(n+16))
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		return 0, err
@@ -338,7 +343,8 @@ func measureRelayMemory(ctx context.Context, network string, n int) (float64, er
 	if err != nil {
 		return 0, err
 	}
-	client, err := overlay.New(overlay.Config{Network: network, Bootstrap: []descriptor.Bootstrap{b}, PathLen: 1, AllowSameSubnet: true})
+	client, err := overlay.New(overlay.Config{Network: network, Bootstrap: []descriptor.Bootstrap{b}, PathLen: 1, AllowSameSubnet: true,
+		MaxCircuitsPerLink: n + 16})
 	if err != nil {
 		return 0, err
 	}

@@ -27,6 +27,11 @@ func relayCommand() *cli.Command {
 			&cli.BoolFlag{Name: "allow-private-addrs", Usage: "extend circuits to relays at loopback, private and link-local addresses (a network on one machine or one LAN only)"},
 			&cli.IntFlag{Name: "max-links", Usage: "accepted links at most, open or in their handshake", Value: linkmgr.DefaultMaxLinks},
 			&cli.IntFlag{Name: "max-links-per-ip", Usage: "accepted links at most from one IPv4 address or IPv6 /64", Value: linkmgr.DefaultMaxLinksPerIP},
+			&cli.Float64Flag{Name: "create-rate", Usage: "CREATE cells per second at most from one link (bursts of --create-burst)", Value: circuit.DefaultCreateRate},
+			&cli.IntFlag{Name: "create-burst", Usage: "CREATE cells one link may send at once", Value: circuit.DefaultCreateBurst},
+			&cli.IntFlag{Name: "max-circuits-per-link", Usage: "circuits at most that one link's peer opens", Value: circuit.DefaultMaxCircuitsPerChannel},
+			&cli.IntFlag{Name: "max-circuits-per-ip", Usage: "circuits at most opened from one IPv4 address or IPv6 /64 (default: max-circuits/8)"},
+			&cli.IntFlag{Name: "max-circuits", Usage: "circuits at most that peers open at this relay", Value: circuit.DefaultMaxCircuits},
 			&cli.IntFlag{Name: "memory-budget", Usage: "MiB of cells queued on all links at most; over it the circuits holding the oldest cells are destroyed", Value: link.DefaultBudget * cell.Size >> 20},
 		),
 		Action: func(c *cli.Context) error {
@@ -58,17 +63,22 @@ func relayCommand() *cli.Command {
 				return fmt.Errorf("--memory-budget must be positive")
 			}
 			n, err := overlay.New(overlay.Config{
-				Network:           c.String("network"),
-				Listen:            c.StringSlice("listen"),
-				Advertise:         c.StringSlice("advertise"),
-				Keys:              k,
-				Exit:              exit,
-				Bootstrap:         bs,
-				AllowPrivateAddrs: c.Bool("allow-private-addrs"),
-				MaxLinks:          c.Int("max-links"),
-				MaxLinksPerIP:     c.Int("max-links-per-ip"),
-				MemoryBudget:      c.Int("memory-budget") << 20 / cell.Size,
-				Logf:              debug,
+				Network:            c.String("network"),
+				Listen:             c.StringSlice("listen"),
+				Advertise:          c.StringSlice("advertise"),
+				Keys:               k,
+				Exit:               exit,
+				Bootstrap:          bs,
+				AllowPrivateAddrs:  c.Bool("allow-private-addrs"),
+				MaxLinks:           c.Int("max-links"),
+				MaxLinksPerIP:      c.Int("max-links-per-ip"),
+				CreateRate:         c.Float64("create-rate"),
+				CreateBurst:        c.Int("create-burst"),
+				MaxCircuitsPerLink: c.Int("max-circuits-per-link"),
+				MaxCircuitsPerIP:   c.Int("max-circuits-per-ip"),
+				MaxCircuits:        c.Int("max-circuits"),
+				MemoryBudget:       c.Int("memory-budget") << 20 / cell.Size,
+				Logf:               debug,
 			})
 			if err != nil {
 				return err

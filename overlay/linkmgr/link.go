@@ -104,6 +104,17 @@ func (l *Link) Err() error { return l.ll.Load().Err() }
 // Peer returns the peer's static link key, authenticated by the handshake.
 func (l *Link) Peer() keys.LinkPublicKey { return l.ll.Load().PeerStatic() }
 
+// Source is the key the per-address limits use for the peer's address (an
+// IPv4 address or IPv6 /64): the circuit switch bounds circuits per source
+// with it (circuit.Sourcer).
+func (l *Link) Source() string {
+	src := sourceOf(l.RemoteAddr())
+	if src.ip.IsValid() {
+		return src.ip.String()
+	}
+	return src.other
+}
+
 // PeerStatic is Peer under the name the circuit switch looks for: it refuses
 // an EXTEND back to the relay a circuit came from.
 func (l *Link) PeerStatic() keys.LinkPublicKey { return l.Peer() }
@@ -214,3 +225,5 @@ func (h *handler) Closed(ll *link.Link, err error) {
 	l.set(ll)
 	l.m.linkClosed(l)
 }
+
+var _ circuit.Sourcer = (*Link)(nil)
