@@ -1,5 +1,5 @@
 # Convenience targets; README.md has the two set-up commands.
-.PHONY: test ci bench bench-crypto bench-link bench-circuit bench-e2e
+.PHONY: test ci bench bench-crypto bench-link bench-circuit bench-e2e bench-hostile
 
 test:
 	go test -race ./...
@@ -24,4 +24,9 @@ bench-circuit:
 bench-e2e:
 	go run ./cmd/darkmatter bench
 
-bench: bench-crypto bench-link bench-circuit bench-e2e
+# Attacks on a relay: a legitimate client's TTFB under a CREATE flood, and
+# queued circuits against the memory budget (overlay/hostile).
+bench-hostile:
+	go test -run '^$$' -bench . -benchtime 1x ./overlay/hostile/
+
+bench: bench-crypto bench-link bench-circuit bench-e2e bench-hostile
