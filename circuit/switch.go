@@ -13,6 +13,7 @@ import (
 	"github.com/darkmatter/darkmatter/circuit/cell"
 	"github.com/darkmatter/darkmatter/circuit/protover"
 	"github.com/darkmatter/darkmatter/crypto/keys"
+	"github.com/darkmatter/darkmatter/internal/defaults"
 	"github.com/darkmatter/darkmatter/internal/safelog"
 )
 
@@ -172,26 +173,20 @@ func (cfg *Config) setDefaults() {
 	if cfg.MaxJoints <= 0 {
 		cfg.MaxJoints = 4096
 	}
-	setDefault(&cfg.MaxCircuitsPerChannel, DefaultMaxCircuitsPerChannel)
-	setDefault(&cfg.MaxCircuits, DefaultMaxCircuits)
-	setDefault(&cfg.MaxCircuitsPerSource, cfg.MaxCircuits/8)
-	setDefault(&cfg.CreateRate, DefaultCreateRate)
-	setDefault(&cfg.CreateBurst, DefaultCreateBurst)
-	setDefault(&cfg.MaxPendingCreates, DefaultMaxPendingCreates)
-	setDefault(&cfg.MaxPendingCreatesPerChannel, DefaultMaxPendingCreatesPerChannel)
-	setDefault(&cfg.ReplayCacheSize, DefaultReplayCacheSize)
-	setDefault(&cfg.ReplayWindow, DefaultReplayWindow)
+	defaults.Set(&cfg.MaxCircuitsPerChannel, DefaultMaxCircuitsPerChannel)
+	defaults.Set(&cfg.MaxCircuits, DefaultMaxCircuits)
+	defaults.Set(&cfg.MaxCircuitsPerSource, cfg.MaxCircuits/8)
+	defaults.Set(&cfg.CreateRate, DefaultCreateRate)
+	defaults.Set(&cfg.CreateBurst, DefaultCreateBurst)
+	defaults.Set(&cfg.MaxPendingCreates, DefaultMaxPendingCreates)
+	defaults.Set(&cfg.MaxPendingCreatesPerChannel, DefaultMaxPendingCreatesPerChannel)
+	defaults.Set(&cfg.ReplayCacheSize, DefaultReplayCacheSize)
+	defaults.Set(&cfg.ReplayWindow, DefaultReplayWindow)
 	if cfg.CircuitIdleTimeout == 0 {
 		cfg.CircuitIdleTimeout = DefaultCircuitIdleTimeout
 	}
-	setDefault(&cfg.DestroyReplyRate, DefaultDestroyReplyRate)
-	setDefault(&cfg.DestroyReplyBurst, DefaultDestroyReplyBurst)
-}
-
-func setDefault[T int | float64 | time.Duration](v *T, def T) {
-	if *v <= 0 {
-		*v = def
-	}
+	defaults.Set(&cfg.DestroyReplyRate, DefaultDestroyReplyRate)
+	defaults.Set(&cfg.DestroyReplyBurst, DefaultDestroyReplyBurst)
 }
 
 var (

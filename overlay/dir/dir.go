@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/darkmatter/darkmatter/crypto/keys"
+	"github.com/darkmatter/darkmatter/internal/defaults"
 	"github.com/darkmatter/darkmatter/overlay/descriptor"
 )
 
@@ -114,24 +115,12 @@ func New(cfg Config) *Directory {
 	if cfg.Network == "" {
 		cfg.Network = "darkmatter"
 	}
-	if cfg.MaxRelays <= 0 {
-		cfg.MaxRelays = DefaultMaxRelays
-	}
-	if cfg.AnswerWindow <= 0 {
-		cfg.AnswerWindow = DefaultAnswerWindow
-	}
-	if cfg.MaxAnswers <= 0 {
-		cfg.MaxAnswers = DefaultMaxAnswers
-	}
-	if cfg.AnswerTimeout <= 0 {
-		cfg.AnswerTimeout = DefaultAnswerTimeout
-	}
-	if cfg.GetInterval <= 0 {
-		cfg.GetInterval = DefaultGetInterval
-	}
-	if cfg.GetBurst <= 0 {
-		cfg.GetBurst = DefaultGetBurst
-	}
+	defaults.Set(&cfg.MaxRelays, DefaultMaxRelays)
+	defaults.Set(&cfg.AnswerWindow, DefaultAnswerWindow)
+	defaults.Set(&cfg.MaxAnswers, DefaultMaxAnswers)
+	defaults.Set(&cfg.AnswerTimeout, DefaultAnswerTimeout)
+	defaults.Set(&cfg.GetInterval, DefaultGetInterval)
+	defaults.Set(&cfg.GetBurst, DefaultGetBurst)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/darkmatter/darkmatter/circuit"
 	"github.com/darkmatter/darkmatter/circuit/cell"
 	"github.com/darkmatter/darkmatter/crypto/keys"
+	"github.com/darkmatter/darkmatter/internal/defaults"
 	"github.com/darkmatter/darkmatter/internal/safelog"
 	"github.com/darkmatter/darkmatter/overlay/descriptor"
 	"github.com/darkmatter/darkmatter/overlay/link"
@@ -173,24 +174,12 @@ func New(cfg Config) (*Manager, error) {
 	if cfg.Transports == nil {
 		cfg.Transports = transport.Registry{transport.SchemeTCP: &transport.TCP{}}
 	}
-	if cfg.ReplaceGrace <= 0 {
-		cfg.ReplaceGrace = DefaultReplaceGrace
-	}
-	if cfg.MaxLinksPerPeer <= 0 {
-		cfg.MaxLinksPerPeer = DefaultMaxLinksPerPeer
-	}
-	if cfg.MaxLinks <= 0 {
-		cfg.MaxLinks = DefaultMaxLinks
-	}
-	if cfg.MaxLinksPerIP <= 0 {
-		cfg.MaxLinksPerIP = DefaultMaxLinksPerIP
-	}
-	if cfg.MaxHandshakes <= 0 {
-		cfg.MaxHandshakes = DefaultMaxHandshakes
-	}
-	if cfg.MaxHandshakesPerIP <= 0 {
-		cfg.MaxHandshakesPerIP = DefaultMaxHandshakesPerIP
-	}
+	defaults.Set(&cfg.ReplaceGrace, DefaultReplaceGrace)
+	defaults.Set(&cfg.MaxLinksPerPeer, DefaultMaxLinksPerPeer)
+	defaults.Set(&cfg.MaxLinks, DefaultMaxLinks)
+	defaults.Set(&cfg.MaxLinksPerIP, DefaultMaxLinksPerIP)
+	defaults.Set(&cfg.MaxHandshakes, DefaultMaxHandshakes)
+	defaults.Set(&cfg.MaxHandshakesPerIP, DefaultMaxHandshakesPerIP)
 	if cfg.Link.Logf == nil {
 		cfg.Link.Logf = cfg.Logf
 	}
