@@ -16,20 +16,26 @@ import (
 )
 
 func main() {
-	app := &cli.App{
-		Name:  "darkmatter",
-		Usage: "an onion-routed anonymous overlay network",
+	if err := newApp().Run(os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "darkmatter:", err)
+		os.Exit(1)
+	}
+}
+
+// newApp is the command line: every command, and --version.
+func newApp() *cli.App {
+	return &cli.App{
+		Name:    "darkmatter",
+		Usage:   "an onion-routed anonymous overlay network",
+		Version: version,
 		Commands: []*cli.Command{
 			testnetCommand(),
 			relayCommand(),
 			proxyCommand(),
 			keygenCommand(),
 			benchCommand(),
+			statusCommand(),
 		},
-	}
-	if err := app.Run(os.Args); err != nil {
-		fmt.Fprintln(os.Stderr, "darkmatter:", err)
-		os.Exit(1)
 	}
 }
 
@@ -92,8 +98,4 @@ func parseBootstraps(ss []string) ([]descriptor.Bootstrap, error) {
 // signalContext is cancelled on SIGINT or SIGTERM.
 func signalContext(parent context.Context) (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
-}
-
-func progressPrinter(info safelog.Logf) func(int, string) {
-	return func(p int, msg string) { info.Printf("Bootstrapped %d%%: %s", p, msg) }
 }

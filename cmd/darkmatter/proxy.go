@@ -10,6 +10,7 @@ import (
 
 	"github.com/darkmatter/darkmatter/apps/httpproxy"
 	"github.com/darkmatter/darkmatter/apps/socks"
+	"github.com/darkmatter/darkmatter/internal/control"
 	"github.com/darkmatter/darkmatter/internal/safelog"
 	"github.com/darkmatter/darkmatter/overlay"
 	"github.com/urfave/cli/v2"
@@ -36,17 +37,25 @@ func proxyCommand() *cli.Command {
 			}
 			ctx, stop := signalContext(c.Context)
 			defer stop()
+			prog := &progress{info: info}
 			n, err := overlay.New(overlay.Config{
 				Network:         c.String("network"),
 				Bootstrap:       bs,
 				AllowSameSubnet: c.Bool("allow-same-subnet"),
-				Progress:        progressPrinter(info),
+				Progress:        prog.report,
 				Logf:            debug,
 			})
 			if err != nil {
 				return err
 			}
 			defer n.Close()
+			ctl, err := startControl(c.String("data"), func(req control.Request) *control.Status {
+				return nodeStatus("proxy", n, prog, req)
+			})
+			if err != nil {
+				return err
+			}
+			defer ctl.Close()
 			if err := n.Start(ctx); err != nil {
 				return err
 			}

@@ -8,6 +8,7 @@ import (
 	"github.com/darkmatter/darkmatter/circuit/cell"
 	"github.com/darkmatter/darkmatter/circuit/exitpolicy"
 	"github.com/darkmatter/darkmatter/crypto/keys"
+	"github.com/darkmatter/darkmatter/internal/control"
 	"github.com/darkmatter/darkmatter/overlay"
 	"github.com/darkmatter/darkmatter/overlay/link"
 	"github.com/darkmatter/darkmatter/overlay/linkmgr"
@@ -62,6 +63,7 @@ func relayCommand() *cli.Command {
 			if c.Int("memory-budget") <= 0 {
 				return fmt.Errorf("--memory-budget must be positive")
 			}
+			prog := &progress{} // a relay's bootstrap is not printed
 			n, err := overlay.New(overlay.Config{
 				Network:            c.String("network"),
 				Listen:             c.StringSlice("listen"),
@@ -78,20 +80,33 @@ func relayCommand() *cli.Command {
 				MaxCircuitsPerIP:   c.Int("max-circuits-per-ip"),
 				MaxCircuits:        c.Int("max-circuits"),
 				MemoryBudget:       c.Int("memory-budget") << 20 / cell.Size,
+				Progress:           prog.report,
 				Logf:               debug,
 			})
 			if err != nil {
 				return err
 			}
 			defer n.Close()
+			role := "relay"
+			if exit != nil {
+				role = "exit relay"
+			}
+			ctl, err := startControl(c.String("data"), func(req control.Request) *control.Status {
+				return nodeStatus(role, n, prog, req)
+			})
+			if err != nil {
+				return err
+			}
+			defer ctl.Close()
 			if err := n.Start(ctx); err != nil {
 				return err
 			}
-			role := "relay"
+			prog.report(100, "relay started")
+			ready := role
 			if exit != nil {
-				role = "exit relay (policy " + exit.Policy.String() + ")"
+				ready = "exit relay (policy " + exit.Policy.String() + ")"
 			}
-			say("darkmatter %s ready on %s", role, n.Addr())
+			say("darkmatter %s ready on %s", ready, n.Addr())
 			say("bootstrap: %s", n.Bootstrap())
 			<-ctx.Done()
 			info.Printf("shutting down")

@@ -3,14 +3,17 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 
 	"github.com/darkmatter/darkmatter/circuit"
 	"github.com/darkmatter/darkmatter/circuit/exitpolicy"
+	"github.com/darkmatter/darkmatter/internal/control"
 	"github.com/darkmatter/darkmatter/internal/safelog"
 	"github.com/darkmatter/darkmatter/overlay"
 	"github.com/darkmatter/darkmatter/overlay/descriptor"
@@ -34,6 +37,21 @@ func testnetCommand() *cli.Command {
 			}
 			ctx, stop := signalContext(c.Context)
 			defer stop()
+			// The control socket comes first, so that a second testnet on
+			// this --data refuses before starting relays; it answers once
+			// the client is up.
+			var up atomic.Pointer[testnet]
+			ctl, err := control.Listen(c.String("data"), func(req control.Request) (*control.Status, error) {
+				tn := up.Load()
+				if tn == nil {
+					return nil, errors.New("the testnet is starting")
+				}
+				return nodeStatus("testnet client", tn.Client, tn.progress, req), nil
+			})
+			if err != nil {
+				return err
+			}
+			defer ctl.Close()
 			tn, err := startTestnet(ctx, testnetOptions{
 				Network: c.String("network"),
 				Relays:  c.Int("relays"),
@@ -44,6 +62,7 @@ func testnetCommand() *cli.Command {
 				return err
 			}
 			defer tn.Close()
+			up.Store(tn)
 			fe, err := startFrontends(tn.Client, c.String("socks"), c.String("http"), debug)
 			if err != nil {
 				return err
@@ -80,6 +99,8 @@ type testnet struct {
 	Relays []*overlay.Node
 	Exits  int
 	Client *overlay.Node
+	// progress is the client's bootstrap progress.
+	progress *progress
 }
 
 // startTestnet starts the relays (the second half of them exits that also
@@ -88,7 +109,7 @@ func startTestnet(ctx context.Context, o testnetOptions) (*testnet, error) {
 	if o.Relays < 3 {
 		return nil, fmt.Errorf("--relays must be at least 3")
 	}
-	tn := &testnet{}
+	tn := &testnet{progress: &progress{info: o.Info}}
 	var boot []descriptor.Bootstrap
 	for i := 0; i < o.Relays; i++ {
 		var exit *circuit.ExitConfig
@@ -130,7 +151,7 @@ func startTestnet(ctx context.Context, o testnetOptions) (*testnet, error) {
 		// complete; the client makes it its guard.
 		Bootstrap:       boot[:1],
 		AllowSameSubnet: true,
-		Progress:        progressPrinter(o.Info),
+		Progress:        tn.progress.report,
 		Logf:            o.Debug,
 	})
 	if err != nil {
