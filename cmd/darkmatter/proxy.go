@@ -20,12 +20,12 @@ func proxyCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "proxy",
 		Usage: "run a client with a local SOCKS5 and HTTP proxy",
-		Flags: append(commonFlags(),
+		Flags: append(append(commonFlags(),
 			&cli.StringSliceFlag{Name: "bootstrap", Usage: "relay ID@HOST:PORT (repeatable)", Required: true},
 			&cli.StringFlag{Name: "socks", Usage: "SOCKS5 listen address (empty: off)", Value: "127.0.0.1:1080"},
 			&cli.StringFlag{Name: "http", Usage: "HTTP proxy listen address (empty: off)", Value: "127.0.0.1:8118"},
 			&cli.BoolFlag{Name: "allow-same-subnet", Usage: "allow several hops in one /16 (local test networks)"},
-		),
+		), metricsFlags()...),
 		Action: func(c *cli.Context) error {
 			info, debug, err := logger(c)
 			if err != nil {
@@ -56,6 +56,11 @@ func proxyCommand() *cli.Command {
 				return err
 			}
 			defer ctl.Close()
+			ms, err := startMetricsFlag(c, n, prog)
+			if err != nil {
+				return err
+			}
+			defer ms.Close()
 			if err := n.Start(ctx); err != nil {
 				return err
 			}

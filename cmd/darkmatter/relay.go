@@ -19,7 +19,7 @@ func relayCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "relay",
 		Usage: "run a relay that carries other people's circuits",
-		Flags: append(commonFlags(),
+		Flags: append(append(commonFlags(),
 			&cli.StringSliceFlag{Name: "listen", Usage: "link listen address [tcp://]HOST:PORT (repeatable)", Required: true},
 			&cli.StringSliceFlag{Name: "advertise", Usage: "address to publish in the descriptor, [tcp://]HOST:PORT (repeatable; default: the listen addresses)"},
 			&cli.StringSliceFlag{Name: "bootstrap", Usage: "relay ID@HOST:PORT to announce to (repeatable)"},
@@ -34,7 +34,7 @@ func relayCommand() *cli.Command {
 			&cli.IntFlag{Name: "max-circuits-per-ip", Usage: "circuits at most opened from one IPv4 address or IPv6 /64 (default: max-circuits/8)"},
 			&cli.IntFlag{Name: "max-circuits", Usage: "circuits at most that peers open at this relay", Value: circuit.DefaultMaxCircuits},
 			&cli.IntFlag{Name: "memory-budget", Usage: "MiB of cells queued on all links at most; over it the circuits holding the oldest cells are destroyed", Value: link.DefaultBudget * cell.Size >> 20},
-		),
+		), metricsFlags()...),
 		Action: func(c *cli.Context) error {
 			info, debug, err := logger(c)
 			if err != nil {
@@ -98,6 +98,11 @@ func relayCommand() *cli.Command {
 				return err
 			}
 			defer ctl.Close()
+			ms, err := startMetricsFlag(c, n, prog)
+			if err != nil {
+				return err
+			}
+			defer ms.Close()
 			if err := n.Start(ctx); err != nil {
 				return err
 			}

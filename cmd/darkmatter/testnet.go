@@ -25,15 +25,20 @@ func testnetCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "testnet",
 		Usage: "run an embedded local network: relays, a client with SOCKS5/HTTP proxies and a demo web server",
-		Flags: append(commonFlags(),
+		Flags: append(append(commonFlags(),
 			&cli.IntFlag{Name: "relays", Usage: "number of relays (at least 3)", Value: 5},
 			&cli.StringFlag{Name: "socks", Usage: "SOCKS5 listen address", Value: "127.0.0.1:1080"},
 			&cli.StringFlag{Name: "http", Usage: "HTTP proxy listen address", Value: "127.0.0.1:8118"},
-		),
+		), metricsFlags()...),
 		Action: func(c *cli.Context) error {
 			info, debug, err := logger(c)
 			if err != nil {
 				return err
+			}
+			if m := c.String("metrics"); m != "" {
+				if err := checkMetricsAddr(m, c.Bool("metrics-allow-remote")); err != nil {
+					return fmt.Errorf("--metrics: %w", err)
+				}
 			}
 			ctx, stop := signalContext(c.Context)
 			defer stop()
@@ -63,6 +68,11 @@ func testnetCommand() *cli.Command {
 			}
 			defer tn.Close()
 			up.Store(tn)
+			ms, err := startMetricsFlag(c, tn.Client, tn.progress)
+			if err != nil {
+				return err
+			}
+			defer ms.Close()
 			fe, err := startFrontends(tn.Client, c.String("socks"), c.String("http"), debug)
 			if err != nil {
 				return err

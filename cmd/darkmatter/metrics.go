@@ -1,0 +1,173 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/darkmatter/darkmatter/overlay"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/urfave/cli/v2"
+)
+
+// metricsFlags are the Prometheus flags of the commands that run a node.
+func metricsFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "metrics", Usage: "serve Prometheus metrics on http://ADDR/metrics (HOST:PORT, loopback only; empty: off)"},
+		&cli.BoolFlag{Name: "metrics-allow-remote", Usage: "let --metrics listen on a non-loopback address (the counters tell an observer about the node's traffic)"},
+	}
+}
+
+// metricsServer serves a node's metrics over HTTP.
+type metricsServer struct {
+	Addr string
+	srv  *http.Server
+	wg   sync.WaitGroup
+}
+
+// startMetricsFlag starts the metrics server if --metrics is set (nil
+// otherwise).
+func startMetricsFlag(c *cli.Context, n *overlay.Node, p *progress) (*metricsServer, error) {
+	if c.String("metrics") == "" {
+		return nil, nil
+	}
+	m, err := startMetrics(c.String("metrics"), c.Bool("metrics-allow-remote"), n, p)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics: %w", err)
+	}
+	say("metrics on http://%s/metrics", m.Addr)
+	return m, nil
+}
+
+// startMetrics listens on addr, a loopback address unless allowRemote, and
+// serves n's metrics at /metrics.
+func startMetrics(addr string, allowRemote bool, n *overlay.Node, p *progress) (*metricsServer, error) {
+	if err := checkMetricsAddr(addr, allowRemote); err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if ta, ok := ln.Addr().(*net.TCPAddr); !allowRemote && (!ok || !ta.IP.IsLoopback()) {
+		ln.Close()
+		return nil, fmt.Errorf("%s listens on %s, not loopback", addr, ln.Addr())
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(&nodeCollector{n: n, p: p})
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	m := &metricsServer{Addr: ln.Addr().String(), srv: &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		WriteTimeout:      10 * time.Second,
+		IdleTimeout:       time.Minute,
+	}}
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		_ = m.srv.Serve(ln)
+	}()
+	return m, nil
+}
+
+// checkMetricsAddr refuses an address that is not loopback unless
+// allowRemote.
+func checkMetricsAddr(addr string, allowRemote bool) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if !allowRemote && !isLoopbackHost(host) {
+		return fmt.Errorf("%s is not a loopback address (use --metrics-allow-remote to allow it)", addr)
+	}
+	return nil
+}
+
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Close stops the server. It is safe on a nil server.
+func (m *metricsServer) Close() error {
+	if m == nil {
+		return nil
+	}
+	err := m.srv.Close()
+	m.wg.Wait()
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// nodeCollector reads a node's gauges and counters at each scrape.
+type nodeCollector struct {
+	n *overlay.Node
+	p *progress
+}
+
+var (
+	descLinks     = prometheus.NewDesc("darkmatter_links", "Open links.", nil, nil)
+	descCircuits  = prometheus.NewDesc("darkmatter_circuits", "Open circuits: this node's own (client) and all ends in its circuit switch (switch).", []string{"kind"}, nil)
+	descRelays    = prometheus.NewDesc("darkmatter_relays_known", "Relays in the node's directory.", nil, nil)
+	descBootstrap = prometheus.NewDesc("darkmatter_bootstrap_percent", "Bootstrap progress, 0 to 100.", nil, nil)
+	descQueued    = prometheus.NewDesc("darkmatter_budget_queued_cells", "Cells queued on all the node's links.", nil, nil)
+	descBudget    = prometheus.NewDesc("darkmatter_budget_max_cells", "The memory budget, in cells.", nil, nil)
+	descOOM       = prometheus.NewDesc("darkmatter_budget_oom_runs_total", "Runs of the out-of-memory handler.", nil, nil)
+	descOOMCircs  = prometheus.NewDesc("darkmatter_budget_oom_circuits_total", "Circuits destroyed by the out-of-memory handler.", nil, nil)
+	descRefused   = prometheus.NewDesc("darkmatter_refused_total", "Requests refused at a limit or by a rule, by kind (spec/limits.md).", []string{"kind"}, nil)
+)
+
+func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descLinks, descCircuits, descRelays, descBootstrap, descQueued, descBudget, descOOM, descOOMCircs, descRefused} {
+		ch <- d
+	}
+}
+
+func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
+	gauge := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
+	}
+	counter := func(d *prometheus.Desc, v uint64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	s := c.n.Stats()
+	pct, _ := c.p.get()
+	gauge(descLinks, float64(c.n.Links()))
+	gauge(descCircuits, float64(c.n.ClientCircuits()), "client")
+	gauge(descCircuits, float64(c.n.CircuitEnds()), "switch")
+	gauge(descRelays, float64(len(c.n.Relays())))
+	gauge(descBootstrap, float64(pct))
+	gauge(descQueued, float64(s.Budget.Queued))
+	gauge(descBudget, float64(s.Budget.Max))
+	counter(descOOM, s.Budget.Runs)
+	counter(descOOMCircs, s.Budget.Circuits)
+	for _, r := range []struct {
+		kind string
+		v    uint64
+	}{
+		{"links", s.Links.RefusedLinks},
+		{"links_per_ip", s.Links.RefusedLinksPerIP},
+		{"handshakes", s.Links.RefusedHandshakes},
+		{"handshakes_per_ip", s.Links.RefusedHandshakesPerIP},
+		{"handshake_failed", s.Links.FailedHandshakes},
+		{"create_rate", s.Circuits.CreateRateLimited},
+		{"create", s.Circuits.CreateRefused},
+		{"create_replay", s.Circuits.Replays},
+		{"extend", s.ExtendRefused},
+		{"hello_descriptor", s.HelloRefused},
+		{"dir_get", s.Dir.GetsRefused},
+		{"bad_descriptor", s.Dir.Bad},
+	} {
+		counter(descRefused, r.v, r.kind)
+	}
+}
