@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/darkmatter/darkmatter/circuit/cell"
+	"github.com/darkmatter/darkmatter/crypto/keys"
 	"github.com/darkmatter/darkmatter/crypto/layer"
 	"github.com/darkmatter/darkmatter/crypto/onionhs"
 )
@@ -43,7 +44,7 @@ func (s *Switch) handleCreate(ch Channel, c *cell.Cell) {
 func (s *Switch) admitCreate(ch Channel, id uint32, c *cell.Cell) (reason byte, queued bool) {
 	p, err := c.Payload()
 	// The peer allocates from its own half of the ID space.
-	if err != nil || s.cfg.Onion == nil || ownHalf(ch, id) {
+	if err != nil || s.cfg.OnionKeys == nil || ownHalf(ch, id) {
 		return cell.DestroyProtocol, false
 	}
 	if len(p) != onionhs.ClientMessageSize {
@@ -163,8 +164,7 @@ func (s *Switch) answerCreate(rc *relayCirc) {
 		return // DESTROYed while it waited
 	}
 	msg, _ := c.Payload() // checked by admitCreate
-	reply, keys, err := onionhs.Respond(s.cfg.Random, s.cfg.Network,
-		onionhs.RelayPrivate{Onion: s.cfg.Onion, KEM: s.cfg.KEM}, msg)
+	reply, lk, err := s.respond(msg)
 	var l *layer.Relay
 	if err == nil && !s.replay.add((*[32]byte)(msg), time.Now()) {
 		// The same message 1 was admitted twice before either finished.
@@ -174,7 +174,7 @@ func (s *Switch) answerCreate(rc *relayCirc) {
 		s.counters.handshakeFailed.Add(1)
 	}
 	if err == nil {
-		l, err = layer.NewRelay(&keys)
+		l, err = layer.NewRelay(&lk)
 	}
 	if err != nil {
 		rc.destroy(cell.DestroyHandshake, true, false)
@@ -195,4 +195,23 @@ func (s *Switch) answerCreate(rc *relayCirc) {
 	if err != nil {
 		rc.destroy(cell.DestroyResource, true, false)
 	}
+}
+
+// respond answers message 1 with the first onion pair it was made for: the
+// current pair, else the previous one (spec/circuits.md §3). A message for
+// another onion key fails message 1's AEAD check, before any ML-KEM work;
+// since ML-KEM decapsulation never fails, an error from the current pair
+// means the message was not made for it.
+func (s *Switch) respond(msg []byte) (reply []byte, lk layer.Keys, err error) {
+	s.cfg.OnionKeys.UseOnionKeys(func(pairs []keys.OnionPair) {
+		err = onionhs.ErrHandshake
+		for _, p := range pairs {
+			reply, lk, err = onionhs.Respond(s.cfg.Random, s.cfg.Network,
+				onionhs.RelayPrivate{Onion: p.Onion, KEM: p.KEM}, msg)
+			if err == nil {
+				return
+			}
+		}
+	})
+	return reply, lk, err
 }

@@ -52,10 +52,14 @@ type Linker interface {
 type Config struct {
 	// Network is the network name mixed into every circuit handshake.
 	Network string
-	// Onion and KEM are the relay's circuit handshake keys; nil means this
-	// node is not a relay and answers CREATE with DESTROY.
-	Onion *keys.OnionPrivateKey
-	KEM   *keys.KEMPrivateKey
+	// OnionKeys gives a relay its circuit handshake key pairs each time it
+	// answers a CREATE (OnionKeys, a *keys.OnionKeyring that rotates).
+	// Onion and KEM are the same as a single pair that never rotates, for
+	// callers that set no OnionKeys. With neither, this node is not a relay
+	// and answers CREATE with DESTROY.
+	OnionKeys OnionKeys
+	Onion     *keys.OnionPrivateKey
+	KEM       *keys.KEMPrivateKey
 	// Identity is this relay's identity key: an EXTEND to it (a circuit
 	// through this relay twice in a row) is refused without dialling. The
 	// zero value skips the check.
@@ -67,7 +71,7 @@ type Config struct {
 	// it applies the node's extend rules (only relays it knows, at an
 	// address of their signed descriptor) before it dials, and returns an
 	// error wrapping ErrExtendRefused when they refuse. Required for a
-	// relay (Onion set).
+	// relay (OnionKeys or Onion set).
 	Extender Linker
 	// Exit, if non-nil, makes this relay an exit: it serves KindTCP
 	// streams (BEGIN).
@@ -277,9 +281,8 @@ func ownHalf(ch Channel, id uint32) bool { return (id>>31 == 1) == ch.Initiator(
 // Switch routes cells between channels and circuits.
 type Switch struct {
 	cfg Config
-	// replay remembers the handshakes answered with cfg.Onion. When onion
-	// keys rotate (issue 12), each key gets its own filter, dropped with
-	// the key.
+	// replay remembers the handshakes answered, with whichever onion pair
+	// (create.go).
 	replay *replayFilter
 	// forwardHook, set only by tests, sees forwarded cells (a malicious relay).
 	forwardHook func(*cell.Cell)
@@ -326,7 +329,10 @@ func NewSwitch(cfg Config) (*Switch, error) {
 	if (cfg.Onion == nil) != (cfg.KEM == nil) {
 		return nil, errors.New("circuit: Onion and KEM keys go together")
 	}
-	if cfg.Onion != nil && cfg.Extender == nil {
+	if cfg.OnionKeys == nil && cfg.Onion != nil {
+		cfg.OnionKeys = keys.NewOnionKeyring(keys.OnionPair{Onion: cfg.Onion, KEM: cfg.KEM})
+	}
+	if cfg.OnionKeys != nil && cfg.Extender == nil {
 		return nil, errors.New("circuit: Config.Extender is required for a relay")
 	}
 	cfg.setDefaults()
@@ -351,7 +357,7 @@ func NewSwitch(cfg Config) (*Switch, error) {
 		chans:    make(map[Channel]*chanTable),
 	}
 	s.hsCond.L = &s.mu
-	if cfg.Onion != nil {
+	if cfg.OnionKeys != nil {
 		s.replay = newReplayFilter(cfg.ReplayCacheSize, cfg.ReplayWindow)
 		for range cfg.Handshakes {
 			s.wg.Add(1)

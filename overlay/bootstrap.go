@@ -106,7 +106,11 @@ const announceParallel = 8
 // way or at their next refresh. The addresses dialled pass the same checks
 // as an EXTEND's. It takes at most announceTimeout; failures are only
 // logged.
-func (n *Node) announce(ctx context.Context) {
+func (n *Node) announce(ctx context.Context) { n.announceWith(ctx, false) }
+
+// announceWith is announce; with relink, a relay already linked to gets a
+// new link (a new HELLO) too.
+func (n *Node) announceWith(ctx context.Context, relink bool) {
 	if n.cfg.Announce < 0 {
 		return
 	}
@@ -121,8 +125,15 @@ func (n *Node) announce(ctx context.Context) {
 		if count >= n.cfg.Announce {
 			break
 		}
-		if d.Identity == n.keys.Identity.Public() || n.links.Connected(d.Identity, d.Link) != nil {
+		if d.Identity == n.keys.Identity.Public() {
 			continue
+		}
+		dial := n.links.Channel
+		if n.links.Connected(d.Identity, d.Link) != nil {
+			if !relink {
+				continue
+			}
+			dial = n.links.Dial
 		}
 		h, ok := n.hopOf(d)
 		if !ok || n.checkDialAddr(h.Addr) != "" {
@@ -132,7 +143,7 @@ func (n *Node) announce(ctx context.Context) {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			if _, err := n.links.Channel(ctx, h.Identity, h.Link, h.Addr); err != nil {
+			if _, err := dial(ctx, h.Identity, h.Link, h.Addr); err != nil {
 				n.logf.Printf("overlay: announcing to a relay: %v", err)
 			}
 		})

@@ -15,6 +15,7 @@ import (
 	"github.com/darkmatter/darkmatter/circuit/exitpolicy"
 	"github.com/darkmatter/darkmatter/circuit/protover"
 	"github.com/darkmatter/darkmatter/crypto/keys"
+	"github.com/darkmatter/darkmatter/internal/defaults"
 	"github.com/darkmatter/darkmatter/internal/safelog"
 	"github.com/darkmatter/darkmatter/internal/specialname"
 	"github.com/darkmatter/darkmatter/overlay/descriptor"
@@ -106,6 +107,22 @@ type Config struct {
 	// none.
 	Announce int
 
+	// OnionRotation is how often a relay replaces its onion and KEM keys
+	// (default DefaultOnionRotation; negative: never). The pair it
+	// replaces still answers CREATE for OnionOverlap, then is erased
+	// (spec/keys.md §4): Keys' Onion and KEM keys are, the first time.
+	OnionRotation time.Duration
+	// Republish is how often a relay signs a fresh descriptor and
+	// announces it (default DefaultRepublish, well within
+	// descriptor.MaxAge); it also republishes at once when its keys
+	// rotate.
+	Republish time.Duration
+	// OnionKeyFile, if set, is where a relay keeps its onion pairs (the
+	// current one and the previous one during the overlap) across
+	// restarts (keys.WriteOnionKeysFile). A missing file is created, from
+	// Keys' onion and KEM keys.
+	OnionKeyFile string
+
 	// Bandwidth is advertised in the descriptor (bytes/s).
 	Bandwidth uint32
 	// KeepAlive and IdleTimeout tune links (link package defaults).
@@ -124,7 +141,8 @@ type Config struct {
 type Node struct {
 	cfg    Config
 	keys   *keys.NodeKeys
-	desc   *descriptor.Descriptor // nil for clients; set by Start
+	desc   atomic.Pointer[descriptor.Descriptor] // nil for clients; set by Start
+	ring   *keys.OnionKeyring                    // a relay's onion pairs
 	sw     *circuit.Switch
 	mgr    *circuit.Manager
 	dir    *dir.Directory
@@ -142,7 +160,8 @@ type Node struct {
 	// mu guards the following.
 	mu        sync.Mutex
 	listeners []net.Listener
-	ownAddrs  []string // "scheme://host:port" we listen on or advertise
+	listening []transport.Addr // what the listeners are bound to
+	ownAddrs  []string         // "scheme://host:port" we listen on or advertise
 	closed    bool
 }
 
@@ -187,6 +206,10 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Announce == 0 {
 		cfg.Announce = DefaultAnnounce
 	}
+	if cfg.OnionRotation == 0 {
+		cfg.OnionRotation = DefaultOnionRotation
+	}
+	defaults.Set(&cfg.Republish, DefaultRepublish)
 	if err := checkListen(cfg); err != nil {
 		return nil, err
 	}
@@ -211,18 +234,21 @@ func New(cfg Config) (*Node, error) {
 		budget: link.NewBudget(cfg.MemoryBudget),
 		logf:   cfg.Logf,
 	}
+	var err error
 	scfg := circuit.Config{Network: cfg.Network, Linker: linker{n}, Logf: cfg.Logf,
 		CreateRate: cfg.CreateRate, CreateBurst: cfg.CreateBurst,
 		MaxCircuitsPerChannel: cfg.MaxCircuitsPerLink, MaxCircuitsPerSource: cfg.MaxCircuitsPerIP,
 		MaxCircuits: cfg.MaxCircuits}
 	if n.isRelay() {
-		scfg.Onion, scfg.KEM = k.Onion, k.KEM
+		if n.ring, err = loadOnionKeys(cfg, k, time.Now()); err != nil {
+			return nil, err
+		}
+		scfg.OnionKeys = n.ring
 		scfg.Identity = k.Identity.Public()
 		scfg.Extender = extender{n}
 		scfg.Exit = exitWithOwnAddrs(cfg)
 		scfg.Handlers = map[circuit.StreamKind]circuit.StreamHandler{circuit.KindDir: n.dir}
 	}
-	var err error
 	if n.sw, err = circuit.NewSwitch(scfg); err != nil {
 		return nil, err
 	}
@@ -280,6 +306,8 @@ func (n *Node) Start(ctx context.Context) error {
 		if err := n.listen(); err != nil {
 			return err
 		}
+		published := n.desc.Load().Published
+		n.goFunc(func() { n.republishLoop(published) })
 	}
 	n.progress(5, "starting")
 	if len(n.cfg.Bootstrap) == 0 {
@@ -318,6 +346,9 @@ func (n *Node) listen() error {
 		lns = append(lns, ln)
 		addrs = append(addrs, transport.Addr{Scheme: pa.Scheme, HostPort: ln.Addr().String()})
 	}
+	if _, err := n.updateOnionKeys(time.Now()); err != nil {
+		return fail(err)
+	}
 	hello, err := n.makeDescriptor(addrs)
 	if err != nil {
 		return fail(err)
@@ -325,10 +356,11 @@ func (n *Node) listen() error {
 	n.links.SetHello(hello)
 	n.mu.Lock()
 	n.listeners = append(n.listeners, lns...)
+	n.listening = addrs
 	for _, a := range addrs {
 		n.ownAddrs = append(n.ownAddrs, a.String())
 	}
-	n.ownAddrs = append(n.ownAddrs, n.desc.Addrs...)
+	n.ownAddrs = append(n.ownAddrs, n.desc.Load().Addrs...)
 	n.mu.Unlock()
 	for i, ln := range lns {
 		if err := n.links.Serve(ln, addrs[i].Scheme); err != nil {
@@ -338,8 +370,9 @@ func (n *Node) listen() error {
 	return nil
 }
 
-// makeDescriptor signs the relay's descriptor, adds it to the directory
-// and returns its wire form, the HELLO payload.
+// makeDescriptor signs the relay's descriptor with its current onion pair
+// and a fresh publication time, adds it to the directory and returns its
+// wire form, the HELLO payload.
 func (n *Node) makeDescriptor(listening []transport.Addr) ([]byte, error) {
 	var addrs []string
 	if len(n.cfg.Advertise) > 0 {
@@ -357,12 +390,13 @@ func (n *Node) makeDescriptor(listening []transport.Addr) ([]byte, error) {
 		}
 	}
 	now := time.Now()
+	cur := n.ring.Current()
 	d := &descriptor.Descriptor{
 		Network:      n.cfg.Network,
 		Link:         n.keys.Link.Public(),
-		Onion:        n.keys.Onion.Public(),
-		OnionExpires: now.Add(7 * 24 * time.Hour),
-		KEM:          *n.keys.KEM.Public(),
+		Onion:        cur.Onion.Public(),
+		OnionExpires: n.onionExpires(cur, now),
+		KEM:          *cur.KEM.Public(),
 		Addrs:        addrs,
 		ExitPolicy:   pol.String(),
 		Bandwidth:    n.cfg.Bandwidth,
@@ -375,7 +409,7 @@ func (n *Node) makeDescriptor(listening []transport.Addr) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("overlay: own descriptor: %w", err)
 	}
-	n.desc = parsed
+	n.desc.Store(parsed)
 	n.dir.Add(parsed)
 	return b, nil
 }
@@ -392,14 +426,15 @@ func (n *Node) relayProtocols() protover.Set {
 }
 
 // Descriptor returns the relay's signed descriptor (nil for a client).
-func (n *Node) Descriptor() *descriptor.Descriptor { return n.desc }
+func (n *Node) Descriptor() *descriptor.Descriptor { return n.desc.Load() }
 
 // Bootstrap returns the "ID@HOST:PORT" string others use to reach this relay.
 func (n *Node) Bootstrap() descriptor.Bootstrap {
-	if n.desc == nil {
+	d := n.desc.Load()
+	if d == nil {
 		return descriptor.Bootstrap{}
 	}
-	return n.desc.Bootstrap()
+	return d.Bootstrap()
 }
 
 // NodeID returns the node's ID.

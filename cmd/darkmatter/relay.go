@@ -44,7 +44,8 @@ func relayCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			k, err := keys.LoadOrGenerateNodeKeys(filepath.Join(c.String("data"), "keys"), nil)
+			keyDir := filepath.Join(c.String("data"), "keys")
+			k, err := keys.LoadOrGenerateNodeKeys(keyDir, nil)
 			if err != nil {
 				return err
 			}
@@ -69,6 +70,7 @@ func relayCommand() *cli.Command {
 				Listen:             c.StringSlice("listen"),
 				Advertise:          c.StringSlice("advertise"),
 				Keys:               k,
+				OnionKeyFile:       filepath.Join(keyDir, keys.OnionKeysFileName),
 				Exit:               exit,
 				Bootstrap:          bs,
 				AllowPrivateAddrs:  c.Bool("allow-private-addrs"),

@@ -67,6 +67,9 @@ func (k *KEMPrivateKey) Decapsulate(ct []byte) (ss [KEMSharedKeySize]byte, err e
 	return ss, nil
 }
 
+// zeroKEM is an all-zero expanded key, for Erase.
+var zeroKEM mlkem768.PrivateKey
+
 // String hides the key material from fmt and loggers.
 func (k *KEMPrivateKey) String() string { return "keys.KEMPrivateKey(redacted)" }
 

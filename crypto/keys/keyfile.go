@@ -17,6 +17,9 @@ const (
 	OnionKeyType    = "DARKMATTER ONION KEY"
 	KEMKeyType      = "DARKMATTER KEM KEY"
 	ServiceKeyType  = "DARKMATTER SERVICE KEY"
+	// OnionKeysType holds a relay's rotating onion pairs
+	// (WriteOnionKeysFile).
+	OnionKeysType = "DARKMATTER ONION KEYS"
 )
 
 // Implementation limits of key files.
@@ -37,6 +40,7 @@ var roleNames = map[string]string{
 	OnionKeyType:    "an onion key",
 	KEMKeyType:      "a KEM key",
 	ServiceKeyType:  "a service key",
+	OnionKeysType:   "onion keys",
 }
 
 // seedSizes maps a PEM type to the length of its body.
@@ -46,6 +50,7 @@ var seedSizes = map[string]int{
 	OnionKeyType:    32,
 	KEMKeyType:      KEMSeedSize,
 	ServiceKeyType:  SeedSize,
+	OnionKeysType:   2 * onionPairRecordSize,
 }
 
 // PrivateKey is any of the five private key types. It is sealed: only this
@@ -57,7 +62,7 @@ type PrivateKey interface {
 
 func (k *IdentityPrivateKey) keyFileBlock() (string, []byte) { return IdentityKeyType, k.seed[:] }
 func (k *LinkPrivateKey) keyFileBlock() (string, []byte)     { return LinkKeyType, k.k.Bytes() }
-func (k *OnionPrivateKey) keyFileBlock() (string, []byte)    { return OnionKeyType, k.k.Bytes() }
+func (k *OnionPrivateKey) keyFileBlock() (string, []byte)    { return OnionKeyType, k.b[:] }
 func (k *KEMPrivateKey) keyFileBlock() (string, []byte)      { return KEMKeyType, k.seed[:] }
 func (k *ServicePrivateKey) keyFileBlock() (string, []byte)  { return ServiceKeyType, k.seed[:] }
 
@@ -75,7 +80,11 @@ func WriteFile(path string, k PrivateKey) (err error) {
 	if k == nil {
 		return fmt.Errorf("keys: write %s: nil key", path)
 	}
-	data := EncodeKeyFile(k)
+	return writeKeyFile(path, EncodeKeyFile(k))
+}
+
+// writeKeyFile writes data to path as WriteFile does.
+func writeKeyFile(path string, data []byte) (err error) {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."

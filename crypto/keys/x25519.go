@@ -53,7 +53,10 @@ type OnionPublicKey [32]byte
 
 // OnionPrivateKey is an X25519 private key used in the circuit handshake.
 // Build one with GenerateOnion or OnionFromBytes.
-type OnionPrivateKey struct{ k *ecdh.PrivateKey }
+type OnionPrivateKey struct {
+	b [32]byte // the private key, kept so that Erase can zero it
+	k *ecdh.PrivateKey
+}
 
 // GenerateOnion reads 32 bytes from rand (nil means crypto/rand) and uses
 // them as an X25519 private key.
@@ -66,13 +69,13 @@ func GenerateOnion(rand io.Reader) (*OnionPrivateKey, error) {
 }
 
 // OnionFromBytes returns the onion key with the 32-byte X25519 private key b.
-func OnionFromBytes(b [32]byte) *OnionPrivateKey { return &OnionPrivateKey{k: newX25519(b)} }
+func OnionFromBytes(b [32]byte) *OnionPrivateKey { return &OnionPrivateKey{b: b, k: newX25519(b)} }
 
 // Public returns the X25519 public key.
 func (k *OnionPrivateKey) Public() OnionPublicKey { return OnionPublicKey(k.k.PublicKey().Bytes()) }
 
 // Bytes returns the 32-byte X25519 private key.
-func (k *OnionPrivateKey) Bytes() [32]byte { return [32]byte(k.k.Bytes()) }
+func (k *OnionPrivateKey) Bytes() [32]byte { return k.b }
 
 // ECDH returns the key as a crypto/ecdh private key.
 func (k *OnionPrivateKey) ECDH() *ecdh.PrivateKey { return k.k }
