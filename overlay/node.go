@@ -390,6 +390,11 @@ func (n *Node) makeDescriptor(listening []transport.Addr) ([]byte, error) {
 		}
 	}
 	now := time.Now()
+	if prev := n.desc.Load(); prev != nil && now.Unix() <= prev.Published.Unix() {
+		// Whole seconds on the wire, and a directory keeps only a later
+		// descriptor: a republication in the same second is a second on.
+		now = prev.Published.Add(time.Second)
+	}
 	cur := n.ring.Current()
 	d := &descriptor.Descriptor{
 		Network:      n.cfg.Network,

@@ -52,8 +52,10 @@ func newRotationNet(t *testing.T, nRelays int, tune func(i int, c *Config)) *rot
 			t.Fatal(err)
 		}
 		boot = append(boot, n.Bootstrap())
+		// Relay 0 takes this relay's HELLO before the next one fetches
+		// its directory.
+		synctest.Wait()
 	}
-	synctest.Wait() // relay 0 has taken every HELLO
 	c, err := New(Config{Network: "test-rotation", Bootstrap: boot[:1], DirRefresh: time.Hour,
 		Transports: transport.Registry{memnet.Scheme: rn.mem.Host("10.200.0.1")}})
 	if err != nil {
@@ -235,6 +237,54 @@ func TestOnionKeysSurviveRestart(t *testing.T) {
 		}
 		if err := rn.buildThrough(stale); err != nil {
 			t.Fatalf("previous key after a restart: %v", err)
+		}
+	})
+}
+
+// A relay that was down when its rotation fell due rotates as it starts,
+// before it publishes, and keeps the pair it replaces for the overlap; a
+// pair whose overlap ended while it was down is gone.
+func TestOverdueRotationAtStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		file := filepath.Join(t.TempDir(), keys.OnionKeysFileName)
+		now := time.Now()
+		cur, err := keys.GenerateOnionPair(nil, now.Add(-8*24*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		old, err := keys.GenerateOnionPair(nil, now.Add(-15*24*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := keys.WriteOnionKeysFile(file, cur, &old); err != nil {
+			t.Fatal(err)
+		}
+		curPub := cur.Onion.Public()
+		rn := newRotationNet(t, 4, func(i int, c *Config) {
+			if i == 1 {
+				c.OnionKeyFile = file
+			}
+		})
+		defer rn.close()
+		r := rn.relays[1]
+		got := r.ring.Current()
+		if got.Onion.Public() == curPub || !got.Created.Equal(now) {
+			t.Fatal("no rotation at start")
+		}
+		if r.Descriptor().Onion != got.Onion.Public() {
+			t.Fatal("published the overdue onion key")
+		}
+		// Relay 0 took R's first HELLO: it never carried the overdue key.
+		if d := rn.relays[0].dir.Get(r.NodeID()); d == nil || d.Onion != got.Onion.Public() {
+			t.Fatal("announced the overdue onion key")
+		}
+		prev, ok := r.ring.Previous()
+		if !ok || prev.Onion.Public() != curPub {
+			t.Fatal("the replaced pair is not the previous pair")
+		}
+		fc, fp, err := keys.LoadOnionKeysFile(file)
+		if err != nil || fc.Onion.Public() != got.Onion.Public() || fp == nil || fp.Onion.Public() != curPub {
+			t.Fatalf("onion keys file not rewritten: %v", err)
 		}
 	})
 }
