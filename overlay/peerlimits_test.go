@@ -12,6 +12,7 @@ import (
 	"github.com/darkmatter/darkmatter/crypto/keys"
 	"github.com/darkmatter/darkmatter/overlay/descriptor"
 	"github.com/darkmatter/darkmatter/overlay/link"
+	"github.com/darkmatter/darkmatter/overlay/linkmgr"
 	"github.com/darkmatter/darkmatter/overlay/transport"
 	"github.com/darkmatter/darkmatter/overlay/transport/memnet"
 )
@@ -95,8 +96,18 @@ func TestManyLinksFromOneAddress(t *testing.T) {
 	if err := c.Start(ctxT(t)); err != nil {
 		t.Fatalf("a client at another address: %v", err)
 	}
-	st := a.Stats().Links
-	if st.RefusedLinksPerIP != 12 || st.Inbound != before.Inbound+9 || st.Sources != before.Sources+2 {
+	// The relay records the client's link on its own goroutine, maybe
+	// after the client's Start returned.
+	var st linkmgr.Stats
+	ok := false
+	for i := 0; i < 200 && !ok; i++ {
+		st = a.Stats().Links
+		ok = st.RefusedLinksPerIP == 12 && st.Inbound == before.Inbound+9 && st.Sources == before.Sources+2
+		if !ok {
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if !ok {
 		t.Errorf("stats %+v", st)
 	}
 	for _, r := range raws {
@@ -112,7 +123,7 @@ func TestManyLinksFromOneAddress(t *testing.T) {
 }
 
 // The memory of closed links is returned: 200 links opened and closed
-// leave the relay's heap where it was, give or take 1 KiB per link.
+// leave the relay's heap where it was, give or take 4 KiB per link.
 func TestClosedLinksFreeMemory(t *testing.T) {
 	p := newPubNet(t)
 	a := p.relay("11.1.0.1", func(c *Config) { c.MaxLinksPerIP = 1000; c.MaxHandshakesPerIP = 1000 })
@@ -149,7 +160,9 @@ func TestClosedLinksFreeMemory(t *testing.T) {
 	h1 := heap()
 	grew := int64(h1) - int64(h0)
 	t.Logf("heap %d -> %d bytes after %d links: %+d bytes per link", h0, h1, n, grew/n)
-	if grew > n*1024 {
+	// The finding was 18–21 KiB per closed link; a few hundred bytes of
+	// noise (pools, map growth) are not a leak.
+	if grew > n*4096 {
 		t.Errorf("the heap grew by %d bytes per closed link", grew/n)
 	}
 	st := a.Stats()
