@@ -6,18 +6,20 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+
+	"github.com/darkmatter/darkmatter/overlay/transport"
 )
 
 // Address schemes (spec/descriptor.md §2). A link address is
 // "scheme://host:port"; the scheme names the transport that reaches it.
 const (
 	// SchemeTCP is a Noise link over a TCP connection.
-	SchemeTCP = "tcp"
+	SchemeTCP = transport.SchemeTCP
 	// MaxSchemeLen bounds the scheme of an address in bytes.
-	MaxSchemeLen = 16
+	MaxSchemeLen = transport.MaxSchemeLen
 )
 
-const schemeSep = "://"
+const schemeSep = transport.SchemeSep
 
 // SplitAddr splits a link address "scheme://host:port" into its scheme and
 // "host:port", checking both (spec/descriptor.md §2): the scheme is 1..16
@@ -43,7 +45,7 @@ func splitAddr(a string) (scheme, hostport string, err error) {
 	if !ok {
 		return "", "", fmt.Errorf("address %q has no scheme (want scheme://host:port)", a)
 	}
-	if err := checkScheme(scheme); err != nil {
+	if err := transport.CheckScheme(scheme); err != nil {
 		return "", "", fmt.Errorf("address %q: %w", a, err)
 	}
 	if err := checkHostPort(hostport); err != nil {
@@ -76,21 +78,6 @@ func normalizeAddr(a string) (string, error) {
 		return "", err
 	}
 	return a, nil
-}
-
-// checkScheme checks an address scheme: 1..16 bytes, a lowercase ASCII
-// letter followed by lowercase letters and digits.
-func checkScheme(s string) error {
-	if len(s) == 0 || len(s) > MaxSchemeLen {
-		return fmt.Errorf("scheme is %d bytes, want 1..%d", len(s), MaxSchemeLen)
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || i > 0 && '0' <= c && c <= '9') {
-			return fmt.Errorf("scheme %q is not [a-z][a-z0-9]*", s)
-		}
-	}
-	return nil
 }
 
 // checkHostPort checks the "host:port" part of a link address: a decimal

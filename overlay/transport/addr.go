@@ -14,10 +14,11 @@ import (
 // older bootstrap strings keeps working.
 const SchemeTCP = "tcp"
 
-// maxSchemeLen bounds a scheme, as spec/descriptor.md §2 does.
-const maxSchemeLen = 16
+// MaxSchemeLen bounds a scheme, as spec/descriptor.md §2 does.
+const MaxSchemeLen = 16
 
-const schemeSep = "://"
+// SchemeSep separates an address's scheme from its "host:port".
+const SchemeSep = "://"
 
 // ErrUnknownScheme means no transport is registered for an address's
 // scheme.
@@ -36,11 +37,11 @@ type Addr struct {
 // port must be a number in 0..65535. Whether the host resolves, or the
 // scheme has a transport, is left to Dial and Listen.
 func ParseAddr(s string) (Addr, error) {
-	scheme, hostport, ok := strings.Cut(s, schemeSep)
+	scheme, hostport, ok := strings.Cut(s, SchemeSep)
 	if !ok {
 		scheme, hostport = SchemeTCP, s
 	}
-	if err := checkScheme(scheme); err != nil {
+	if err := CheckScheme(scheme); err != nil {
 		return Addr{}, fmt.Errorf("transport: address %q: %w", s, err)
 	}
 	_, port, err := net.SplitHostPort(hostport)
@@ -53,9 +54,12 @@ func ParseAddr(s string) (Addr, error) {
 	return Addr{Scheme: scheme, HostPort: hostport}, nil
 }
 
-func checkScheme(s string) error {
-	if len(s) == 0 || len(s) > maxSchemeLen {
-		return fmt.Errorf("scheme is %d bytes, want 1..%d", len(s), maxSchemeLen)
+// CheckScheme checks an address scheme (spec/descriptor.md §2): 1..16
+// bytes, a lowercase ASCII letter followed by lowercase letters and digits.
+// Any such scheme is valid, whether a transport for it exists or not.
+func CheckScheme(s string) error {
+	if len(s) == 0 || len(s) > MaxSchemeLen {
+		return fmt.Errorf("scheme is %d bytes, want 1..%d", len(s), MaxSchemeLen)
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
@@ -67,7 +71,7 @@ func checkScheme(s string) error {
 }
 
 // String returns "scheme://host:port".
-func (a Addr) String() string { return a.Scheme + schemeSep + a.HostPort }
+func (a Addr) String() string { return a.Scheme + SchemeSep + a.HostPort }
 
 // Registry is a set of transports keyed by address scheme, so one node runs
 // several at once (TCP, later QUIC; memnet under its own scheme in tests).
