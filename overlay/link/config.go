@@ -8,6 +8,7 @@ import (
 
 	"github.com/darkmatter/darkmatter/circuit/protover"
 	"github.com/darkmatter/darkmatter/crypto/keys"
+	"github.com/darkmatter/darkmatter/internal/defaults"
 	"github.com/darkmatter/darkmatter/internal/safelog"
 )
 
@@ -206,30 +207,14 @@ func (c *Config) settings() (*settings, error) {
 		s.maxCircQueue < 0 || s.stallTimeout < 0 || s.rekeyMessages < 0 || s.rekeyInterval < 0 {
 		return nil, fmt.Errorf("link: negative duration, count or queue size in Config")
 	}
-	if s.keepAlive == 0 {
-		s.keepAlive = DefaultKeepAlive
-	}
-	if s.idleTimeout == 0 {
-		s.idleTimeout = DefaultIdleTimeout
-	}
-	if s.handshakeTimeout == 0 {
-		s.handshakeTimeout = DefaultHandshakeTimeout
-	}
-	if s.maxQueue == 0 {
-		s.maxQueue = DefaultMaxQueue
-	}
-	if s.maxCircQueue == 0 {
-		s.maxCircQueue = DefaultMaxCircuitQueue
-	}
-	if s.stallTimeout == 0 {
-		s.stallTimeout = DefaultStallTimeout
-	}
-	if s.rekeyMessages == 0 {
-		s.rekeyMessages = DefaultRekeyMessages
-	}
-	if s.rekeyInterval == 0 {
-		s.rekeyInterval = DefaultRekeyInterval
-	}
+	defaults.Set(&s.keepAlive, DefaultKeepAlive)
+	defaults.Set(&s.idleTimeout, DefaultIdleTimeout)
+	defaults.Set(&s.handshakeTimeout, DefaultHandshakeTimeout)
+	defaults.Set(&s.maxQueue, DefaultMaxQueue)
+	defaults.Set(&s.maxCircQueue, DefaultMaxCircuitQueue)
+	defaults.Set(&s.stallTimeout, DefaultStallTimeout)
+	defaults.Set(&s.rekeyMessages, DefaultRekeyMessages)
+	defaults.Set(&s.rekeyInterval, DefaultRekeyInterval)
 	if s.rand == nil {
 		s.rand = rand.Reader
 	}
