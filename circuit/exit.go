@@ -13,6 +13,7 @@ import (
 
 	"github.com/darkmatter/darkmatter/circuit/cell"
 	"github.com/darkmatter/darkmatter/circuit/exitpolicy"
+	"github.com/darkmatter/darkmatter/internal/defaults"
 	"github.com/darkmatter/darkmatter/internal/streamerr"
 )
 
@@ -49,12 +50,8 @@ func (c *ExitConfig) setDefaults() error {
 			return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 		}
 	}
-	if c.ConnectTimeout <= 0 {
-		c.ConnectTimeout = 30 * time.Second
-	}
-	if c.WriteTimeout <= 0 {
-		c.WriteTimeout = 30 * time.Second
-	}
+	defaults.Set(&c.ConnectTimeout, 30*time.Second)
+	defaults.Set(&c.WriteTimeout, 30*time.Second)
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/darkmatter/darkmatter/circuit/cell"
 	"github.com/darkmatter/darkmatter/circuit/exitpolicy"
 	"github.com/darkmatter/darkmatter/crypto/keys"
+	"github.com/darkmatter/darkmatter/internal/defaults"
 	"github.com/darkmatter/darkmatter/internal/safelog"
 	"github.com/darkmatter/darkmatter/internal/streamerr"
 )
@@ -89,18 +90,10 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 	if cfg.Builder == nil || cfg.Relays == nil {
 		return nil, errors.New("circuit: ManagerConfig needs a Builder (or Switch) and Relays")
 	}
-	if cfg.PathLen <= 0 {
-		cfg.PathLen = 3
-	}
-	if cfg.MaxDirtiness <= 0 {
-		cfg.MaxDirtiness = 10 * time.Minute
-	}
-	if cfg.MaxIdle <= 0 {
-		cfg.MaxIdle = 30 * time.Minute
-	}
-	if cfg.Attempts <= 0 {
-		cfg.Attempts = 5
-	}
+	defaults.Set(&cfg.PathLen, 3)
+	defaults.Set(&cfg.MaxDirtiness, 10*time.Minute)
+	defaults.Set(&cfg.MaxIdle, 30*time.Minute)
+	defaults.Set(&cfg.Attempts, 5)
 	return &Manager{
 		cfg:     cfg,
 		builder: cfg.Builder,

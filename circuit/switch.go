@@ -165,18 +165,10 @@ const (
 )
 
 func (cfg *Config) setDefaults() {
-	if cfg.Handshakes <= 0 {
-		cfg.Handshakes = 2 * runtime.GOMAXPROCS(0)
-	}
-	if cfg.ExtendTimeout <= 0 {
-		cfg.ExtendTimeout = 10 * time.Second
-	}
-	if cfg.MaxStreams <= 0 {
-		cfg.MaxStreams = 512
-	}
-	if cfg.MaxJoints <= 0 {
-		cfg.MaxJoints = 4096
-	}
+	defaults.Set(&cfg.Handshakes, 2*runtime.GOMAXPROCS(0))
+	defaults.Set(&cfg.ExtendTimeout, 10*time.Second)
+	defaults.Set(&cfg.MaxStreams, 512)
+	defaults.Set(&cfg.MaxJoints, 4096)
 	defaults.Set(&cfg.MaxCircuitsPerChannel, DefaultMaxCircuitsPerChannel)
 	defaults.Set(&cfg.MaxCircuits, DefaultMaxCircuits)
 	defaults.Set(&cfg.MaxCircuitsPerSource, cfg.MaxCircuits/8)

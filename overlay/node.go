@@ -200,9 +200,7 @@ func New(cfg Config) (*Node, error) {
 	if cfg.Transports == nil {
 		cfg.Transports = transport.Registry{transport.SchemeTCP: &transport.TCP{}}
 	}
-	if cfg.DirRefresh <= 0 {
-		cfg.DirRefresh = 5 * time.Minute
-	}
+	defaults.Set(&cfg.DirRefresh, 5*time.Minute)
 	if cfg.Announce == 0 {
 		cfg.Announce = DefaultAnnounce
 	}
