@@ -58,7 +58,7 @@ func (s *Switch) admitCreate(ch Channel, id uint32, c *cell.Cell) (reason byte, 
 	switch {
 	case t == nil:
 		return cell.DestroyShutdown, false // closing; the channel may be gone
-	case !t.creates.take(now, s.cfg.CreateRate, s.cfg.CreateBurst):
+	case !t.creates.Take(now, s.cfg.CreateRate, s.cfg.CreateBurst):
 		s.counters.createRateLimited.Add(1)
 		return cell.DestroyResource, false
 	case t.circs[id] != nil:

@@ -5,28 +5,6 @@ import (
 	"time"
 )
 
-// tokenBucket is a rate limit: up to burst tokens, refilled at rate per
-// second. The zero value is a full bucket. Its owner serialises calls.
-type tokenBucket struct {
-	tokens float64
-	last   time.Time // zero until the first take
-}
-
-// take takes one token at now, reporting whether there was one.
-func (b *tokenBucket) take(now time.Time, rate float64, burst int) bool {
-	if b.last.IsZero() {
-		b.tokens = float64(burst)
-	} else if d := now.Sub(b.last); d > 0 {
-		b.tokens = min(float64(burst), b.tokens+d.Seconds()*rate)
-	}
-	b.last = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
-}
-
 // recentIDs is how many circuit IDs a channel remembers as recently
 // destroyed or answered (256 bytes per channel).
 const recentIDs = 64

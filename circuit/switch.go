@@ -14,6 +14,7 @@ import (
 	"github.com/darkmatter/darkmatter/circuit/protover"
 	"github.com/darkmatter/darkmatter/crypto/keys"
 	"github.com/darkmatter/darkmatter/internal/defaults"
+	"github.com/darkmatter/darkmatter/internal/ratelimit"
 	"github.com/darkmatter/darkmatter/internal/safelog"
 )
 
@@ -256,7 +257,7 @@ type chanTable struct {
 	source string
 	// creates limits the peer's CREATEs, destroys the DESTROYs answering
 	// cells for unknown circuits.
-	creates, destroys tokenBucket
+	creates, destroys ratelimit.Bucket
 	// answered holds IDs recently destroyed or answered with DESTROY: a
 	// cell for one of them draws no (further) DESTROY.
 	answered idRing
@@ -625,7 +626,7 @@ func (s *Switch) unknownCircuit(ch Channel, id uint32) {
 	answer := false
 	s.mu.Lock()
 	if t := s.table(ch); t != nil && !t.answered.has(id) &&
-		t.destroys.take(time.Now(), s.cfg.DestroyReplyRate, s.cfg.DestroyReplyBurst) {
+		t.destroys.Take(time.Now(), s.cfg.DestroyReplyRate, s.cfg.DestroyReplyBurst) {
 		t.answered.add(id)
 		answer = true
 	}

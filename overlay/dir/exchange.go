@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/darkmatter/darkmatter/circuit/cell"
+	"github.com/darkmatter/darkmatter/internal/ratelimit"
 	"github.com/darkmatter/darkmatter/overlay/descriptor"
 )
 
@@ -58,9 +59,8 @@ type fetch struct {
 // peerState is what the directory keeps for a link that sent DIR_GET: its
 // request rate and its answer in flight.
 type peerState struct {
-	tokens float64   // DIR_GETs it may send now (a token bucket)
-	at     time.Time // when tokens was computed
-	ans    *answer   // in flight, or nil
+	gets ratelimit.Bucket // its DIR_GETs
+	ans  *answer          // in flight, or nil
 }
 
 // answer is a DIR_GET being answered. Only the goroutine that holds it
@@ -219,7 +219,7 @@ func (dir *Directory) answer(p Peer) {
 	}
 	ps := dir.peers[p]
 	if ps == nil {
-		ps = &peerState{tokens: float64(dir.getBurst), at: now}
+		ps = &peerState{}
 		dir.peers[p] = ps
 	}
 	if ps.ans != nil {
@@ -228,10 +228,9 @@ func (dir *Directory) answer(p Peer) {
 		dir.mu.Unlock()
 		return
 	}
-	ps.tokens = min(float64(dir.getBurst), ps.tokens+now.Sub(ps.at).Seconds()/dir.getInterval.Seconds())
-	ps.at = now
 	list := dir.snapshotLocked()
-	if ps.tokens < 1 || len(list) > dir.window && dir.answering >= dir.maxAnswers {
+	busy := len(list) > dir.window && dir.answering >= dir.maxAnswers
+	if busy || !ps.gets.Take(now, 1/dir.getInterval.Seconds(), dir.getBurst) {
 		dir.stats.GetsRefused++
 		dir.mu.Unlock()
 		// One cell for one cell, and only while the queue has room: a
@@ -241,7 +240,6 @@ func (dir *Directory) answer(p Peer) {
 		}
 		return
 	}
-	ps.tokens--
 	a := &answer{p: p, list: list, last: now}
 	ps.ans = a
 	dir.answering++
