@@ -31,17 +31,19 @@ type Command uint8
 
 // Cell commands. Circuit ID 0 is reserved for link-level commands.
 const (
-	CmdPadding Command = 0 // link keepalive; ignored
-	CmdCreate  Command = 1 // body: handshake length (2) | client handshake
-	CmdCreated Command = 2 // body: handshake length (2) | relay handshake
-	CmdRelay   Command = 3 // body: onion-encrypted relay message
-	CmdDestroy Command = 4 // body: reason (1)
-	CmdHello   Command = 5 // circ 0; body: length (2) | descriptor (or empty)
-	CmdDirGet  Command = 6 // circ 0; empty body: request all known descriptors
-	CmdDirDesc Command = 7 // circ 0; body: length (2) | descriptor
-	CmdDirDone Command = 8 // circ 0; end of a directory answer
-	CmdRekey   Command = 9 // circ 0; empty body; the last cell of a link message before the sender rekeys (spec/links.md §5)
-	maxCommand         = CmdRekey
+	CmdPadding Command = 0  // link keepalive; ignored
+	CmdCreate  Command = 1  // body: handshake length (2) | client handshake
+	CmdCreated Command = 2  // body: handshake length (2) | relay handshake
+	CmdRelay   Command = 3  // body: onion-encrypted relay message
+	CmdDestroy Command = 4  // body: reason (1)
+	CmdHello   Command = 5  // circ 0; body: length (2) | descriptor (or empty)
+	CmdDirGet  Command = 6  // circ 0; empty body: request all known descriptors
+	CmdDirDesc Command = 7  // circ 0; body: length (2) | descriptor
+	CmdDirDone Command = 8  // circ 0; end of a directory answer
+	CmdRekey   Command = 9  // circ 0; empty body; the last cell of a link message before the sender rekeys (spec/links.md §5)
+	CmdGossip  Command = 10 // circ 0; body: a gossip message (spec/gossip.md); only to peers with Dir=3
+	CmdDHT     Command = 11 // circ 0; body: a DHT message fragment (spec/dht.md); only to peers with DHT=1
+	maxCommand         = CmdDHT
 )
 
 func (c Command) String() string {
@@ -66,6 +68,10 @@ func (c Command) String() string {
 		return "DIR_DONE"
 	case CmdRekey:
 		return "REKEY"
+	case CmdGossip:
+		return "GOSSIP"
+	case CmdDHT:
+		return "DHT"
 	}
 	return fmt.Sprintf("CMD(%d)", uint8(c))
 }

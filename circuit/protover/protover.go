@@ -23,8 +23,9 @@ const (
 	Relay ID = 2
 	// Exit means the relay opens TCP streams for BEGIN (spec/streams.md).
 	Exit ID = 3
-	// Dir means the relay serves its directory: DIR_GET on a link (v1) and
-	// BEGIN_DIR streams on a circuit (v2).
+	// Dir means the relay serves its directory: DIR_GET on a link (v1),
+	// BEGIN_DIR streams on a circuit (v2), and GOSSIP cells with
+	// anti-entropy digests on a link (v3, spec/gossip.md).
 	Dir ID = 4
 	// Joint means the relay joins two circuits end to end
 	// (spec/circuits.md §7).
@@ -33,6 +34,9 @@ const (
 	// (spec/links.md §3): an initiator that sees it in a relay's
 	// descriptor refuses to be talked down to ChaChaPoly by that relay.
 	LinkAES ID = 6
+	// DHT means the relay takes part in the DHT: DHT cells on a link
+	// (spec/dht.md).
+	DHT ID = 7
 )
 
 // MaxVersion is the highest version a Set can hold.
@@ -157,7 +161,7 @@ func Parse(b []byte) (Set, int, error) {
 	return Set{e}, used, nil
 }
 
-var names = map[ID]string{Link: "Link", Relay: "Relay", Exit: "Exit", Dir: "Dir", Joint: "Joint", LinkAES: "LinkAES"}
+var names = map[ID]string{Link: "Link", Relay: "Relay", Exit: "Exit", Dir: "Dir", Joint: "Joint", LinkAES: "LinkAES", DHT: "DHT"}
 
 // String returns s in Tor's "proto" form, "Link=1 Relay=1-2 Exit=1";
 // unknown protocols appear as "P<id>=...".

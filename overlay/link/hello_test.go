@@ -141,7 +141,7 @@ func TestUnknownCommands(t *testing.T) {
 			}
 			for round := range 50 {
 				send(p.cli, 1, cell.CmdRelay)
-				send(p.cli, 0, cell.Command(10))
+				send(p.cli, 0, cell.Command(100))
 				send(p.cli, 7, cell.Command(200))
 				send(p.cli, 2, cell.CmdDestroy)
 				send(p.cli, 0, cell.Command(255))
