@@ -10,7 +10,6 @@ import (
 
 	"github.com/darkmatter/darkmatter/circuit/cell"
 	"github.com/darkmatter/darkmatter/circuit/exitpolicy"
-	"github.com/darkmatter/darkmatter/crypto/keys"
 	"github.com/darkmatter/darkmatter/internal/defaults"
 	"github.com/darkmatter/darkmatter/internal/safelog"
 	"github.com/darkmatter/darkmatter/internal/streamerr"
@@ -39,7 +38,12 @@ type ManagerConfig struct {
 	MaxIdle time.Duration
 	// Attempts is how many circuits DialStream tries (default 5).
 	Attempts int
-	Logf     safelog.Logf
+	// GuardFile keeps the guard sample across restarts (spec/guards.md
+	// §6); "" keeps it in memory only.
+	GuardFile string
+	// Guards tunes the guard sample (zero fields take the defaults).
+	Guards GuardParams
+	Logf   safelog.Logf
 }
 
 // Manager builds and reuses client circuits. Streams with different
@@ -56,9 +60,8 @@ type Manager struct {
 	mu       sync.Mutex
 	circs    map[string][]*entry // by isolation key
 	building map[buildKey]*pendingBuild
-	guard    *Hop
-	failed   map[keys.IdentityPublicKey]*failure // relays whose builds failed
-	sweep    *time.Timer                         // the next expiry sweep; nil if none is due
+	path     pathState   // guards, back-offs, path bias (path.go)
+	sweep    *time.Timer // the next expiry sweep; nil if none is due
 	closed   bool
 }
 
@@ -94,7 +97,7 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 	defaults.Set(&cfg.MaxDirtiness, 10*time.Minute)
 	defaults.Set(&cfg.MaxIdle, 30*time.Minute)
 	defaults.Set(&cfg.Attempts, 5)
-	return &Manager{
+	m := &Manager{
 		cfg:     cfg,
 		builder: cfg.Builder,
 		// Often enough that a circuit outlives its rule by at most a
@@ -102,8 +105,11 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 		sweepEvery: max(10*time.Millisecond, min(30*time.Second, cfg.MaxDirtiness/4, cfg.MaxIdle/4)),
 		circs:      make(map[string][]*entry),
 		building:   make(map[buildKey]*pendingBuild),
-		failed:     make(map[keys.IdentityPublicKey]*failure),
-	}, nil
+	}
+	if err := m.initPath(); err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 // Close destroys all circuits.
@@ -123,6 +129,7 @@ func (m *Manager) Close() error {
 	m.circs = map[string][]*entry{}
 	m.mu.Unlock()
 	closeAll(all)
+	m.flushGuards()
 	return nil
 }
 
@@ -191,6 +198,7 @@ func (m *Manager) DialStream(ctx context.Context, target, isolation string) (net
 			continue
 		}
 		st, err := c.OpenStream(ctx, target)
+		m.noteUse(ctx, c, err)
 		if err == nil {
 			return st, nil
 		}

@@ -226,16 +226,17 @@ func TestSameSubnet(t *testing.T) {
 	}
 }
 
-// A relay whose build failed is left out of paths for a minute, then for
+// A link whose EXTEND failed is left out of paths for a minute, then for
 // twice as long after each further failure; a success resets it. A failed
 // middle does not cost the guard its place.
 func TestManagerBacksOffFailedRelay(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		// Three relays: every path is guard, middle, exit.
+		// Three relays and one primary guard: every path is guard, middle,
+		// exit.
 		relays := fakeRelays(2, 1)
 		guard, middle := relays[0], relays[1]
 		b := newFakeBuilder()
-		m := newFakeManager(t, b, relays, ManagerConfig{})
+		m := newFakeManager(t, b, relays, ManagerConfig{Guards: GuardParams{Primary: 1}})
 		m.SetGuard(guard.Hop)
 		key := 0
 		try := func() error {
@@ -342,81 +343,6 @@ func TestManagerLeavesFailedRelayOut(t *testing.T) {
 			dial(t, m, "example.com:80", next())
 			if through(before) {
 				break
-			}
-		}
-	})
-}
-
-// The guard stays the first hop until a build through it fails; then
-// another takes its place and keeps it, even once the old one is back.
-func TestManagerGuardStickyUntilFailure(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		relays := fakeRelays(6, 2)
-		b := newFakeBuilder()
-		m := newFakeManager(t, b, relays, ManagerConfig{})
-		key := 0
-		next := func() string { key++; return string(rune(0x100 + key)) }
-
-		dial(t, m, "example.com:80", next())
-		g1 := m.Guard()
-		if g1 == nil || g1.Identity != b.pathsSince(0)[0][0].Identity {
-			t.Fatal("the first circuit's first hop did not become the guard")
-		}
-		for range 20 {
-			dial(t, m, "example.com:80", next())
-		}
-		for _, p := range b.pathsSince(0) {
-			if p[0].Identity != g1.Identity {
-				t.Fatalf("first hop %s, want the guard %s", p[0].Addr, g1.Addr)
-			}
-		}
-
-		var old RelayInfo
-		for _, r := range relays {
-			if r.Hop.Identity == g1.Identity {
-				old = r
-			}
-		}
-		b.setFail(old, true)
-		before := b.builds()
-		dial(t, m, "example.com:80", next()) // fails once, then succeeds elsewhere
-		if b.builds() != before+2 {
-			t.Fatalf("%d builds after the guard failed, want 2 (the failure and a retry)", b.builds()-before)
-		}
-		g2 := m.Guard()
-		if g2 == nil || g2.Identity == g1.Identity {
-			t.Fatal("the guard was not replaced after it failed")
-		}
-
-		// A guard that fails on a build nobody retries (Preempt tries
-		// once) loses its place at once, not only while backed off.
-		for _, r := range relays {
-			b.setFail(r, r.Hop.Identity == g2.Identity)
-		}
-		if err := m.Preempt(t.Context()); err == nil {
-			t.Fatal("Preempt through a failing guard succeeded")
-		}
-		if g := m.Guard(); g != nil {
-			t.Fatalf("after the guard failed, Guard is %s, want none until the next path", g.Addr)
-		}
-		for _, r := range relays {
-			b.setFail(r, false)
-		}
-		time.Sleep(maxDownTime) // both old guards' back-offs are long over
-		if err := m.Preempt(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-		g3 := m.Guard()
-		if g3 == nil {
-			t.Fatal("no guard after a successful build")
-		}
-		since := b.builds()
-		for range 20 {
-			dial(t, m, "example.com:80", next())
-		}
-		for _, p := range b.pathsSince(since) {
-			if p[0].Identity != g3.Identity {
-				t.Fatalf("first hop %s, want the current guard %s", p[0].Addr, g3.Addr)
 			}
 		}
 	})
