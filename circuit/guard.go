@@ -230,7 +230,7 @@ func (s *guardSet) eligible(r *RelayInfo, now time.Time) bool {
 // guards listed or not, removes guards gone or failing for too long, and
 // samples new ones, weighted by cum (a weights table over relays,
 // computed only if a guard is to be drawn).
-func (s *guardSet) update(relays []RelayInfo, cum func() []uint64, now time.Time) (removed int) {
+func (s *guardSet) update(relays []*RelayInfo, cum func() []uint64, now time.Time) (removed int) {
 	for _, g := range s.guards {
 		g.listed = false
 	}
@@ -238,9 +238,9 @@ func (s *guardSet) update(relays []RelayInfo, cum func() []uint64, now time.Time
 	for _, g := range s.guards {
 		byID[g.id] = g
 	}
-	for i := range relays {
-		if g := byID[relays[i].Hop.Identity]; g != nil {
-			g.listed, g.info = true, relays[i]
+	for _, r := range relays {
+		if g := byID[r.Hop.Identity]; g != nil {
+			g.listed, g.info = true, *r
 		}
 	}
 	keep := s.guards[:0]
@@ -271,7 +271,7 @@ func (s *guardSet) update(relays []RelayInfo, cum func() []uint64, now time.Time
 // sample adds eligible relays, by weight, until the sample is full, and
 // provisional ones while fewer than Primary guards are candidates; it
 // drops the provisional ones once enough eligible guards are candidates.
-func (s *guardSet) sample(relays []RelayInfo, cum func() []uint64, now time.Time) {
+func (s *guardSet) sample(relays []*RelayInfo, cum func() []uint64, now time.Time) {
 	real := 0
 	for _, g := range s.guards {
 		if !g.provisional {
@@ -279,18 +279,16 @@ func (s *guardSet) sample(relays []RelayInfo, cum func() []uint64, now time.Time
 		}
 	}
 	in := func(i int) bool { return s.find(relays[i].Hop.Identity) != nil }
+	if real >= s.p.SampleSize && s.candidates() >= s.p.Primary && !s.anyProvisional() {
+		return // the common case: nothing to do
+	}
 	if real < s.p.SampleSize {
 		n := s.draw(relays, cum, s.p.SampleSize-real, func(i int) bool {
-			return !in(i) && s.eligible(&relays[i], now)
+			return !in(i) && s.eligible(relays[i], now)
 		}, now, false)
 		real += n
 	}
-	cands := 0
-	for _, g := range s.guards {
-		if !g.provisional && g.listed && !g.disabled && !g.unreachable {
-			cands++
-		}
-	}
+	cands := s.candidates()
 	if cands >= s.p.Primary {
 		keep := s.guards[:0]
 		for _, g := range s.guards {
@@ -316,9 +314,30 @@ func (s *guardSet) sample(relays []RelayInfo, cum func() []uint64, now time.Time
 	}
 }
 
+// candidates counts the non-provisional guards that may be primary
+// (ignoring retry times).
+func (s *guardSet) candidates() int {
+	n := 0
+	for _, g := range s.guards {
+		if !g.provisional && g.listed && !g.disabled && !g.unreachable {
+			n++
+		}
+	}
+	return n
+}
+
+func (s *guardSet) anyProvisional() bool {
+	for _, g := range s.guards {
+		if g.provisional && !g.pinned {
+			return true
+		}
+	}
+	return false
+}
+
 // draw adds up to n relays for which ok holds, by weight, without
 // replacement, and returns how many it added.
-func (s *guardSet) draw(relays []RelayInfo, cumFn func() []uint64, n int, ok func(int) bool, now time.Time, provisional bool) int {
+func (s *guardSet) draw(relays []*RelayInfo, cumFn func() []uint64, n int, ok func(int) bool, now time.Time, provisional bool) int {
 	var idx []int
 	for i := range relays {
 		if ok(i) {
@@ -348,7 +367,7 @@ func (s *guardSet) draw(relays []RelayInfo, cumFn func() []uint64, n int, ok fun
 		if j < 0 {
 			break
 		}
-		r := &relays[idx[j]]
+		r := relays[idx[j]]
 		s.guards = append(s.guards, &guard{
 			id: r.Hop.Identity, added: now, sampleIdx: s.nextSample,
 			provisional: provisional, listed: true, info: *r,

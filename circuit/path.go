@@ -190,13 +190,17 @@ func (m *Manager) choosePathLocked(all []RelayInfo, need exitNeed, now time.Time
 	measured := func(r *RelayInfo) uint32 { return m.path.measured[r.Hop.Identity] }
 	m.refreshLocked(all, now)
 	if n > 1 {
-		m.path.stats.GuardsRemoved += uint64(m.path.guards.update(all, func() []uint64 { return weights(all, measured) }, now))
+		ptrs := make([]*RelayInfo, len(all))
+		for i := range all {
+			ptrs[i] = &all[i]
+		}
+		m.path.stats.GuardsRemoved += uint64(m.path.guards.update(ptrs, func() []uint64 { return weights(ptrs, measured) }, now))
 	}
 	relays := m.usableLocked(all, now)
 	if len(relays) < n-1 || (n == 1 && len(relays) == 0) {
 		return nil, nil, errNoPath
 	}
-	var exits []RelayInfo
+	var exits []*RelayInfo
 	for _, r := range relays {
 		if need.allows(r.Policy) {
 			exits = append(exits, r)
@@ -212,16 +216,17 @@ func (m *Manager) choosePathLocked(all []RelayInfo, need exitNeed, now time.Time
 	} else {
 		firsts = []*guard{nil}
 	}
+	hops := make([]*RelayInfo, 0, n)
 	for _, g := range firsts {
 		for range pathAttempts {
-			hops := make([]*RelayInfo, 0, n)
+			hops = hops[:0]
 			if g != nil {
 				hops = append(hops, &g.info)
 			}
 			for len(hops) < n-1 {
-				hops = append(hops, &relays[pickWeighted(cum, nil)])
+				hops = append(hops, relays[pickWeighted(cum, nil)])
 			}
-			e := &exits[pickWeighted(exitCum, nil)]
+			e := exits[pickWeighted(exitCum, nil)]
 			hops = append(hops, e)
 			if m.fitsLocked(hops, now) {
 				path := make([]Hop, len(hops))
@@ -268,9 +273,10 @@ func (m *Manager) refreshLocked(all []RelayInfo, now time.Time) {
 }
 
 // usableLocked returns the relays of all that are not backed off.
-func (m *Manager) usableLocked(all []RelayInfo, now time.Time) []RelayInfo {
-	out := make([]RelayInfo, 0, len(all))
-	for _, r := range all {
+func (m *Manager) usableLocked(all []RelayInfo, now time.Time) []*RelayInfo {
+	out := make([]*RelayInfo, 0, len(all))
+	for i := range all {
+		r := &all[i]
 		if f := m.path.failed[r.Hop.Identity]; f != nil && now.Before(f.until) {
 			continue
 		}

@@ -36,14 +36,14 @@ func weightOf(r *RelayInfo, measured uint32) uint64 {
 // weights returns a cumulative weight table over relays: cum[i] is the sum
 // of the weights of relays[0..i]. measured gives the bandwidths measured
 // by this node (it may be nil).
-func weights(relays []RelayInfo, measured func(*RelayInfo) uint32) []uint64 {
+func weights(relays []*RelayInfo, measured func(*RelayInfo) uint32) []uint64 {
 	raw := make([]uint64, len(relays))
-	for i := range relays {
+	for i, r := range relays {
 		var m uint32
 		if measured != nil {
-			m = measured(&relays[i])
+			m = measured(r)
 		}
-		raw[i] = weightOf(&relays[i], m)
+		raw[i] = weightOf(r, m)
 	}
 	c := weightCap(raw)
 	var sum uint64
