@@ -59,7 +59,9 @@ func (s *guardSet) marshal() []byte {
 			PathBias: g.bias,
 		})
 	}
-	b, _ := json.MarshalIndent(f, "", "\t") // no value here can fail to encode
+	// Only times in years 0..9999 fail to encode; the clock and the file
+	// (RFC 3339) give no others.
+	b, _ := json.MarshalIndent(f, "", "\t")
 	return append(b, '\n')
 }
 
