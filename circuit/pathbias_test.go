@@ -44,6 +44,7 @@ func TestExtendFailureBlamesLinkNotHop(t *testing.T) {
 		relays := guardRelays(6, 2)
 		b := newFakeBuilder()
 		m := newFakeManager(t, b, relays, ManagerConfig{})
+		m.SetGuard(relays[0].Hop) // a middle, so that both exits end paths
 		var k keyer
 		dial(t, m, "example.com:80", k.next())
 		g := *m.Guard()
