@@ -21,7 +21,7 @@ type hookBuilder struct {
 
 	// mu guards the following.
 	mu     sync.Mutex
-	builds int
+	nbuild int
 	opens  []*fakeCircuit // the circuit of each OpenStream
 }
 
@@ -29,8 +29,8 @@ func newHookBuilder() *hookBuilder { return &hookBuilder{fakeBuilder: newFakeBui
 
 func (b *hookBuilder) Build(ctx context.Context, path []Hop) (Circuit, error) {
 	b.mu.Lock()
-	b.builds++
-	n := b.builds
+	b.nbuild++
+	n := b.nbuild
 	b.mu.Unlock()
 	if b.delay != nil {
 		t := time.NewTimer(b.delay(n))
