@@ -13,7 +13,7 @@ import (
 )
 
 // hookBuilder is a fakeBuilder whose builds take delay(n) for the n-th
-// build (1-based) and whose circuits run open before each OpenStream.
+// build (1-based; called under b.mu) and whose circuits run open before each OpenStream.
 type hookBuilder struct {
 	*fakeBuilder
 	delay func(n int) time.Duration
@@ -30,10 +30,13 @@ func newHookBuilder() *hookBuilder { return &hookBuilder{fakeBuilder: newFakeBui
 func (b *hookBuilder) Build(ctx context.Context, path []Hop) (Circuit, error) {
 	b.mu.Lock()
 	b.nbuild++
-	n := b.nbuild
-	b.mu.Unlock()
+	var d time.Duration
 	if b.delay != nil {
-		t := time.NewTimer(b.delay(n))
+		d = b.delay(b.nbuild) // under b.mu: it may keep state
+	}
+	b.mu.Unlock()
+	if d > 0 {
+		t := time.NewTimer(d)
 		defer t.Stop()
 		select {
 		case <-t.C:
