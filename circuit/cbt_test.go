@@ -310,3 +310,20 @@ func TestManagerTimeoutDoesNotDriftDown(t *testing.T) {
 		}
 	})
 }
+
+// At most cbtMaxMeasuring timed-out builds go on to be measured at once.
+func TestBuildTimeoutMeasurementBounded(t *testing.T) {
+	b := newBuildTimes(60*time.Second, time.Millisecond, 20, nil)
+	for i := range cbtMaxMeasuring {
+		if !b.expired() {
+			t.Fatalf("timed-out build %d not measured", i+1)
+		}
+	}
+	if b.expired() {
+		t.Fatal("more than cbtMaxMeasuring builds measured at once")
+	}
+	b.done()
+	if !b.expired() {
+		t.Fatal("a measurement that ended did not free its place")
+	}
+}
