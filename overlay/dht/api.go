@@ -87,7 +87,7 @@ func (d *DHT) PutVia(ctx context.Context, r *Record, tr Transport) (int, error) 
 	if err := d.live(); err != nil {
 		return 0, err
 	}
-	if err := d.cfg.Registry.Verify(r, d.cfg.Network, d.cfg.Now()); err != nil {
+	if err := d.verify(r, d.cfg.Now()); err != nil {
 		return 0, fmt.Errorf("dht: put: %w", err)
 	}
 	d.mu.Lock()

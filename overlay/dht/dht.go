@@ -93,10 +93,11 @@ type Config struct {
 
 // DHT is one Kademlia node. It is safe for concurrent use.
 type DHT struct {
-	cfg   Config
-	table *table
-	store *store
-	stats stats
+	cfg    Config
+	table  *table
+	store  *store
+	stats  stats
+	vcache verifyCache
 
 	mu     sync.Mutex // guards owned and closed
 	owned  map[slot]*owned

@@ -222,7 +222,7 @@ func (l *lookup) query(ctx context.Context, c Contact) *Message {
 			d.stats.refuse(ReasonBadKey)
 			continue
 		}
-		if err := d.cfg.Registry.Verify(r, d.cfg.Network, now); err != nil {
+		if err := d.verify(r, now); err != nil {
 			d.stats.refuse(reasonOf(err))
 			continue
 		}

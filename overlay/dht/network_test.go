@@ -28,7 +28,10 @@ func TestPutGetEverywhere(t *testing.T) {
 	for i, r := range recs {
 		missing := 0
 		for j, d := range nodes {
-			if j == i*37 {
+			if j == i*37 || (raceEnabled && j%8 != 0) { // -race: a sample
+				continue
+			}
+			if false {
 				continue
 			}
 			if !found(d, r) {
@@ -76,8 +79,12 @@ func TestChurn(t *testing.T) {
 	}
 	live := n.liveNodes()
 	tries, ok := 0, 0
+	gets := 25
+	if raceEnabled {
+		recs, gets = recs[:8], 10
+	}
 	for _, r := range recs {
-		for range 25 {
+		for range gets {
 			tries++
 			if found(live[n.rng.IntN(len(live))], r) {
 				ok++

@@ -8,18 +8,18 @@ type Reason uint8
 
 // Reasons. Stored (0) is success; the others are refusals.
 const (
-	Stored           Reason = iota // the record was stored
-	ReasonMalformed                // the request or record does not decode
-	ReasonBadSig                   // the signature does not verify for this network
-	ReasonUnknownType              // the type is not registered
-	ReasonTooLarge                 // the value exceeds the type's limit
-	ReasonExpired                  // the expiry is past
-	ReasonTooLong                  // the expiry is beyond now + MaxTTL + skew
-	ReasonBadKey                   // the key or value breaks the type's rule
-	ReasonStale                    // a record with this or a higher Seq is held
-	ReasonRate                     // the source sent too many STOREs
-	ReasonFull                     // the store is at a capacity limit
-	ReasonNotServer                // this node stores nothing
+	Stored            Reason = iota // the record was stored
+	ReasonMalformed                 // the request or record does not decode
+	ReasonBadSig                    // the signature does not verify for this network
+	ReasonUnknownType               // the type is not registered
+	ReasonTooLarge                  // the value exceeds the type's limit
+	ReasonExpired                   // the expiry is past
+	ReasonTooLong                   // the expiry is beyond now + MaxTTL + skew
+	ReasonBadKey                    // the key or value breaks the type's rule
+	ReasonStale                     // a record with this or a higher Seq is held
+	ReasonRate                      // the source sent too many STOREs
+	ReasonFull                      // the store is at a capacity limit
+	ReasonNotServer                 // this node stores nothing
 	numReasons
 )
 

@@ -82,6 +82,22 @@ func (g *Registry) Lookup(t uint16) (TypeSpec, bool) {
 // value size, an expiry in (now, now+MaxTTL+ClockSkew], the signature, and
 // the type's Validate. The error is a *RefusedError naming the reason.
 func (g *Registry) Verify(r *Record, network string, now time.Time) error {
+	if err := g.checkTime(r, now); err != nil {
+		return err
+	}
+	s, _ := g.Lookup(r.Type)
+	if !r.VerifySignature(network) {
+		return refuse(ReasonBadSig, "")
+	}
+	if err := s.Validate(r); err != nil {
+		return refuse(ReasonBadKey, "%s: %v", s.Name, err)
+	}
+	return nil
+}
+
+// checkTime checks the type, size and expiry of r: everything Verify
+// checks that does not need the signature.
+func (g *Registry) checkTime(r *Record, now time.Time) error {
 	s, ok := g.Lookup(r.Type)
 	if !ok {
 		return refuse(ReasonUnknownType, "type %d", r.Type)
@@ -95,12 +111,6 @@ func (g *Registry) Verify(r *Record, network string, now time.Time) error {
 	}
 	if exp.After(now.Add(s.MaxTTL + ClockSkew)) {
 		return refuse(ReasonTooLong, "%s expiry more than %v ahead", s.Name, s.MaxTTL)
-	}
-	if !r.VerifySignature(network) {
-		return refuse(ReasonBadSig, "")
-	}
-	if err := s.Validate(r); err != nil {
-		return refuse(ReasonBadKey, "%s: %v", s.Name, err)
 	}
 	return nil
 }

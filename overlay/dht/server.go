@@ -72,7 +72,7 @@ func (d *DHT) handleStore(from Contact, r *Record) Reason {
 func (d *DHT) storeLocal(r *Record) Reason { return d.storeLocalAt(r, d.cfg.Now()) }
 
 func (d *DHT) storeLocalAt(r *Record, now time.Time) Reason {
-	if err := d.cfg.Registry.Verify(r, d.cfg.Network, now); err != nil {
+	if err := d.verify(r, now); err != nil {
 		rs := reasonOf(err)
 		d.stats.refuse(rs)
 		return rs
