@@ -232,3 +232,14 @@ func parseContacts(b []byte) ([]Contact, []byte, error) {
 	}
 	return cs, b, nil
 }
+
+var kindNames = [...]string{KindPing: "PING", KindPong: "PONG", KindFindNode: "FIND_NODE", KindNodes: "NODES",
+	KindFindValue: "FIND_VALUE", KindValue: "VALUE", KindStore: "STORE", KindStored: "STORED"}
+
+// name returns the spec name of k.
+func (k Kind) name() string {
+	if int(k) < len(kindNames) && kindNames[k] != "" {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("kind %d", uint8(k))
+}
