@@ -395,3 +395,24 @@ func newFlagSet(t *testing.T, cmd *cli.Command) *flag.FlagSet {
 	}
 	return set
 }
+
+// The README's example relay config is one the relay accepts.
+func TestReadmeConfigExample(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, ok := strings.Cut(string(readme), "\n## Configuration\n")
+	_, block, ok2 := strings.Cut(sec, "```toml\n")
+	block, _, ok3 := strings.Cut(block, "```")
+	if !ok || !ok2 || !ok3 {
+		t.Fatal("README has no ## Configuration section with a toml block")
+	}
+	vals, err := parseConfig([]byte(block), commandFlags(newApp()), "relay")
+	if err != nil {
+		t.Fatalf("README example: %v", err)
+	}
+	if !slices.Equal(vals["listen"], []string{"0.0.0.0:9000"}) || len(vals["bootstrap"]) != 2 || !slices.Equal(vals["exit"], []string{"true"}) {
+		t.Errorf("README example read as %v", vals)
+	}
+}
