@@ -61,7 +61,7 @@ func configurable(cmd *cli.Command) *cli.Command {
 	for _, f := range cmd.Flags {
 		name := f.Names()[0]
 		if err := setFlagMeta(f, []string{envName(name)}); err != nil {
-			panic(fmt.Sprintf("darkmatter %s --%s: %v", cmd.Name, name, err)) // a programming error, caught by TestEveryFlagConfigurable
+			panic(fmt.Sprintf("darkmatter %s --%s: %v", cmd.Name, name, err)) // a programming error, caught by TestHelpListsEnvVars, which builds every command
 		}
 		if r, ok := f.(cli.RequiredFlag); ok && r.IsRequired() {
 			required = append(required, name)
