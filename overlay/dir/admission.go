@@ -42,7 +42,8 @@ const unreliableMargin = 2
 //     introduced and that are still unconfirmed. A relay is confirmed when
 //     a source of another /16 (IPv6 /32) offers it too, or by Confirm (a
 //     direct link to it completed). Updates of known relays (a newer
-//     Published) are taken from any source: they are signed.
+//     Published) are taken from any source: they are signed. A loopback
+//     source (a peer on this host, outside the threat model) has no limit.
 //   - Full directory (Config.MaxRelays): a new relay may evict only an
 //     entry that is unconfirmed or measured unreliable (failures >
 //     successes+2, NoteReachable). Unreliable entries go first, then the
@@ -270,7 +271,7 @@ func (dir *Directory) admit(d *descriptor.Descriptor, src string, trusted bool) 
 			dir.noteRefusedLocked(id, d)
 			return false, err
 		}
-		if src != "" && dir.sources[src] >= dir.adm.PerSource {
+		if !localSource(src) && dir.sources[src] >= dir.adm.PerSource {
 			dir.stats.Admit.Source++
 			dir.noteRefusedLocked(id, d)
 			return false, ErrSourceLimit
