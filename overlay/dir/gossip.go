@@ -390,11 +390,14 @@ func (dir *Directory) takeGossipDesc(p Peer, raw []byte) {
 	delete(s.wanted, id)
 	known := dir.relays[id] != nil
 	dir.mu.Unlock()
-	ok, _ := dir.AddFrom(d, p.Source())
+	ok, why := dir.AddFrom(d, p.Source())
 	dir.mu.Lock()
 	switch {
 	case !ok:
 		s.res.Refused++
+		if !errors.Is(why, ErrNotNewer) {
+			dir.noteRefusedLocked(id, d)
+		}
 	case known:
 		s.res.Updated++
 	default:
@@ -524,6 +527,9 @@ func (dir *Directory) serveWant(p Peer, m *Msg) {
 		if e == nil || e.d.Expired(fresh) {
 			continue
 		}
+		if dir.wanting >= dir.gossip.MaxWanting {
+			dir.dropLargestWantLocked(ps)
+		}
 		if len(ps.want) >= dir.maxRelays || dir.wanting >= dir.gossip.MaxWanting {
 			dir.stats.GossipWantsDropped++
 			continue
@@ -548,4 +554,23 @@ func (dir *Directory) serveWant(p Peer, m *Msg) {
 		return
 	}
 	dir.run(&answer{p: p, list: list, last: now, gossip: true}, ps, now)
+}
+
+// dropLargestWantLocked forgets the largest unfinished WANT of a link
+// other than ps's, if it is larger than ps's own: a link that never ends
+// its WANT cannot starve the others of the MaxWanting bound.
+func (dir *Directory) dropLargestWantLocked(ps *peerState) {
+	var big *peerState
+	for _, o := range dir.peers {
+		if o != ps && (big == nil || len(o.want) > len(big.want)) {
+			big = o
+		}
+	}
+	if big == nil || len(big.want) <= len(ps.want) {
+		return
+	}
+	dir.stats.GossipWantsDropped += uint64(len(big.want))
+	dir.wanting -= len(big.want)
+	clear(big.want)
+	big.want = nil
 }
