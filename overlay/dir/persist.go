@@ -100,14 +100,14 @@ func (dir *Directory) Load(r io.Reader) (int, error) {
 		if size > descriptor.MaxSize {
 			return n, fmt.Errorf("%w: entry %d of %d bytes", errSaved, i, size)
 		}
-		var meta [17]byte
+		var meta [18]byte
 		if _, err := io.ReadFull(br, buf[:size]); err != nil {
 			return n, fmt.Errorf("%w: entry %d: %w", errSaved, i, err)
 		}
 		if _, err := io.ReadFull(br, meta[:]); err != nil {
 			return n, fmt.Errorf("%w: entry %d: %w", errSaved, i, err)
 		}
-		src := make([]byte, meta[16])
+		src := make([]byte, meta[17])
 		if _, err := io.ReadFull(br, src); err != nil {
 			return n, fmt.Errorf("%w: entry %d: %w", errSaved, i, err)
 		}
