@@ -1,6 +1,8 @@
 package dir
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -261,5 +263,34 @@ func TestAddFromRefusals(t *testing.T) {
 	}
 	if st := dir.Stats().Admit; st.Network != 1 || st.Stale != 1 {
 		t.Errorf("stats %+v", st)
+	}
+}
+
+// Descriptors fetched with DIR_GET and read from a directory stream pass
+// admission too, with the link's source as introducer.
+func TestFetchAndStreamAdmitted(t *testing.T) {
+	clk := &fakeClock{now: t0}
+	server := New(Config{Network: "net", Now: clk.Now})
+	for i := range 10 {
+		server.Add(descAt(t, i, t0, fmt.Sprintf("192.0.2.%d:9001", i+1)))
+	}
+	client := New(Config{Network: "net", Now: clk.Now})
+	toServer, _ := connect(client, server)
+	if err := client.Fetch(context.Background(), toServer); err != nil {
+		t.Fatal(err)
+	}
+	if client.Len() != DefaultPerSlash24 {
+		t.Errorf("fetched %d relays of one /24, want %d", client.Len(), DefaultPerSlash24)
+	}
+	if info, _ := client.Info(client.List()[0].NodeID()); info.Source != toServer.Source() {
+		t.Errorf("source %q", info.Source)
+	}
+	var s []byte
+	for _, d := range server.List() {
+		s = append(s, frame(d.Marshal())...)
+	}
+	other := New(Config{Network: "net", Now: clk.Now})
+	if n, err := other.ReadStreamFrom(bytes.NewReader(s), "203.0.113.1"); err != nil || n != DefaultPerSlash24 {
+		t.Errorf("ReadStreamFrom = %d, %v", n, err)
 	}
 }
