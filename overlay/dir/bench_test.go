@@ -48,3 +48,31 @@ func BenchmarkSync5000(b *testing.B) {
 	b.ReportMetric(float64(res.BytesSent+res.BytesRecv), "link-B/sync")
 	b.ReportMetric(float64(res.BytesRecv-diff*4085), "overhead-B/sync")
 }
+
+// BenchmarkSyncFull5000 is the first round of an empty directory with one
+// of 5,000 relays (the source limit raised so one peer may introduce
+// them all): time, and bytes on the link.
+func BenchmarkSyncFull5000(b *testing.B) {
+	const n = 5000
+	clk := &fakeClock{now: t0}
+	server := gossipDir(clk, Config{Gossip: GossipConfig{Burst: 1 << 30}})
+	defer server.Close()
+	for i := range n {
+		server.Add(descFor(i))
+	}
+	var res SyncResult
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		client := gossipDir(clk, Config{Admission: Admission{PerSource: n}})
+		toServer, _ := connect(client, server)
+		var err error
+		res, err = client.Sync(context.Background(), toServer)
+		client.Close()
+		if err != nil || res.Learned != n {
+			b.Fatalf("%+v, %v", res, err)
+		}
+	}
+	b.ReportMetric(float64(res.BytesSent+res.BytesRecv), "link-B/sync")
+	b.ReportMetric(float64(res.BytesRecv-n*4085), "overhead-B/sync")
+}
