@@ -389,6 +389,18 @@ func (cc *ClientCirc) OpenDirStream(ctx context.Context) (*Stream, error) {
 	return cc.openStream(ctx, cell.RelayBeginDir, "dir", []byte{cell.BeginHalfClose}, true)
 }
 
+// OpenDHTStream opens a stream to the last hop's DHT proxy (BEGIN_DHT); the
+// hop must list DHT=1. The stream carries DHT calls that the hop makes for
+// the client (spec/streams.md §5.1), so the DHT nodes asked learn only the
+// hop, never the client.
+func (cc *ClientCirc) OpenDHTStream(ctx context.Context) (*Stream, error) {
+	last := cc.hops[len(cc.hops)-1].Protocols
+	if !last.Supports(protover.DHT, 1) {
+		return nil, fmt.Errorf("%w: the last hop is no DHT proxy", streamerr.New(streamerr.Unsupported))
+	}
+	return cc.openStream(ctx, cell.RelayBeginDHT, "dht", []byte{cell.BeginHalfClose}, true)
+}
+
 func (cc *ClientCirc) openStream(ctx context.Context, cmd cell.RelayCmd, target string, data []byte, halfClose bool) (*Stream, error) {
 	var st *Stream
 	for tries := 0; ; tries++ {

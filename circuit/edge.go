@@ -244,7 +244,7 @@ func (e *edge) handleMessage(c *cell.Cell, m cell.RelayMsg, digest [layer.TagSiz
 // handleStreamMsg delivers a message on stream m.Stream ≠ 0. It owns c.
 func (e *edge) handleStreamMsg(c *cell.Cell, m cell.RelayMsg) error {
 	switch m.Cmd {
-	case cell.RelayBegin, cell.RelayBeginDir:
+	case cell.RelayBegin, cell.RelayBeginDir, cell.RelayBeginDHT:
 		defer c.Free() // m.Data aliases c
 		return e.handleBegin(m)
 	case cell.RelayData, cell.RelayConnected, cell.RelayEnd, cell.RelaySendme:
@@ -268,12 +268,16 @@ func (e *edge) handleStreamMsg(c *cell.Cell, m cell.RelayMsg) error {
 func (e *edge) handleBegin(m cell.RelayMsg) error {
 	req := &StreamRequest{Kind: KindTCP}
 	var flags byte
-	if m.Cmd == cell.RelayBeginDir {
+	switch m.Cmd {
+	case cell.RelayBeginDir, cell.RelayBeginDHT:
 		req.Kind = KindDir
+		if m.Cmd == cell.RelayBeginDHT {
+			req.Kind = KindDHT
+		}
 		if len(m.Data) > 0 {
 			flags = m.Data[0]
 		}
-	} else {
+	default:
 		b, err := cell.ParseBegin(m.Data)
 		if err != nil {
 			return e.send(cell.RelayEnd, m.Stream, []byte{byte(streamerr.BadAddress)})

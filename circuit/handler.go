@@ -20,6 +20,9 @@ const (
 	KindTCP StreamKind = 1
 	// KindDir is a BEGIN_DIR stream to the end's directory (Relay=2, Dir=2).
 	KindDir StreamKind = 2
+	// KindDHT is a BEGIN_DHT stream to the end's DHT proxy (DHT=1,
+	// spec/streams.md §5.1).
+	KindDHT StreamKind = 3
 )
 
 func (k StreamKind) String() string {
@@ -28,6 +31,8 @@ func (k StreamKind) String() string {
 		return "tcp"
 	case KindDir:
 		return "dir"
+	case KindDHT:
+		return "dht"
 	}
 	return "kind?"
 }

@@ -4,15 +4,14 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
-	"net"
+
 	"sync"
 	"time"
 
-	"github.com/darkmatter/darkmatter/circuit/cell"
 	"github.com/darkmatter/darkmatter/circuit/exitpolicy"
+	"github.com/darkmatter/darkmatter/crypto/keys"
 	"github.com/darkmatter/darkmatter/internal/defaults"
 	"github.com/darkmatter/darkmatter/internal/safelog"
-	"github.com/darkmatter/darkmatter/internal/streamerr"
 )
 
 // ManagerConfig configures a Manager.
@@ -36,29 +35,73 @@ type ManagerConfig struct {
 	// MaxIdle is how long a circuit that never carried a stream (a
 	// preemptive one) is kept (default 30 min).
 	MaxIdle time.Duration
-	// Attempts is how many circuits DialStream tries (default 5).
+	// Attempts is how many builds one request for a circuit tries, each
+	// on a new path, before it fails (default 5).
 	Attempts int
+	// StreamAttempts is how many circuits DialStream tries one stream on
+	// when a failure leaves it safe to retry (default 3; spec/circuits.md
+	// §8.3).
+	StreamAttempts int
+	// StreamTimeout bounds the wait for CONNECTED on each attempt
+	// (default 15s, Tor's stream timeout on a retry); a stream that got no
+	// answer in time is retried on another circuit.
+	StreamTimeout time.Duration
+
+	// InitialBuildTimeout is the build timeout until enough build times
+	// were seen (default 60s), the most the learned one may be, and how
+	// long a build cut at the learned timeout goes on to be measured.
+	InitialBuildTimeout time.Duration
+	// MinBuildTimeout is the least the learned timeout may be (default
+	// 1.5s, as Tor: a build that needs a new link takes a few round trips
+	// more than one that does not).
+	MinBuildTimeout time.Duration
+	// MinBuildSamples is how many build times are needed before the
+	// learned timeout replaces the initial one (default 20; Tor waits for
+	// 100, which a small network would take long to reach).
+	MinBuildSamples int
+	// BuildTimes restores build times saved from Manager.BuildTimes.
+	BuildTimes []time.Duration
+
+	// Preemptive is how many clean circuits to any exit the Manager keeps
+	// built before streams ask for them, rebuilding one in the background
+	// when a stream takes it, it dies or it idles out. Zero or negative:
+	// none are kept (Preempt still builds one on demand).
+	Preemptive int
+
 	// GuardFile keeps the guard sample across restarts (spec/guards.md
 	// §6); "" keeps it in memory only.
 	GuardFile string
 	// Guards tunes the guard sample (zero fields take the defaults).
 	Guards GuardParams
-	Logf   safelog.Logf
+
+	Logf safelog.Logf
 }
 
 // Manager builds and reuses client circuits. Streams with different
-// isolation keys never share a circuit.
+// isolation keys never share a circuit. Clean circuits (never handed a
+// stream) wait in a pool that belongs to no key, and the first stream
+// that takes one gives it its key (spec/circuits.md §8).
 //
-// Its time rules (dirtiness, idle expiry, a failed relay's back-off) read
-// the time package only, so tests run them under testing/synctest.
+// Its time rules (dirtiness, idle expiry, a failed relay's back-off, the
+// build timeout) read the time package only, so tests run them under
+// testing/synctest.
 type Manager struct {
 	cfg        ManagerConfig
 	builder    Builder
 	sweepEvery time.Duration
+	cbt        *buildTimes
+
+	// life ends at Close: builds and the preemptive maintainer run under
+	// it, and wg counts their goroutines.
+	life   context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	kick   chan struct{} // wakes the preemptive maintainer
 
 	// mu guards the following.
 	mu       sync.Mutex
 	circs    map[string][]*entry // by isolation key
+	pool     []*entry            // clean circuits to any exit, no key yet
 	building map[buildKey]*pendingBuild
 	path     pathState   // guards, back-offs, path bias (path.go)
 	sweep    *time.Timer // the next expiry sweep; nil if none is due
@@ -67,10 +110,20 @@ type Manager struct {
 
 // entry is a circuit the Manager hands streams to.
 type entry struct {
-	c     Circuit
-	exit  *exitpolicy.Policy // of its last hop, when it was built
-	built time.Time
-	used  time.Time // when it was first handed a stream; zero while clean
+	c       Circuit
+	exit    *exitpolicy.Policy // of its last hop, when it was built
+	built   time.Time
+	used    time.Time // when it was first handed a stream; zero while clean
+	retired bool      // takes no new streams (one timed out on it)
+}
+
+// exitID returns the identity of e's last hop.
+func (e *entry) exitID() keys.IdentityPublicKey {
+	hops := e.c.Hops()
+	if len(hops) == 0 {
+		return keys.IdentityPublicKey{}
+	}
+	return hops[len(hops)-1].Identity
 }
 
 type buildKey struct {
@@ -85,7 +138,8 @@ type pendingBuild struct {
 	err  error
 }
 
-// NewManager returns a Manager.
+// NewManager returns a Manager. With Preemptive > 0 it starts building
+// clean circuits at once; Close stops that.
 func NewManager(cfg ManagerConfig) (*Manager, error) {
 	if cfg.Builder == nil && cfg.Switch != nil {
 		cfg.Builder = switchBuilder{cfg.Switch}
@@ -97,22 +151,37 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 	defaults.Set(&cfg.MaxDirtiness, 10*time.Minute)
 	defaults.Set(&cfg.MaxIdle, 30*time.Minute)
 	defaults.Set(&cfg.Attempts, 5)
+	defaults.Set(&cfg.StreamAttempts, 3)
+	defaults.Set(&cfg.StreamTimeout, 15*time.Second)
+	defaults.Set(&cfg.InitialBuildTimeout, 60*time.Second)
+	defaults.Set(&cfg.MinBuildTimeout, 1500*time.Millisecond)
+	defaults.Set(&cfg.MinBuildSamples, 20)
+	cfg.MinBuildTimeout = min(cfg.MinBuildTimeout, cfg.InitialBuildTimeout)
 	m := &Manager{
 		cfg:     cfg,
 		builder: cfg.Builder,
 		// Often enough that a circuit outlives its rule by at most a
 		// quarter of it (and 30 s).
 		sweepEvery: max(10*time.Millisecond, min(30*time.Second, cfg.MaxDirtiness/4, cfg.MaxIdle/4)),
+		cbt:        newBuildTimes(cfg.InitialBuildTimeout, cfg.MinBuildTimeout, cfg.MinBuildSamples, cfg.BuildTimes),
+		kick:       make(chan struct{}, 1),
 		circs:      make(map[string][]*entry),
 		building:   make(map[buildKey]*pendingBuild),
 	}
 	if err := m.initPath(); err != nil {
 		return nil, err
 	}
+	m.cfg.BuildTimes = nil
+	m.life, m.cancel = context.WithCancel(context.Background())
+	if cfg.Preemptive > 0 {
+		m.wg.Add(1)
+		go m.maintain()
+	}
 	return m, nil
 }
 
-// Close destroys all circuits.
+// Close destroys all circuits, cancels the builds under way and waits for
+// the Manager's goroutines.
 func (m *Manager) Close() error {
 	m.mu.Lock()
 	m.closed = true
@@ -126,9 +195,15 @@ func (m *Manager) Close() error {
 			all = append(all, e.c)
 		}
 	}
+	for _, e := range m.pool {
+		all = append(all, e.c)
+	}
 	m.circs = map[string][]*entry{}
+	m.pool = nil
 	m.mu.Unlock()
+	m.cancel()
 	closeAll(all)
+	m.wg.Wait()
 	m.flushGuards()
 	return nil
 }
@@ -139,34 +214,42 @@ func closeAll(cs []Circuit) {
 	}
 }
 
+// eachLocked calls f for every circuit, the pool's included. m.mu is held.
+func (m *Manager) eachLocked(f func(*entry)) {
+	for _, es := range m.circs {
+		for _, e := range es {
+			f(e)
+		}
+	}
+	for _, e := range m.pool {
+		f(e)
+	}
+}
+
 // Circuits returns the number of open circuits.
 func (m *Manager) Circuits() int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	n := 0
-	for _, es := range m.circs {
-		for _, e := range es {
-			if !isDone(e.c.Done()) {
-				n++
-			}
+	m.eachLocked(func(e *entry) {
+		if !isDone(e.c.Done()) {
+			n++
 		}
-	}
+	})
 	return n
 }
 
 // Open returns the live circuits, built by the Switch, that the Manager
-// hands streams to.
+// hands streams to (the preemptive ones included).
 func (m *Manager) Open() []*ClientCirc {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var out []*ClientCirc
-	for _, es := range m.circs {
-		for _, e := range es {
-			if sc, ok := e.c.(switchCircuit); ok && !isDone(sc.Done()) {
-				out = append(out, sc.ClientCirc)
-			}
+	m.eachLocked(func(e *entry) {
+		if sc, ok := e.c.(switchCircuit); ok && !isDone(sc.Done()) {
+			out = append(out, sc.ClientCirc)
 		}
-	}
+	})
 	return out
 }
 
@@ -179,72 +262,11 @@ func isDone(ch <-chan struct{}) bool {
 	}
 }
 
-// DialStream opens a stream to target through a circuit for isolation,
-// building one if needed and retrying on a fresh circuit when a circuit
-// fails. Errors carry a streamerr reason.
-func (m *Manager) DialStream(ctx context.Context, target, isolation string) (net.Conn, error) {
-	t, err := cell.SplitTarget(target)
-	if err != nil {
-		return nil, streamerr.New(streamerr.BadAddress)
-	}
-	var last error
-	for i := 0; i < m.cfg.Attempts; i++ {
-		c, err := m.circuitFor(ctx, isolation, needFor(t), true)
-		if err != nil {
-			last = err
-			if ctx.Err() != nil || errors.Is(err, ErrClosed) {
-				break
-			}
-			continue
-		}
-		st, err := c.OpenStream(ctx, target)
-		m.noteUse(ctx, c, err)
-		if err == nil {
-			return st, nil
-		}
-		last = err
-		if !errors.Is(err, ErrDestroyed) || ctx.Err() != nil {
-			break // the exit answered: no point in another circuit
-		}
-	}
-	if errors.Is(last, ErrDestroyed) || errors.Is(last, errNoPath) {
-		return nil, &reasonError{streamerr.New(streamerr.NoExit), last}
-	}
-	if ctx.Err() != nil && !isStreamErr(last) {
-		return nil, &reasonError{streamerr.New(streamerr.Timeout), ctx.Err()}
-	}
-	return nil, last
-}
-
-// reasonError gives a stream reason to the error behind it.
-type reasonError struct{ reason, err error }
-
-func (e *reasonError) Error() string { return e.reason.Error() + ": " + e.err.Error() }
-
-// Unwrap returns the reason: streamerr.ReasonOf follows single Unwrap
-// chains only (an error made with two %w verbs hides the reason from it).
-// Is and As reach the error behind it.
-func (e *reasonError) Unwrap() error        { return e.reason }
-func (e *reasonError) Is(target error) bool { return errors.Is(e.err, target) }
-func (e *reasonError) As(target any) bool   { return errors.As(e.err, target) }
-
-func isStreamErr(err error) bool {
-	var se *streamerr.Error
-	return errors.As(err, &se)
-}
-
-// Preempt makes sure a clean circuit (one that never carried a stream) to
-// any exit waits for the default isolation key, building one if needed.
-func (m *Manager) Preempt(ctx context.Context) error {
-	_, err := m.circuitFor(ctx, "", exitNeed{any: true}, false)
-	return err
-}
-
-// circuitFor returns a circuit for isolation whose exit allows need:
-// for a stream (use), one that still takes new streams, which it marks
-// dirty; otherwise a clean one. It builds one if there is none, sharing
-// the build with concurrent callers that ask for the same.
-func (m *Manager) circuitFor(ctx context.Context, isolation string, need exitNeed, use bool) (Circuit, error) {
+// circuitFor returns a circuit for a stream of isolation whose exit allows
+// need and is not in avoid, and marks it dirty: one of isolation's, else a
+// clean one from the pool, else a new one (shared with concurrent callers
+// that ask for the same, unless avoid is set).
+func (m *Manager) circuitFor(ctx context.Context, isolation string, need exitNeed, avoid []keys.IdentityPublicKey) (Circuit, error) {
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
@@ -254,16 +276,34 @@ func (m *Manager) circuitFor(ctx context.Context, isolation string, need exitNee
 	expired := m.pruneLocked(isolation, now, nil)
 	defer func() { closeAll(expired) }() // once m.mu is released
 	for _, e := range m.circs[isolation] {
-		if m.takes(e, now, need, use) {
-			if use && e.used.IsZero() {
+		if m.takes(e, now, need, true) && !avoids(avoid, e) {
+			if e.used.IsZero() {
 				e.used = now
 			}
 			m.mu.Unlock()
 			return e.c, nil
 		}
 	}
-	k := buildKey{isolation, need, use}
-	if pb := m.building[k]; pb != nil {
+	if e := m.takeCleanLocked(now, need, avoid); e != nil {
+		e.used = now
+		m.circs[isolation] = append(m.circs[isolation], e)
+		m.mu.Unlock()
+		m.wake()
+		return e.c, nil
+	}
+	return m.buildLocked(ctx, buildKey{isolation, need, true}, avoid, func(e *entry) {
+		e.used = e.built
+		m.circs[isolation] = append(m.circs[isolation], e)
+	})
+}
+
+// buildLocked builds a circuit for k, avoiding the exits in avoid, and
+// hands it to add (under m.mu) unless the Manager closed meanwhile. A
+// caller with nothing to avoid shares a build for the same k. m.mu is
+// held and released.
+func (m *Manager) buildLocked(ctx context.Context, k buildKey, avoid []keys.IdentityPublicKey, add func(*entry)) (Circuit, error) {
+	share := len(avoid) == 0
+	if pb := m.building[k]; share && pb != nil {
 		m.mu.Unlock()
 		select {
 		case <-pb.done:
@@ -273,35 +313,40 @@ func (m *Manager) circuitFor(ctx context.Context, isolation string, need exitNee
 		}
 	}
 	pb := &pendingBuild{done: make(chan struct{})}
-	m.building[k] = pb
+	if share {
+		m.building[k] = pb
+	}
 	m.mu.Unlock()
 
-	c, exit, err := m.build(ctx, need)
+	c, exit, err := m.build(ctx, k.need, avoid)
 	m.mu.Lock()
 	if m.building[k] == pb {
 		delete(m.building, k)
 	}
-	if err == nil && m.closed {
-		expired = append(expired, c)
-		c, err = nil, ErrClosed
+	var late Circuit
+	if m.closed {
+		late, c, err = c, nil, ErrClosed
 	}
 	if err == nil {
 		e := &entry{c: c, exit: exit, built: time.Now()}
-		if use {
-			e.used = e.built
-		}
-		m.circs[isolation] = append(m.circs[isolation], e)
+		add(e)
 		m.sweepLaterLocked()
 	}
 	pb.c, pb.err = c, err
 	m.mu.Unlock()
 	close(pb.done)
+	if late != nil {
+		late.Close()
+	}
 	return c, err
 }
 
 // takes reports whether e can carry a new stream (use) or serve as a
 // clean circuit (!use) whose exit allows need. m.mu is held.
 func (m *Manager) takes(e *entry, now time.Time, need exitNeed, use bool) bool {
+	if e.retired || isDone(e.c.Done()) {
+		return false
+	}
 	if e.used.IsZero() {
 		if now.Sub(e.built) >= m.cfg.MaxIdle {
 			return false
@@ -313,18 +358,30 @@ func (m *Manager) takes(e *entry, now time.Time, need exitNeed, use bool) bool {
 }
 
 // expired reports whether e should be closed: clean and idle for MaxIdle,
-// or dirty for MaxDirtiness with no open streams. m.mu is held.
+// or dirty for MaxDirtiness (or retired) with no open streams. m.mu is
+// held.
 func (m *Manager) expired(e *entry, now time.Time) bool {
 	if e.used.IsZero() {
 		return now.Sub(e.built) >= m.cfg.MaxIdle
 	}
-	return now.Sub(e.used) >= m.cfg.MaxDirtiness && e.c.Streams() == 0
+	return (e.retired || now.Sub(e.used) >= m.cfg.MaxDirtiness) && e.c.Streams() == 0
 }
 
 // pruneLocked drops isolation's dead circuits and moves its expired ones
 // to close, which it returns. m.mu is held.
 func (m *Manager) pruneLocked(isolation string, now time.Time, close []Circuit) []Circuit {
-	es := m.circs[isolation]
+	live, close := m.pruneList(m.circs[isolation], now, close)
+	if len(live) == 0 {
+		delete(m.circs, isolation)
+	} else {
+		m.circs[isolation] = live
+	}
+	return close
+}
+
+// pruneList drops the dead circuits of es, in place, and moves the expired
+// ones to close. m.mu is held.
+func (m *Manager) pruneList(es []*entry, now time.Time, close []Circuit) ([]*entry, []Circuit) {
 	live := es[:0]
 	for _, e := range es {
 		switch {
@@ -336,12 +393,7 @@ func (m *Manager) pruneLocked(isolation string, now time.Time, close []Circuit) 
 		}
 	}
 	clear(es[len(live):])
-	if len(live) == 0 {
-		delete(m.circs, isolation)
-	} else {
-		m.circs[isolation] = live
-	}
-	return close
+	return live, close
 }
 
 // sweepLaterLocked schedules an expiry sweep unless one is due. m.mu is
@@ -352,9 +404,9 @@ func (m *Manager) sweepLaterLocked() {
 	}
 }
 
-// sweepNow closes expired circuits of every isolation key, so a circuit
-// expires even if no stream asks for its key again, and schedules the
-// next sweep while any circuit is left.
+// sweepNow closes expired circuits of every isolation key and of the
+// pool, so a circuit expires even if no stream asks for its key again, and
+// schedules the next sweep while any circuit is left.
 func (m *Manager) sweepNow() {
 	m.mu.Lock()
 	m.sweep = nil
@@ -367,22 +419,28 @@ func (m *Manager) sweepNow() {
 	for isolation := range m.circs {
 		expired = m.pruneLocked(isolation, now, expired)
 	}
-	if len(m.circs) > 0 {
+	pooled := len(m.pool)
+	m.pool, expired = m.pruneList(m.pool, now, expired)
+	shrunk := len(m.pool) < pooled
+	if len(m.circs) > 0 || len(m.pool) > 0 {
 		m.sweepLaterLocked()
 	}
 	m.mu.Unlock()
 	closeAll(expired)
+	if shrunk {
+		m.wake()
+	}
 }
 
-// build chooses a path for need and builds a circuit through it.
-func (m *Manager) build(ctx context.Context, need exitNeed) (Circuit, *exitpolicy.Policy, error) {
-	path, exit, err := m.choosePath(need)
+// build chooses a path for need, with an exit not in avoid where it can,
+// and builds a circuit through it within the learned build timeout.
+func (m *Manager) build(ctx context.Context, need exitNeed, avoid []keys.IdentityPublicKey) (Circuit, *exitpolicy.Policy, error) {
+	path, exit, err := m.pathAvoiding(need, avoid)
 	if err != nil {
 		return nil, nil, err
 	}
-	c, err := m.builder.Build(ctx, path)
+	c, err := m.buildTimed(ctx, path)
 	if err != nil {
-		m.noteFailure(ctx, path, err)
 		m.cfg.Logf.Printf("circuit: build failed: %v", err)
 		return nil, nil, err
 	}
@@ -404,7 +462,7 @@ func clientCirc(c Circuit) (*ClientCirc, error) {
 // Build builds a circuit to any exit without registering it for streams
 // (measurements). It needs the Switch as the Builder.
 func (m *Manager) Build(ctx context.Context) (*ClientCirc, error) {
-	c, _, err := m.build(ctx, exitNeed{any: true})
+	c, _, err := m.build(ctx, exitNeed{any: true}, nil)
 	if err != nil {
 		return nil, err
 	}

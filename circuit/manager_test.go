@@ -422,13 +422,13 @@ func TestManagerIdleExpiry(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := newFakeBuilder()
 		m := newFakeManager(t, b, fakeRelays(4, 2), ManagerConfig{MaxDirtiness: 10 * time.Minute, MaxIdle: 30 * time.Minute})
-		if err := m.Preempt(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-		clean := b.circuits()[0]
 		s := dial(t, m, "example.com:80", "a")
 		dirty := circuitOf(t, s)
 		s.Close()
+		if err := m.Preempt(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		clean := b.circuits()[1]
 
 		time.Sleep(10*time.Minute - time.Second)
 		synctest.Wait()
@@ -464,35 +464,36 @@ func TestManagerIdleExpiry(t *testing.T) {
 	})
 }
 
-// Close closes every circuit, fails later calls, and closes a circuit
-// whose build was still running.
+// Close closes every circuit, fails later calls, and cancels a build
+// still running.
 func TestManagerClose(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		b := newFakeBuilder()
 		m := newFakeManager(t, b, fakeRelays(4, 2), ManagerConfig{})
+		dial(t, m, "example.com:80", "a")
+		dial(t, m, "example.com:80", "b")
 		if err := m.Preempt(t.Context()); err != nil {
 			t.Fatal(err)
 		}
-		dial(t, m, "example.com:80", "a")
-		dial(t, m, "example.com:80", "b")
 
 		b.delay = time.Second
 		var late error
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			_, late = m.DialStream(context.Background(), "example.com:80", "c")
+			// Not DialStream: it would take the clean circuit.
+			_, late = m.Build(context.Background())
 		}()
-		synctest.Wait() // the build for "c" is running
+		synctest.Wait() // the build is running
 
 		m.Close()
 		<-done
-		if !errors.Is(late, ErrClosed) {
-			t.Fatalf("a stream whose circuit was building at Close: %v, want ErrClosed", late)
+		if !errors.Is(late, context.Canceled) {
+			t.Fatalf("a build running at Close: %v, want it cancelled", late)
 		}
 		cs := b.circuits()
-		if len(cs) != 4 {
-			t.Fatalf("%d circuits built, want 4", len(cs))
+		if len(cs) != 3 || b.builds() != 4 {
+			t.Fatalf("%d circuits built of %d builds, want 3 of 4 (the last one cancelled)", len(cs), b.builds())
 		}
 		for i, c := range cs {
 			if !c.closed() {

@@ -444,8 +444,8 @@ func (m *Manager) noteSuccess(path []Hop) {
 
 // noteUse counts a stream tried on c for its guard's path bias: answered
 // if the exit answered (a stream or an END), failed if the circuit died
-// under it. Streams the caller gave up on, and other errors, count for
-// nothing.
+// under it or no answer came within StreamTimeout. Streams the caller
+// gave up on, and other errors, count for nothing.
 func (m *Manager) noteUse(ctx context.Context, c Circuit, err error) {
 	hops := c.Hops()
 	if len(hops) < 2 || ctx.Err() != nil {
@@ -453,9 +453,9 @@ func (m *Manager) noteUse(ctx context.Context, c Circuit, err error) {
 	}
 	var answered bool
 	switch {
-	case err == nil || isStreamErr(err) && !errors.Is(err, ErrDestroyed):
+	case errors.Is(err, ErrDestroyed) || errors.Is(err, errNoConnected):
+	case err == nil || isStreamErr(err):
 		answered = true
-	case errors.Is(err, ErrDestroyed):
 	default:
 		return
 	}

@@ -183,7 +183,7 @@ func fillDir(t *testing.T, n *Node, count int) {
 		k := &keys.NodeKeys{Identity: keys.IdentityFromSeed(s), Link: keys.LinkFromBytes(s), Onion: keys.OnionFromBytes(s), KEM: keys.KEMFromSeed(s64)}
 		d := &descriptor.Descriptor{
 			Network: n.cfg.Network, Link: k.Link.Public(), Onion: k.Onion.Public(), OnionExpires: now.Add(time.Hour),
-			KEM: *k.KEM.Public(), Addrs: []string{fmt.Sprintf("tcp://11.77.%d.%d:7000", i>>8, i&255)},
+			KEM: *k.KEM.Public(), Addrs: []string{fmt.Sprintf("tcp://%d.%d.0.1:7000", 100+i>>8, i&255)}, // one /16 each: under the subnet caps
 			ExitPolicy: "reject *:*", Published: now,
 		}
 		d.Sign(k.Identity)
@@ -245,7 +245,7 @@ func TestDirAnswerPacedComplete(t *testing.T) {
 			h := newHarness(t, kind, 3)
 			defer h.close()
 			r := h.relays[0]
-			fillDir(t, r, 300)
+			fillDir(t, r, 250) // under dir.DefaultPerSource: one source introduces at most 256
 			want := len(r.Relays())
 			cfg := Config{Network: "test-" + kind, Bootstrap: []descriptor.Bootstrap{r.Bootstrap()}}
 			if kind == "mem" {

@@ -588,14 +588,14 @@ func TestBeginRoundTrip(t *testing.T) {
 func TestStrings(t *testing.T) {
 	for cmd, want := range map[Command]string{CmdPadding: "PADDING", CmdCreate: "CREATE", CmdCreated: "CREATED",
 		CmdRelay: "RELAY", CmdDestroy: "DESTROY", CmdHello: "HELLO", CmdDirGet: "DIR_GET", CmdDirDesc: "DIR_DESC",
-		CmdDirDone: "DIR_DONE", CmdRekey: "REKEY", 10: "CMD(10)"} {
+		CmdDirDone: "DIR_DONE", CmdRekey: "REKEY", CmdGossip: "GOSSIP", CmdDHT: "DHT", 12: "CMD(12)"} {
 		if cmd.String() != want {
 			t.Errorf("%d: %q", cmd, cmd.String())
 		}
 	}
 	for cmd, want := range map[RelayCmd]string{0: "RELAY(0)", RelayData: "DATA", RelayBegin: "BEGIN",
 		RelayConnected: "CONNECTED", RelayEnd: "END", RelaySendme: "SENDME", RelayExtend: "EXTEND",
-		RelayExtended: "EXTENDED", RelayDrop: "DROP", RelayBeginDir: "BEGIN_DIR", RelayE2E: "E2E", 200: "RELAY(200)"} {
+		RelayExtended: "EXTENDED", RelayDrop: "DROP", RelayBeginDir: "BEGIN_DIR", RelayE2E: "E2E", RelayBeginDHT: "BEGIN_DHT", 200: "RELAY(200)"} {
 		if cmd.String() != want {
 			t.Errorf("%d: %q", cmd, cmd.String())
 		}

@@ -32,11 +32,13 @@ const (
 	RelayJoin            RelayCmd = 12 // join the circuit waiting with cookie: cookie (20) | payload
 	RelayJoined          RelayCmd = 13 // the circuit was joined: payload of JOIN
 	RelayE2E             RelayCmd = 14 // end-to-end layer message crossing a joint
+	// Sent only to a hop whose protocols list DHT=1.
+	RelayBeginDHT RelayCmd = 15 // open a stream to the hop's DHT proxy: flags (1)
 
 	// MaxRelayCmd is the highest relay command this implementation knows;
 	// messages with higher commands parse, and receivers drop and count
 	// them (spec/cells.md §4).
-	MaxRelayCmd = RelayE2E
+	MaxRelayCmd = RelayBeginDHT
 )
 
 // Known reports whether r is a command this implementation defines.
@@ -44,7 +46,7 @@ func (r RelayCmd) Known() bool { return r >= RelayData && r <= MaxRelayCmd }
 
 func (r RelayCmd) String() string {
 	names := [...]string{"?", "DATA", "BEGIN", "CONNECTED", "END", "SENDME", "EXTEND", "EXTENDED", "DROP",
-		"BEGIN_DIR", "JOIN_ESTABLISH", "JOIN_ESTABLISHED", "JOIN", "JOINED", "E2E"}
+		"BEGIN_DIR", "JOIN_ESTABLISH", "JOIN_ESTABLISHED", "JOIN", "JOINED", "E2E", "BEGIN_DHT"}
 	if int(r) < len(names) && r != 0 {
 		return names[r]
 	}

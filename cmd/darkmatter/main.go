@@ -22,20 +22,32 @@ func main() {
 	}
 }
 
-// newApp is the command line: every command, and --version.
+// newApp is the command line: every command, and --version. Every flag of
+// every command can also be set by an environment variable or a config
+// file (configurable, config.go).
 func newApp() *cli.App {
+	cmds := []*cli.Command{
+		testnetCommand(),
+		relayCommand(),
+		proxyCommand(),
+		keygenCommand(),
+		benchCommand(),
+		statusCommand(),
+	}
+	for _, c := range cmds {
+		configurable(c)
+	}
 	return &cli.App{
 		Name:    "darkmatter",
 		Usage:   "an onion-routed anonymous overlay network",
 		Version: version,
-		Commands: []*cli.Command{
-			testnetCommand(),
-			relayCommand(),
-			proxyCommand(),
-			keygenCommand(),
-			benchCommand(),
-			statusCommand(),
-		},
+		Description: "Every flag of a command can also be given in the environment as " + envPrefix + "<FLAG>\n" +
+			"(upper case, dashes as underscores: --max-links is " + envName("max-links") + ") or in a TOML\n" +
+			"config file (--config FILE, or DATA/" + configFileName + " when --data is given): keys are the\n" +
+			"flag names, and a table named for a command ([relay]) overrides the top level for it.\n" +
+			"Precedence: command line > environment > config file > default.\n" +
+			"--print-config prints a command's effective configuration as a config file.",
+		Commands: cmds,
 	}
 }
 

@@ -12,8 +12,9 @@ import (
 // Defaults for the Config fields of the same names. A descriptor's age
 // limits are descriptor.MaxAge and descriptor.MaxClockSkew.
 const (
-	// DefaultMaxRelays bounds a Directory.
-	DefaultMaxRelays = 4096
+	// DefaultMaxRelays bounds a Directory: room for a 5,000-relay network
+	// three times over. An entry costs about 4.5 KB, so 72 MB at most.
+	DefaultMaxRelays = 16384
 	// DefaultAnswerWindow is how many cells a DIR_GET answer lets the
 	// link's queue hold: 32 cells, 128 KiB.
 	DefaultAnswerWindow = 32
@@ -41,10 +42,19 @@ type Config struct {
 	// Network is the network name; descriptors of other networks are
 	// refused. Empty means "darkmatter".
 	Network string
-	// MaxRelays bounds how many relays the directory holds; a descriptor
-	// of a new relay beyond it is refused (updates of known relays are
-	// still taken). Zero means DefaultMaxRelays.
+	// MaxRelays bounds how many relays the directory holds. A new relay
+	// beyond it may only evict an unconfirmed or unreliable entry (see
+	// Admission); otherwise it is refused. Updates of known relays are
+	// still taken. Zero means DefaultMaxRelays.
 	MaxRelays int
+	// Admission holds the Sybil rules for relays learned from peers
+	// (AddFrom): subnet caps and the per-source introduction limit. The
+	// zero value enforces the defaults; RelaxedAdmission turns the subnet
+	// caps off for a loopback or test network.
+	Admission Admission
+	// Gossip bounds the gossip exchange (spec/gossip.md). The zero value
+	// means the defaults.
+	Gossip GossipConfig
 	// AnswerWindow is how many cells may wait in a link's queue while the
 	// directory answers a DIR_GET on it: it adds a DIR_DESC only while the
 	// queue of its own cells (Peer.LinkQueueLen) is shorter. Zero means DefaultAnswerWindow.
@@ -81,6 +91,16 @@ type Stats struct {
 	Excess      uint64 // DIR_DESC beyond MaxRelays in one answer
 	Bad         uint64 // DIR_DESC that did not parse or verify
 	CutReceived uint64 // answers to our fetches that the peer cut
+
+	Admit AdmitStats // admission outcomes (AddFrom, Add)
+
+	Syncing            int    // our Sync rounds waiting for a peer
+	GossipBytesSent    uint64 // GOSSIP cells sent, in bytes on the link (cell.Size each)
+	GossipBytesRecv    uint64 // GOSSIP cells received, likewise
+	GossipRefused      uint64 // gossip requests refused (BUSY): rate, MaxAnswers, window
+	GossipUnsolicited  uint64 // gossip answers no Sync of ours asked for, descriptors not wanted
+	GossipMalformed    uint64 // GOSSIP cells that did not decode, unknown types
+	GossipWantsDropped uint64 // WANT entries beyond MaxRelays per request, or beyond the total bound
 }
 
 // Directory holds the verified, fresh relay descriptors of one network. It
@@ -93,14 +113,21 @@ type Directory struct {
 	answerTimeout time.Duration
 	getInterval   time.Duration
 	getBurst      int
+	adm           Admission
+	gossip        GossipConfig
 	now           func() time.Time
 	done          chan struct{} // closed by Close
 	wg            sync.WaitGroup
 
 	// mu guards the following.
 	mu        sync.Mutex
-	relays    map[keys.NodeID]*descriptor.Descriptor
+	relays    map[keys.NodeID]*entry
+	groups    map[string]int           // relays per subnet group (admission.go)
+	sources   map[string]int           // unconfirmed relays per introducing source
+	refused   map[keys.NodeID]int64    // (id, published) refused lately, not asked again by Sync
 	snap      []*descriptor.Descriptor // relays as a list, shared by answers; nil when stale
+	syncs     map[Peer]*session        // our Sync rounds, by peer
+	wanting   int                      // WANT entries held over all links (serving side)
 	fetches   map[Peer]*fetch          // DIR_GET sent, DIR_DONE awaited
 	peers     map[Peer]*peerState      // links that sent DIR_GET
 	answering int                      // peers with an answer in flight
@@ -121,6 +148,8 @@ func New(cfg Config) *Directory {
 	defaults.Set(&cfg.AnswerTimeout, DefaultAnswerTimeout)
 	defaults.Set(&cfg.GetInterval, DefaultGetInterval)
 	defaults.Set(&cfg.GetBurst, DefaultGetBurst)
+	cfg.Admission.setDefaults()
+	cfg.Gossip.setDefaults(cfg.MaxRelays)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -132,9 +161,15 @@ func New(cfg Config) *Directory {
 		answerTimeout: cfg.AnswerTimeout,
 		getInterval:   cfg.GetInterval,
 		getBurst:      cfg.GetBurst,
+		adm:           cfg.Admission,
+		gossip:        cfg.Gossip,
 		now:           cfg.Now,
 		done:          make(chan struct{}),
-		relays:        make(map[keys.NodeID]*descriptor.Descriptor),
+		relays:        make(map[keys.NodeID]*entry),
+		groups:        make(map[string]int),
+		sources:       make(map[string]int),
+		refused:       make(map[keys.NodeID]int64),
+		syncs:         make(map[Peer]*session),
 		fetches:       make(map[Peer]*fetch),
 		peers:         make(map[Peer]*peerState),
 	}
@@ -153,6 +188,10 @@ func (dir *Directory) Close() error {
 	for p, f := range dir.fetches {
 		dir.finishLocked(p, f, ErrClosed)
 	}
+	for p, s := range dir.syncs {
+		dir.endSyncLocked(p, s, ErrClosed)
+	}
+	dir.wanting = 0
 	clear(dir.peers)
 	dir.answering = 0
 	clear(dir.pending)
@@ -172,33 +211,21 @@ func (dir *Directory) Stats() Stats {
 	st.Fetches = len(dir.fetches)
 	st.Peers = len(dir.peers)
 	st.Answering = dir.answering
+	st.Syncing = len(dir.syncs)
 	return st
 }
 
 // Add keeps d if it belongs to this network, is fresh now and was published
 // later than the descriptor held for the same relay, and reports whether it
-// did. d must come from descriptor.Parse (signature checked) and must not be
-// modified afterwards.
+// did. It is for trusted input, the node's own descriptor above all: no
+// subnet cap or source limit applies, and the relay counts as confirmed.
+// A full directory takes it only in place of an entry it may evict (see
+// Admission). d must come from descriptor.Parse (signature checked) and
+// must not be modified afterwards. Input learned from peers goes through
+// AddFrom.
 func (dir *Directory) Add(d *descriptor.Descriptor) bool {
-	if d.Network != dir.network {
-		return false
-	}
-	if d.CheckTime(dir.now()) != nil {
-		return false
-	}
-	id := d.NodeID()
-	dir.mu.Lock()
-	defer dir.mu.Unlock()
-	old := dir.relays[id]
-	if old == nil && len(dir.relays) >= dir.maxRelays {
-		return false
-	}
-	if old != nil && !d.Published.After(old.Published) {
-		return false
-	}
-	dir.relays[id] = d
-	dir.snap = nil
-	return true
+	ok, _ := dir.admit(d, "", true)
+	return ok
 }
 
 // Get returns the descriptor of relay id, or nil if it is unknown or no
@@ -207,13 +234,15 @@ func (dir *Directory) Get(id keys.NodeID) *descriptor.Descriptor {
 	now := dir.now()
 	dir.mu.Lock()
 	defer dir.mu.Unlock()
-	d := dir.relays[id]
-	if d != nil && d.Expired(now) {
-		delete(dir.relays, id)
-		dir.snap = nil
+	e := dir.relays[id]
+	if e == nil {
 		return nil
 	}
-	return d
+	if e.d.Expired(now) {
+		dir.removeLocked(id, e)
+		return nil
+	}
+	return e.d
 }
 
 // List returns every fresh descriptor, in no particular order, and forgets
@@ -223,13 +252,12 @@ func (dir *Directory) List() []*descriptor.Descriptor {
 	dir.mu.Lock()
 	defer dir.mu.Unlock()
 	out := make([]*descriptor.Descriptor, 0, len(dir.relays))
-	for id, d := range dir.relays {
-		if d.Expired(now) {
-			delete(dir.relays, id)
-			dir.snap = nil
+	for id, e := range dir.relays {
+		if e.d.Expired(now) {
+			dir.removeLocked(id, e)
 			continue
 		}
-		out = append(out, d)
+		out = append(out, e.d)
 	}
 	return out
 }
@@ -240,8 +268,8 @@ func (dir *Directory) List() []*descriptor.Descriptor {
 func (dir *Directory) snapshotLocked() []*descriptor.Descriptor {
 	if dir.snap == nil {
 		dir.snap = make([]*descriptor.Descriptor, 0, len(dir.relays))
-		for _, d := range dir.relays {
-			dir.snap = append(dir.snap, d)
+		for _, e := range dir.relays {
+			dir.snap = append(dir.snap, e.d)
 		}
 	}
 	return dir.snap

@@ -3,6 +3,7 @@ package dir
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -48,6 +49,11 @@ func relayKeys(i int) *keys.NodeKeys {
 	}
 }
 
+// addrFor returns relay i's address: one /16 per relay (up to 51,200).
+func addrFor(i int) string {
+	return fmt.Sprintf("%d.%d.0.1:9001", 20+i/256, i%256)
+}
+
 // desc returns relay i's descriptor on network, published at pub, as
 // Parse returns it.
 func desc(t *testing.T, i int, network string, pub time.Time) *descriptor.Descriptor {
@@ -59,7 +65,7 @@ func desc(t *testing.T, i int, network string, pub time.Time) *descriptor.Descri
 		Onion:        k.Onion.Public(),
 		OnionExpires: pub.Add(7 * 24 * time.Hour),
 		KEM:          *k.KEM.Public(),
-		Addrs:        []string{"192.0.2.1:9001"},
+		Addrs:        []string{addrFor(i)},
 		ExitPolicy:   "reject *:*",
 		Published:    pub,
 	}
@@ -161,7 +167,15 @@ type pipe struct {
 	other  *pipe
 	mu     sync.Mutex
 	sent   []cell.Command
-	failAt int // Send fails once this many cells were sent (0: never)
+	failAt int    // Send fails once this many cells were sent (0: never)
+	src    string // Source; "" means "198.51.100.1"
+}
+
+func (p *pipe) Source() string {
+	if p.src == "" {
+		return "198.51.100.1"
+	}
+	return p.src
 }
 
 func (p *pipe) Send(c *cell.Cell) error {

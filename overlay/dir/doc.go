@@ -36,8 +36,31 @@
 //
 // PeerClosed forgets a link: nothing is kept for it once it closed.
 //
-// What it does not do: it does not open links or pick whom to ask (the Node's
-// bootstrap and guard policy in package overlay does), does not parse HELLO
-// payloads (the link manager verifies them and the Node adds them here), and
-// has no gossip, anti-entropy, Sybil caps or DHT yet (ARCHITECTURE.md §6).
+// Gossip (spec/gossip.md is normative): [Directory.Sync] runs one
+// anti-entropy round with a peer that speaks GOSSIP ([SupportsGossip]):
+//
+//	asker                            server
+//	SUMMARY_REQ        ─────────▶
+//	                   ◀─────────    SUMMARY (256 bucket hashes)
+//	IDS_REQ(buckets)   ─────────▶
+//	                   ◀─────────    IDS × k (NodeID, published)
+//	WANT(NodeIDs) × w  ─────────▶
+//	                   ◀─────────    DESC × m, DONE (paced like DIR_GET answers)
+//
+// Only the descriptors asked for are taken, each verified and then offered
+// to admission with the peer's Source.
+//
+// Admission ([Admission], [Directory.AddFrom]): relays learned from peers
+// are capped per IPv4 /24 and /16, IPv6 /48 and /32, and per introducing
+// source until a second source or a direct link confirms them; a full
+// directory evicts only unconfirmed or unreliable entries, so aged,
+// working relays survive a flood. [Directory.Add] is for trusted input.
+// [Directory.Save] and [Directory.Load] keep the list, first-seen times and
+// reachability counters across restarts.
+//
+// What it does not do: it does not open links or pick whom to ask or when to
+// sync (the Node's bootstrap and guard policy in package overlay does), does
+// not parse HELLO payloads (the link manager verifies them and the Node adds
+// them here), does not measure reachability itself (callers report it with
+// NoteReachable and Confirm), and has no DHT (ARCHITECTURE.md §6).
 package dir

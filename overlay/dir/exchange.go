@@ -19,6 +19,9 @@ type Peer interface {
 	// directory cells) wait to be sent: an answer adds DIR_DESC cells
 	// only while it is below the answer window.
 	LinkQueueLen() int
+	// Source names where the peer connects from, as admission counts
+	// introducers: linkmgr.Link.Source (an IPv4 address or an IPv6 /64).
+	Source() string
 }
 
 // DIR_DONE status (spec/cells.md §2.4): the first payload byte; an empty
@@ -61,6 +64,9 @@ type fetch struct {
 type peerState struct {
 	gets ratelimit.Bucket // its DIR_GETs
 	ans  *answer          // in flight, or nil
+
+	greqs ratelimit.Bucket         // its gossip requests
+	want  []*descriptor.Descriptor // a WANT being received (more flag set)
 }
 
 // answer is a DIR_GET being answered. Only the goroutine that holds it
@@ -70,6 +76,9 @@ type answer struct {
 	list []*descriptor.Descriptor // the directory when the DIR_GET came
 	next int                      // index in list of the next to send
 	last time.Time                // when it last sent a cell
+	// gossip: an answer to a WANT, sent as GOSSIP DESC messages and
+	// ended by a GOSSIP DONE, instead of DIR_DESC and DIR_DONE.
+	gossip bool
 }
 
 // Fetch asks p for every descriptor it knows (DIR_GET) and waits until p
@@ -129,10 +138,12 @@ func (dir *Directory) PeerClosed(p Peer) {
 	dir.mu.Lock()
 	defer dir.mu.Unlock()
 	dir.finishLocked(p, dir.fetches[p], ErrPeerClosed)
+	dir.endSyncLocked(p, dir.syncs[p], ErrPeerClosed)
 	if ps := dir.peers[p]; ps != nil {
 		if ps.ans != nil {
 			dir.answering--
 		}
+		dir.wanting -= len(ps.want)
 		delete(dir.peers, p)
 	}
 }
@@ -149,6 +160,8 @@ func (dir *Directory) HandleCell(p Peer, c *cell.Cell) {
 		dir.answer(p)
 	case cell.CmdDirDesc:
 		dir.takeDesc(p, c)
+	case cell.CmdGossip:
+		dir.handleGossip(p, c)
 	case cell.CmdDirDone:
 		status := DoneComplete
 		if b, err := c.Payload(); err == nil && len(b) > 0 {
@@ -203,7 +216,7 @@ func (dir *Directory) takeDesc(p Peer, c *cell.Cell) {
 		dir.mu.Unlock()
 		return
 	}
-	dir.Add(d)
+	dir.AddFrom(d, p.Source())
 }
 
 // answer starts answering a DIR_GET from p: it refuses one over the
@@ -240,7 +253,14 @@ func (dir *Directory) answer(p Peer) {
 		}
 		return
 	}
-	a := &answer{p: p, list: list, last: now}
+	dir.run(&answer{p: p, list: list, last: now}, ps, now)
+}
+
+// run starts answer a for the link of ps: it sends the first window at
+// once and leaves the rest to the serve loop. dir.mu must be held; run
+// releases it.
+func (dir *Directory) run(a *answer, ps *peerState, now time.Time) {
+	p := a.p
 	ps.ans = a
 	dir.answering++
 	dir.mu.Unlock()
@@ -272,12 +292,17 @@ func (dir *Directory) step(a *answer, now time.Time) (over bool) {
 		if d.Expired(dir.now()) {
 			continue
 		}
-		c := cell.New(0, cell.CmdDirDesc)
-		if err := c.SetPayload(d.Marshal()); err != nil {
-			c.Free()
-			continue
+		var c *cell.Cell
+		if a.gossip {
+			c = gossipCell(appendDesc(nil, d))
+		} else {
+			c = cell.New(0, cell.CmdDirDesc)
+			if err := c.SetPayload(d.Marshal()); err != nil {
+				c.Free()
+				continue
+			}
 		}
-		if err := a.p.Send(c); err != nil {
+		if err := dir.sendCounted(a.p, c); err != nil {
 			dir.endAnswer(a, func(st *Stats) { st.AnswersCut++ })
 			return true
 		}
@@ -285,17 +310,26 @@ func (dir *Directory) step(a *answer, now time.Time) (over bool) {
 	}
 	switch {
 	case a.next == len(a.list):
-		dir.sendDone(a.p, DoneComplete)
+		dir.sendEnd(a, DoneComplete)
 		dir.endAnswer(a, func(st *Stats) { st.Answers++ })
 		return true
 	case sent:
 		a.last = now
 	case now.Sub(a.last) >= dir.answerTimeout:
-		dir.sendDone(a.p, DoneCut)
+		dir.sendEnd(a, DoneCut)
 		dir.endAnswer(a, func(st *Stats) { st.AnswersCut++ })
 		return true
 	}
 	return false
+}
+
+// sendEnd ends answer a: DIR_DONE, or GOSSIP DONE for a gossip answer.
+func (dir *Directory) sendEnd(a *answer, status byte) {
+	if a.gossip {
+		dir.sendCounted(a.p, gossipCell(appendDone(nil, status)))
+		return
+	}
+	dir.sendDone(a.p, status)
 }
 
 func (dir *Directory) sendDone(p Peer, status byte) {

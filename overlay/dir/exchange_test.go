@@ -42,6 +42,8 @@ func (p *queuePeer) Send(c *cell.Cell) error {
 	return nil
 }
 
+func (p *queuePeer) Source() string { return "203.0.113.7" }
+
 func (p *queuePeer) LinkQueueLen() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -356,7 +358,7 @@ func descFor(i int) *descriptor.Descriptor {
 	k := relayKeys(i)
 	d := &descriptor.Descriptor{
 		Network: "net", Link: k.Link.Public(), Onion: k.Onion.Public(), OnionExpires: t0.Add(7 * 24 * time.Hour),
-		KEM: *k.KEM.Public(), Addrs: []string{"192.0.2.1:9001"}, ExitPolicy: "reject *:*", Published: t0,
+		KEM: *k.KEM.Public(), Addrs: []string{addrFor(i)}, ExitPolicy: "reject *:*", Published: t0,
 	}
 	d.Sign(k.Identity)
 	p, err := descriptor.Parse(d.Marshal())

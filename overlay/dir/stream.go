@@ -39,11 +39,17 @@ func (dir *Directory) ServeStream(ctx context.Context, req *circuit.StreamReques
 // errDirStream means a directory stream broke its framing.
 var errDirStream = errors.New("dir: malformed directory stream")
 
-// ReadStream reads a directory stream (spec/streams.md §5) until EOF and
-// adds every descriptor that verifies; it returns how many it added. It
-// stops with an error at a length above descriptor.MaxSize or after
-// the directory's MaxRelays entries.
+// ReadStream is ReadStreamFrom with the node itself as the source: the
+// subnet caps apply, the per-source limit does not.
 func (dir *Directory) ReadStream(r io.Reader) (added int, err error) {
+	return dir.ReadStreamFrom(r, "")
+}
+
+// ReadStreamFrom reads a directory stream (spec/streams.md §5) until EOF
+// and offers every descriptor that verifies to AddFrom with source src; it
+// returns how many were stored. It stops with an error at a length above
+// descriptor.MaxSize or after the directory's MaxRelays entries.
+func (dir *Directory) ReadStreamFrom(r io.Reader, src string) (added int, err error) {
 	var hdr [2]byte
 	buf := make([]byte, descriptor.MaxSize)
 	for n := 0; ; n++ {
@@ -67,7 +73,7 @@ func (dir *Directory) ReadStream(r io.Reader) (added int, err error) {
 		if err != nil {
 			continue // like DIR_DESC: a bad descriptor is ignored
 		}
-		if dir.Add(d) {
+		if ok, _ := dir.AddFrom(d, src); ok {
 			added++
 		}
 	}
