@@ -201,6 +201,7 @@ func TestGuardStaysAfterOneFailure(t *testing.T) {
 func TestGuardReplacedAfterSustainedFailure(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		relays := guardRelays(6, 2)
+		relays[6].Reliable, relays[7].Reliable = false, false // exits are no guards: both stay free to end paths
 		b := newFakeBuilder()
 		m := newFakeManager(t, b, relays, ManagerConfig{})
 		var k keyer

@@ -48,6 +48,32 @@ func (m *Manager) Guards() []GuardInfo {
 	return out
 }
 
+// PrimaryGuards samples guards from the relay list if needed and returns
+// the primary guards, best first. A client takes its relay list from them
+// (its directory sources): they are the only relays it links to, and
+// choosePath never puts them at a later hop.
+func (m *Manager) PrimaryGuards() []Hop {
+	all := m.cfg.Relays()
+	now := time.Now()
+	m.mu.Lock()
+	if m.cfg.PathLen > 1 {
+		ptrs := make([]*RelayInfo, len(all))
+		for i := range all {
+			ptrs[i] = &all[i]
+		}
+		measured := func(r *RelayInfo) uint32 { return m.path.measured[r.Hop.Identity] }
+		m.path.stats.GuardsRemoved += uint64(m.path.guards.update(ptrs, func() []uint64 { return weights(ptrs, measured) }, now))
+	}
+	var out []Hop
+	for _, g := range m.path.guards.primaries(now) {
+		out = append(out, g.info.Hop)
+	}
+	snap, seq := m.guardSnapshotLocked(now, false)
+	m.mu.Unlock()
+	m.writeGuards(snap, seq)
+	return out
+}
+
 // SetGuard makes h the first guard: sampled if it was not, preferred to
 // every other guard, its failures forgotten. It stays first until it
 // fails in a sustained way, leaves the relay list, or a later SetGuard

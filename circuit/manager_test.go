@@ -171,7 +171,10 @@ func TestManagerChoosesExitByNeed(t *testing.T) {
 func TestManagerPathRules(t *testing.T) {
 	for _, allow := range []bool{false, true} {
 		synctest.Test(t, func(t *testing.T) {
-			relays := fakeRelays(6, 3)
+			relays := guardRelays(6, 3)
+			for i := 6; i < 9; i++ {
+				relays[i].Reliable = false // exits are no guards: all stay free to end paths
+			}
 			relays[7].Hop.Addr = "tcp://10.1.200.7:9001" // an exit in the guard's 10.1/16
 			b := newFakeBuilder()
 			m := newFakeManager(t, b, relays, ManagerConfig{AllowSameSubnet: allow})

@@ -173,19 +173,20 @@ func (n exitNeed) allows(p *exitpolicy.Policy) bool {
 // the first usable guard that admits a path, middles and an exit by
 // bandwidth weight, no relay twice, no two in one subnet (unless allowed)
 // or one declared family, no link that failed recently, the exit
-// accepting need. It returns the path and the exit's policy.
-func (m *Manager) choosePath(need exitNeed) ([]Hop, *exitpolicy.Policy, error) {
+// accepting need, not one of avoid unless every such exit is. It returns
+// the path and the exit's policy.
+func (m *Manager) choosePath(need exitNeed, avoid ...keys.IdentityPublicKey) ([]Hop, *exitpolicy.Policy, error) {
 	all := m.cfg.Relays() // not under m.mu: it calls into the directory
 	now := time.Now()
 	m.mu.Lock()
-	path, exit, err := m.choosePathLocked(all, need, now)
+	path, exit, err := m.choosePathLocked(all, need, avoid, now)
 	snap, seq := m.guardSnapshotLocked(now, false)
 	m.mu.Unlock()
 	m.writeGuards(snap, seq)
 	return path, exit, err
 }
 
-func (m *Manager) choosePathLocked(all []RelayInfo, need exitNeed, now time.Time) ([]Hop, *exitpolicy.Policy, error) {
+func (m *Manager) choosePathLocked(all []RelayInfo, need exitNeed, avoid []keys.IdentityPublicKey, now time.Time) ([]Hop, *exitpolicy.Policy, error) {
 	n := m.cfg.PathLen
 	measured := func(r *RelayInfo) uint32 { return m.path.measured[r.Hop.Identity] }
 	m.refreshLocked(all, now)
@@ -209,6 +210,11 @@ func (m *Manager) choosePathLocked(all []RelayInfo, need exitNeed, now time.Time
 	if len(exits) == 0 {
 		return nil, nil, errNoPath
 	}
+	if len(avoid) > 0 {
+		if rest := slices.DeleteFunc(slices.Clone(exits), func(r *RelayInfo) bool { return slices.Contains(avoid, r.Hop.Identity) }); len(rest) > 0 {
+			exits = rest
+		}
+	}
 	cum, exitCum := weights(relays, measured), weights(exits, measured)
 	var firsts []*guard
 	if n > 1 {
@@ -217,6 +223,19 @@ func (m *Manager) choosePathLocked(all []RelayInfo, need exitNeed, now time.Time
 		firsts = []*guard{nil}
 	}
 	hops := make([]*RelayInfo, 0, n)
+	// A primary guard at a later hop only when the relay list is too
+	// small for any path without one (a test network of a few relays).
+	for _, strict := range []bool{true, false} {
+		if p, pol, ok := m.tryPathsLocked(firsts, relays, exits, cum, exitCum, hops, n, strict, now); ok {
+			return p, pol, nil
+		}
+	}
+	return nil, nil, errNoPath
+}
+
+// tryPathsLocked draws paths from each first hop in turn and returns the
+// first that fits; strict keeps primary guards out of later hops.
+func (m *Manager) tryPathsLocked(firsts []*guard, relays, exits []*RelayInfo, cum, exitCum []uint64, hops []*RelayInfo, n int, strict bool, now time.Time) ([]Hop, *exitpolicy.Policy, bool) {
 	for _, g := range firsts {
 		for range pathAttempts {
 			hops = hops[:0]
@@ -228,16 +247,16 @@ func (m *Manager) choosePathLocked(all []RelayInfo, need exitNeed, now time.Time
 			}
 			e := exits[pickWeighted(exitCum, nil)]
 			hops = append(hops, e)
-			if m.fitsLocked(hops, now) {
+			if m.fitsLocked(hops, strict, now) {
 				path := make([]Hop, len(hops))
 				for i, h := range hops {
 					path[i] = h.Hop
 				}
-				return path, e.Policy, nil
+				return path, e.Policy, true
 			}
 		}
 	}
-	return nil, nil, errNoPath
+	return nil, nil, false
 }
 
 // refreshLocked forgets back-offs long over, and measurements and blame
@@ -285,9 +304,24 @@ func (m *Manager) usableLocked(all []RelayInfo, now time.Time) []*RelayInfo {
 	return out
 }
 
-// fitsLocked checks the path rules that weighting alone does not keep.
-func (m *Manager) fitsLocked(hops []*RelayInfo, now time.Time) bool {
+// fitsLocked checks the path rules that weighting alone does not keep. A
+// primary guard is never a later hop: the node links to its primary
+// guards directly (they are its directory sources), so one of them as a
+// middle or an exit would see both ends of a circuit (strict; the caller
+// lifts the rule only where no path could keep it).
+func (m *Manager) fitsLocked(hops []*RelayInfo, strict bool, now time.Time) bool {
+	var prim []*guard
+	if strict && len(hops) > 1 {
+		prim = m.path.guards.primaries(now)
+	}
 	for i, h := range hops {
+		if i > 0 {
+			for _, g := range prim {
+				if g.id == h.Hop.Identity {
+					return false
+				}
+			}
+		}
 		// A hop is reached by EXTEND from the one before, which takes an
 		// IP literal only (spec/cells.md §3.4); the first hop may have a
 		// host name, which this node resolves itself.

@@ -3,6 +3,7 @@ package circuit
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -42,15 +43,18 @@ func (r *recordLog) count(sub string) int {
 func TestExtendFailureBlamesLinkNotHop(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		relays := guardRelays(6, 2)
+		relays[6].Reliable, relays[7].Reliable = false, false // no guards: both exits end paths
 		b := newFakeBuilder()
 		m := newFakeManager(t, b, relays, ManagerConfig{})
-		m.SetGuard(relays[0].Hop) // a middle, so that both exits end paths
+		m.SetGuard(relays[0].Hop)
 		var k keyer
 		dial(t, m, "example.com:80", k.next())
 		g := *m.Guard()
+		// Middles that are no primary guard: those are never later hops.
+		prim := m.PrimaryGuards()
 		var mids []RelayInfo
 		for _, r := range relays[:6] {
-			if r.Hop.Identity != g.Identity {
+			if !slices.ContainsFunc(prim, func(h Hop) bool { return h.Identity == r.Hop.Identity }) {
 				mids = append(mids, r)
 			}
 		}

@@ -136,7 +136,7 @@ func (m *Manager) pathAvoiding(need exitNeed, avoid []keys.IdentityPublicKey) ([
 		err  error
 	)
 	for range avoidTries {
-		path, exit, err = m.choosePath(need)
+		path, exit, err = m.choosePath(need, avoid...)
 		if err != nil || len(avoid) == 0 || !slices.Contains(avoid, path[len(path)-1].Identity) {
 			break
 		}

@@ -97,6 +97,11 @@ func TestWeightCapsAndFloor(t *testing.T) {
 func TestManagerWeightsExits(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		relays := withBandwidth(guardRelays(10, 10), 100_000)
+		// Exits are not guard material here: a primary guard is never a
+		// later hop, and the fast exit must stay free to end paths.
+		for i := 10; i < 20; i++ {
+			relays[i].Reliable = false
+		}
 		fast := &relays[15]
 		fast.Bandwidth = 1_000_000
 		// Two hops: guard and exit, so the exit's share is its weight's.

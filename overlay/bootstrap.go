@@ -9,19 +9,22 @@ import (
 	"time"
 
 	"github.com/darkmatter/darkmatter/overlay/descriptor"
+	"github.com/darkmatter/darkmatter/overlay/dir"
 )
 
-// fetchDirectory asks one bootstrap relay (tried in random order) for its
-// directory, and makes the first that answers the client's guard: like Tor's
-// directory guards, a client talks to one relay only, so no other relay, and
-// no exit, ever sees its address.
+// fetchDirectory learns the relay list at start: it synchronises with the
+// bootstrap relays (tried in random order) until one answered and the
+// directory holds a path. A client then synchronises with its primary
+// guards too (syncDirSources), so that no single relay decides what it
+// knows (spec/gossip.md §6); a new client makes the bootstrap relay that
+// answered its first guard.
 func (n *Node) fetchDirectory(ctx context.Context) error {
 	var errs []error
 	answered := false
 	order := rand.Perm(len(n.cfg.Bootstrap))
 	for i, j := range order {
 		b := n.cfg.Bootstrap[j]
-		n.progress(10+50*i/len(order), "asking a bootstrap relay for the directory")
+		n.progress(10+40*i/len(order), "synchronising the directory with a bootstrap relay")
 		if err := n.fetchFrom(ctx, b); err != nil {
 			errs = append(errs, err)
 			if ctx.Err() != nil {
@@ -29,7 +32,7 @@ func (n *Node) fetchDirectory(ctx context.Context) error {
 			}
 			continue
 		}
-		if !answered && !n.isRelay() {
+		if !answered && !n.isRelay() && len(n.mgr.Guards()) == 0 {
 			if d := n.dir.Get(b.Identity.NodeID()); d != nil {
 				if h, ok := n.hopOf(d); ok {
 					n.mgr.SetGuard(h)
@@ -46,8 +49,45 @@ func (n *Node) fetchDirectory(ctx context.Context) error {
 	if !answered {
 		return fmt.Errorf("overlay: no bootstrap relay answered: %w", errors.Join(errs...))
 	}
+	if !n.isRelay() {
+		n.progress(60, "synchronising the directory with the guards")
+		n.syncDirSources(ctx)
+	}
 	n.progress(75, fmt.Sprintf("know %d relays", len(n.dir.List())))
 	return nil
+}
+
+// syncDirSources synchronises a client's directory with each of its
+// primary guards: its directory sources, like Tor's directory guards.
+// They are the only relays a client links to (the guard sample never
+// puts them at a later hop), and there are several of them, so the relay
+// list never comes from one relay alone.
+func (n *Node) syncDirSources(ctx context.Context) {
+	answered := 0
+	for _, h := range n.mgr.PrimaryGuards() {
+		if ctx.Err() != nil {
+			break
+		}
+		if n.fetchFrom(ctx, descriptor.Bootstrap{Identity: h.Identity, Link: h.Link, Addr: h.Addr}) == nil {
+			answered++
+		}
+	}
+	n.mu.Lock()
+	n.dirSources = answered
+	n.mu.Unlock()
+}
+
+// syncRelay links to the relay d describes and synchronises the directory
+// with it.
+func (n *Node) syncRelay(ctx context.Context, d *descriptor.Descriptor) error {
+	h, ok := n.hopOf(d)
+	if !ok {
+		return errors.New("overlay: no address to reach the relay")
+	}
+	if why := n.checkDialAddr(h.Addr); why != "" {
+		return errors.New("overlay: will not dial " + why)
+	}
+	return n.fetchFrom(ctx, descriptor.Bootstrap{Identity: h.Identity, Link: h.Link, Addr: h.Addr})
 }
 
 // enoughRelays reports whether the directory holds a full path with an exit.
@@ -66,33 +106,95 @@ func (n *Node) enoughRelays() bool {
 	return len(ds) >= pathLen && exits >= 1
 }
 
+// fetchFrom synchronises the directory with one relay: an anti-entropy
+// round (GOSSIP) with a relay that speaks it, the whole directory (DIR_GET)
+// from an older one.
 func (n *Node) fetchFrom(ctx context.Context, b descriptor.Bootstrap) error {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	l, err := n.links.Channel(ctx, b.Identity, b.Link, b.Addr)
 	if err != nil {
+		n.dir.NoteReachable(b.Identity.NodeID(), false)
 		return err
 	}
-	return n.dir.Fetch(ctx, l)
+	if dir.SupportsGossip(l.PeerProtocols()) {
+		_, err = n.dir.Sync(ctx, l)
+	} else {
+		err = n.dir.Fetch(ctx, l)
+	}
+	if err == nil {
+		n.seedDHT()
+	}
+	return err
 }
 
-// refreshLoop refetches the directory periodically so a long-running client
-// learns relays that joined later.
+// refreshLoop keeps the directory fresh: a client synchronises with its
+// directory sources every DirRefresh; a relay gossips with GossipFanout
+// random relays every Gossip interval (jittered), which spreads a new
+// descriptor through the network in O(log N) rounds.
 func (n *Node) refreshLoop() {
-	t := time.NewTicker(n.cfg.DirRefresh)
+	every := n.cfg.DirRefresh
+	if n.isRelay() {
+		every = n.cfg.Gossip
+	}
+	t := time.NewTimer(jitter(every))
 	defer t.Stop()
 	for {
 		select {
 		case <-n.ctx.Done():
 			return
 		case <-t.C:
-			if g := n.mgr.Guard(); g != nil {
-				if n.fetchFrom(n.ctx, descriptor.Bootstrap{Identity: g.Identity, Link: g.Link, Addr: g.Addr}) == nil {
-					continue
+			if n.isRelay() {
+				n.gossipRound(n.ctx)
+			} else {
+				n.syncDirSources(n.ctx)
+				if n.dirSourceCount() == 0 {
+					n.fetchDirectory(n.ctx)
 				}
 			}
-			n.fetchDirectory(n.ctx)
+			t.Reset(jitter(every))
 		}
+	}
+}
+
+// dirSourceCount returns how many directory sources answered last time.
+func (n *Node) dirSourceCount() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.dirSources
+}
+
+// jitter returns d ± 25%, so that nodes started together do not gossip in
+// lockstep.
+func jitter(d time.Duration) time.Duration {
+	return d*3/4 + rand.N(d/2+1)
+}
+
+// DefaultGossip and DefaultGossipFanout are Config.Gossip and
+// Config.GossipFanout when zero.
+const (
+	DefaultGossip       = 30 * time.Second
+	DefaultGossipFanout = 2
+)
+
+// gossipRound synchronises the directory with GossipFanout random relays
+// that speak GOSSIP.
+func (n *Node) gossipRound(ctx context.Context) {
+	ds := n.dir.List()
+	rand.Shuffle(len(ds), func(i, j int) { ds[i], ds[j] = ds[j], ds[i] })
+	self := n.NodeID()
+	done := 0
+	for _, d := range ds {
+		if done >= n.cfg.GossipFanout || ctx.Err() != nil {
+			break
+		}
+		if d.NodeID() == self || !dir.SupportsGossip(d.Protocols) {
+			continue
+		}
+		if err := n.syncRelay(ctx, d); err != nil {
+			n.logf.Printf("overlay: gossip with a relay: %v", err)
+		}
+		done++
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 
 	"github.com/darkmatter/darkmatter/circuit"
 	"github.com/darkmatter/darkmatter/circuit/cell"
+	"github.com/darkmatter/darkmatter/crypto/keys"
 	"github.com/darkmatter/darkmatter/overlay/descriptor"
 	"github.com/darkmatter/darkmatter/overlay/link"
 	"github.com/darkmatter/darkmatter/overlay/transport"
@@ -241,15 +242,36 @@ func TestRelaysOnlyTalkToNeighbours(t *testing.T) {
 			t.Errorf("target saw %s, want only the exit %s", r, hopIP(2))
 		}
 	}
-	if n := h.client.Links(); n != 1 {
-		t.Errorf("the client has %d links; it should talk to its guard only", n)
-	}
+	checkClientLinks(t, h.client, cc)
 	for i := 1; i < 3; i++ {
 		r := h.relayByIdentity(st, i)
 		for _, l := range r.links.Links() {
 			if ip(l.RemoteAddr().String()) == h.cliHost {
 				t.Errorf("hop %d has a link to the client", i+1)
 			}
+		}
+	}
+}
+
+// checkClientLinks checks that a client links only to its primary guards
+// (its directory sources), and that none of them is a later hop of cc.
+func checkClientLinks(t *testing.T, c *Node, cc *circuit.ClientCirc) {
+	t.Helper()
+	prim := map[keys.LinkPublicKey]bool{}
+	for _, g := range c.mgr.PrimaryGuards() {
+		prim[g.Link] = true
+	}
+	for _, l := range c.links.Links() {
+		if !prim[l.Peer()] {
+			t.Errorf("the client links to a relay that is not one of its %d primary guards", len(prim))
+		}
+	}
+	if cc == nil {
+		return
+	}
+	for i, hop := range cc.Hops()[1:] {
+		if prim[hop.Link] {
+			t.Errorf("hop %d is one of the client's primary guards", i+2)
 		}
 	}
 }

@@ -44,6 +44,12 @@ func newHarness(t testing.TB, kind string, nRelays int) *harness {
 // newHarnessLog is newHarness with every node logging to logf.
 func newHarnessLog(t testing.TB, kind string, nRelays int, logf safelog.Logf) *harness {
 	t.Helper()
+	return newHarnessWith(t, kind, nRelays, func(c *Config) { c.Logf = logf })
+}
+
+// newHarnessWith is newHarness with opt applied to every node's Config.
+func newHarnessWith(t testing.TB, kind string, nRelays int, opt func(*Config)) *harness {
+	t.Helper()
 	h := &harness{t: t, kind: kind}
 	if kind == "mem" {
 		h.mem = &memnet.Network{}
@@ -55,7 +61,7 @@ func newHarnessLog(t testing.TB, kind string, nRelays int, logf safelog.Logf) *h
 		// Every relay of the test network has a loopback or private
 		// address (10.x on memnet).
 		cfg := Config{Network: "test-" + kind, Listen: []string{"127.0.0.1:0"}, AllowSameSubnet: kind == "tcp",
-			AllowPrivateAddrs: true, Logf: logf}
+			AllowPrivateAddrs: true}
 		exit := &circuit.ExitConfig{Policy: exitpolicy.AcceptAll(), ConnectTimeout: 5 * time.Second}
 		if kind == "mem" {
 			ip := fmt.Sprintf("10.%d.0.1", i+1)
@@ -76,6 +82,7 @@ func newHarnessLog(t testing.TB, kind string, nRelays int, logf safelog.Logf) *h
 		if len(boot) > 0 {
 			cfg.Bootstrap = boot[:1]
 		}
+		opt(&cfg)
 		n, err := New(cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -89,10 +96,13 @@ func newHarnessLog(t testing.TB, kind string, nRelays int, logf safelog.Logf) *h
 	}
 	// Relays announce themselves to relay 0; wait until it knows all.
 	waitFor(t, func() bool { return len(h.relays[0].Relays()) == nRelays }, "relay 0 knows every relay")
-	ccfg := Config{Network: "test-" + kind, Bootstrap: boot[:1], AllowSameSubnet: kind == "tcp", Logf: logf}
+	// No preemptive circuits unless opt asks: tests count the circuits
+	// the client opens.
+	ccfg := Config{Network: "test-" + kind, Bootstrap: boot[:1], AllowSameSubnet: kind == "tcp", Preemptive: -1}
 	if kind == "mem" {
 		ccfg.Transports = transport.Registry{memnet.Scheme: h.mem.Host(h.cliHost)}
 	}
+	opt(&ccfg)
 	c, err := New(ccfg)
 	if err != nil {
 		t.Fatal(err)

@@ -27,6 +27,9 @@ type linker struct{ n *Node }
 func (k linker) Channel(ctx context.Context, identity keys.IdentityPublicKey, lk keys.LinkPublicKey, addr string) (circuit.Channel, error) {
 	l, err := k.n.links.Channel(ctx, identity, lk, addr)
 	if err != nil {
+		if ctx.Err() == nil {
+			k.n.dir.NoteReachable(identity.NodeID(), false)
+		}
 		return nil, err // not a typed nil in the interface
 	}
 	return l, nil
@@ -124,7 +127,12 @@ func (e *linkEvents) LinkUp(l *linkmgr.Link) {
 		e.helloRefused.Add(1)
 		return
 	}
-	e.dir.Add(d)
+	// A relay that speaks for itself from an address it lists is
+	// confirmed: it exists where it says, whoever introduced it.
+	if ok, _ := e.dir.AddFrom(d, l.Source()); ok || e.dir.Get(d.NodeID()) != nil {
+		e.dir.Confirm(d.NodeID())
+		e.dir.NoteReachable(d.NodeID(), true)
+	}
 }
 
 // announcedFrom reports whether a HELLO descriptor may be stored from a
@@ -174,10 +182,19 @@ func ipOf(a net.Addr) (netip.Addr, bool) {
 	return ap.Addr().Unmap().WithZone(""), true
 }
 
-// LinkCell hands a circuit-0 cell (DIR_GET, DIR_DESC, DIR_DONE) to the
-// directory.
-func (e *linkEvents) LinkCell(l *linkmgr.Link, c *cell.Cell) { e.dir.HandleCell(l, c) }
+// LinkCell hands a circuit-0 cell to the DHT's calls (DHT) or the directory
+// (DIR_GET, DIR_DESC, DIR_DONE, GOSSIP).
+func (e *linkEvents) LinkCell(l *linkmgr.Link, c *cell.Cell) {
+	if c.Cmd() == cell.CmdDHT {
+		e.rpc.HandleCell(l, c)
+		return
+	}
+	e.dir.HandleCell(l, c)
+}
 
-// LinkClosed ends a directory fetch or answer on the link, so the
-// directory keeps nothing for it.
-func (e *linkEvents) LinkClosed(l *linkmgr.Link) { e.dir.PeerClosed(l) }
+// LinkClosed ends a directory fetch or answer and the DHT calls on the
+// link, so neither keeps anything for it.
+func (e *linkEvents) LinkClosed(l *linkmgr.Link) {
+	e.dir.PeerClosed(l)
+	e.rpc.PeerClosed(l)
+}

@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/darkmatter/darkmatter/circuit"
+	"github.com/darkmatter/darkmatter/circuit/cell"
 	"github.com/darkmatter/darkmatter/circuit/exitpolicy"
 	"github.com/darkmatter/darkmatter/circuit/protover"
 	"github.com/darkmatter/darkmatter/crypto/keys"
@@ -19,9 +22,11 @@ import (
 	"github.com/darkmatter/darkmatter/internal/safelog"
 	"github.com/darkmatter/darkmatter/internal/specialname"
 	"github.com/darkmatter/darkmatter/overlay/descriptor"
+	"github.com/darkmatter/darkmatter/overlay/dht"
 	"github.com/darkmatter/darkmatter/overlay/dir"
 	"github.com/darkmatter/darkmatter/overlay/link"
 	"github.com/darkmatter/darkmatter/overlay/linkmgr"
+	"github.com/darkmatter/darkmatter/overlay/linkrpc"
 	"github.com/darkmatter/darkmatter/overlay/transport"
 )
 
@@ -123,12 +128,44 @@ type Config struct {
 	// Keys' onion and KEM keys.
 	OnionKeyFile string
 
+	// DHTMinAge is how long this node must have known a relay before it
+	// stores DHT records there (default DefaultDHTMinAge; negative: no
+	// minimum, for test networks).
+	DHTMinAge time.Duration
+	// DHTViaCircuit makes a relay's own DHT lookups and stores go through
+	// a circuit, as a client's always do, so that the DHT nodes asked do
+	// not learn the relay's interest (later issues use it for lookups of
+	// hidden services and names).
+	DHTViaCircuit bool
+
+	// StateDir, if set, is where the node keeps its relay list, guards and
+	// learned build times across restarts (created 0700, files 0600), so
+	// that a restart is usable at once.
+	StateDir string
+	// GuardMinAge is how long this node must have known a relay before it
+	// samples it as a guard (default circuit.DefaultMinGuardAge; negative:
+	// no minimum, for test networks).
+	GuardMinAge time.Duration
+	// Preemptive is how many clean circuits a client keeps built ahead of
+	// need (default DefaultPreemptive; negative: none, and relays keep
+	// none unless it is set).
+	Preemptive int
+	// Family lists the relays run by the same operator (each must list
+	// this one too): no client puts two of them in one circuit.
+	Family []keys.NodeID
+
 	// Bandwidth is advertised in the descriptor (bytes/s).
 	Bandwidth uint32
 	// KeepAlive and IdleTimeout tune links (link package defaults).
 	KeepAlive, IdleTimeout time.Duration
-	// DirRefresh is how often a client refetches the directory (default 5 min).
+	// DirRefresh is how often a client synchronises its directory with
+	// its directory sources, its primary guards (default 5 min).
 	DirRefresh time.Duration
+	// Gossip is how often a relay synchronises its directory with
+	// GossipFanout random relays (defaults DefaultGossip, jittered ±25%,
+	// and DefaultGossipFanout).
+	Gossip       time.Duration
+	GossipFanout int
 	// Progress, if set, receives bootstrap progress (0..100) and a message.
 	Progress func(percent int, msg string)
 	// Logf receives debug logs; nil is silent. Addresses and keys are
@@ -148,7 +185,12 @@ type Node struct {
 	dir    *dir.Directory
 	links  *linkmgr.Manager
 	budget *link.Budget // shared by every link of the node
-	logf   safelog.Logf
+	rpc    *linkrpc.Mux // DHT calls over links
+
+	dhtMu   sync.Mutex
+	dht     *dht.DHT     // set by Start
+	viaCirc *dhtCircuits // a client's DHT transport, or nil
+	logf    safelog.Logf
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -158,12 +200,16 @@ type Node struct {
 	helloRefused  atomic.Uint64 // HELLO descriptors not stored (announcedFrom)
 
 	// mu guards the following.
-	mu        sync.Mutex
-	listeners []net.Listener
-	listening []transport.Addr // what the listeners are bound to
-	ownAddrs  []string         // "scheme://host:port" we listen on or advertise
-	closed    bool
+	mu         sync.Mutex
+	listeners  []net.Listener
+	listening  []transport.Addr // what the listeners are bound to
+	ownAddrs   []string         // "scheme://host:port" we listen on or advertise
+	dirSources int              // a client's directory sources that answered last
+	closed     bool
 }
+
+// DefaultPreemptive is Config.Preemptive of a client when zero.
+const DefaultPreemptive = 2
 
 // DefaultAnnounce is Config.Announce when zero.
 const DefaultAnnounce = 64
@@ -201,6 +247,11 @@ func New(cfg Config) (*Node, error) {
 		cfg.Transports = transport.Registry{transport.SchemeTCP: &transport.TCP{}}
 	}
 	defaults.Set(&cfg.DirRefresh, 5*time.Minute)
+	defaults.Set(&cfg.Gossip, DefaultGossip)
+	defaults.Set(&cfg.GossipFanout, DefaultGossipFanout)
+	if cfg.DHTMinAge == 0 {
+		cfg.DHTMinAge = DefaultDHTMinAge // negative: no minimum
+	}
 	if cfg.Announce == 0 {
 		cfg.Announce = DefaultAnnounce
 	}
@@ -228,10 +279,12 @@ func New(cfg Config) (*Node, error) {
 			AnswerTimeout: cfg.DirAnswerTimeout,
 			GetInterval:   cfg.DirGetInterval,
 			GetBurst:      cfg.DirGetBurst,
+			Admission:     admission(cfg),
 		}),
 		budget: link.NewBudget(cfg.MemoryBudget),
 		logf:   cfg.Logf,
 	}
+	n.rpc = linkrpc.New(linkrpc.Config{Cmd: cell.CmdDHT, Handler: rpcHandler{n}})
 	var err error
 	scfg := circuit.Config{Network: cfg.Network, Linker: linker{n}, Logf: cfg.Logf,
 		CreateRate: cfg.CreateRate, CreateBurst: cfg.CreateBurst,
@@ -245,7 +298,7 @@ func New(cfg Config) (*Node, error) {
 		scfg.Identity = k.Identity.Public()
 		scfg.Extender = extender{n}
 		scfg.Exit = exitWithOwnAddrs(cfg)
-		scfg.Handlers = map[circuit.StreamKind]circuit.StreamHandler{circuit.KindDir: n.dir}
+		scfg.Handlers = map[circuit.StreamKind]circuit.StreamHandler{circuit.KindDir: n.dir, circuit.KindDHT: dhtProxy{n}}
 	}
 	if n.sw, err = circuit.NewSwitch(scfg); err != nil {
 		return nil, err
@@ -279,13 +332,30 @@ func New(cfg Config) (*Node, error) {
 		n.sw.Close()
 		return nil, err
 	}
-	n.mgr, err = circuit.NewManager(circuit.ManagerConfig{
+	mcfg := circuit.ManagerConfig{
 		Switch:          n.sw,
 		Relays:          n.relayInfos,
 		PathLen:         cfg.PathLen,
 		AllowSameSubnet: cfg.AllowSameSubnet,
+		Guards:          circuit.GuardParams{MinAge: cfg.GuardMinAge},
+		BuildTimes:      loadBuildTimes(cfg),
 		Logf:            cfg.Logf,
-	})
+	}
+	if cfg.StateDir != "" {
+		if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+			n.links.Close()
+			n.sw.Close()
+			return nil, err
+		}
+		mcfg.GuardFile = filepath.Join(cfg.StateDir, guardsFile)
+	}
+	if !n.isRelay() && cfg.Preemptive >= 0 || n.isRelay() && cfg.Preemptive > 0 {
+		mcfg.Preemptive = cfg.Preemptive
+		if mcfg.Preemptive == 0 {
+			mcfg.Preemptive = DefaultPreemptive
+		}
+	}
+	n.mgr, err = circuit.NewManager(mcfg)
 	if err != nil {
 		n.links.Close()
 		n.sw.Close()
@@ -308,7 +378,31 @@ func (n *Node) Start(ctx context.Context) error {
 		n.goFunc(func() { n.republishLoop(published) })
 	}
 	n.progress(5, "starting")
+	n.loadState()
+	n.goFunc(n.stateLoop)
+	if !n.isRelay() && len(n.cfg.Bootstrap) > 0 && n.enoughRelays() {
+		// A restart with a saved relay list is usable at once: the
+		// directory sources are asked in the background.
+		n.progress(75, fmt.Sprintf("know %d relays from the saved list", len(n.dir.List())))
+		if err := n.startDHT(); err != nil {
+			return err
+		}
+		n.goFunc(func() {
+			n.syncDirSources(n.ctx)
+			if n.dirSourceCount() == 0 {
+				n.fetchDirectory(n.ctx)
+			}
+			n.refreshLoop()
+		})
+		return nil
+	}
 	if len(n.cfg.Bootstrap) == 0 {
+		if err := n.startDHT(); err != nil {
+			return err
+		}
+		if n.isRelay() {
+			n.goFunc(n.refreshLoop)
+		}
 		return nil
 	}
 	if err := n.fetchDirectory(ctx); err != nil {
@@ -316,6 +410,9 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	if n.isRelay() {
 		n.announce(ctx)
+	}
+	if err := n.startDHT(); err != nil {
+		return err
 	}
 	n.goFunc(n.refreshLoop)
 	return nil
@@ -406,6 +503,11 @@ func (n *Node) makeDescriptor(listening []transport.Addr) ([]byte, error) {
 		Protocols:    link.Protocols(n.relayProtocols()),
 		Published:    now,
 	}
+	if len(n.cfg.Family) > 0 {
+		if err := d.SetFamily(n.cfg.Family); err != nil {
+			return nil, fmt.Errorf("overlay: family: %w", err)
+		}
+	}
 	d.Sign(n.keys.Identity)
 	b := d.Marshal()
 	parsed, err := descriptor.Parse(b)
@@ -421,7 +523,7 @@ func (n *Node) makeDescriptor(listening []transport.Addr) ([]byte, error) {
 // (spec/protover.md); the link layer adds its own (Link, and LinkAES with
 // hardware AES) in HELLO and, through link.Protocols, in the descriptor.
 func (n *Node) relayProtocols() protover.Set {
-	p := map[protover.ID]string{protover.Relay: "1-2", protover.Dir: "1-2", protover.Joint: "1"}
+	p := map[protover.ID]string{protover.Relay: "1-2", protover.Dir: "1-3", protover.Joint: "1", protover.DHT: "1"}
 	if n.cfg.Exit != nil {
 		p[protover.Exit] = "1"
 	}
@@ -557,6 +659,16 @@ func (n *Node) Close() error {
 	n.closed = true
 	n.mu.Unlock()
 	n.cancel()
+	if d := n.getDHT(); d != nil {
+		d.Close()
+	}
+	if n.viaCirc != nil {
+		n.viaCirc.close()
+	}
+	n.rpc.Close()
+	if err := n.saveState(); err != nil {
+		n.logf.Printf("overlay: saving state: %v", err)
+	}
 	n.mgr.Close()
 	n.sw.Close()
 	n.links.Close()
@@ -640,7 +752,11 @@ func (n *Node) relayInfos() []circuit.RelayInfo {
 		if !ok {
 			continue
 		}
-		ri := circuit.RelayInfo{Hop: h}
+		ri := circuit.RelayInfo{Hop: h, Bandwidth: d.Bandwidth, Family: d.Family()}
+		if info, ok := n.dir.Info(d.NodeID()); ok {
+			ri.FirstSeen = info.FirstSeen
+			ri.Reliable = info.Confirmed && info.Failures <= info.Successes+2
+		}
 		if p := d.Policy(); p != nil && p.IsExit() {
 			ri.Policy = p
 		}
@@ -708,4 +824,14 @@ func exitWithOwnAddrs(cfg Config) *circuit.ExitConfig {
 	}
 	exit.Policy = pol.WithOwnAddrs(own...)
 	return &exit
+}
+
+// admission returns the directory's Sybil rules for the node's network: a
+// test network whose relays share an address block (AllowSameSubnet)
+// relaxes the subnet caps; every other network enforces them.
+func admission(cfg Config) dir.Admission {
+	if cfg.AllowSameSubnet {
+		return dir.RelaxedAdmission()
+	}
+	return dir.Admission{}
 }

@@ -122,7 +122,8 @@ func newNet(t testing.TB, kind string, nc netConfig) *testNet {
 		}
 		return true
 	})
-	ccfg := overlay.Config{Network: network, Bootstrap: boot[:1], AllowSameSubnet: kind == "tcp"}
+	// No preemptive circuits: tests count the circuits the client opens.
+	ccfg := overlay.Config{Network: network, Bootstrap: boot[:1], AllowSameSubnet: kind == "tcp", Preemptive: -1}
 	if kind == "mem" {
 		ccfg.Transports = transport.Registry{memnet.Scheme: n.mem.Host(memClientIP)}
 	}

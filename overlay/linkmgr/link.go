@@ -8,6 +8,7 @@ import (
 
 	"github.com/darkmatter/darkmatter/circuit"
 	"github.com/darkmatter/darkmatter/circuit/cell"
+	"github.com/darkmatter/darkmatter/circuit/protover"
 	"github.com/darkmatter/darkmatter/crypto/keys"
 	"github.com/darkmatter/darkmatter/overlay/descriptor"
 	"github.com/darkmatter/darkmatter/overlay/link"
@@ -118,6 +119,9 @@ func (l *Link) Source() string {
 // PeerStatic is Peer under the name the circuit switch looks for: it refuses
 // an EXTEND back to the relay a circuit came from.
 func (l *Link) PeerStatic() keys.LinkPublicKey { return l.Peer() }
+
+// PeerProtocols returns the subprotocols the peer's HELLO listed.
+func (l *Link) PeerProtocols() protover.Set { return l.ll.Load().PeerProtocols() }
 
 // Descriptor returns the peer's HELLO descriptor, verified once when the
 // link came up (signature, and the link key the handshake authenticated),
