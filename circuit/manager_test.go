@@ -307,7 +307,12 @@ func TestBackoffDoublesUpToCap(t *testing.T) {
 // and chosen again afterwards.
 func TestManagerLeavesFailedRelayOut(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		relays := fakeRelays(6, 2)
+		relays := guardRelays(6, 2)
+		// The bad relay and the exits are no guards: primary guards are
+		// never later hops, and these must be.
+		for _, i := range []int{3, 6, 7} {
+			relays[i].Reliable = false
+		}
 		bad := relays[3]
 		b := newFakeBuilder()
 		m := newFakeManager(t, b, relays, ManagerConfig{})
