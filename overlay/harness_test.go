@@ -94,8 +94,17 @@ func newHarnessWith(t testing.TB, kind string, nRelays int, opt func(*Config)) *
 		}
 		boot = append(boot, n.Bootstrap())
 	}
-	// Relays announce themselves to relay 0; wait until it knows all.
-	waitFor(t, func() bool { return len(h.relays[0].Relays()) == nRelays }, "relay 0 knows every relay")
+	// Relays announce themselves to the relays they know at start (relay
+	// 0 knows all of them); wait until every relay knows every relay, so
+	// that each can extend to any other.
+	waitFor(t, func() bool {
+		for _, r := range h.relays {
+			if len(r.Relays()) != nRelays {
+				return false
+			}
+		}
+		return true
+	}, "every relay knows every relay")
 	// No preemptive circuits unless opt asks: tests count the circuits
 	// the client opens.
 	ccfg := Config{Network: "test-" + kind, Bootstrap: boot[:1], AllowSameSubnet: kind == "tcp", Preemptive: -1}

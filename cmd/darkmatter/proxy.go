@@ -24,8 +24,7 @@ func proxyCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "bootstrap", Usage: "relay ID@HOST:PORT (repeatable)", Required: true},
 			&cli.StringFlag{Name: "socks", Usage: "SOCKS5 listen address (empty: off)", Value: "127.0.0.1:1080"},
 			&cli.StringFlag{Name: "http", Usage: "HTTP proxy listen address (empty: off)", Value: "127.0.0.1:8118"},
-			&cli.BoolFlag{Name: "allow-same-subnet", Usage: "allow several hops in one /16 (local test networks)"},
-		), metricsFlags()...),
+		), append(discoveryFlags(false), metricsFlags()...)...),
 		Action: func(c *cli.Context) error {
 			info, debug, err := logger(c)
 			if err != nil {
@@ -38,13 +37,16 @@ func proxyCommand() *cli.Command {
 			ctx, stop := signalContext(c.Context)
 			defer stop()
 			prog := &progress{info: info}
-			n, err := overlay.New(overlay.Config{
-				Network:         c.String("network"),
-				Bootstrap:       bs,
-				AllowSameSubnet: c.Bool("allow-same-subnet"),
-				Progress:        prog.report,
-				Logf:            debug,
-			})
+			cfg := overlay.Config{
+				Network:   c.String("network"),
+				Bootstrap: bs,
+				Progress:  prog.report,
+				Logf:      debug,
+			}
+			if err := applyDiscovery(c, &cfg); err != nil {
+				return err
+			}
+			n, err := overlay.New(cfg)
 			if err != nil {
 				return err
 			}

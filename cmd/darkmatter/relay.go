@@ -34,7 +34,7 @@ func relayCommand() *cli.Command {
 			&cli.IntFlag{Name: "max-circuits-per-ip", Usage: "circuits at most opened from one IPv4 address or IPv6 /64 (default: max-circuits/8)"},
 			&cli.IntFlag{Name: "max-circuits", Usage: "circuits at most that peers open at this relay", Value: circuit.DefaultMaxCircuits},
 			&cli.IntFlag{Name: "memory-budget", Usage: "MiB of cells queued on all links at most; over it the circuits holding the oldest cells are destroyed", Value: link.DefaultBudget * cell.Size >> 20},
-		), metricsFlags()...),
+		), append(discoveryFlags(true), metricsFlags()...)...),
 		Action: func(c *cli.Context) error {
 			info, debug, err := logger(c)
 			if err != nil {
@@ -65,7 +65,7 @@ func relayCommand() *cli.Command {
 				return fmt.Errorf("--memory-budget must be positive")
 			}
 			prog := &progress{} // a relay's bootstrap is not printed
-			n, err := overlay.New(overlay.Config{
+			cfg := overlay.Config{
 				Network:            c.String("network"),
 				Listen:             c.StringSlice("listen"),
 				Advertise:          c.StringSlice("advertise"),
@@ -84,7 +84,11 @@ func relayCommand() *cli.Command {
 				MemoryBudget:       c.Int("memory-budget") << 20 / cell.Size,
 				Progress:           prog.report,
 				Logf:               debug,
-			})
+			}
+			if err := applyDiscovery(c, &cfg); err != nil {
+				return err
+			}
+			n, err := overlay.New(cfg)
 			if err != nil {
 				return err
 			}

@@ -82,7 +82,7 @@ func nodeStatus(role string, n *overlay.Node, p *progress, req control.Request) 
 		}
 		return s
 	}
-	if g := n.Manager().Guard(); g != nil {
+	for _, g := range n.Manager().PrimaryGuards() {
 		st.Guards = append(st.Guards, hop(g.Identity.NodeID().String(), g.Addr))
 	}
 	now := time.Now()
@@ -98,6 +98,7 @@ func nodeStatus(role string, n *overlay.Node, p *progress, req control.Request) 
 	}
 	st.Limits = limitValues(n.Limits())
 	st.Counters = counterValues(n.Stats())
+	st.Counters = append(st.Counters, discoveryValues(n)...)
 	return st
 }
 
@@ -146,6 +147,29 @@ func counterValues(s overlay.Stats) []control.Value {
 	add("cells queued, peak", s.Budget.Peak)
 	add("out-of-memory runs", s.Budget.Runs)
 	add("circuits destroyed for memory", s.Budget.Circuits)
+	return v
+}
+
+// discoveryValues are the counters of gossip, admission, the DHT, guards
+// and the learned build timeout.
+func discoveryValues(n *overlay.Node) []control.Value {
+	var v []control.Value
+	add := func(name string, x any) { v = append(v, control.Value{Name: name, Value: fmt.Sprint(x)}) }
+	d := n.Stats().Dir
+	add("gossip bytes sent", d.GossipBytesSent)
+	add("gossip bytes received", d.GossipBytesRecv)
+	add("descriptors refused (subnet caps)", d.Admit.Subnet)
+	add("descriptors refused (source limit)", d.Admit.Source)
+	add("descriptors refused (directory full)", d.Admit.Full)
+	add("descriptors evicted", d.Admit.Evicted)
+	h := n.DHTStats()
+	add("DHT lookups", fmt.Sprintf("%d (%d found)", h.Lookups, h.LookupsOK))
+	add("DHT records stored", h.RecordsStored)
+	p := n.Manager().PathStats()
+	add("guard failures", p.GuardFailures)
+	add("guards warned for failing circuits (bias)", p.PathBiasWarnings)
+	bt := n.Manager().BuildTimeoutStats()
+	add("circuit build timeout", fmt.Sprintf("%v (%d samples)", bt.Timeout, bt.Samples))
 	return v
 }
 

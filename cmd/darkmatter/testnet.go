@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync/atomic"
+	"time"
 
 	"github.com/darkmatter/darkmatter/circuit"
 	"github.com/darkmatter/darkmatter/circuit/exitpolicy"
@@ -113,6 +114,9 @@ type testnet struct {
 	progress *progress
 }
 
+// testnetGossip is the testnet relays' gossip interval.
+const testnetGossip = 5 * time.Second
+
 // startTestnet starts the relays (the second half of them exits that also
 // accept loopback targets) and a client bootstrapped from all of them.
 func startTestnet(ctx context.Context, o testnetOptions) (*testnet, error) {
@@ -135,9 +139,15 @@ func startTestnet(ctx context.Context, o testnetOptions) (*testnet, error) {
 			// 127.0.0.1, and per-address limits would count every node
 			// as one peer.
 			AllowPrivateAddrs:  true,
+			AllowSameSubnet:    true,
 			MaxLinksPerIP:      linkmgr.DefaultMaxLinks,
 			MaxHandshakesPerIP: linkmgr.DefaultMaxHandshakes,
-			Logf:               o.Debug,
+			// Every relay is new: no minimum age for guards or DHT
+			// storage, and gossip often enough to see it work.
+			GuardMinAge: -1,
+			DHTMinAge:   -1,
+			Gossip:      testnetGossip,
+			Logf:        o.Debug,
 		}
 		if len(boot) > 0 {
 			cfg.Bootstrap = boot[:1]
@@ -157,10 +167,13 @@ func startTestnet(ctx context.Context, o testnetOptions) (*testnet, error) {
 	}
 	client, err := overlay.New(overlay.Config{
 		Network: o.Network,
-		// Relays announce themselves to relay 0, so its directory is
-		// complete; the client makes it its guard.
+		// The same discovery as any network: relays bootstrap from
+		// relay 0 and gossip; the client synchronises with relay 0,
+		// makes it its first guard, then with its other primary guards.
 		Bootstrap:       boot[:1],
 		AllowSameSubnet: true,
+		GuardMinAge:     -1,
+		DHTMinAge:       -1,
 		Progress:        tn.progress.report,
 		Logf:            o.Debug,
 	})
