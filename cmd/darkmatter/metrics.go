@@ -125,10 +125,16 @@ var (
 	descOOM       = prometheus.NewDesc("darkmatter_budget_oom_runs_total", "Runs of the out-of-memory handler.", nil, nil)
 	descOOMCircs  = prometheus.NewDesc("darkmatter_budget_oom_circuits_total", "Circuits destroyed by the out-of-memory handler.", nil, nil)
 	descRefused   = prometheus.NewDesc("darkmatter_refused_total", "Requests refused at a limit or by a rule, by kind (spec/limits.md).", []string{"kind"}, nil)
+	descGossip    = prometheus.NewDesc("darkmatter_gossip_bytes_total", "Directory gossip bytes, by direction.", []string{"direction"}, nil)
+	descDHTLookup = prometheus.NewDesc("darkmatter_dht_lookups_total", "DHT lookups, and those that found what they looked for.", []string{"result"}, nil)
+	descDHTStored = prometheus.NewDesc("darkmatter_dht_records_stored", "DHT records this node stores for others.", nil, nil)
+	descGuards    = prometheus.NewDesc("darkmatter_guards", "Guards in the sample, and the primary ones.", []string{"kind"}, nil)
+	descBuildTO   = prometheus.NewDesc("darkmatter_circuit_build_timeout_seconds", "The circuit build timeout learned from observed build times.", nil, nil)
 )
 
 func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descLinks, descCircuits, descRelays, descBootstrap, descQueued, descBudget, descOOM, descOOMCircs, descRefused} {
+	for _, d := range []*prometheus.Desc{descLinks, descCircuits, descRelays, descBootstrap, descQueued, descBudget, descOOM, descOOMCircs, descRefused,
+		descGossip, descDHTLookup, descDHTStored, descGuards, descBuildTO} {
 		ch <- d
 	}
 }
@@ -167,7 +173,27 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		{"hello_descriptor", s.HelloRefused},
 		{"dir_get", s.Dir.GetsRefused},
 		{"bad_descriptor", s.Dir.Bad},
+		{"descriptor_subnet", s.Dir.Admit.Subnet},
+		{"descriptor_source", s.Dir.Admit.Source},
+		{"descriptor_full", s.Dir.Admit.Full},
+		{"gossip", s.Dir.GossipRefused},
 	} {
 		counter(descRefused, r.v, r.kind)
 	}
+	counter(descGossip, s.Dir.GossipBytesSent, "sent")
+	counter(descGossip, s.Dir.GossipBytesRecv, "received")
+	h := c.n.DHTStats()
+	counter(descDHTLookup, h.Lookups, "all")
+	counter(descDHTLookup, h.LookupsOK, "found")
+	gauge(descDHTStored, float64(h.RecordsStored))
+	gs := c.n.Manager().Guards()
+	prim := 0
+	for _, g := range gs {
+		if g.Primary {
+			prim++
+		}
+	}
+	gauge(descGuards, float64(len(gs)), "sampled")
+	gauge(descGuards, float64(prim), "primary")
+	gauge(descBuildTO, c.n.Manager().BuildTimeoutStats().Timeout.Seconds())
 }
