@@ -79,13 +79,7 @@ func (c *hookCircuit) OpenStream(ctx context.Context, target string) (net.Conn, 
 func newHookManager(t *testing.T, b *hookBuilder, relays []RelayInfo, cfg ManagerConfig) *Manager {
 	t.Helper()
 	cfg.Builder = b
-	cfg.Relays = func() []RelayInfo { return slices.Clone(relays) }
-	m, err := NewManager(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { m.Close() })
-	return m
+	return newTestManager(t, relays, cfg)
 }
 
 // quantile80 returns the sample the learned timeout should be: the

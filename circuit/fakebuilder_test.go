@@ -181,6 +181,13 @@ func fakeRelays(middles, exits int) []RelayInfo {
 func newFakeManager(t *testing.T, b *fakeBuilder, relays []RelayInfo, cfg ManagerConfig) *Manager {
 	t.Helper()
 	cfg.Builder = b
+	return newTestManager(t, relays, cfg)
+}
+
+// newTestManager returns a Manager over cfg.Builder and relays, closed at
+// the end of the test.
+func newTestManager(t *testing.T, relays []RelayInfo, cfg ManagerConfig) *Manager {
+	t.Helper()
 	cfg.Relays = func() []RelayInfo { return slices.Clone(relays) }
 	m, err := NewManager(cfg)
 	if err != nil {

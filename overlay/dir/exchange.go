@@ -52,6 +52,16 @@ var (
 	ErrClosed = errors.New("dir: directory closed")
 )
 
+// peerLocked returns p's state, made if it has none. dir.mu must be held.
+func (dir *Directory) peerLocked(p Peer) *peerState {
+	ps := dir.peers[p]
+	if ps == nil {
+		ps = &peerState{}
+		dir.peers[p] = ps
+	}
+	return ps
+}
+
 // fetch is one DIR_GET waiting for its DIR_DONE.
 type fetch struct {
 	done chan struct{}
@@ -230,11 +240,7 @@ func (dir *Directory) answer(p Peer) {
 		dir.mu.Unlock()
 		return
 	}
-	ps := dir.peers[p]
-	if ps == nil {
-		ps = &peerState{}
-		dir.peers[p] = ps
-	}
+	ps := dir.peerLocked(p)
 	if ps.ans != nil {
 		// Its DIR_DONE will end the fetcher's wait for this one too.
 		dir.stats.GetsDropped++

@@ -409,11 +409,7 @@ func (dir *Directory) takeGossipDesc(p Peer, raw []byte) {
 // gossipPeerLocked returns p's state, made if new, and whether a request
 // from p is within its rate. dir.mu must be held.
 func (dir *Directory) gossipRequestLocked(p Peer, now time.Time) (*peerState, bool) {
-	ps := dir.peers[p]
-	if ps == nil {
-		ps = &peerState{}
-		dir.peers[p] = ps
-	}
+	ps := dir.peerLocked(p)
 	return ps, ps.greqs.Take(now, 1/dir.gossip.Interval.Seconds(), dir.gossip.Burst)
 }
 
@@ -517,11 +513,7 @@ func (dir *Directory) serveWant(p Peer, m *Msg) {
 		dir.mu.Unlock()
 		return
 	}
-	ps := dir.peers[p]
-	if ps == nil {
-		ps = &peerState{}
-		dir.peers[p] = ps
-	}
+	ps := dir.peerLocked(p)
 	for _, id := range m.Want {
 		e := dir.relays[id]
 		if e == nil || e.d.Expired(fresh) {
