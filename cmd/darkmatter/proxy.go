@@ -42,6 +42,7 @@ func proxyCommand() *cli.Command {
 				Network:         c.String("network"),
 				Bootstrap:       bs,
 				AllowSameSubnet: c.Bool("allow-same-subnet"),
+				StateDir:        c.String("data"),
 				Progress:        prog.report,
 				Logf:            debug,
 			})

@@ -82,6 +82,7 @@ func relayCommand() *cli.Command {
 				MaxCircuitsPerIP:   c.Int("max-circuits-per-ip"),
 				MaxCircuits:        c.Int("max-circuits"),
 				MemoryBudget:       c.Int("memory-budget") << 20 / cell.Size,
+				StateDir:           c.String("data"),
 				Progress:           prog.report,
 				Logf:               debug,
 			})
