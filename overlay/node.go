@@ -616,12 +616,25 @@ func (n *Node) Listen(ctx context.Context, network, address string) (net.Listene
 // starts at once, reporting progress like Tor's "Bootstrapped 100%".
 func (n *Node) Ready(ctx context.Context) error {
 	n.progress(80, "building a circuit")
-	if err := n.mgr.Preempt(ctx); err != nil {
+	// A failed build is retried: the failure moves the next one off the
+	// relay that failed (a restart's first guard may be gone).
+	var err error
+	for range readyAttempts {
+		if err = n.mgr.Preempt(ctx); err == nil || ctx.Err() != nil {
+			break
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("overlay: first circuit: %w", err)
 	}
 	n.progress(100, "done")
 	return nil
 }
+
+// readyAttempts bounds the circuit builds Ready tries: enough to get past
+// a dead guard (out after one failure) and a dead middle and exit (out
+// after two accusations each).
+const readyAttempts = 8
 
 func (n *Node) progress(p int, msg string) {
 	if n.cfg.Progress != nil {
