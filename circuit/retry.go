@@ -45,6 +45,9 @@ func (m *Manager) DialStream(ctx context.Context, target, isolation string) (net
 		st, err := m.openStream(ctx, c, target)
 		m.noteUse(ctx, c, err) // path bias (pathbias.go)
 		if err == nil {
+			if s, ok := st.(*Stream); ok {
+				m.measureStream(s, c.Hops())
+			}
 			return st, nil
 		}
 		last = err

@@ -49,6 +49,11 @@ type Stream struct {
 	// stream with an error: what is queued for the application is moot.
 	aborted   chan struct{}
 	isAborted bool
+	// measure, if set, gets the bytes read and the time from the first
+	// read to the last when the stream is closed here (throughput.go).
+	measure             func(bytes uint64, d time.Duration)
+	nread               uint64
+	firstRead, lastRead time.Time
 }
 
 type streamAddr string
@@ -214,6 +219,9 @@ func (st *Stream) Read(p []byte) (int, error) {
 		}
 		if len(st.queue) > 0 {
 			n := st.readLocked(p)
+			if st.measure != nil && n > 0 {
+				st.noteReadLocked(n)
+			}
 			sendmes := 0
 			for st.consumed >= StreamSendmeInc && !st.remoteEnd {
 				st.consumed -= StreamSendmeInc
@@ -354,6 +362,7 @@ func (st *Stream) CloseWrite() error {
 // other end already closed; on a half-close stream whose other direction is
 // still open it sends END CLOSED instead, which aborts it (like a TCP reset).
 func (st *Stream) Close() error {
+	st.reportThroughput()
 	return st.closeWith(streamerr.Done)
 }
 

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"testing"
 	"time"
 
+	"github.com/darkmatter/darkmatter/circuit"
 	"github.com/darkmatter/darkmatter/crypto/keys"
 	"github.com/darkmatter/darkmatter/overlay/dht"
 )
@@ -119,4 +121,32 @@ func TestPreemptiveCircuits(t *testing.T) {
 		t.Fatalf("the first stream built %d circuits; a clean one was ready", got-built)
 	}
 	waitFor(t, func() bool { return h.client.mgr.Preemptive() == DefaultPreemptive }, "the pool refilled")
+}
+
+// A download through a circuit measures its relays: each gets at least the
+// throughput the stream carried, which caps what they advertise in path
+// selection (spec/circuits.md §1.1).
+func TestStreamMeasuresRelays(t *testing.T) {
+	h := newHarness(t, "mem", 4)
+	defer h.close()
+	st, err := h.client.DialStream(ctxT(t), h.target.addr, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(st, "D 16777216\n")
+	if _, err := io.CopyN(io.Discard, st, 16<<20); err != nil {
+		t.Fatal(err)
+	}
+	hops := st.(*circuit.Stream).Circuit().Hops()
+	for _, hop := range hops {
+		if m := h.client.mgr.Measured(hop.Identity); m != 0 {
+			t.Fatalf("measured %d before the stream closed", m)
+		}
+	}
+	st.Close()
+	for i, hop := range hops {
+		if m := h.client.mgr.Measured(hop.Identity); m < 1<<20 {
+			t.Errorf("hop %d measured at %d B/s after 16 MiB", i+1, m)
+		}
+	}
 }
