@@ -9,6 +9,8 @@ import (
 
 	"github.com/darkmatter/darkmatter/circuit"
 	"github.com/darkmatter/darkmatter/circuit/exitpolicy"
+	"github.com/darkmatter/darkmatter/crypto/keys"
+	"github.com/darkmatter/darkmatter/overlay/dht"
 	"github.com/darkmatter/darkmatter/overlay/descriptor"
 	"github.com/darkmatter/darkmatter/overlay/transport"
 	"github.com/darkmatter/darkmatter/overlay/transport/memnet"
@@ -253,4 +255,98 @@ func TestBootstrap200(t *testing.T) {
 	if err := dn.echo(c, "a"); err != nil {
 		t.Fatalf("client stream: %v", err)
 	}
+}
+
+// The DHT over real Nodes under churn: records Put from several relays of
+// 60 stay found after 30% of the relays leave and as many new ones join
+// (they learn the DHT nodes from the directory they gossip, seedDHT):
+// lookups from every live relay and from a client, through its circuit,
+// succeed at least 99% of the time.
+func TestDHTChurnOverNodes(t *testing.T) {
+	size := 60
+	if raceEnabled {
+		size = 30
+	}
+	dn := newDiscNet(t, func(c *Config) {
+		c.Gossip = time.Second
+		c.DHTMinAge = -1
+	})
+	begin := time.Now()
+	for range size {
+		dn.start()
+	}
+	waitUntil(t, 60*time.Second, "every relay lists every relay", func() bool { return knowsAll(dn.relays, dn.relays) })
+	ctx := ctxT(t)
+	var recs []*dht.Record
+	for p := 1; p <= 5; p++ { // five owners, each storing from its own relay
+		owner, err := keys.GenerateIdentity(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j := range 4 {
+			r, err := dht.NewSigned("test-disc", owner, fmt.Sprintf("rec-%d-%d", p, j), []byte{byte(p), byte(j)}, 1, time.Now().Add(2*time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			stored, err := dn.relays[p].DHTPut(ctx, r)
+			if err != nil || stored < 5 {
+				t.Fatalf("relay %d Put: %d stored, %v", p, stored, err)
+			}
+			recs = append(recs, r)
+		}
+	}
+	// Churn: 30% leave (one of the storing relays among them), as many
+	// join.
+	leave := 0
+	for i, r := range dn.relays {
+		if i%10 == 3 || i%10 == 6 || i%10 == 9 {
+			r.Close()
+			leave++
+		}
+	}
+	for range leave {
+		dn.start()
+	}
+	live := dn.live()
+	waitUntil(t, 60*time.Second, "every live relay lists every live relay", func() bool { return knowsAll(live, live) })
+	churned := time.Since(begin)
+	c := dn.client("13.0.0.1", nil)
+
+	type result struct{ ok, total int }
+	results := make(chan result, len(live))
+	for i, r := range live {
+		go func() {
+			var res result
+			for j, rec := range recs {
+				if j%4 != i%4 { // each record from a quarter of the relays
+					continue
+				}
+				res.total++
+				if got, err := r.DHTGet(ctx, dht.TypeSigned, rec.Key); err == nil && len(got) == 1 && got[0].Owner == rec.Owner {
+					res.ok++
+				}
+			}
+			results <- res
+		}()
+	}
+	ok, total := 0, 0
+	for range live {
+		res := <-results
+		ok, total = ok+res.ok, total+res.total
+	}
+	cok := 0
+	for _, rec := range recs {
+		if got, err := c.DHTGet(ctx, dht.TypeSigned, rec.Key); err == nil && len(got) == 1 && got[0].Owner == rec.Owner {
+			cok++
+		}
+	}
+	t.Logf("churned at %v, looked up at %v", churned.Round(time.Millisecond), time.Since(begin).Round(time.Millisecond))
+	t.Logf("after churn: relays found %d of %d records, the client %d of %d", ok, total, cok, len(recs))
+	if ok*100 < total*99 {
+		t.Errorf("relays found %d of %d records, want at least 99%%", ok, total)
+	}
+	if cok*100 < len(recs)*99 {
+		t.Errorf("the client found %d of %d records, want at least 99%%", cok, len(recs))
+	}
+	checkClientLinks(t, c, nil)
 }
