@@ -10,8 +10,8 @@ import (
 	"github.com/darkmatter/darkmatter/circuit"
 	"github.com/darkmatter/darkmatter/circuit/exitpolicy"
 	"github.com/darkmatter/darkmatter/crypto/keys"
-	"github.com/darkmatter/darkmatter/overlay/dht"
 	"github.com/darkmatter/darkmatter/overlay/descriptor"
+	"github.com/darkmatter/darkmatter/overlay/dht"
 	"github.com/darkmatter/darkmatter/overlay/transport"
 	"github.com/darkmatter/darkmatter/overlay/transport/memnet"
 )
