@@ -2,8 +2,11 @@ package overlay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +15,7 @@ import (
 	"github.com/darkmatter/darkmatter/crypto/keys"
 	"github.com/darkmatter/darkmatter/overlay/descriptor"
 	"github.com/darkmatter/darkmatter/overlay/dht"
+	"github.com/darkmatter/darkmatter/overlay/link"
 	"github.com/darkmatter/darkmatter/overlay/transport"
 	"github.com/darkmatter/darkmatter/overlay/transport/memnet"
 )
@@ -349,4 +353,179 @@ func TestDHTChurnOverNodes(t *testing.T) {
 		t.Errorf("the client found %d of %d records, want at least 99%%", cok, len(recs))
 	}
 	checkClientLinks(t, c, nil)
+}
+
+// storeRaw sends a STORE of r from relay from to relay to over their link
+// (linkrpc DHT cells), as a hostile relay would, and returns the status of
+// the STORED answer.
+func storeRaw(t *testing.T, from, to *Node, r *dht.Record) dht.Reason {
+	t.Helper()
+	req, err := (&dht.Message{Kind: dht.KindStore, ID: 7, Records: []*dht.Record{r}}).Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := from.callDHT(ctxT(t), to.NodeID(), req)
+	if err != nil {
+		t.Fatalf("STORE call: %v", err)
+	}
+	m, err := dht.ParseMessage(resp)
+	if err != nil || m.Kind != dht.KindStored {
+		t.Fatalf("STORE answer: %v %v", m, err)
+	}
+	return m.Status
+}
+
+// Records with a bad signature, of another network, of an unregistered
+// type or past their expiry, sent to a relay as raw STOREs over a real
+// link, are refused with their reason, never stored, and never returned
+// by DHTGet, on that relay, another relay or a client; a valid record
+// sent the same way is stored and found (the test can fail).
+func TestForgedRecordsNeverReturned(t *testing.T) {
+	dn := newDiscNet(t, func(c *Config) { c.DHTMinAge = -1; c.Gossip = 500 * time.Millisecond })
+	for range 6 {
+		dn.start()
+	}
+	waitUntil(t, 30*time.Second, "every relay lists every relay", func() bool { return knowsAll(dn.relays, dn.relays) })
+	attacker, victim := dn.relays[1], dn.relays[2]
+	c := dn.client("13.0.0.1", nil)
+	owner, err := keys.GenerateIdentity(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed := func(network, name string, expires time.Time) *dht.Record {
+		r, err := dht.NewSigned(network, owner, name, []byte("v"), 1, expires)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	badSig := signed("test-disc", "bad-sig", time.Now().Add(time.Hour))
+	badSig.Signature[0] ^= 1
+	otherNet := signed("another-network", "other-net", time.Now().Add(time.Hour))
+	unknownType := signed("test-disc", "unknown-type", time.Now().Add(time.Hour))
+	unknownType.Type = 999
+	if err := unknownType.Sign("test-disc", owner); err != nil {
+		t.Fatal(err)
+	}
+	expired := signed("test-disc", "expired", time.Now().Add(time.Hour))
+	expired.Expires = time.Now().Add(-time.Minute).Unix()
+	if err := expired.Sign("test-disc", owner); err != nil {
+		t.Fatal(err)
+	}
+	before := victim.DHTStats().RecordsStored
+	for _, tc := range []struct {
+		name string
+		r    *dht.Record
+		want dht.Reason
+	}{
+		{"bad signature", badSig, dht.ReasonBadSig},
+		{"another network", otherNet, dht.ReasonBadSig},
+		{"unregistered type", unknownType, dht.ReasonUnknownType},
+		{"past expiry", expired, dht.ReasonExpired},
+	} {
+		if got := storeRaw(t, attacker, victim, tc.r); got != tc.want {
+			t.Errorf("%s: STORED %v, want %v", tc.name, got, tc.want)
+		}
+		for who, n := range map[string]*Node{"the victim": victim, "another relay": dn.relays[4], "the client": c} {
+			if got, err := n.DHTGet(ctxT(t), tc.r.Type, tc.r.Key); err == nil || len(got) > 0 {
+				t.Errorf("%s: %s got %d records (%v)", tc.name, who, len(got), err)
+			}
+		}
+	}
+	if got := victim.DHTStats().RecordsStored; got != before {
+		t.Errorf("the victim holds %d records, %d before the forged STOREs", got, before)
+	}
+	good := signed("test-disc", "good", time.Now().Add(time.Hour))
+	if got := storeRaw(t, attacker, victim, good); got != dht.Stored {
+		t.Fatalf("a valid record: STORED %v", got)
+	}
+	if got, err := c.DHTGet(ctxT(t), dht.TypeSigned, good.Key); err != nil || len(got) != 1 {
+		t.Fatalf("the client's Get of the valid record: %d, %v", len(got), err)
+	}
+}
+
+// A client whose StateDir holds the relay list and guards restarts with
+// its bootstrap relay gone: Start returns without it, a stream works at
+// once, and the guard sample survived (the same first guard).
+func TestRestartFromStateDir(t *testing.T) {
+	dn := newDiscNet(t, func(c *Config) { c.Gossip = 500 * time.Millisecond })
+	for range 8 {
+		dn.start()
+	}
+	waitUntil(t, 30*time.Second, "every relay lists every relay", func() bool { return knowsAll(dn.relays, dn.relays) })
+	state := t.TempDir()
+	tune := func(c *Config) { c.StateDir = state }
+	c := dn.client("13.0.0.1", tune)
+	if err := dn.echo(c, "first"); err != nil {
+		t.Fatal(err)
+	}
+	guards := c.mgr.Guards()
+	if len(guards) == 0 {
+		t.Fatal("no guards")
+	}
+	first := guards[0]
+	c.Close()
+	dn.relays[0].Close() // the bootstrap relay
+	c2 := dn.client("13.0.0.2", tune)
+	if got := len(c2.Relays()); got < len(dn.relays)-1 {
+		t.Errorf("the restarted client lists %d relays, want at least %d", got, len(dn.relays)-1)
+	}
+	g2 := c2.mgr.Guards()
+	if len(g2) == 0 || g2[0].Identity != first.Identity {
+		t.Errorf("the guard sample did not survive the restart")
+	}
+	if err := dn.echo(c2, "second"); err != nil {
+		t.Fatalf("stream after the restart: %v", err)
+	}
+}
+
+// A node of another network cannot join: its Start fails with
+// link.ErrNetworkMismatch, and the relay it tried counts the failed
+// handshake and logs why (a network mismatch), adding nothing to its
+// directory.
+func TestNetworkMismatchRelaySide(t *testing.T) {
+	var mu sync.Mutex
+	var logs []string
+	dn := newDiscNet(t, func(c *Config) {
+		c.Logf = func(format string, args ...any) {
+			mu.Lock()
+			logs = append(logs, fmt.Sprintf(format, args...))
+			mu.Unlock()
+		}
+	})
+	r := dn.start()
+	before := r.Stats()
+	for _, relay := range []bool{false, true} {
+		cfg := Config{Network: "another", Transports: transport.Registry{memnet.Scheme: dn.mem.Host("13.0.0.9")},
+			Bootstrap: []descriptor.Bootstrap{r.Bootstrap()}}
+		if relay {
+			cfg.Listen = []string{memnet.Scheme + "://13.0.0.9:7000"}
+		}
+		n, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = n.Start(ctxT(t))
+		n.Close()
+		if !errors.Is(err, link.ErrNetworkMismatch) || !strings.Contains(err.Error(), "network") {
+			t.Fatalf("relay %v of another network: Start: %v, want a network mismatch", relay, err)
+		}
+	}
+	waitUntil(t, 10*time.Second, "the relay to count the failed handshakes", func() bool {
+		return r.Stats().Links.FailedHandshakes >= before.Links.FailedHandshakes+2
+	})
+	mu.Lock()
+	said := 0
+	for _, l := range logs {
+		if strings.Contains(l, "different network") {
+			said++
+		}
+	}
+	mu.Unlock()
+	if said < 2 {
+		t.Errorf("the relay logged %d network mismatches, want 2", said)
+	}
+	if got := len(r.Relays()); got != 1 {
+		t.Errorf("the relay lists %d relays, want only itself", got)
+	}
 }
