@@ -117,6 +117,11 @@ func (n *Node) fetchFrom(ctx context.Context, b descriptor.Bootstrap) error {
 		n.dir.NoteReachable(b.Identity.NodeID(), false)
 		return err
 	}
+	if !n.isRelay() {
+		// A client's bootstrap relays and guards are sources it chose
+		// (dir.ChooseSource): they may give it the whole relay list.
+		n.dir.ChooseSource(l.Source(), true)
+	}
 	if dir.SupportsGossip(l.PeerProtocols()) {
 		_, err = n.dir.Sync(ctx, l)
 	} else {

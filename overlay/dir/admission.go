@@ -227,6 +227,39 @@ func (dir *Directory) AddFrom(d *descriptor.Descriptor, src string) (ok bool, wh
 	return dir.admit(d, src, false)
 }
 
+// ChooseSource marks src (a link's source, linkmgr.Link.Source) as one the
+// node chose to learn the relay list from, or unmarks it: a client's
+// bootstrap relay and primary guards, its directory sources. A chosen
+// source may introduce as many unconfirmed relays as the directory holds
+// (the subnet caps still apply): the per-source limit is for what peers
+// push, and a client that took at most PerSource relays from the relays it
+// chose would never learn a network larger than that. What a chosen source
+// introduces stays unconfirmed until another source of another /16 offers
+// it too, so guards (which must be confirmed) never come from one source.
+// At most maxChosen sources are chosen at once.
+func (dir *Directory) ChooseSource(src string, on bool) {
+	dir.mu.Lock()
+	defer dir.mu.Unlock()
+	if !on {
+		delete(dir.chosen, src)
+		return
+	}
+	if len(dir.chosen) < maxChosen {
+		dir.chosen[src] = true
+	}
+}
+
+// maxChosen bounds the sources marked chosen.
+const maxChosen = 16
+
+// sourceLimitLocked returns how many unconfirmed relays src may hold.
+func (dir *Directory) sourceLimitLocked(src string) int {
+	if dir.chosen[src] {
+		return dir.maxRelays
+	}
+	return dir.adm.PerSource
+}
+
 // admit is Add (trusted) and AddFrom.
 func (dir *Directory) admit(d *descriptor.Descriptor, src string, trusted bool) (bool, error) {
 	now := dir.now()
@@ -271,7 +304,7 @@ func (dir *Directory) admit(d *descriptor.Descriptor, src string, trusted bool) 
 			dir.noteRefusedLocked(id, d)
 			return false, err
 		}
-		if !localSource(src) && dir.sources[src] >= dir.adm.PerSource {
+		if !localSource(src) && dir.sources[src] >= dir.sourceLimitLocked(src) {
 			dir.stats.Admit.Source++
 			dir.noteRefusedLocked(id, d)
 			return false, ErrSourceLimit

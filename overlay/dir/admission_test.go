@@ -294,3 +294,38 @@ func TestFetchAndStreamAdmitted(t *testing.T) {
 		t.Errorf("ReadStreamFrom = %d, %v", n, err)
 	}
 }
+
+// A source the node chose (ChooseSource: a client's bootstrap relay and
+// guards) may introduce more than PerSource relays, which stay unconfirmed;
+// unmarked, it is back at the limit; at most maxChosen are marked.
+func TestChosenSource(t *testing.T) {
+	dir := newNet(Config{Admission: Admission{PerSource: 3}})
+	a := "198.51.100.1"
+	dir.ChooseSource(a, true)
+	ds := make([]*descriptor.Descriptor, 8)
+	for i := range ds {
+		ds[i] = descAt(t, i, t0, addrFor(i))
+	}
+	for i, d := range ds[:6] {
+		if ok, why := dir.AddFrom(d, a); !ok {
+			t.Fatalf("relay %d from a chosen source: %v", i, why)
+		}
+		if info, _ := dir.Info(d.NodeID()); info.Confirmed {
+			t.Fatalf("relay %d confirmed by one source", i)
+		}
+	}
+	dir.ChooseSource(a, false)
+	if ok, why := dir.AddFrom(ds[6], a); ok || !errors.Is(why, ErrSourceLimit) {
+		t.Fatalf("after ChooseSource(false): %v, %v", ok, why)
+	}
+	dir.ChooseSource(a, true)
+	for i := range maxChosen + 4 {
+		dir.ChooseSource(fmt.Sprintf("192.0.2.%d", i), true)
+	}
+	dir.mu.Lock()
+	n := len(dir.chosen)
+	dir.mu.Unlock()
+	if n > maxChosen {
+		t.Fatalf("%d chosen sources kept, want at most %d", n, maxChosen)
+	}
+}

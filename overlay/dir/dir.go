@@ -124,6 +124,7 @@ type Directory struct {
 	relays    map[keys.NodeID]*entry
 	groups    map[string]int           // relays per subnet group (admission.go)
 	sources   map[string]int           // unconfirmed relays per introducing source
+	chosen    map[string]bool          // sources the node chose (ChooseSource)
 	refused   map[keys.NodeID]int64    // (id, published) refused lately, not asked again by Sync
 	snap      []*descriptor.Descriptor // relays as a list, shared by answers; nil when stale
 	syncs     map[Peer]*session        // our Sync rounds, by peer
@@ -168,6 +169,7 @@ func New(cfg Config) *Directory {
 		relays:        make(map[keys.NodeID]*entry),
 		groups:        make(map[string]int),
 		sources:       make(map[string]int),
+		chosen:        make(map[string]bool),
 		refused:       make(map[keys.NodeID]int64),
 		syncs:         make(map[Peer]*session),
 		fetches:       make(map[Peer]*fetch),
