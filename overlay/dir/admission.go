@@ -306,7 +306,6 @@ func (dir *Directory) admit(d *descriptor.Descriptor, src string, trusted bool) 
 		}
 		if !localSource(src) && dir.sources[src] >= dir.sourceLimitLocked(src) {
 			dir.stats.Admit.Source++
-			dir.noteRefusedLocked(id, d)
 			return false, ErrSourceLimit
 		}
 	}

@@ -173,7 +173,7 @@ func (dir *Directory) syncRound(ctx context.Context, p Peer, s *session) error {
 		}
 		diff = diff[n:]
 	}
-	want := dir.wantsFrom(s)
+	want := dir.wantsFrom(s, p.Source())
 	if len(want) == 0 {
 		return nil
 	}
@@ -198,13 +198,22 @@ func (dir *Directory) syncRound(ctx context.Context, p Peer, s *session) error {
 
 // wantsFrom returns the NodeIDs among the peer's IDS entries that this
 // directory lacks or holds older, leaving out versions it refused lately
-// and ones that cannot be fresh; at most MaxRelays.
-func (dir *Directory) wantsFrom(s *session) []keys.NodeID {
+// and ones that cannot be fresh; at most MaxRelays, and no more new relays
+// than the peer's source may still introduce (the rest would be refused:
+// they are asked for in a later round, once relays it introduced are
+// confirmed). A peer that lists, at the version we hold, a relay another
+// source introduced confirms it (spec/gossip.md §5): listing is offering.
+func (dir *Directory) wantsFrom(s *session, src string) []keys.NodeID {
 	now := dir.now()
 	oldest := now.Add(-descriptor.MaxAge).Unix()
 	newest := now.Add(descriptor.MaxClockSkew).Unix()
+	sg := sourceGroup(src)
 	dir.mu.Lock()
 	defer dir.mu.Unlock()
+	room := dir.maxRelays
+	if !localSource(src) {
+		room = max(dir.sourceLimitLocked(src)-dir.sources[src], 0)
+	}
 	var want []keys.NodeID
 	for _, e := range s.ids {
 		if e.Published < oldest || e.Published > newest || len(want) >= dir.maxRelays {
@@ -213,8 +222,18 @@ func (dir *Directory) wantsFrom(s *session) []keys.NodeID {
 		if pub, ok := dir.refused[e.ID]; ok && pub == e.Published {
 			continue
 		}
-		if have := dir.relays[e.ID]; have != nil && have.d.Published.Unix() >= e.Published {
+		have := dir.relays[e.ID]
+		if have != nil && src != "" && sg != have.srcGroup && have.d.Published.Unix() <= e.Published {
+			dir.confirmLocked(have)
+		}
+		if have != nil && have.d.Published.Unix() >= e.Published {
 			continue
+		}
+		if have == nil {
+			if room == 0 {
+				continue
+			}
+			room--
 		}
 		want = append(want, e.ID)
 	}

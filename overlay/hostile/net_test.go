@@ -77,7 +77,9 @@ func newNet(t testing.TB, kind string, nc netConfig) *testNet {
 			AllowSameSubnet: kind == "tcp",
 			// Loopback relays extend to loopback addresses.
 			AllowPrivateAddrs: kind == "tcp",
-			DirRefresh:        200 * time.Millisecond, // relays learn each other quickly
+			// Relays learn each other quickly: a relay whose announce was
+			// refused (handshakes in flight from one address) gossips.
+			Gossip: 500 * time.Millisecond,
 		}
 		exit := &circuit.ExitConfig{Policy: exitpolicy.AcceptAll(), ConnectTimeout: 5 * time.Second}
 		if kind == "mem" {
