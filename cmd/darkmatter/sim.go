@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -28,6 +29,7 @@ func simCommand() *cli.Command {
 			&cli.Float64Flag{Name: "churn", Usage: "fraction of relays replaced before the lookups (-1: none)", Value: sim.DefaultChurn},
 			&cli.DurationFlag{Name: "rtt", Usage: "round-trip time of one DHT request, for the modelled latency", Value: sim.DefaultRTT},
 			&cli.IntFlag{Name: "seed", Usage: "seed of keys and random choices", Value: 1},
+			&cli.IntFlag{Name: "workers", Usage: "goroutines running a gossip round's syncs (1: the same run for a seed)", Value: runtime.GOMAXPROCS(0)},
 			&cli.BoolFlag{Name: "progress", Usage: "print a line per gossip round and DHT phase"},
 		},
 		Action: runSim,
@@ -58,7 +60,7 @@ func runSim(c *cli.Context) error {
 		cfg := sim.Config{
 			Nodes: n, Fanout: c.Int("fanout"), MaxRounds: c.Int("rounds"), PerSource: c.Int("per-source"),
 			Records: c.Int("records"), Lookups: c.Int("lookups"), Churn: churn, RTT: c.Duration("rtt"),
-			Seed: uint64(c.Int("seed")),
+			Seed: uint64(c.Int("seed")), Workers: c.Int("workers"),
 		}
 		if c.Bool("progress") {
 			cfg.Progress = func(format string, args ...any) { fmt.Fprintf(c.App.ErrWriter, format+"\n", args...) }

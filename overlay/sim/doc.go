@@ -23,6 +23,7 @@
 //     node runs one Maintain (refresh, republish, replicate) and random
 //     live nodes Get random records.
 //
-// Everything runs on one goroutine per experiment except the DHT's own
-// lookup fan-out, so a fixed Seed gives the same gossip run every time.
+// With Config.Workers 1 the gossip experiment runs on one goroutine, so a
+// fixed Seed gives the same gossip run every time; the DHT's lookups fan
+// out on goroutines of their own and draw message IDs at random.
 package sim

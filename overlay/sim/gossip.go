@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -53,10 +54,10 @@ type gnode struct {
 	idx   int
 	r     *relay
 	dir   *dir.Directory
-	links map[int]*end // by peer index: this relay's end of the link
-	sent  uint64       // GOSSIP bytes sent
-	recv  uint64       // GOSSIP bytes received
-	hello uint64       // HELLO descriptor bytes sent
+	links map[int]*end  // by peer index: this relay's end of the link
+	sent  atomic.Uint64 // GOSSIP bytes sent
+	recv  atomic.Uint64 // GOSSIP bytes received
+	hello atomic.Uint64 // HELLO descriptor bytes sent
 }
 
 // end is one relay's end of an in-memory link: what its directory calls
@@ -70,8 +71,8 @@ type end struct {
 }
 
 func (e *end) Send(c *cell.Cell) error {
-	e.owner.sent += cell.Size
-	e.peer.recv += cell.Size
+	e.owner.sent.Add(cell.Size)
+	e.peer.recv.Add(cell.Size)
 	e.peer.dir.HandleCell(e.other, c)
 	return nil
 }
@@ -86,7 +87,9 @@ type gossipSim struct {
 	in    *interner
 	byID  map[keys.NodeID]int
 	now   atomic.Int64 // unix nanoseconds of the simulated clock
-	links int
+
+	linkMu sync.Mutex // guards links and every gnode.links
+	links  int
 }
 
 // t0 is when the simulated relays publish their descriptors.
@@ -141,18 +144,44 @@ func runGossip(ctx context.Context, cfg Config) (*GossipResult, error) {
 	prev, stall := s.known(), 0
 	for round := 1; round <= cfg.MaxRounds && ctx.Err() == nil; round++ {
 		s.now.Add(int64(GossipInterval))
-		for _, i := range s.rng.Perm(cfg.Nodes) {
-			n := s.nodes[i]
-			for _, j := range s.pick(n) {
-				r, err := n.dir.Sync(ctx, s.link(n, s.nodes[j]))
-				res.Syncs++
-				if err != nil {
-					res.SyncErrors++
-				}
-				res.Received += uint64(r.Learned + r.Updated + r.Refused + r.Bad)
-				res.Refused += uint64(r.Refused)
-			}
+		// Each relay picks its peers from what it knows when the round
+		// starts; the syncs then run in a random order, on Workers
+		// goroutines.
+		order := s.rng.Perm(cfg.Nodes)
+		picks := make([][]int, cfg.Nodes)
+		for _, i := range order {
+			picks[i] = s.pick(s.nodes[i])
 		}
+		var (
+			next atomic.Int64
+			wg   sync.WaitGroup
+			mu   sync.Mutex
+		)
+		for range cfg.Workers {
+			wg.Go(func() {
+				var syncs, failed int
+				var received, refused uint64
+				for k := int(next.Add(1) - 1); k < len(order); k = int(next.Add(1) - 1) {
+					n := s.nodes[order[k]]
+					for _, j := range picks[n.idx] {
+						r, err := n.dir.Sync(ctx, s.link(n, s.nodes[j]))
+						syncs++
+						if err != nil {
+							failed++
+						}
+						received += uint64(r.Learned + r.Updated + r.Refused + r.Bad)
+						refused += uint64(r.Refused)
+					}
+				}
+				mu.Lock()
+				res.Syncs += syncs
+				res.SyncErrors += failed
+				res.Received += received
+				res.Refused += refused
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
 		known := s.known()
 		complete := 0
 		for _, n := range s.nodes {
@@ -189,7 +218,7 @@ func runGossip(ctx context.Context, cfg Config) (*GossipResult, error) {
 	recv := make([]float64, len(s.nodes))
 	hello := make([]float64, len(s.nodes))
 	for i, n := range s.nodes {
-		sent[i], recv[i], hello[i] = float64(n.sent), float64(n.recv), float64(n.hello)
+		sent[i], recv[i], hello[i] = float64(n.sent.Load()), float64(n.recv.Load()), float64(n.hello.Load())
 		res.SourceRefused += n.dir.Stats().Admit.Source
 	}
 	res.BytesSent, res.BytesRecv, res.HelloBytes = distOf(sent), distOf(recv), distOf(hello)
@@ -214,6 +243,8 @@ func (s *gossipSim) known() int {
 // none: each side then takes the other's HELLO descriptor as the Node's
 // LinkUp does (AddFrom with the link's source, then Confirm).
 func (s *gossipSim) link(a, b *gnode) *end {
+	s.linkMu.Lock()
+	defer s.linkMu.Unlock()
 	if e := a.links[b.idx]; e != nil {
 		return e
 	}
@@ -229,7 +260,7 @@ func (s *gossipSim) link(a, b *gnode) *end {
 
 // hello gives to the HELLO descriptor of from.
 func hello(to, from *gnode) {
-	from.hello += uint64(len(from.r.raw))
+	from.hello.Add(uint64(len(from.r.raw)))
 	if ok, _ := to.dir.AddFrom(from.r.desc, from.r.ip); ok || to.dir.Get(from.r.id) != nil {
 		to.dir.Confirm(from.r.id)
 	}

@@ -51,6 +51,10 @@ type Config struct {
 	// Seed makes the run reproducible: keys, bootstrap order and peer
 	// choices derive from it.
 	Seed uint64
+	// Workers is how many goroutines run a gossip round's syncs. With 1
+	// (the default) a Seed gives the same gossip run every time; with
+	// more, the order the syncs interleave in varies a little.
+	Workers int
 	// Progress, when set, is called after every gossip round and DHT
 	// phase (for a command's progress output).
 	Progress func(format string, args ...any)
@@ -62,6 +66,7 @@ func (c *Config) setDefaults() {
 	defaults.Set(&c.StallRounds, DefaultStallRounds)
 	defaults.Set(&c.Records, DefaultRecords)
 	defaults.Set(&c.RTT, DefaultRTT)
+	defaults.Set(&c.Workers, 1)
 	if c.Lookups == 0 {
 		c.Lookups = DefaultLookups
 	}

@@ -15,7 +15,7 @@ import (
 // DHT finds the records after 30% churn.
 func TestSmallNetwork(t *testing.T) {
 	const n = 50
-	r, err := Run(context.Background(), Config{Nodes: n, Records: 40, Lookups: 200, Seed: 7})
+	r, err := Run(context.Background(), Config{Nodes: n, Records: 40, Lookups: 200, Seed: 7, Workers: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
