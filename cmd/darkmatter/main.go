@@ -33,6 +33,7 @@ func newApp() *cli.App {
 		keygenCommand(),
 		benchCommand(),
 		statusCommand(),
+		simCommand(),
 	}
 	for _, c := range cmds {
 		configurable(c)

@@ -74,6 +74,14 @@ type Config struct {
 	// Now is the clock freshness is judged by; nil means time.Now. (The
 	// pacing of answers and the DIR_GET rate use package time.)
 	Now func() time.Time
+	// Parse turns the descriptors received in DIR_DESC and GOSSIP DESC
+	// into verified descriptors; nil means descriptor.Parse. It exists
+	// for simulators that host many directories in one process (darkmatter
+	// sim): an interning parser that returns one shared, verified-once
+	// *Descriptor per distinct encoding keeps N directories of N relays
+	// from holding N² parsed copies. It must verify like descriptor.Parse
+	// and return descriptors nobody modifies (the directory never does).
+	Parse func([]byte) (*descriptor.Descriptor, error)
 }
 
 // Stats are the directory's gauges and counters.
@@ -116,6 +124,7 @@ type Directory struct {
 	adm           Admission
 	gossip        GossipConfig
 	now           func() time.Time
+	parse         func([]byte) (*descriptor.Descriptor, error)
 	done          chan struct{} // closed by Close
 	wg            sync.WaitGroup
 
@@ -154,6 +163,9 @@ func New(cfg Config) *Directory {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Parse == nil {
+		cfg.Parse = descriptor.Parse
+	}
 	return &Directory{
 		network:       cfg.Network,
 		maxRelays:     cfg.MaxRelays,
@@ -165,6 +177,7 @@ func New(cfg Config) *Directory {
 		adm:           cfg.Admission,
 		gossip:        cfg.Gossip,
 		now:           cfg.Now,
+		parse:         cfg.Parse,
 		done:          make(chan struct{}),
 		relays:        make(map[keys.NodeID]*entry),
 		groups:        make(map[string]int),

@@ -218,7 +218,7 @@ func (dir *Directory) takeDesc(p Peer, c *cell.Cell) {
 	b, err := c.Payload()
 	var d *descriptor.Descriptor
 	if err == nil {
-		d, err = descriptor.Parse(b)
+		d, err = dir.parse(b)
 	}
 	if err != nil {
 		dir.mu.Lock()

@@ -110,7 +110,7 @@ func (s *session) signal() {
 // for p's SUMMARY, asks for the IDS of the buckets that differ from its
 // own, and WANTs the descriptors it lacks or holds older. The descriptors
 // arrive through HandleCell and are stored through AddFrom with p.Source()
-// as their source, after descriptor.Parse; only wanted ones are taken.
+// as their source, after Config.Parse; only wanted ones are taken.
 // Call it only for a peer that speaks GOSSIP (SupportsGossip). A second
 // Sync with the same peer replaces the first (ErrSyncReplaced); a BUSY
 // answer is ErrRefused; a closed link is ErrPeerClosed.
@@ -392,7 +392,7 @@ func (dir *Directory) takeGossipDesc(p Peer, raw []byte) {
 	}
 	s.res.BytesRecv += cell.Size
 	dir.mu.Unlock()
-	d, err := descriptor.Parse(raw)
+	d, err := dir.parse(raw)
 	dir.mu.Lock()
 	if err != nil {
 		dir.stats.Bad++
