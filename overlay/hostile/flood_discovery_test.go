@@ -157,8 +157,7 @@ func (dl *dhtLink) HandleCell(_ *link.Link, c *cell.Cell) {
 		return
 	}
 	b := c.Body()
-	id, flags, size := binary.BigEndian.Uint32(b), b[4], int(binary.BigEndian.Uint16(b[5:7]))
-	_ = id
+	flags, size := b[4], int(binary.BigEndian.Uint16(b[5:7])) // after the id (4)
 	if flags&1 == 0 || 7+size > len(b) {
 		dl.bad.Add(1)
 		return
