@@ -132,6 +132,12 @@ func (e *linkEvents) LinkUp(l *linkmgr.Link) {
 	if ok, _ := e.dir.AddFrom(d, l.Source()); ok || e.dir.Get(d.NodeID()) != nil {
 		e.dir.Confirm(d.NodeID())
 		e.dir.NoteReachable(d.NodeID(), true)
+		// The DHT learns the relay now, not at the next gossip round.
+		if h := (*Node)(e).getDHT(); h != nil {
+			if c, ok := dhtContact(d); ok {
+				h.AddContact(c)
+			}
+		}
 	}
 }
 
