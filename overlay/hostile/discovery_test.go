@@ -29,16 +29,8 @@ import (
 // address, speaks Dir 1-3, and answers SUMMARY_REQ, IDS_REQ, WANT and
 // DIR_GET from a directory stuffed with fake relays.
 type dirAttacker struct {
-	keys  *keys.NodeKeys
-	desc  *descriptor.Descriptor
-	hello []byte
-	dir   *dir.Directory
+	*fakeDirRelay
 	fakes map[keys.NodeID]bool
-	ln    net.Listener
-	wg    sync.WaitGroup
-
-	mu    sync.Mutex // guards links
-	links []*link.Link
 }
 
 // attackerProtocols are what the attacker's relay claims: a relay that
@@ -75,6 +67,41 @@ func fakeRelays(t testing.TB, network string, count int, addr func(i int) string
 // fakes, and announces it to relay r with a HELLO from ip.
 func (n *testNet) newDirAttacker(t testing.TB, ip string, r *overlay.Node, fakes []*descriptor.Descriptor) *dirAttacker {
 	t.Helper()
+	a := &dirAttacker{fakes: make(map[keys.NodeID]bool)}
+	for _, f := range fakes {
+		a.fakes[f.NodeID()] = true
+	}
+	a.fakeDirRelay = n.startFakeDirRelay(t, ip, r, attackerProtocols, func(l *link.Link) dir.Peer { return attackerPeer{l} }, fakes)
+	return a
+}
+
+// attackerPeer is a link of the attacker's as its directory sees it.
+type attackerPeer struct{ l *link.Link }
+
+func (p attackerPeer) Send(c *cell.Cell) error { return p.l.Send(c) }
+func (p attackerPeer) LinkQueueLen() int       { return p.l.QueueLen() }
+func (p attackerPeer) Source() string          { return "attacker" }
+
+// fakeDirRelay is a relay that is only a directory: real keys, a signed
+// descriptor it announces by HELLO, links accepted on memnet, and the
+// directory cells of each link handed to its directory as peer(link).
+type fakeDirRelay struct {
+	keys  *keys.NodeKeys
+	desc  *descriptor.Descriptor
+	hello []byte
+	dir   *dir.Directory
+	peer  func(*link.Link) dir.Peer
+	ln    net.Listener
+	wg    sync.WaitGroup
+
+	mu    sync.Mutex // guards links
+	links []*link.Link
+}
+
+// startFakeDirRelay starts a fakeDirRelay at ip claiming protos and holding
+// fakes, and announces it to relay r with a HELLO from ip.
+func (n *testNet) startFakeDirRelay(t testing.TB, ip string, r *overlay.Node, protos protover.Set, peer func(*link.Link) dir.Peer, fakes []*descriptor.Descriptor) *fakeDirRelay {
+	t.Helper()
 	network := r.Descriptor().Network
 	ln, err := n.mem.Host(ip).Listen(ip + ":7000")
 	if err != nil {
@@ -88,7 +115,7 @@ func (n *testNet) newDirAttacker(t testing.TB, ip string, r *overlay.Node, fakes
 	d := &descriptor.Descriptor{
 		Network: network, Link: k.Link.Public(), Onion: k.Onion.Public(), OnionExpires: now.Add(24 * time.Hour),
 		KEM: *k.KEM.Public(), Addrs: []string{"mem://" + ip + ":7000"}, ExitPolicy: "reject *:*",
-		Protocols: attackerProtocols, Published: now,
+		Protocols: protos, Published: now,
 	}
 	d.Sign(k.Identity)
 	hello := d.Marshal()
@@ -96,79 +123,67 @@ func (n *testNet) newDirAttacker(t testing.TB, ip string, r *overlay.Node, fakes
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &dirAttacker{keys: k, desc: pd, hello: hello, ln: ln, fakes: make(map[keys.NodeID]bool),
+	f := &fakeDirRelay{keys: k, desc: pd, hello: hello, ln: ln, peer: peer,
 		dir: dir.New(dir.Config{Network: network, Admission: dir.RelaxedAdmission()})}
-	a.dir.Add(pd)
-	for _, f := range fakes {
-		if !a.dir.Add(f) {
-			t.Fatal("the attacker's directory refused a fake")
+	f.dir.Add(pd)
+	for _, fd := range fakes {
+		if !f.dir.Add(fd) {
+			t.Fatal("the fake relay's directory refused a fake")
 		}
-		a.fakes[f.NodeID()] = true
 	}
-	cfg := &link.Config{Network: network, Static: k.Link, Hello: hello, Protocols: attackerProtocols}
-	a.wg.Add(1)
-	go func() {
-		defer a.wg.Done()
+	cfg := &link.Config{Network: network, Static: k.Link, Hello: hello, Protocols: protos}
+	f.wg.Go(func() {
 		for {
 			conn, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			a.wg.Add(1)
-			go func() {
-				defer a.wg.Done()
+			f.wg.Go(func() {
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				defer cancel()
-				l, err := link.Accept(ctx, conn, cfg, a)
+				l, err := link.Accept(ctx, conn, cfg, f)
 				if err != nil {
 					return
 				}
-				a.mu.Lock()
-				a.links = append(a.links, l)
-				a.mu.Unlock()
-			}()
+				f.mu.Lock()
+				f.links = append(f.links, l)
+				f.mu.Unlock()
+			})
 		}
-	}()
-	t.Cleanup(a.close)
-	p := n.newPeer(t, "attacker", ip)
+	})
+	t.Cleanup(f.close)
+	p := n.newPeer(t, "fake-relay", ip)
 	hl, err := p.rawTo(n.relayAddr(r), r.Descriptor().Link, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the relay to list the attacker's relay", func() bool { return listed(r, pd) })
+	waitFor(t, 10*time.Second, "the relay to list the fake relay", func() bool { return listed(r, pd) })
 	hl.Close()
-	return a
+	return f
 }
 
-// attackerPeer is a link of the attacker's as its directory sees it.
-type attackerPeer struct{ l *link.Link }
-
-func (p attackerPeer) Send(c *cell.Cell) error { return p.l.Send(c) }
-func (p attackerPeer) LinkQueueLen() int       { return p.l.QueueLen() }
-func (p attackerPeer) Source() string          { return "attacker" }
-
-func (a *dirAttacker) HandleCell(l *link.Link, c *cell.Cell) {
+func (f *fakeDirRelay) HandleCell(l *link.Link, c *cell.Cell) {
 	switch c.Cmd() {
 	case cell.CmdDirGet, cell.CmdDirDesc, cell.CmdDirDone, cell.CmdGossip:
-		a.dir.HandleCell(attackerPeer{l}, c)
+		f.dir.HandleCell(f.peer(l), c)
 	default:
 		c.Free()
 	}
 }
 
-func (a *dirAttacker) Closed(l *link.Link, _ error) { a.dir.PeerClosed(attackerPeer{l}) }
+func (f *fakeDirRelay) Closed(l *link.Link, _ error) { f.dir.PeerClosed(f.peer(l)) }
 
-func (a *dirAttacker) close() {
-	a.ln.Close()
-	a.wg.Wait()
-	a.mu.Lock()
-	ls := a.links
-	a.links = nil
-	a.mu.Unlock()
+func (f *fakeDirRelay) close() {
+	f.ln.Close()
+	f.wg.Wait()
+	f.mu.Lock()
+	ls := f.links
+	f.links = nil
+	f.mu.Unlock()
 	for _, l := range ls {
 		l.Close()
 	}
-	a.dir.Close()
+	f.dir.Close()
 }
 
 // held counts the attacker's fakes n lists.
@@ -236,8 +251,10 @@ func TestDirectoryFillByGossip(t *testing.T) {
 	network := victim.Descriptor().Network
 	fakes := fakeRelays(t, network, count, func(i int) string { return fmt.Sprintf("mem://%d.%d.0.1:7000", 30+i/250, 1+i%250) })
 	a := n.newDirAttacker(t, "15.0.0.1", victim, fakes)
+	// The victim takes the source's quota and no more: it does not even
+	// ask for the rest (spec/gossip.md §5).
 	waitFor(t, 20*time.Second, "the victim to reach the source limit", func() bool {
-		return victim.Stats().Dir.Admit.Source > 0
+		return a.held(victim) >= dir.DefaultPerSource
 	})
 	honest := []*overlay.Node{n.addRelay(t, "11.20.0.1", func(c *overlay.Config) { gossipFast(0, c) }),
 		n.addRelay(t, "11.21.0.1", func(c *overlay.Config) { gossipFast(0, c) })}

@@ -5,9 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
-	"net"
 	"net/netip"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -305,14 +303,9 @@ func TestDHTStoreFloodOverLinks(t *testing.T) {
 // descriptor (in a gossip DESC or a DIR_DESC), the bytes swap holds for
 // it: a stale or forged version, or garbage.
 type forger struct {
-	desc  *descriptor.Descriptor
-	dir   *dir.Directory
-	swap  map[string][]byte // a fake's descriptor → what is sent instead; read-only once started
-	ln    net.Listener
-	wg    sync.WaitGroup
-	sent  atomic.Int64 // swapped descriptors sent
-	mu    sync.Mutex   // guards links
-	links []*link.Link
+	*fakeDirRelay
+	swap map[string][]byte // a fake's descriptor → what is sent instead; read-only once started
+	sent atomic.Int64      // swapped descriptors sent
 }
 
 // newForger starts a forger at ip claiming protos (Dir 1-3 gossips, Dir
@@ -320,67 +313,16 @@ type forger struct {
 // announces it to relay r by a HELLO.
 func (n *testNet) newForger(t testing.TB, ip string, r *overlay.Node, protos protover.Set, swap map[string][]byte) *forger {
 	t.Helper()
-	network := r.Descriptor().Network
-	ln, err := n.mem.Host(ip).Listen(ip + ":7000")
-	if err != nil {
-		t.Fatal(err)
-	}
-	k, err := keys.GenerateNodeKeys(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	d := &descriptor.Descriptor{
-		Network: network, Link: k.Link.Public(), Onion: k.Onion.Public(), OnionExpires: now.Add(24 * time.Hour),
-		KEM: *k.KEM.Public(), Addrs: []string{"mem://" + ip + ":7000"}, ExitPolicy: "reject *:*",
-		Protocols: link.Protocols(protos), Published: now,
-	}
-	d.Sign(k.Identity)
-	hello := d.Marshal()
-	pd, err := descriptor.Parse(hello)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &forger{desc: pd, swap: swap, ln: ln, dir: dir.New(dir.Config{Network: network, Admission: dir.RelaxedAdmission()})}
-	f.dir.Add(pd)
+	f := &forger{swap: swap}
+	var fakes []*descriptor.Descriptor
 	for raw := range swap {
 		fd, err := descriptor.Parse([]byte(raw))
-		if err != nil || !f.dir.Add(fd) {
-			t.Fatalf("the forger's directory refused a fake: %v", err)
+		if err != nil {
+			t.Fatal(err)
 		}
+		fakes = append(fakes, fd)
 	}
-	cfg := &link.Config{Network: network, Static: k.Link, Hello: hello, Protocols: link.Protocols(protos)}
-	f.wg.Add(1)
-	go func() {
-		defer f.wg.Done()
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			f.wg.Add(1)
-			go func() {
-				defer f.wg.Done()
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				defer cancel()
-				l, err := link.Accept(ctx, conn, cfg, f)
-				if err != nil {
-					return
-				}
-				f.mu.Lock()
-				f.links = append(f.links, l)
-				f.mu.Unlock()
-			}()
-		}
-	}()
-	t.Cleanup(f.close)
-	p := n.newPeer(t, "forger", ip)
-	hl, err := p.rawTo(n.relayAddr(r), r.Descriptor().Link, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 10*time.Second, "the relay to list the forger", func() bool { return listed(r, pd) })
-	hl.Close()
+	f.fakeDirRelay = n.startFakeDirRelay(t, ip, r, link.Protocols(protos), func(l *link.Link) dir.Peer { return forgerPeer{f, l} }, fakes)
 	return f
 }
 
@@ -420,30 +362,6 @@ func (p forgerPeer) Send(c *cell.Cell) error {
 }
 func (p forgerPeer) LinkQueueLen() int { return p.l.QueueLen() }
 func (p forgerPeer) Source() string    { return "forger" }
-
-func (f *forger) HandleCell(l *link.Link, c *cell.Cell) {
-	switch c.Cmd() {
-	case cell.CmdDirGet, cell.CmdDirDesc, cell.CmdDirDone, cell.CmdGossip:
-		f.dir.HandleCell(forgerPeer{f, l}, c)
-	default:
-		c.Free()
-	}
-}
-
-func (f *forger) Closed(l *link.Link, _ error) { f.dir.PeerClosed(forgerPeer{f, l}) }
-
-func (f *forger) close() {
-	f.ln.Close()
-	f.wg.Wait()
-	f.mu.Lock()
-	ls := f.links
-	f.links = nil
-	f.mu.Unlock()
-	for _, l := range ls {
-		l.Close()
-	}
-	f.dir.Close()
-}
 
 // forgery is one way a descriptor can be unacceptable.
 type forgery struct {
