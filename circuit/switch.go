@@ -314,6 +314,9 @@ type counters struct {
 	unknownDropped, destroyReplies, idleExpired, dropped, extendRefused atomic.Uint64
 }
 
+// Config returns the switch's configuration with the defaults filled in.
+func (s *Switch) Config() Config { return s.cfg }
+
 // NewSwitch returns a Switch.
 func NewSwitch(cfg Config) (*Switch, error) {
 	if cfg.Linker == nil {

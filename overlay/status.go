@@ -5,10 +5,7 @@ import (
 
 	"github.com/darkmatter/darkmatter/circuit"
 	"github.com/darkmatter/darkmatter/circuit/protover"
-	"github.com/darkmatter/darkmatter/internal/defaults"
-	"github.com/darkmatter/darkmatter/overlay/dir"
 	"github.com/darkmatter/darkmatter/overlay/link"
-	"github.com/darkmatter/darkmatter/overlay/linkmgr"
 )
 
 // Protocols returns the subprotocol versions a relay of this build signs in
@@ -43,44 +40,28 @@ type Limits struct {
 	StallTimeout    time.Duration
 }
 
-// Limits returns the limits in force.
+// Limits returns the limits in force, as the link manager, the circuit
+// switch and the directory report them (defaults filled in).
 func (n *Node) Limits() Limits {
-	c := n.cfg
-	l := Limits{
+	lm, sw, d := n.links.Config(), n.sw.Config(), n.dir.Config()
+	return Limits{
 		Relay:              n.isRelay(),
-		MaxLinks:           c.MaxLinks,
-		MaxLinksPerIP:      c.MaxLinksPerIP,
-		MaxHandshakes:      c.MaxHandshakes,
-		MaxHandshakesPerIP: c.MaxHandshakesPerIP,
-		CreateRate:         c.CreateRate,
-		CreateBurst:        c.CreateBurst,
-		MaxCircuitsPerLink: c.MaxCircuitsPerLink,
-		MaxCircuitsPerIP:   c.MaxCircuitsPerIP,
-		MaxCircuits:        c.MaxCircuits,
-		DirMaxAnswers:      c.DirMaxAnswers,
-		DirAnswerWindow:    c.DirAnswerWindow,
-		DirAnswerTimeout:   c.DirAnswerTimeout,
-		DirGetInterval:     c.DirGetInterval,
-		DirGetBurst:        c.DirGetBurst,
+		MaxLinks:           lm.MaxLinks,
+		MaxLinksPerIP:      lm.MaxLinksPerIP,
+		MaxHandshakes:      lm.MaxHandshakes,
+		MaxHandshakesPerIP: lm.MaxHandshakesPerIP,
+		CreateRate:         sw.CreateRate,
+		CreateBurst:        sw.CreateBurst,
+		MaxCircuitsPerLink: sw.MaxCircuitsPerChannel,
+		MaxCircuitsPerIP:   sw.MaxCircuitsPerSource,
+		MaxCircuits:        sw.MaxCircuits,
+		DirMaxAnswers:      d.MaxAnswers,
+		DirAnswerWindow:    d.AnswerWindow,
+		DirAnswerTimeout:   d.AnswerTimeout,
+		DirGetInterval:     d.GetInterval,
+		DirGetBurst:        d.GetBurst,
 		MemoryBudget:       n.budget.Stats().Max,
-		MaxCircuitQueue:    c.MaxCircuitQueue,
-		StallTimeout:       c.StallTimeout,
+		MaxCircuitQueue:    lm.Link.MaxCircuitQueue,
+		StallTimeout:       lm.Link.StallTimeout,
 	}
-	defaults.Set(&l.MaxLinks, linkmgr.DefaultMaxLinks)
-	defaults.Set(&l.MaxLinksPerIP, linkmgr.DefaultMaxLinksPerIP)
-	defaults.Set(&l.MaxHandshakes, linkmgr.DefaultMaxHandshakes)
-	defaults.Set(&l.MaxHandshakesPerIP, linkmgr.DefaultMaxHandshakesPerIP)
-	defaults.Set(&l.CreateRate, circuit.DefaultCreateRate)
-	defaults.Set(&l.CreateBurst, circuit.DefaultCreateBurst)
-	defaults.Set(&l.MaxCircuitsPerLink, circuit.DefaultMaxCircuitsPerChannel)
-	defaults.Set(&l.MaxCircuits, circuit.DefaultMaxCircuits)
-	defaults.Set(&l.MaxCircuitsPerIP, max(l.MaxCircuits/8, 1))
-	defaults.Set(&l.DirMaxAnswers, dir.DefaultMaxAnswers)
-	defaults.Set(&l.DirAnswerWindow, dir.DefaultAnswerWindow)
-	defaults.Set(&l.DirAnswerTimeout, dir.DefaultAnswerTimeout)
-	defaults.Set(&l.DirGetInterval, dir.DefaultGetInterval)
-	defaults.Set(&l.DirGetBurst, dir.DefaultGetBurst)
-	defaults.Set(&l.MaxCircuitQueue, link.DefaultMaxCircuitQueue)
-	defaults.Set(&l.StallTimeout, link.DefaultStallTimeout)
-	return l
 }

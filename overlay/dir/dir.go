@@ -190,6 +190,17 @@ func New(cfg Config) *Directory {
 	}
 }
 
+// Config returns the directory's configuration with the defaults filled
+// in (Now and Parse are left out).
+func (dir *Directory) Config() Config {
+	return Config{
+		Network: dir.network, MaxRelays: dir.maxRelays, AnswerWindow: dir.window,
+		MaxAnswers: dir.maxAnswers, AnswerTimeout: dir.answerTimeout,
+		GetInterval: dir.getInterval, GetBurst: dir.getBurst,
+		Admission: dir.adm, Gossip: dir.gossip,
+	}
+}
+
 // Close ends every Fetch (ErrClosed) and answer in flight and waits for
 // the goroutine that paces answers. The directory still answers Get, List
 // and Add. Close can be called more than once.

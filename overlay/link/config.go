@@ -152,6 +152,21 @@ type settings struct {
 	logf             safelog.Logf
 }
 
+// WithDefaults returns c with each zero (or negative) timeout, queue bound
+// and rekey interval replaced by its default, as a link made with c uses
+// them (status pages report these).
+func (c Config) WithDefaults() Config {
+	defaults.Set(&c.KeepAlive, DefaultKeepAlive)
+	defaults.Set(&c.IdleTimeout, DefaultIdleTimeout)
+	defaults.Set(&c.HandshakeTimeout, DefaultHandshakeTimeout)
+	defaults.Set(&c.MaxQueue, DefaultMaxQueue)
+	defaults.Set(&c.MaxCircuitQueue, DefaultMaxCircuitQueue)
+	defaults.Set(&c.StallTimeout, DefaultStallTimeout)
+	defaults.Set(&c.RekeyMessages, DefaultRekeyMessages)
+	defaults.Set(&c.RekeyInterval, DefaultRekeyInterval)
+	return c
+}
+
 func (c *Config) settings() (*settings, error) {
 	if c == nil {
 		c = &Config{}
@@ -207,14 +222,10 @@ func (c *Config) settings() (*settings, error) {
 		s.maxCircQueue < 0 || s.stallTimeout < 0 || s.rekeyMessages < 0 || s.rekeyInterval < 0 {
 		return nil, fmt.Errorf("link: negative duration, count or queue size in Config")
 	}
-	defaults.Set(&s.keepAlive, DefaultKeepAlive)
-	defaults.Set(&s.idleTimeout, DefaultIdleTimeout)
-	defaults.Set(&s.handshakeTimeout, DefaultHandshakeTimeout)
-	defaults.Set(&s.maxQueue, DefaultMaxQueue)
-	defaults.Set(&s.maxCircQueue, DefaultMaxCircuitQueue)
-	defaults.Set(&s.stallTimeout, DefaultStallTimeout)
-	defaults.Set(&s.rekeyMessages, DefaultRekeyMessages)
-	defaults.Set(&s.rekeyInterval, DefaultRekeyInterval)
+	d := c.WithDefaults()
+	s.keepAlive, s.idleTimeout, s.handshakeTimeout = d.KeepAlive, d.IdleTimeout, d.HandshakeTimeout
+	s.maxQueue, s.maxCircQueue, s.stallTimeout = d.MaxQueue, d.MaxCircuitQueue, d.StallTimeout
+	s.rekeyMessages, s.rekeyInterval = d.RekeyMessages, d.RekeyInterval
 	if s.rand == nil {
 		s.rand = rand.Reader
 	}

@@ -167,6 +167,14 @@ type pendingDial struct {
 }
 
 // New returns a Manager; it listens only when Listen is called.
+// Config returns the manager's configuration with the defaults filled in,
+// its links' included (link.Config.WithDefaults).
+func (m *Manager) Config() Config {
+	c := m.cfg
+	c.Link = c.Link.WithDefaults()
+	return c
+}
+
 func New(cfg Config) (*Manager, error) {
 	if cfg.Circuits == nil {
 		return nil, errors.New("linkmgr: Config.Circuits is required")
