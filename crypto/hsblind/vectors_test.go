@@ -97,6 +97,7 @@ func generateBlindingVectors() *blindingVectors {
 		"c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a", // order 8
 		"0200000000000000000000000000000000000000000000000000000000000000", // y = 2: no x
 		hex.EncodeToString(nc[:]), // y + p (non-canonical)
+		"0100000000000000000000000000000000000000000000000000000000000080", // identity, x = 0 with the sign bit set
 	} {
 		v.BadKeys = append(v.BadKeys, struct {
 			Public string `json:"public"`
