@@ -3,6 +3,7 @@ module github.com/darkmatter/darkmatter
 go 1.26.8
 
 require (
+	filippo.io/edwards25519 v1.2.0
 	github.com/BurntSushi/toml v1.6.0
 	github.com/cloudflare/circl v1.6.5
 	github.com/flynn/noise v1.1.0
