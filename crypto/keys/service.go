@@ -165,7 +165,6 @@ var orderMinusOne = edwards25519.NewScalar().Subtract(edwards25519.NewScalar(), 
 	return s
 }())
 
-
 func addressChecksum(p ServicePublicKey, version byte) [32]byte {
 	h := sha3.New256()
 	h.Write([]byte(addressChecksumCtx))
