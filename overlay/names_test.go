@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/darkmatter/darkmatter/circuit"
+	"github.com/darkmatter/darkmatter/crypto/keys"
 	"github.com/darkmatter/darkmatter/internal/streamerr"
 )
 
@@ -15,10 +16,16 @@ func TestDialRefusesSpecialNames(t *testing.T) {
 	h := newHarness(t, "mem", 3)
 	defer h.close()
 	before := h.client.ClientCircuits()
-	for _, addr := range []string{"abcdefgh.dark:80", "x.DARK.:443", "site.onion:80", "localhost:22"} {
+	for _, addr := range []string{"site.onion:80", "localhost:22"} {
 		_, err := h.client.Dial(ctxT(t), "tcp", addr)
 		if !errors.Is(err, streamerr.New(streamerr.Unreachable)) {
 			t.Errorf("Dial(%q) = %v, want host unreachable", addr, err)
+		}
+	}
+	for addr, want := range map[string]error{"abcdefgh.dark:80": ErrBadAddress, "x.DARK.:443": ErrBadAddress,
+		keys.ServiceFromSeed([32]byte{1}).Public().Address() + ":80": ErrNotAvailable} {
+		if _, err := h.client.Dial(ctxT(t), "tcp", addr); !errors.Is(err, want) {
+			t.Errorf("Dial(%q) = %v, want %v", addr, err, want)
 		}
 	}
 	if got := h.client.ClientCircuits(); got != before {

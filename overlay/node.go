@@ -236,6 +236,9 @@ var (
 	// ErrNotAvailable is returned by Listen: hidden services are not
 	// available yet.
 	ErrNotAvailable = errors.New("overlay: hidden services are not available yet")
+	// ErrBadAddress is returned by Dial for a mistyped .dark address; the
+	// error also matches the crypto/keys error of the failed check.
+	ErrBadAddress = errors.New("overlay: bad address")
 )
 
 // New returns a Node; Start brings it up.
@@ -582,7 +585,11 @@ func (n *Node) DialStream(ctx context.Context, target, isolation string) (net.Co
 	// land, .onion, localhost, ...): refused before any circuit is built
 	// (spec/streams.md §7).
 	if host, _, err := net.SplitHostPort(target); err == nil {
-		if err := specialname.Check(host); err != nil {
+		if err := specialname.Check(host); specialname.IsMistyped(err) {
+			return nil, fmt.Errorf("%w: %w", ErrBadAddress, err)
+		} else if errors.Is(err, specialname.ErrHiddenService) {
+			return nil, fmt.Errorf("%w: %w", ErrNotAvailable, err)
+		} else if err != nil {
 			return nil, err
 		}
 	}

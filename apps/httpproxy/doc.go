@@ -30,9 +30,12 @@
 //   - It never resolves a host name and never opens a connection itself,
 //     and it never sends a name that must stay on the client (.dark,
 //     .onion, .alt, localhost, .local, home.arpa, .internal;
-//     spec/streams.md §7) to the Dialer: such a request is answered 502
-//     with a page that says why ("hidden services (.dark) are not
-//     available yet"). The Host header of an absolute-URI request is
+//     spec/streams.md §7) to the Dialer: such a request is answered with
+//     a page that says why: 400 for a mistyped .dark address, naming the
+//     check it fails ("mistyped .dark address: bad checksum (a character
+//     is wrong)"), 502 for a valid one ("valid .dark address, but this
+//     client cannot reach hidden services yet") and for the other names.
+//     The Host header of an absolute-URI request is
 //     replaced by the URI's authority (RFC 9112 §3.2.2), so a name in it
 //     goes nowhere.
 //   - No https:// (or any other scheme) in absolute-URI requests: clients use
@@ -64,6 +67,7 @@
 // maps the dial error:
 //
 //	error                                   status
+//	specialname mistyped .dark address      400 Bad Request
 //	streamerr ExitPolicy                    403 Forbidden
 //	streamerr Timeout                       504 Gateway Timeout
 //	context.DeadlineExceeded (DialTimeout)  504 Gateway Timeout
@@ -76,8 +80,12 @@
 // Errors found by the proxy itself:
 //
 //	request                                           status
-//	host under .dark, .onion, .alt, .localhost,
-//	  .local, home.arpa, .internal, or localhost      502 Bad Gateway (no dial; the body says why)
+//	host under .dark, mistyped address (length,
+//	  base32, version, checksum or key;
+//	  spec/keys.md §3)                                400 Bad Request (no dial; the body names the check)
+//	host under .dark, valid address                   502 Bad Gateway (no dial; "cannot reach hidden services yet")
+//	host under .onion, .alt, .localhost, .local,
+//	  home.arpa, .internal, or localhost              502 Bad Gateway (no dial; the body says why)
 //	malformed request, origin-form, scheme not http,
 //	  bad host or port, userinfo in the URI,
 //	  bad Proxy-Authorization                         400 Bad Request

@@ -113,7 +113,7 @@ func (s *Server) dial(ctx context.Context, c net.Conn, bw *bufio.Writer, req *Re
 		why := proxyserve.DialFailure(err)
 		s.Logf.Printf("httpproxy: connect to %v failed: %d (%s): %v",
 			safelog.S(req.Target), code, why, safelog.S(err))
-		writeStatus(bw, code, "connect failed: "+why)
+		writeStatus(bw, code, failureText(err))
 		lingerClose(c)
 		return nil
 	}

@@ -480,14 +480,16 @@ func TestStatusMapping(t *testing.T) {
 }
 
 // A CONNECT or absolute-URI request to a .dark host (and to the other
-// names of specialname) is answered 502 with a page that says why, before
+// names of specialname) is answered with a page that says why (400 for a
+// mistyped .dark address, 502 for the others; TestDarkAddressPages checks
+// each .dark case), before
 // the Dialer is asked, whatever the letter case, with or without a
 // trailing dot; neither the page nor the log names the host.
 func TestSpecialNamesRefused(t *testing.T) {
 	d := &proxytest.Dialer{Fn: proxytest.MustNotDial}
 	var rec proxytest.LogRecorder
 	proxy := proxytest.StartProxy(t, &Server{Dialer: d, Logf: rec.Logf})
-	const dark = "hidden services (.dark) are not available yet"
+	const dark = "mistyped .dark address: wrong length"
 	for _, tt := range []struct{ req, text string }{
 		{"CONNECT abcdefsecret.dark:443 HTTP/1.1\r\nHost: abcdefsecret.dark:443\r\n\r\n", dark},
 		{"CONNECT ABCDEFSECRET.DARK.:443 HTTP/1.1\r\n\r\n", dark},
@@ -501,8 +503,12 @@ func TestSpecialNamesRefused(t *testing.T) {
 		c := proxytest.Dial(t, proxy)
 		write(t, c, tt.req)
 		resp, body := readResponse(t, bufio.NewReader(c), "GET")
-		if resp.StatusCode != http.StatusBadGateway || !resp.Close {
-			t.Errorf("%q: status %d close=%v, want 502", tt.req, resp.StatusCode, resp.Close)
+		want := http.StatusBadGateway
+		if tt.text == dark {
+			want = http.StatusBadRequest
+		}
+		if resp.StatusCode != want || !resp.Close {
+			t.Errorf("%q: status %d close=%v, want %d", tt.req, resp.StatusCode, resp.Close, want)
 		}
 		if !strings.Contains(string(body), tt.text) || strings.Contains(string(body), "secret") {
 			t.Errorf("%q: body %q", tt.req, body)

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/darkmatter/darkmatter/internal/proxyserve"
+	"github.com/darkmatter/darkmatter/internal/specialname"
 	"github.com/darkmatter/darkmatter/internal/streamerr"
 )
 
@@ -15,6 +17,9 @@ import (
 func StatusCode(err error) int {
 	if err == nil {
 		return http.StatusOK
+	}
+	if specialname.IsMistyped(err) {
+		return http.StatusBadRequest
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return http.StatusGatewayTimeout
@@ -27,6 +32,18 @@ func StatusCode(err error) int {
 	default:
 		return http.StatusBadGateway
 	}
+}
+
+// failureText is the page text for a failed dial: the rule that refused a
+// name that never leaves the client as it stands (no dial was tried),
+// otherwise "connect failed: " and proxyserve.DialFailure. It never holds
+// the target.
+func failureText(err error) string {
+	var name *specialname.Error
+	if errors.As(err, &name) {
+		return name.Error()
+	}
+	return "connect failed: " + proxyserve.DialFailure(err)
 }
 
 // writeStatus writes a complete error response with a one-line text body

@@ -38,6 +38,18 @@ const (
 	ReplyTTLExpired          = 0x06
 	ReplyCommandNotSupported = 0x07
 	ReplyAddressNotSupported = 0x08
+
+	// Tor's extended SOCKS5 error codes for onion services (Tor proposal
+	// 304, ExtendedErrors), used for .dark addresses.
+
+	// ReplyHSDescNotFound (Tor: "onion service descriptor can not be
+	// found") answers a valid .dark address: this client cannot reach
+	// hidden services yet.
+	ReplyHSDescNotFound = 0xF0
+	// ReplyHSBadAddress (Tor: "onion service invalid address") answers a
+	// mistyped .dark address: wrong length, not base32, unknown version,
+	// bad checksum or not a valid key.
+	ReplyHSBadAddress = 0xF6
 )
 
 // Errors returned by the codec functions. Errors from the underlying reader

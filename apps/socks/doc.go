@@ -13,8 +13,9 @@
 //     names are passed to the Dialer unresolved; the exit resolves them.
 //     Names that must never leave the client (.dark, .onion, .alt,
 //     localhost, .local, home.arpa, .internal; spec/streams.md §7) are
-//     answered 0x04 host unreachable without asking the Dialer: until
-//     hidden services exist, a .dark name reaches nothing.
+//     refused without asking the Dialer: a mistyped .dark address with
+//     0xF6, a valid one with 0xF0 (this client cannot reach hidden
+//     services yet), the others with 0x04 host unreachable.
 //   - After a successful reply, bytes are copied both ways until both sides
 //     are done. A half-close (EOF one way) is passed on with CloseWrite (an
 //     END one way on a circuit stream), so a client that sends its request
@@ -101,6 +102,8 @@
 // connection is closed. [ReplyCode] maps a dial error:
 //
 //	error                                   REP
+//	specialname mistyped .dark address      0xF6 onion service invalid address (Tor extension)
+//	specialname.ErrHiddenService            0xF0 onion service descriptor not found (Tor extension)
 //	streamerr ExitPolicy                    0x02 connection not allowed by ruleset
 //	streamerr Unreachable                   0x04 host unreachable
 //	streamerr ResolveFailed                 0x04 host unreachable
@@ -114,12 +117,22 @@
 //	  any other error                       0x01 general failure
 //
 // The mapping follows Tor's connection_edge_end_reason_socks5_response.
+// 0xF0 and 0xF6 are Tor's extended SOCKS5 errors for onion services (Tor
+// proposal 304; Tor sends them only with the ExtendedErrors port flag, a
+// darkmatter proxy always does): 0xF6 tells the user the address itself is
+// wrong, 0xF0 that a well-formed address could not be reached. A SOCKS5
+// client that does not know them reports a failure all the same (RFC 1928
+// defines success as 0x00 only).
 // Errors found by the server itself:
 //
 //	request                                 REP
-//	host under .dark, .onion, .alt,
-//	  .localhost, .local, home.arpa,
-//	  .internal, or localhost               0x04 host unreachable (no dial)
+//	host under .dark, mistyped address      0xF6 onion service invalid address (no dial)
+//	  (length, base32, version, checksum
+//	  or key: spec/keys.md §3)
+//	host under .dark, valid address         0xF0 onion service descriptor not found (no dial)
+//	host under .onion, .alt, .localhost,
+//	  .local, home.arpa, .internal, or
+//	  localhost                             0x04 host unreachable (no dial)
 //	BIND, UDP ASSOCIATE, unknown command    0x07 command not supported
 //	unknown ATYP                            0x08 address type not supported
 //	malformed domain name, port 0           0x01 general failure

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/darkmatter/darkmatter/internal/specialname"
 	"github.com/darkmatter/darkmatter/internal/streamerr"
 )
 
@@ -13,6 +14,12 @@ import (
 func ReplyCode(err error) byte {
 	if err == nil {
 		return ReplySucceeded
+	}
+	if specialname.IsMistyped(err) {
+		return ReplyHSBadAddress
+	}
+	if errors.Is(err, specialname.ErrHiddenService) {
+		return ReplyHSDescNotFound
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return ReplyTTLExpired

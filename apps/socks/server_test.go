@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/darkmatter/darkmatter/internal/proxyserve/proxytest"
+	"github.com/darkmatter/darkmatter/internal/specialname"
 	"github.com/darkmatter/darkmatter/internal/streamerr"
 )
 
@@ -185,6 +186,11 @@ var replyCodeTests = []struct {
 	{errors.Join(errors.New("first"), streamerr.New(streamerr.ExitPolicy)), ReplyNotAllowed},
 	{fmt.Errorf("dial: %w", context.DeadlineExceeded), ReplyTTLExpired},
 	{errors.New("something else"), ReplyGeneralFailure},
+	{specialname.ErrAddressChecksum, ReplyHSBadAddress},
+	{fmt.Errorf("dial: %w", specialname.ErrAddressLength), ReplyHSBadAddress},
+	{specialname.ErrHiddenService, ReplyHSDescNotFound},
+	{fmt.Errorf("dial: %w", specialname.ErrHiddenService), ReplyHSDescNotFound},
+	{specialname.ErrForeignName, ReplyHostUnreachable},
 }
 
 func TestReplyCodes(t *testing.T) {
@@ -234,9 +240,10 @@ func TestReplyCodeForEveryReason(t *testing.T) {
 }
 
 // A target under .dark (and the other names of specialname) is refused
-// with reply 0x04 host unreachable before the Dialer is asked, whatever its
-// letter case, with or without a trailing dot, and with or without
-// authentication; the log line does not name it.
+// before the Dialer is asked (a mistyped .dark address with 0xF6, the
+// other names with 0x04 host unreachable), whatever its letter case, with
+// or without a trailing dot, and with or without authentication; the log
+// line does not name it. TestDarkAddressReplies checks each .dark case.
 func TestSpecialNamesRefused(t *testing.T) {
 	d := &proxytest.Dialer{Fn: proxytest.MustNotDial}
 	var rec proxytest.LogRecorder
@@ -247,23 +254,27 @@ func TestSpecialNamesRefused(t *testing.T) {
 	}
 	for _, host := range hosts {
 		c, code := connect(t, proxy, AtypDomain, []byte(host), 443)
-		if code != ReplyHostUnreachable {
-			t.Errorf("%s: reply %#x, want host unreachable", host, code)
+		want := byte(ReplyHostUnreachable)
+		if strings.Contains(strings.ToLower(host), ".dark") {
+			want = ReplyHSBadAddress
+		}
+		if code != want {
+			t.Errorf("%s: reply %#x, want %#x", host, code, want)
 		}
 		expectClosed(t, c)
 	}
 	c := proxytest.Dial(t, proxy)
 	greet(t, c, MethodUserPass)
 	authUserPass(t, c, "u", "p")
-	if code := sendRequest(t, c, CmdConnect, AtypDomain, []byte("abcdefsecret.dark"), 80); code != ReplyHostUnreachable {
-		t.Errorf("with authentication: reply %#x, want host unreachable", code)
+	if code := sendRequest(t, c, CmdConnect, AtypDomain, []byte("abcdefsecret.dark"), 80); code != ReplyHSBadAddress {
+		t.Errorf("with authentication: reply %#x, want 0xF6", code)
 	}
 	expectClosed(t, c)
 	if calls := d.Calls(); len(calls) != 0 {
 		t.Fatalf("Dialer called for %q", calls)
 	}
 	lines := rec.WaitLines(len(hosts) + 1)
-	if len(lines) != len(hosts)+1 || !strings.Contains(lines[0], "hidden services (.dark) are not available yet") {
+	if len(lines) != len(hosts)+1 || !strings.Contains(lines[0], "mistyped .dark address: wrong length") {
 		t.Errorf("log lines %q", lines)
 	}
 	proxytest.CheckNoAddresses(t, lines, "abcdefsecret", "printer", "jira")

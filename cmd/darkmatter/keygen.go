@@ -1,7 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 
 	"github.com/darkmatter/darkmatter/crypto/keys"
 	"github.com/urfave/cli/v2"
@@ -11,19 +14,53 @@ func keygenCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "keygen",
 		Usage: "generate a hidden-service key and print its .dark address",
+		Description: "Writes a new service key to --out (mode 0600) and prints its .dark address.\n" +
+			"It never overwrites a file: a lost key is a lost address.",
 		Flags: append(commonFlags(),
-			&cli.StringFlag{Name: "out", Usage: "key file to write (mode 0600)", Required: true},
+			&cli.StringFlag{Name: "out", Usage: "key file to create (mode 0600; must not exist)", Required: true},
 		),
 		Action: func(c *cli.Context) error {
 			k, err := keys.GenerateService(nil)
 			if err != nil {
 				return err
 			}
-			if err := keys.WriteFile(c.String("out"), k); err != nil {
+			if err := createKeyFile(c.String("out"), keys.EncodeKeyFile(k)); err != nil {
 				return err
 			}
 			fmt.Println(k.Public().Address())
 			return nil
 		},
 	}
+}
+
+// createKeyFile writes data to a new file at path with mode 0600. It
+// refuses an existing path (O_EXCL, so no other process can slip a file in
+// between a check and the write), and removes what it created if the
+// write fails.
+func createKeyFile(path string, data []byte) (err error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, keys.FileMode)
+	if errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("keygen: %s already exists; not overwriting it (a lost key is a lost address): choose another --out or move the file away", path)
+	}
+	if err != nil {
+		return fmt.Errorf("keygen: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(path)
+		}
+	}()
+	// The umask may have cleared bits of the mode, never added any; set it
+	// exactly anyway.
+	if err := f.Chmod(keys.FileMode); err != nil {
+		return fmt.Errorf("keygen: %s: %w", path, err)
+	}
+	if _, err := f.Write(data); err != nil {
+		return fmt.Errorf("keygen: %s: %w", path, err)
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("keygen: %s: %w", path, err)
+	}
+	return f.Close()
 }

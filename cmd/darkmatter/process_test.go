@@ -372,6 +372,45 @@ func TestProcessKeygen(t *testing.T) {
 	}
 }
 
+// keygen refuses to overwrite an existing file, exits non-zero with an
+// error naming it, and leaves it byte-identical; it also refuses a path
+// that is a symlink to an existing file or to a missing one.
+func TestProcessKeygenRefusesOverwrite(t *testing.T) {
+	bin := darkmatterBinary(t)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "svc.key")
+	old := []byte("an old key file the user must not lose\n")
+	if err := os.WriteFile(out, old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dangling := filepath.Join(dir, "dangling.key")
+	if err := os.Symlink(filepath.Join(dir, "target.key"), dangling); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{out, dangling} {
+		p := startProc(t, bin, "keygen", "keygen", "--out", path)
+		err, ok := p.wait(30 * time.Second)
+		if !ok || err == nil {
+			t.Fatalf("keygen over %s: %v (finished: %v), want a failure", path, err, ok)
+		}
+		p.mu.Lock()
+		stdout, stderr := p.stdout.String(), strings.Join(p.lines, "\n")+string(p.partial)
+		p.mu.Unlock()
+		if stdout != "" || !strings.Contains(stderr, path+" already exists; not overwriting it") {
+			t.Errorf("keygen over %s: stdout %q, stderr %q", path, stdout, stderr)
+		}
+	}
+	if got, err := os.ReadFile(out); err != nil || !bytes.Equal(got, old) {
+		t.Fatalf("old key file now %q, %v", got, err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "target.key")); !os.IsNotExist(err) {
+		t.Fatalf("keygen created the symlink's target: %v", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 2 {
+		t.Fatalf("directory holds %d entries, want the 2 it had", len(ents))
+	}
+}
+
 // A relay whose identity key file is corrupt refuses to start, says why,
 // and leaves the file alone.
 func TestProcessCorruptIdentityKey(t *testing.T) {

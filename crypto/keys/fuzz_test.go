@@ -71,6 +71,8 @@ func FuzzParseAddress(f *testing.F) {
 	f.Add("")
 	f.Add(".dark")
 	f.Add(strings.Repeat("a", 56) + ".dark")
+	f.Add(withChecksum(ServicePublicKey{1}))    // the identity
+	f.Add(withChecksum(ServicePublicKey{0xee})) // not on the curve
 	f.Fuzz(func(t *testing.T, s string) {
 		pub, err := ParseAddress(s)
 		if err != nil {
@@ -78,6 +80,9 @@ func FuzzParseAddress(f *testing.F) {
 				t.Fatalf("error %q lacks the keys: prefix", err)
 			}
 			return
+		}
+		if !validServiceKey(pub) {
+			t.Fatalf("ParseAddress(%q) accepted an invalid key", s)
 		}
 		addr := pub.Address()
 		if !strings.EqualFold(addr, s) && !strings.EqualFold(strings.TrimSuffix(addr, AddressSuffix), s) {

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"filippo.io/edwards25519"
 )
 
 // .dark address constants (spec/keys.md, "Service addresses").
@@ -98,11 +100,16 @@ var (
 	ErrAddressEncoding = errors.New("keys: .dark address is not base32")
 	ErrAddressVersion  = errors.New("keys: unsupported .dark address version")
 	ErrAddressChecksum = errors.New("keys: .dark address checksum mismatch (mistyped address?)")
+	ErrAddressKey      = errors.New("keys: .dark address does not hold a valid Ed25519 public key")
 )
 
 // ParseAddress parses a .dark address, with or without the ".dark" suffix,
-// in any letter case, and returns the service public key. It checks the
-// length, the version byte and the checksum. It does not accept subdomains.
+// in any letter case, and returns the service public key. It checks, in
+// this order, the length (ErrAddressLength), the base32 alphabet
+// (ErrAddressEncoding), the version byte (ErrAddressVersion), the checksum
+// (ErrAddressChecksum) and the key (ErrAddressKey: a canonical encoding of
+// an Ed25519 point of prime order). It does not accept subdomains. Error
+// texts never quote s.
 func ParseAddress(s string) (ServicePublicKey, error) {
 	label := s
 	if len(label) >= len(AddressSuffix) && strings.EqualFold(label[len(label)-len(AddressSuffix):], AddressSuffix) {
@@ -114,7 +121,7 @@ func ParseAddress(s string) (ServicePublicKey, error) {
 	var raw [addressRawSize]byte
 	n, err := addressEncoding.Decode(raw[:], asciiUpper(label))
 	if err != nil || n != addressRawSize {
-		return ServicePublicKey{}, fmt.Errorf("%w: %q", ErrAddressEncoding, s)
+		return ServicePublicKey{}, ErrAddressEncoding
 	}
 	var p ServicePublicKey
 	copy(p[:], raw[:PublicKeySize])
@@ -125,8 +132,38 @@ func ParseAddress(s string) (ServicePublicKey, error) {
 	if raw[PublicKeySize] != sum[0] || raw[PublicKeySize+1] != sum[1] {
 		return ServicePublicKey{}, ErrAddressChecksum
 	}
+	if !validServiceKey(p) {
+		return ServicePublicKey{}, ErrAddressKey
+	}
 	return p, nil
 }
+
+// validServiceKey reports whether p is the canonical encoding of a point of
+// prime order ℓ: on the curve, not of small order, and without a torsion
+// component, as Tor requires of an onion address's key. Such a key has one
+// address, and the key blinding of spec/keys.md is well defined for it.
+func validServiceKey(p ServicePublicKey) bool {
+	pt, err := new(edwards25519.Point).SetBytes(p[:])
+	if err != nil || [PublicKeySize]byte(pt.Bytes()) != p {
+		return false
+	}
+	// The identity and the other small-order points have [8]P = identity.
+	id := edwards25519.NewIdentityPoint()
+	if new(edwards25519.Point).MultByCofactor(pt).Equal(id) == 1 {
+		return false
+	}
+	// P lies in the prime-order subgroup exactly when [ℓ]P is the identity.
+	// Scalars are reduced mod ℓ, so compute [ℓ-1]P + P.
+	lp := new(edwards25519.Point).ScalarMult(orderMinusOne, pt)
+	return lp.Add(lp, pt).Equal(id) == 1
+}
+
+// orderMinusOne is the scalar ℓ-1 (that is, -1 mod ℓ).
+var orderMinusOne = edwards25519.NewScalar().Subtract(edwards25519.NewScalar(), func() *edwards25519.Scalar {
+	one := [32]byte{1}
+	s, _ := edwards25519.NewScalar().SetCanonicalBytes(one[:])
+	return s
+}())
 
 func addressChecksum(p ServicePublicKey, version byte) [32]byte {
 	h := sha3.New256()

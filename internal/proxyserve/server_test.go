@@ -229,7 +229,7 @@ func TestDialFailure(t *testing.T) {
 		{fmt.Errorf("dial secret.invalid: %w", streamerr.New(streamerr.ConnRefused)), "connection refused"},
 		{streamerr.New(streamerr.Timeout), "connect timed out"},
 		{errors.New("dial secret.invalid: boom"), "failed"},
-		{fmt.Errorf("dial: %w", specialname.ErrHiddenService), "hidden services (.dark) are not available yet"},
+		{fmt.Errorf("dial: %w", specialname.ErrHiddenService), "valid .dark address, but this client cannot reach hidden services yet"},
 	} {
 		if got := DialFailure(tt.err); got != tt.want {
 			t.Errorf("DialFailure(%v) = %q, want %q", tt.err, got, tt.want)
@@ -248,8 +248,8 @@ func TestDialRefusesSpecialNames(t *testing.T) {
 		target string
 		want   error
 	}{
-		{"abcdef.dark:80", specialname.ErrHiddenService},
-		{"ABCDEF.DARK.:443", specialname.ErrHiddenService},
+		{"abcdef.dark:80", specialname.ErrAddressLength},
+		{"ABCDEF.DARK.:443", specialname.ErrAddressLength},
 		{"x.onion:80", specialname.ErrForeignName},
 		{"localhost:8080", specialname.ErrLocalName},
 		{"abcdef.dark", streamerr.New(streamerr.BadAddress)},

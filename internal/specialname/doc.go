@@ -10,16 +10,29 @@
 //
 //	name (last label, any letter case,     error               why
 //	  trailing dots ignored)
-//	*.dark, dark                            ErrHiddenService    darkmatter hidden services; not available yet
+//	<addr>.dark, *.<addr>.dark,             ErrHiddenService    a valid address (keys.ParseAddress accepts
+//	  <addr> a valid address                                      the label before .dark); not reachable yet
+//	any other *.dark, dark                  ErrAddressLength,   a mistyped address: the check it fails
+//	                                        ...Encoding,        (spec/keys.md §3), in that order
+//	                                        ...Version,
+//	                                        ...Checksum,
+//	                                        ...Key
 //	*.onion, *.alt                          ErrForeignName      Tor's names (RFC 7686); non-DNS namespaces (RFC 9476)
 //	localhost, *.localhost                  ErrLocalName        the user's own machine (RFC 6761 §6.3)
 //	*.local                                 ErrLocalName        multicast DNS on the user's link (RFC 6762)
 //	*.home.arpa                             ErrLocalName        the user's home network (RFC 8375)
 //	*.internal                              ErrLocalName        private networks (ICANN, 2024)
 //
-// Every error wraps streamerr Unreachable, so the proxies answer it as an
-// unreachable host (SOCKS5 reply 0x04, HTTP 502), and its text names the
-// rule, never the name.
+// Labels before a .dark address are ignored, as Tor ignores those before
+// an onion address: www.<addr>.dark names the service <addr>.dark.
+//
+// The errors of a mistyped address wrap streamerr BadAddress and the
+// crypto/keys error of the failed check, and [IsMistyped] reports them, so
+// the proxies answer them as a mistyped address (SOCKS5 reply 0xF6, HTTP
+// 400). Every other error wraps streamerr Unreachable; the proxies answer
+// ErrHiddenService as a service they cannot reach (SOCKS5 0xF0, HTTP 502)
+// and the others as an unreachable host (SOCKS5 0x04, HTTP 502). Every
+// error's text names the rule, never the name.
 //
 // What it does not do:
 //   - It does not look at IP literals: the exit policy decides about

@@ -1,10 +1,13 @@
 package specialname
 
 import (
+	"crypto/sha3"
+	"encoding/base32"
 	"errors"
 	"strings"
 	"testing"
 
+	"github.com/darkmatter/darkmatter/crypto/keys"
 	"github.com/darkmatter/darkmatter/internal/streamerr"
 )
 
@@ -13,13 +16,20 @@ func TestCheck(t *testing.T) {
 		host string
 		want error
 	}{
-		{"abcdef.dark", ErrHiddenService},
-		{"ABCDEF.DARK", ErrHiddenService},
-		{"www.abcdef.Dark", ErrHiddenService},
-		{"abcdef.dark.", ErrHiddenService},
-		{"abcdef.dark..", ErrHiddenService},
-		{"dark", ErrHiddenService},
-		{"x..dark", ErrHiddenService},
+		{validAddr, ErrHiddenService},
+		{strings.ToUpper(validAddr), ErrHiddenService},
+		{"www." + validLabel + ".Dark", ErrHiddenService},
+		{validAddr + ".", ErrHiddenService},
+		{validAddr + "..", ErrHiddenService},
+		{"abcdef.dark", ErrAddressLength},
+		{"ABCDEF.DARK", ErrAddressLength},
+		{"www.abcdef.Dark", ErrAddressLength},
+		{"abcdef.dark.", ErrAddressLength},
+		{"abcdef.dark..", ErrAddressLength},
+		{"dark", ErrAddressLength},
+		{"x..dark", ErrAddressLength},
+		{validLabel + ".www.dark", ErrAddressLength},
+		{validAddr + ".dark", ErrAddressLength},
 		{"expyuzz4wqqyqhjn.onion", ErrForeignName},
 		{"x.ONION.", ErrForeignName},
 		{"gns.alt", ErrForeignName},
@@ -58,11 +68,15 @@ func TestCheck(t *testing.T) {
 		if err == nil {
 			continue
 		}
-		if streamerr.ReasonOf(err) != streamerr.Unreachable {
-			t.Errorf("Check(%q): reason %v, want Unreachable", tt.host, streamerr.ReasonOf(err))
+		want := streamerr.Unreachable
+		if IsMistyped(err) {
+			want = streamerr.BadAddress
 		}
-		if !errors.Is(err, streamerr.New(streamerr.Unreachable)) {
-			t.Errorf("Check(%q) does not match streamerr Unreachable", tt.host)
+		if streamerr.ReasonOf(err) != want {
+			t.Errorf("Check(%q): reason %v, want %v", tt.host, streamerr.ReasonOf(err), want)
+		}
+		if !errors.Is(err, streamerr.New(want)) {
+			t.Errorf("Check(%q) does not match streamerr %v", tt.host, want)
 		}
 		// The text names the rule, never the name's own labels.
 		if first, _, ok := strings.Cut(tt.host, "."); ok && len(first) > 2 && first != "home" && Check(first) == nil &&
@@ -73,10 +87,84 @@ func TestCheck(t *testing.T) {
 }
 
 func TestHiddenServiceMessage(t *testing.T) {
-	if !strings.Contains(ErrHiddenService.Error(), "hidden services") || !strings.Contains(ErrHiddenService.Error(), "not available yet") {
-		t.Fatalf("ErrHiddenService says %q", ErrHiddenService)
+	if got := ErrHiddenService.Error(); got != "valid .dark address, but this client cannot reach hidden services yet" {
+		t.Fatalf("ErrHiddenService says %q", got)
+	}
+	if IsMistyped(ErrHiddenService) || ErrHiddenService.Mistyped() {
+		t.Fatal("ErrHiddenService is not a mistyped address")
 	}
 }
+
+// validKey is a service key; validAddr its address; validLabel the
+// address without ".dark".
+var (
+	validKey   = keys.ServiceFromSeed([32]byte{9}).Public()
+	validAddr  = validKey.Address()
+	validLabel = strings.TrimSuffix(validAddr, ".dark")
+)
+
+// setLabelByte returns validLabel with byte i replaced by c.
+func setLabelByte(i int, c byte) string {
+	b := []byte(validLabel)
+	b[i] = c
+	return string(b)
+}
+
+// TestMistypedAddress checks each class of mistyped .dark address: the
+// error, its text (which names the class and never the address), its
+// crypto/keys cause and its stream reason.
+func TestMistypedAddress(t *testing.T) {
+	// The last character is the low 5 bits of the version byte.
+	wrongVersion := setLabelByte(55, 'c') // version 2; version 1 ends in 'b'
+	// Changing the first character changes the key, so the checksum.
+	wrongChecksum := setLabelByte(0, validLabel[0]^1)
+	if validLabel[0]^1 < 'a' || validLabel[0]^1 > 'z' {
+		wrongChecksum = setLabelByte(0, 'a'+(validLabel[0]-'a'+1)%26)
+	}
+	for _, tt := range []struct {
+		host  string
+		want  *Error
+		cause error
+		text  string
+	}{
+		{validLabel[1:] + ".dark", ErrAddressLength, keys.ErrAddressLength, "mistyped .dark address: wrong length"},
+		{validLabel + "a.dark", ErrAddressLength, keys.ErrAddressLength, "mistyped .dark address: wrong length"},
+		{setLabelByte(3, '1') + ".dark", ErrAddressEncoding, keys.ErrAddressEncoding, "mistyped .dark address: a character is not base32"},
+		{setLabelByte(3, '-') + ".DARK", ErrAddressEncoding, keys.ErrAddressEncoding, "mistyped .dark address: a character is not base32"},
+		{wrongVersion + ".dark", ErrAddressVersion, keys.ErrAddressVersion, "mistyped .dark address: unknown address version"},
+		{wrongChecksum + ".dark", ErrAddressChecksum, keys.ErrAddressChecksum, "mistyped .dark address: bad checksum"},
+		{keyless + ".dark", ErrAddressKey, keys.ErrAddressKey, "mistyped .dark address: it does not hold a valid service key"},
+	} {
+		err := Check(tt.host)
+		if err != tt.want {
+			t.Errorf("Check(%q) = %v, want %v", tt.host, err, tt.want)
+			continue
+		}
+		if !IsMistyped(err) || !errors.Is(err, tt.cause) || errors.Is(err, ErrHiddenService) {
+			t.Errorf("Check(%q) = %v: IsMistyped %v, cause %v", tt.host, err, IsMistyped(err), errors.Is(err, tt.cause))
+		}
+		if !strings.HasPrefix(err.Error(), tt.text) || strings.Contains(strings.ToLower(err.Error()), validLabel[4:20]) {
+			t.Errorf("Check(%q) says %q, want it to start %q", tt.host, err, tt.text)
+		}
+		if streamerr.ReasonOf(err) != streamerr.BadAddress {
+			t.Errorf("Check(%q): reason %v, want BadAddress", tt.host, streamerr.ReasonOf(err))
+		}
+	}
+}
+
+// keyless is a label with a valid version and checksum around the
+// identity point, which is no service key.
+var keyless = func() string {
+	var raw [35]byte
+	raw[0] = 1
+	h := sha3.New256()
+	h.Write([]byte(".dark checksum"))
+	h.Write(raw[:32])
+	h.Write([]byte{1})
+	sum := h.Sum(nil)
+	raw[32], raw[33], raw[34] = sum[0], sum[1], 1
+	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(raw[:]))
+}()
 
 func BenchmarkCheck(b *testing.B) {
 	b.ReportAllocs()
