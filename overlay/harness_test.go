@@ -60,8 +60,11 @@ func newHarnessWith(t testing.TB, kind string, nRelays int, opt func(*Config)) *
 	for i := 0; i < nRelays; i++ {
 		// Every relay of the test network has a loopback or private
 		// address (10.x on memnet).
+		// Relays gossip often: on loopback TCP every relay shares one
+		// address, so announces beyond the handshakes in flight allowed
+		// per address are refused, and gossip repairs that.
 		cfg := Config{Network: "test-" + kind, Listen: []string{"127.0.0.1:0"}, AllowSameSubnet: kind == "tcp",
-			AllowPrivateAddrs: true}
+			AllowPrivateAddrs: true, Gossip: 500 * time.Millisecond}
 		exit := &circuit.ExitConfig{Policy: exitpolicy.AcceptAll(), ConnectTimeout: 5 * time.Second}
 		if kind == "mem" {
 			ip := fmt.Sprintf("10.%d.0.1", i+1)
