@@ -1,47 +1,11 @@
 package socks
 
 import (
-	"crypto/sha3"
-	"encoding/base32"
 	"strings"
 	"testing"
 
-	"github.com/darkmatter/darkmatter/crypto/keys"
 	"github.com/darkmatter/darkmatter/internal/proxyserve/proxytest"
 )
-
-// darkHosts returns a valid .dark address and one mistyped address for
-// each check of spec/keys.md §3, with the reply each must get.
-func darkHosts() (valid string, mistyped map[string]string) {
-	valid = keys.ServiceFromSeed([32]byte{5}).Public().Address()
-	label := strings.TrimSuffix(valid, ".dark")
-	set := func(i int, c byte) string {
-		b := []byte(label)
-		b[i] = c
-		return string(b) + ".dark"
-	}
-	first := byte('a')
-	if label[0] == 'a' {
-		first = 'b'
-	}
-	// The identity point, with a correct checksum and version: no key.
-	var raw [35]byte
-	raw[0] = 1
-	h := sha3.New256()
-	h.Write([]byte(".dark checksum"))
-	h.Write(raw[:32])
-	h.Write([]byte{1})
-	sum := h.Sum(nil)
-	raw[32], raw[33], raw[34] = sum[0], sum[1], 1
-	identity := strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(raw[:])) + ".dark"
-	return valid, map[string]string{
-		"length":   label[1:] + ".dark",
-		"base32":   set(7, '8'),
-		"version":  set(55, 'c'),
-		"checksum": set(0, first),
-		"key":      identity,
-	}
-}
 
 // A .dark address is refused before the Dialer is asked: a mistyped one
 // with 0xF6 and a log line naming the failed check, a valid one with 0xF0;
@@ -50,7 +14,7 @@ func TestDarkAddressReplies(t *testing.T) {
 	d := &proxytest.Dialer{Fn: proxytest.MustNotDial}
 	var rec proxytest.LogRecorder
 	proxy := proxytest.StartProxy(t, &Server{Dialer: d, Logf: rec.Logf})
-	valid, mistyped := darkHosts()
+	valid, mistyped := proxytest.DarkHosts()
 	texts := map[string]string{
 		"length":   "mistyped .dark address: wrong length",
 		"base32":   "mistyped .dark address: a character is not base32",
