@@ -47,23 +47,7 @@ func newDiscNet(t *testing.T, tune func(c *Config)) *discNet {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &targetServer{addr: ln.Addr().String(), ln: ln}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				defer c.Close()
-				serveTarget(c)
-			}()
-		}
-	}()
+	s := newTargetServer(ln)
 	dn.target = s
 	t.Cleanup(dn.close)
 	return dn

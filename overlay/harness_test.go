@@ -165,10 +165,14 @@ func (h *harness) startTarget() *targetServer {
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	return newTargetServer(ln)
+}
+
+// newTargetServer serves the target protocol (serveTarget) on ln, noting
+// each connection's remote address.
+func newTargetServer(ln net.Listener) *targetServer {
 	s := &targetServer{addr: ln.Addr().String(), ln: ln}
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
+	s.wg.Go(func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
@@ -177,14 +181,12 @@ func (h *harness) startTarget() *targetServer {
 			s.mu.Lock()
 			s.peers = append(s.peers, c.RemoteAddr().String())
 			s.mu.Unlock()
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
+			s.wg.Go(func() {
 				defer c.Close()
 				serveTarget(c)
-			}()
+			})
 		}
-	}()
+	})
 	return s
 }
 

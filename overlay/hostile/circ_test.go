@@ -327,20 +327,75 @@ func fakeDescriptor(t testing.TB, network, addr string) (*keys.NodeKeys, []byte)
 // address (a HELLO on a link it opens from that address), and answers
 // CREATE as told.
 type rawRelay struct {
+	acceptor
 	desc *descriptor.Descriptor
 	keys *keys.NodeKeys
-	ln   net.Listener
-	wg   sync.WaitGroup
 	// refuse, if not zero, answers every CREATE with DESTROY of this
 	// reason; otherwise CREATE gets a real CREATED.
 	refuse byte
 
 	destroys [256]atomic.Int64 // DESTROY cells received, by reason
 	creates  atomic.Int64
+}
 
-	// mu guards links.
-	mu    sync.Mutex
+// acceptor accepts links on a listener, each handled by one Handler, and
+// closes them with the listener.
+type acceptor struct {
+	ln net.Listener
+	wg sync.WaitGroup
+
+	mu    sync.Mutex // guards links
 	links []*link.Link
+}
+
+// serve accepts links on ln with cfg until close, each handled by h.
+func (a *acceptor) serve(ln net.Listener, cfg *link.Config, h link.Handler) {
+	a.ln = ln
+	a.wg.Go(func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			a.wg.Go(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				l, err := link.Accept(ctx, conn, cfg, h)
+				if err != nil {
+					return
+				}
+				a.mu.Lock()
+				a.links = append(a.links, l)
+				a.mu.Unlock()
+			})
+		}
+	})
+}
+
+// close stops accepting and closes every link accepted.
+func (a *acceptor) close() {
+	a.ln.Close()
+	a.wg.Wait()
+	a.mu.Lock()
+	ls := a.links
+	a.links = nil
+	a.mu.Unlock()
+	for _, l := range ls {
+		l.Close()
+	}
+}
+
+// announceFake makes relay r list the fake relay d: a link from ip (d's own
+// address) with d in its HELLO (cfg), as a real relay announces itself.
+func (n *testNet) announceFake(t testing.TB, ip string, r *overlay.Node, cfg *link.Config, d *descriptor.Descriptor) {
+	t.Helper()
+	p := n.newPeer(t, "fake-relay", ip)
+	hl, err := p.rawTo(n.relayAddr(r), r.Descriptor().Link, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the relay to list the fake relay", func() bool { return listed(r, d) })
+	hl.Close()
 }
 
 // addRawRelay starts the attacker's raw relay at ip (memnet; loopback
@@ -362,48 +417,11 @@ func (n *testNet) addRawRelay(t testing.TB, ip string, r *overlay.Node) *rawRela
 	if err != nil {
 		t.Fatal(err)
 	}
-	rr := &rawRelay{desc: d, keys: k, ln: ln}
+	rr := &rawRelay{desc: d, keys: k}
 	cfg := &link.Config{Network: network, Static: k.Link, Hello: b}
-	rr.wg.Add(1)
-	go func() {
-		defer rr.wg.Done()
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			rr.wg.Add(1)
-			go func() {
-				defer rr.wg.Done()
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				defer cancel()
-				l, err := link.Accept(ctx, conn, cfg, rr)
-				if err != nil {
-					return
-				}
-				rr.mu.Lock()
-				rr.links = append(rr.links, l)
-				rr.mu.Unlock()
-			}()
-		}
-	}()
+	rr.serve(ln, cfg, rr)
 	t.Cleanup(rr.close)
-	// Announce: a link from the relay's own address, with the descriptor
-	// in HELLO.
-	p := n.newPeer(t, "attacker", ip)
-	hl, err := p.rawTo(n.relayAddr(r), r.Descriptor().Link, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 10*time.Second, "the relay to know the attacker's relay", func() bool {
-		for _, x := range r.Relays() {
-			if x.Identity == d.Identity {
-				return true
-			}
-		}
-		return false
-	})
-	hl.Close()
+	n.announceFake(t, ip, r, cfg, d)
 	return rr
 }
 
@@ -435,15 +453,3 @@ func (rr *rawRelay) HandleCell(l *link.Link, c *cell.Cell) {
 }
 
 func (rr *rawRelay) Closed(*link.Link, error) {}
-
-func (rr *rawRelay) close() {
-	rr.ln.Close()
-	rr.wg.Wait()
-	rr.mu.Lock()
-	ls := rr.links
-	rr.links = nil
-	rr.mu.Unlock()
-	for _, l := range ls {
-		l.Close()
-	}
-}

@@ -1,10 +1,7 @@
 package hostile
 
 import (
-	"context"
 	"fmt"
-	"net"
-	"sync"
 	"testing"
 	"time"
 
@@ -86,16 +83,12 @@ func (p attackerPeer) Source() string          { return "attacker" }
 // descriptor it announces by HELLO, links accepted on memnet, and the
 // directory cells of each link handed to its directory as peer(link).
 type fakeDirRelay struct {
+	acceptor
 	keys  *keys.NodeKeys
 	desc  *descriptor.Descriptor
 	hello []byte
 	dir   *dir.Directory
 	peer  func(*link.Link) dir.Peer
-	ln    net.Listener
-	wg    sync.WaitGroup
-
-	mu    sync.Mutex // guards links
-	links []*link.Link
 }
 
 // startFakeDirRelay starts a fakeDirRelay at ip claiming protos and holding
@@ -123,7 +116,7 @@ func (n *testNet) startFakeDirRelay(t testing.TB, ip string, r *overlay.Node, pr
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fakeDirRelay{keys: k, desc: pd, hello: hello, ln: ln, peer: peer,
+	f := &fakeDirRelay{keys: k, desc: pd, hello: hello, peer: peer,
 		dir: dir.New(dir.Config{Network: network, Admission: dir.RelaxedAdmission()})}
 	f.dir.Add(pd)
 	for _, fd := range fakes {
@@ -132,33 +125,9 @@ func (n *testNet) startFakeDirRelay(t testing.TB, ip string, r *overlay.Node, pr
 		}
 	}
 	cfg := &link.Config{Network: network, Static: k.Link, Hello: hello, Protocols: protos}
-	f.wg.Go(func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			f.wg.Go(func() {
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				defer cancel()
-				l, err := link.Accept(ctx, conn, cfg, f)
-				if err != nil {
-					return
-				}
-				f.mu.Lock()
-				f.links = append(f.links, l)
-				f.mu.Unlock()
-			})
-		}
-	})
+	f.serve(ln, cfg, f)
 	t.Cleanup(f.close)
-	p := n.newPeer(t, "fake-relay", ip)
-	hl, err := p.rawTo(n.relayAddr(r), r.Descriptor().Link, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 10*time.Second, "the relay to list the fake relay", func() bool { return listed(r, pd) })
-	hl.Close()
+	n.announceFake(t, ip, r, cfg, pd)
 	return f
 }
 
@@ -174,15 +143,7 @@ func (f *fakeDirRelay) HandleCell(l *link.Link, c *cell.Cell) {
 func (f *fakeDirRelay) Closed(l *link.Link, _ error) { f.dir.PeerClosed(f.peer(l)) }
 
 func (f *fakeDirRelay) close() {
-	f.ln.Close()
-	f.wg.Wait()
-	f.mu.Lock()
-	ls := f.links
-	f.links = nil
-	f.mu.Unlock()
-	for _, l := range ls {
-		l.Close()
-	}
+	f.acceptor.close()
 	f.dir.Close()
 }
 
