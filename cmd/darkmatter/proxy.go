@@ -10,7 +10,6 @@ import (
 
 	"github.com/darkmatter/darkmatter/apps/httpproxy"
 	"github.com/darkmatter/darkmatter/apps/socks"
-	"github.com/darkmatter/darkmatter/internal/control"
 	"github.com/darkmatter/darkmatter/internal/safelog"
 	"github.com/darkmatter/darkmatter/overlay"
 	"github.com/urfave/cli/v2"
@@ -51,18 +50,11 @@ func proxyCommand() *cli.Command {
 				return err
 			}
 			defer n.Close()
-			ctl, err := startControl(c.String("data"), func(req control.Request) *control.Status {
-				return nodeStatus("proxy", n, prog, req)
-			})
+			stopView, err := startOperatorView(c, "proxy", n, prog)
 			if err != nil {
 				return err
 			}
-			defer ctl.Close()
-			ms, err := startMetricsFlag(c, n, prog)
-			if err != nil {
-				return err
-			}
-			defer ms.Close()
+			defer stopView()
 			if err := n.Start(ctx); err != nil {
 				return err
 			}

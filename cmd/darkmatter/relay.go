@@ -8,7 +8,6 @@ import (
 	"github.com/darkmatter/darkmatter/circuit/cell"
 	"github.com/darkmatter/darkmatter/circuit/exitpolicy"
 	"github.com/darkmatter/darkmatter/crypto/keys"
-	"github.com/darkmatter/darkmatter/internal/control"
 	"github.com/darkmatter/darkmatter/overlay"
 	"github.com/darkmatter/darkmatter/overlay/link"
 	"github.com/darkmatter/darkmatter/overlay/linkmgr"
@@ -97,18 +96,11 @@ func relayCommand() *cli.Command {
 			if exit != nil {
 				role = "exit relay"
 			}
-			ctl, err := startControl(c.String("data"), func(req control.Request) *control.Status {
-				return nodeStatus(role, n, prog, req)
-			})
+			stopView, err := startOperatorView(c, role, n, prog)
 			if err != nil {
 				return err
 			}
-			defer ctl.Close()
-			ms, err := startMetricsFlag(c, n, prog)
-			if err != nil {
-				return err
-			}
-			defer ms.Close()
+			defer stopView()
 			if err := n.Start(ctx); err != nil {
 				return err
 			}

@@ -204,6 +204,26 @@ func printStatus(w io.Writer, st *control.Status) {
 	tw.Flush()
 }
 
+// startOperatorView serves node n's control socket under --data and, with
+// --metrics, its metrics; the returned function stops both.
+func startOperatorView(c *cli.Context, role string, n *overlay.Node, p *progress) (func(), error) {
+	ctl, err := startControl(c.String("data"), func(req control.Request) *control.Status {
+		return nodeStatus(role, n, p, req)
+	})
+	if err != nil {
+		return nil, err
+	}
+	ms, err := startMetricsFlag(c, n, p)
+	if err != nil {
+		ctl.Close()
+		return nil, err
+	}
+	return func() {
+		ms.Close()
+		ctl.Close()
+	}, nil
+}
+
 // startControl serves the control socket in dir, answering with status.
 func startControl(dir string, status func(control.Request) *control.Status) (*control.Server, error) {
 	return control.Listen(dir, func(req control.Request) (*control.Status, error) { return status(req), nil })
