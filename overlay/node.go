@@ -765,18 +765,16 @@ func unspecifiedHost(a string) bool {
 
 // relayInfos adapts the directory for path selection.
 func (n *Node) relayInfos() []circuit.RelayInfo {
-	ds := n.dir.List()
-	out := make([]circuit.RelayInfo, 0, len(ds))
-	for _, d := range ds {
+	es := n.dir.Entries()
+	out := make([]circuit.RelayInfo, 0, len(es))
+	for _, e := range es {
+		d := e.Desc
 		h, ok := n.hopOf(d)
 		if !ok {
 			continue
 		}
-		ri := circuit.RelayInfo{Hop: h, Bandwidth: d.Bandwidth, Family: d.Family()}
-		if info, ok := n.dir.Info(d.NodeID()); ok {
-			ri.FirstSeen = info.FirstSeen
-			ri.Reliable = info.Confirmed && info.Failures <= info.Successes+2
-		}
+		ri := circuit.RelayInfo{Hop: h, Bandwidth: d.Bandwidth, Family: d.Family(), FirstSeen: e.Info.FirstSeen,
+			Reliable: e.Info.Confirmed && e.Info.Failures <= e.Info.Successes+2}
 		if p := d.Policy(); p != nil && p.IsExit() {
 			ri.Policy = p
 		}

@@ -518,5 +518,9 @@ func (dir *Directory) Info(id keys.NodeID) (Info, bool) {
 	if e == nil {
 		return Info{}, false
 	}
-	return Info{FirstSeen: e.firstSeen, Confirmed: e.confirmed, Successes: e.successes, Failures: e.failures, Source: e.source}, true
+	return e.info(), true
+}
+
+func (e *entry) info() Info {
+	return Info{FirstSeen: e.firstSeen, Confirmed: e.confirmed, Successes: e.successes, Failures: e.failures, Source: e.source}
 }

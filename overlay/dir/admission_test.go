@@ -329,3 +329,22 @@ func TestChosenSource(t *testing.T) {
 		t.Fatalf("%d chosen sources kept, want at most %d", n, maxChosen)
 	}
 }
+
+// Entries is List with each relay's Info.
+func TestEntries(t *testing.T) {
+	dir := newNet(Config{})
+	for i := range 5 {
+		dir.AddFrom(descAt(t, i, t0, addrFor(i)), "198.51.100.1")
+	}
+	dir.NoteReachable(descAt(t, 2, t0, addrFor(2)).NodeID(), false)
+	es := dir.Entries()
+	if len(es) != len(dir.List()) || len(es) != 5 {
+		t.Fatalf("%d entries, %d listed", len(es), len(dir.List()))
+	}
+	for _, e := range es {
+		info, ok := dir.Info(e.Desc.NodeID())
+		if !ok || info != e.Info {
+			t.Fatalf("entry info %+v, Info %+v", e.Info, info)
+		}
+	}
+}

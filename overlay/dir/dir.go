@@ -274,18 +274,41 @@ func (dir *Directory) Get(id keys.NodeID) *descriptor.Descriptor {
 // List returns every fresh descriptor, in no particular order, and forgets
 // the ones that have expired.
 func (dir *Directory) List() []*descriptor.Descriptor {
-	now := dir.now()
 	dir.mu.Lock()
 	defer dir.mu.Unlock()
 	out := make([]*descriptor.Descriptor, 0, len(dir.relays))
+	dir.eachFreshLocked(func(e *entry) { out = append(out, e.d) })
+	return out
+}
+
+// Entry is a fresh relay descriptor with what the directory knows of the
+// relay.
+type Entry struct {
+	Desc *descriptor.Descriptor
+	Info Info
+}
+
+// Entries is List with each relay's Info, under one lock (path selection
+// asks for both for every relay).
+func (dir *Directory) Entries() []Entry {
+	dir.mu.Lock()
+	defer dir.mu.Unlock()
+	out := make([]Entry, 0, len(dir.relays))
+	dir.eachFreshLocked(func(e *entry) { out = append(out, Entry{e.d, e.info()}) })
+	return out
+}
+
+// eachFreshLocked calls f for every entry whose descriptor is fresh, and
+// forgets the expired ones. dir.mu must be held.
+func (dir *Directory) eachFreshLocked(f func(*entry)) {
+	now := dir.now()
 	for id, e := range dir.relays {
 		if e.d.Expired(now) {
 			dir.removeLocked(id, e)
 			continue
 		}
-		out = append(out, e.d)
+		f(e)
 	}
-	return out
 }
 
 // snapshotLocked returns the relays as a list that answers share and
