@@ -225,8 +225,14 @@ func (m *Manager) choosePathLocked(all []RelayInfo, need exitNeed, avoid []keys.
 	hops := make([]*RelayInfo, 0, n)
 	// A primary guard at a later hop only when the relay list is too
 	// small for any path without one (a test network of a few relays).
-	for _, strict := range []bool{true, false} {
-		if p, pol, ok := m.tryPathsLocked(firsts, relays, exits, cum, exitCum, hops, n, strict, now); ok {
+	passes := [][]*guard{nil}
+	if n > 1 {
+		if prim := m.path.guards.primaries(now); len(prim) > 0 {
+			passes = [][]*guard{prim, nil}
+		}
+	}
+	for _, avoid := range passes {
+		if p, pol, ok := m.tryPathsLocked(firsts, relays, exits, cum, exitCum, hops, n, avoid, now); ok {
 			return p, pol, nil
 		}
 	}
@@ -234,8 +240,8 @@ func (m *Manager) choosePathLocked(all []RelayInfo, need exitNeed, avoid []keys.
 }
 
 // tryPathsLocked draws paths from each first hop in turn and returns the
-// first that fits; strict keeps primary guards out of later hops.
-func (m *Manager) tryPathsLocked(firsts []*guard, relays, exits []*RelayInfo, cum, exitCum []uint64, hops []*RelayInfo, n int, strict bool, now time.Time) ([]Hop, *exitpolicy.Policy, bool) {
+// first that fits, with none of avoid (the primary guards) at a later hop.
+func (m *Manager) tryPathsLocked(firsts []*guard, relays, exits []*RelayInfo, cum, exitCum []uint64, hops []*RelayInfo, n int, avoid []*guard, now time.Time) ([]Hop, *exitpolicy.Policy, bool) {
 	for _, g := range firsts {
 		for range pathAttempts {
 			hops = hops[:0]
@@ -247,7 +253,7 @@ func (m *Manager) tryPathsLocked(firsts []*guard, relays, exits []*RelayInfo, cu
 			}
 			e := exits[pickWeighted(exitCum, nil)]
 			hops = append(hops, e)
-			if m.fitsLocked(hops, strict, now) {
+			if m.fitsLocked(hops, avoid, now) {
 				path := make([]Hop, len(hops))
 				for i, h := range hops {
 					path[i] = h.Hop
@@ -304,28 +310,22 @@ func (m *Manager) usableLocked(all []RelayInfo, now time.Time) []*RelayInfo {
 	return out
 }
 
-// fitsLocked checks the path rules that weighting alone does not keep. A
-// primary guard is never a later hop: the node links to its primary
-// guards directly (they are its directory sources), so one of them as a
-// middle or an exit would see both ends of a circuit (strict; the caller
-// lifts the rule only where no path could keep it).
-func (m *Manager) fitsLocked(hops []*RelayInfo, strict bool, now time.Time) bool {
-	var prim []*guard
-	if strict && len(hops) > 1 {
-		prim = m.path.guards.primaries(now)
-	}
+// fitsLocked checks the path rules that weighting alone does not keep,
+// and that no relay of avoid is a later hop. The caller passes the primary
+// guards: the node links to them directly (they are its directory
+// sources), so one of them as a middle or an exit would see both ends of
+// a circuit; it passes none only where no path could keep that rule.
+func (m *Manager) fitsLocked(hops []*RelayInfo, avoid []*guard, now time.Time) bool {
 	for i, h := range hops {
-		if i > 0 {
-			for _, g := range prim {
-				if g.id == h.Hop.Identity {
-					return false
-				}
-			}
-		}
 		// A hop is reached by EXTEND from the one before, which takes an
 		// IP literal only (spec/cells.md §3.4); the first hop may have a
 		// host name, which this node resolves itself.
 		if i > 0 {
+			for _, g := range avoid {
+				if g.id == h.Hop.Identity {
+					return false
+				}
+			}
 			if _, _, err := cell.ParseExtendAddr(h.Hop.Addr); err != nil {
 				return false
 			}
