@@ -136,11 +136,15 @@ func (n *Node) fetchFrom(ctx context.Context, b descriptor.Bootstrap) error {
 // refreshLoop keeps the directory fresh: a client synchronises with its
 // directory sources every DirRefresh; a relay gossips with GossipFanout
 // random relays every Gossip interval (jittered), which spreads a new
-// descriptor through the network in O(log N) rounds.
-func (n *Node) refreshLoop() {
+// descriptor through the network in O(log N) rounds. With now, the first
+// round runs at once (a client restarted from its saved relay list).
+func (n *Node) refreshLoop(now bool) {
 	every := n.cfg.DirRefresh
 	if n.isRelay() {
 		every = n.cfg.Gossip
+	}
+	if now {
+		n.refreshRound()
 	}
 	t := time.NewTimer(jitter(every))
 	defer t.Stop()
@@ -149,16 +153,21 @@ func (n *Node) refreshLoop() {
 		case <-n.ctx.Done():
 			return
 		case <-t.C:
-			if n.isRelay() {
-				n.gossipRound(n.ctx)
-			} else {
-				n.syncDirSources(n.ctx)
-				if n.dirSourceCount() == 0 {
-					n.fetchDirectory(n.ctx)
-				}
-			}
+			n.refreshRound()
 			t.Reset(jitter(every))
 		}
+	}
+}
+
+// refreshRound is one round of refreshLoop.
+func (n *Node) refreshRound() {
+	if n.isRelay() {
+		n.gossipRound(n.ctx)
+		return
+	}
+	n.syncDirSources(n.ctx)
+	if n.dirSourceCount() == 0 {
+		n.fetchDirectory(n.ctx)
 	}
 }
 

@@ -383,41 +383,26 @@ func (n *Node) Start(ctx context.Context) error {
 	n.progress(5, "starting")
 	n.loadState()
 	n.goFunc(n.stateLoop)
-	if !n.isRelay() && len(n.cfg.Bootstrap) > 0 && n.enoughRelays() {
-		// A restart with a saved relay list is usable at once: the
-		// directory sources are asked in the background.
+	// A client restarting with a saved relay list that holds a path is
+	// usable at once: it asks its directory sources in the background.
+	restarted := !n.isRelay() && len(n.cfg.Bootstrap) > 0 && n.enoughRelays()
+	switch {
+	case restarted:
 		n.progress(75, fmt.Sprintf("know %d relays from the saved list", len(n.dir.List())))
-		if err := n.startDHT(); err != nil {
-			return err
-		}
-		n.goFunc(func() {
-			n.syncDirSources(n.ctx)
-			if n.dirSourceCount() == 0 {
-				n.fetchDirectory(n.ctx)
-			}
-			n.refreshLoop()
-		})
-		return nil
-	}
-	if len(n.cfg.Bootstrap) == 0 {
-		if err := n.startDHT(); err != nil {
+	case len(n.cfg.Bootstrap) > 0:
+		if err := n.fetchDirectory(ctx); err != nil {
 			return err
 		}
 		if n.isRelay() {
-			n.goFunc(n.refreshLoop)
+			n.announce(ctx)
 		}
-		return nil
-	}
-	if err := n.fetchDirectory(ctx); err != nil {
-		return err
-	}
-	if n.isRelay() {
-		n.announce(ctx)
 	}
 	if err := n.startDHT(); err != nil {
 		return err
 	}
-	n.goFunc(n.refreshLoop)
+	if n.isRelay() || len(n.cfg.Bootstrap) > 0 {
+		n.goFunc(func() { n.refreshLoop(restarted) })
+	}
 	return nil
 }
 
