@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/darkmatter/darkmatter/crypto/keys"
@@ -130,32 +129,4 @@ func loadGuards(path string, p GuardParams) (*guardSet, error) {
 		return nil, fmt.Errorf("circuit: guard file larger than %d bytes", maxGuardFile)
 	}
 	return unmarshalGuards(b, p)
-}
-
-// writeFileAtomic writes b to path through a temporary file in the same
-// directory, synced and renamed over path, mode 0600: a reader (or a
-// crash) sees the old file or the new one, never a mix.
-func writeFileAtomic(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	name := tmp.Name()
-	defer os.Remove(name) // after the rename there is nothing to remove
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return err
-	}
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(name, path)
 }

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/darkmatter/darkmatter/crypto/keys"
+	"github.com/darkmatter/darkmatter/internal/atomicfile"
 	"github.com/darkmatter/darkmatter/internal/safelog"
 )
 
@@ -152,7 +153,7 @@ func (m *Manager) writeGuards(b []byte, seq uint64) {
 	if seq <= sv.written {
 		return
 	}
-	if err := writeFileAtomic(m.cfg.GuardFile, b); err != nil {
+	if err := atomicfile.Write(m.cfg.GuardFile, b, 0o600); err != nil {
 		m.cfg.Logf.Printf("circuit: writing the guard file: %v", safelog.Scrub(err))
 		m.mu.Lock()
 		m.path.stats.GuardSaveErrors++

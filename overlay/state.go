@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/darkmatter/darkmatter/internal/atomicfile"
 )
 
 // What a node keeps under Config.StateDir (spec/gossip.md §7), so that a
@@ -75,37 +77,10 @@ func (n *Node) saveState() error {
 	if err := n.dir.Save(&b); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(n.statePath(relaysFile), b.Bytes()); err != nil {
+	if err := atomicfile.Write(n.statePath(relaysFile), b.Bytes(), 0o600); err != nil {
 		return err
 	}
-	return writeFileAtomic(n.statePath(buildTimesFile), encodeBuildTimes(n.mgr.BuildTimes()))
-}
-
-// writeFileAtomic writes b to path through a temporary file in the same
-// directory, so a crash leaves the old file or the new one, never half.
-func writeFileAtomic(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Chmod(0o600)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
+	return atomicfile.Write(n.statePath(buildTimesFile), encodeBuildTimes(n.mgr.BuildTimes()), 0o600)
 }
 
 const buildTimesMagic = "DMBT\x01"

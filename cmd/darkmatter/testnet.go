@@ -14,6 +14,7 @@ import (
 
 	"github.com/darkmatter/darkmatter/circuit"
 	"github.com/darkmatter/darkmatter/circuit/exitpolicy"
+	"github.com/darkmatter/darkmatter/internal/atomicfile"
 	"github.com/darkmatter/darkmatter/internal/control"
 	"github.com/darkmatter/darkmatter/internal/safelog"
 	"github.com/darkmatter/darkmatter/overlay"
@@ -233,11 +234,7 @@ func writeState(dir string, s testnetState) error {
 	if err != nil {
 		return err
 	}
-	tmp := filepath.Join(dir, ".testnet.json.tmp")
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(dir, "testnet.json"))
+	return atomicfile.Write(filepath.Join(dir, "testnet.json"), append(b, '\n'), 0o600)
 }
 
 // demoServer is a tiny web server to browse through the testnet.

@@ -7,7 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
+
+	"github.com/darkmatter/darkmatter/internal/atomicfile"
 )
 
 // PEM block types of key files, one per role.
@@ -84,47 +85,11 @@ func WriteFile(path string, k PrivateKey) (err error) {
 }
 
 // writeKeyFile writes data to path as WriteFile does.
-func writeKeyFile(path string, data []byte) (err error) {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
-	if err != nil {
+func writeKeyFile(path string, data []byte) error {
+	if err := atomicfile.Write(path, data, FileMode); err != nil {
 		return fmt.Errorf("keys: write %s: %w", path, err)
 	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := tmp.Chmod(FileMode); err != nil {
-		return fmt.Errorf("keys: write %s: %w", path, err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("keys: write %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("keys: write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("keys: write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("keys: write %s: %w", path, err)
-	}
-	syncDir(dir)
 	return nil
-}
-
-// syncDir makes a rename durable where the platform allows it; failures are
-// ignored because the file itself is already complete.
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
 }
 
 // LoadIdentityFile reads an identity key file.
