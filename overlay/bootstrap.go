@@ -194,8 +194,7 @@ const (
 // gossipRound synchronises the directory with GossipFanout random relays
 // that speak GOSSIP.
 func (n *Node) gossipRound(ctx context.Context) {
-	ds := n.dir.List()
-	rand.Shuffle(len(ds), func(i, j int) { ds[i], ds[j] = ds[j], ds[i] })
+	ds := n.gossipCandidates()
 	self := n.NodeID()
 	done := 0
 	for _, d := range ds {
@@ -212,11 +211,28 @@ func (n *Node) gossipRound(ctx context.Context) {
 	}
 }
 
+// gossipCandidates returns the relays of the directory in random order,
+// the confirmed ones first: descriptors one peer pushed, whose addresses
+// may lead nowhere, must not soak up the rounds that spread real relays.
+func (n *Node) gossipCandidates() []*descriptor.Descriptor {
+	es := n.dir.Entries()
+	rand.Shuffle(len(es), func(i, j int) { es[i], es[j] = es[j], es[i] })
+	ds := make([]*descriptor.Descriptor, 0, len(es))
+	for _, confirmed := range []bool{true, false} {
+		for _, e := range es {
+			if e.Info.Confirmed == confirmed {
+				ds = append(ds, e.Desc)
+			}
+		}
+	}
+	return ds
+}
+
 // announceParallel bounds the dials of announce in flight.
 const announceParallel = 8
 
 // announce links a new relay to up to Config.Announce relays of its
-// directory (in random order), so that their HELLO carries its descriptor
+// directory (in random order, confirmed relays first), so that their HELLO carries its descriptor
 // to each: a relay extends only to relays it knows, and until the
 // directory gossips, relays that started earlier learn of later ones this
 // way or at their next refresh. The addresses dialled pass the same checks
@@ -232,8 +248,7 @@ func (n *Node) announceWith(ctx context.Context, relink bool) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, announceTimeout)
 	defer cancel()
-	ds := n.dir.List()
-	rand.Shuffle(len(ds), func(i, j int) { ds[i], ds[j] = ds[j], ds[i] })
+	ds := n.gossipCandidates()
 	sem := make(chan struct{}, announceParallel)
 	var wg sync.WaitGroup
 	count := 0
