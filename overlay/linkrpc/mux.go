@@ -371,7 +371,10 @@ func (m *Mux) requestLocked(p Peer, k key, f fragment) {
 	m.wg.Go(func() {
 		defer cancel()
 		resp := m.cfg.Handler.ServeRPC(ctx, p, buf)
-		if resp == nil || len(resp) > m.cfg.MaxMessage {
+		if ctx.Err() != nil {
+			// PeerClosed or Close cancelled it: the peer is gone, or
+			// its call already failed; nothing is sent.
+		} else if resp == nil || len(resp) > m.cfg.MaxMessage {
 			m.mu.Lock()
 			m.stats.Refused++
 			m.mu.Unlock()
