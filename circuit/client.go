@@ -43,6 +43,7 @@ type ClientCirc struct {
 	peerRelay  protover.Set
 	handlers   map[StreamKind]StreamHandler
 	onJoined   func(payload []byte) (E2ELayer, error)
+	intro      introState // introclient.go
 	dead       bool
 	reason     byte
 }
@@ -289,6 +290,16 @@ func (cc *ClientCirc) handle(c *cell.Cell) {
 			err := errProtocol
 			if last {
 				err = cc.joinMessage(m)
+			}
+			c.Free()
+			if err != nil {
+				cc.destroy(cell.DestroyProtocol, true)
+			}
+			return
+		case m.Cmd >= cell.RelayEstablishIntro && m.Cmd <= cell.RelayIntroduceAck:
+			err := errProtocol
+			if last {
+				err = cc.introMessage(m)
 			}
 			c.Free()
 			if err != nil {

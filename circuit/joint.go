@@ -77,7 +77,7 @@ func (s *Switch) handleJoin(rc *relayCirc, m cell.RelayMsg) error {
 	var cookie [cell.CookieLen]byte
 	copy(cookie[:], m.Data)
 	rc.mu.Lock()
-	free := rc.next == nil && !rc.extending && rc.edge == nil && rc.joint == nil && !rc.dead
+	free := rc.freeEnd()
 	rc.mu.Unlock()
 	if !free {
 		return errProtocol

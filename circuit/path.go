@@ -179,14 +179,16 @@ func (m *Manager) choosePath(need exitNeed, avoid ...keys.IdentityPublicKey) ([]
 	all := m.cfg.Relays() // not under m.mu: it calls into the directory
 	now := time.Now()
 	m.mu.Lock()
-	path, exit, err := m.choosePathLocked(all, need, avoid, now)
+	path, exit, err := m.choosePathLocked(all, need, avoid, nil, now)
 	snap, seq := m.guardSnapshotLocked(now, false)
 	m.mu.Unlock()
 	m.writeGuards(snap, seq)
 	return path, exit, err
 }
 
-func (m *Manager) choosePathLocked(all []RelayInfo, need exitNeed, avoid []keys.IdentityPublicKey, now time.Time) ([]Hop, *exitpolicy.Policy, error) {
+// choosePathLocked chooses as choosePath does; with last set, that relay
+// is the last hop whatever need says (BuildTo).
+func (m *Manager) choosePathLocked(all []RelayInfo, need exitNeed, avoid []keys.IdentityPublicKey, last *RelayInfo, now time.Time) ([]Hop, *exitpolicy.Policy, error) {
 	n := m.cfg.PathLen
 	measured := func(r *RelayInfo) uint32 { return m.path.measured[r.Hop.Identity] }
 	m.refreshLocked(all, now)
@@ -198,14 +200,17 @@ func (m *Manager) choosePathLocked(all []RelayInfo, need exitNeed, avoid []keys.
 		m.path.stats.GuardsRemoved += uint64(m.path.guards.update(ptrs, func() []uint64 { return weights(ptrs, measured) }, now))
 	}
 	relays := m.usableLocked(all, now)
-	if len(relays) < n-1 || (n == 1 && len(relays) == 0) {
+	if len(relays) < n-1 || (n == 1 && len(relays) == 0 && last == nil) {
 		return nil, nil, errNoPath
 	}
 	var exits []*RelayInfo
 	for _, r := range relays {
-		if need.allows(r.Policy) {
+		if last == nil && need.allows(r.Policy) {
 			exits = append(exits, r)
 		}
+	}
+	if last != nil {
+		exits = []*RelayInfo{last}
 	}
 	if len(exits) == 0 {
 		return nil, nil, errNoPath

@@ -35,8 +35,12 @@ type relayCirc struct {
 	created   chan []byte // CREATED payload while extending
 	edge      *edge       // set once streams arrive: this hop is the circuit's end
 	joint     *joint      // set once the circuit waits for or is in a joint
-	dead      bool
-	done      chan struct{} // closed by destroy
+	// intro is set once ESTABLISH_INTRO made this a service's intro
+	// circuit, introduced once its client sent INTRODUCE1 (intro.go).
+	intro      *introCirc
+	introduced bool
+	dead       bool
+	done       chan struct{} // closed by destroy
 }
 
 type prevEnd struct{ c *relayCirc }
@@ -222,10 +226,20 @@ func (rc *relayCirc) handleMessage(c *cell.Cell, tag [layer.TagSize]byte) {
 			rc.destroy(cell.DestroyProtocol, true, true)
 		}
 		return
+	case m.Cmd >= cell.RelayEstablishIntro && m.Cmd <= cell.RelayIntroduceAck:
+		err := rc.sw.handleIntro(rc, m)
+		c.Free()
+		switch {
+		case err == errIntroFull:
+			rc.destroy(cell.DestroyResource, true, true)
+		case err != nil:
+			rc.destroy(cell.DestroyProtocol, true, true)
+		}
+		return
 	}
 	rc.mu.Lock()
 	j, ex := rc.joint, rc.edge
-	if j == nil && ex == nil && rc.next == nil && !rc.extending && !rc.dead {
+	if j == nil && ex == nil && rc.freeEnd() {
 		ex = newEdge(rc, rc.sw.cfg.MaxStreams)
 		rc.edge = ex
 	}
@@ -256,7 +270,7 @@ func (rc *relayCirc) ctx() context.Context                  { return rc.sw.ctx }
 // extend opens the next hop and forwards the client's handshake.
 func (rc *relayCirc) extend(e *cell.Extend) {
 	rc.mu.Lock()
-	if rc.next != nil || rc.extending || rc.edge != nil || rc.joint != nil || rc.dead {
+	if !rc.freeEnd() {
 		rc.mu.Unlock()
 		rc.destroy(cell.DestroyProtocol, true, true)
 		return
@@ -369,7 +383,7 @@ func (rc *relayCirc) destroy(reason byte, toPrev, toNext bool) {
 	}
 	rc.dead = true
 	close(rc.done)
-	next, nextID, ex, j := rc.next, rc.nextID, rc.edge, rc.joint
+	next, nextID, ex, j, ic := rc.next, rc.nextID, rc.edge, rc.joint, rc.intro
 	rc.mu.Unlock()
 	rc.sw.unregister(rc.prev, rc.prevID)
 	if toPrev {
@@ -386,5 +400,8 @@ func (rc *relayCirc) destroy(reason byte, toPrev, toNext bool) {
 	}
 	if j != nil {
 		j.circuitDead(rc)
+	}
+	if ic != nil {
+		rc.sw.intros.circuitDead(ic)
 	}
 }

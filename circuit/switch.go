@@ -88,6 +88,10 @@ type Config struct {
 	// MaxJoints bounds the circuits waiting at this relay for a joint
 	// (default 4096); more JOIN_ESTABLISHes destroy their circuits.
 	MaxJoints int
+	// Intro, if non-nil, makes this relay an introduction point for
+	// hidden services (Intro=1, spec/circuits.md §9); it needs Identity,
+	// whose NodeID ESTABLISH_INTRO signatures name.
+	Intro *IntroConfig
 	// Handshakes is how many circuit handshakes run at once: the number of
 	// handshake workers (default 2×GOMAXPROCS).
 	Handshakes int
@@ -287,6 +291,7 @@ type Switch struct {
 	// tasks counts the goroutines goFunc runs.
 	tasks  atomic.Int64
 	joints jointTable
+	intros introTable
 	logf   safelog.Logf
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -311,7 +316,8 @@ type Switch struct {
 // counters are a switch's statistics (Stats).
 type counters struct {
 	unknownRelay, createRateLimited, createRefused, replays, handshakeFailed,
-	unknownDropped, destroyReplies, idleExpired, dropped, extendRefused atomic.Uint64
+	unknownDropped, destroyReplies, idleExpired, dropped, extendRefused,
+	introduced, introLimited, introUnknown atomic.Uint64
 }
 
 // Config returns the switch's configuration with the defaults filled in.
@@ -332,6 +338,18 @@ func NewSwitch(cfg Config) (*Switch, error) {
 		return nil, errors.New("circuit: Config.Extender is required for a relay")
 	}
 	cfg.setDefaults()
+	var introCfg *IntroConfig
+	if cfg.Intro != nil {
+		if cfg.Identity == (keys.IdentityPublicKey{}) {
+			return nil, errors.New("circuit: an introduction point needs Config.Identity")
+		}
+		if len(cfg.Network) > 255 {
+			return nil, errors.New("circuit: network name longer than 255 bytes")
+		}
+		ic := *cfg.Intro
+		ic.setDefaults()
+		cfg.Intro, introCfg = &ic, &ic
+	}
 	handlers := make(map[StreamKind]StreamHandler, len(cfg.Handlers)+1)
 	for k, h := range cfg.Handlers {
 		handlers[k] = h
@@ -346,6 +364,7 @@ func NewSwitch(cfg Config) (*Switch, error) {
 	s := &Switch{
 		handlers: handlers,
 		joints:   jointTable{waiting: make(map[[cell.CookieLen]byte]*relayCirc)},
+		intros:   introTable{cfg: introCfg, self: cfg.Identity.NodeID(), byKey: make(map[[IntroAuthKeyLen]byte]*introCirc)},
 		cfg:      cfg,
 		logf:     cfg.Logf,
 		ctx:      ctx,
@@ -535,6 +554,13 @@ type Stats struct {
 	// joints are up; JointBuffered how many E2E messages joints hold for a
 	// side whose window is closed.
 	JointsWaiting, Joints, JointBuffered int
+	// IntroCircuits is how many auth keys have an intro circuit at this
+	// relay; Introduced counts the INTRODUCE1s passed on as INTRODUCE2,
+	// IntroRateLimited those dropped by a token bucket or a full queue
+	// (status 2), IntroUnknown those for an auth key without an intro
+	// circuit (status 1).
+	IntroCircuits                              int
+	Introduced, IntroRateLimited, IntroUnknown uint64
 }
 
 // Stats returns the switch's counters.
@@ -551,12 +577,16 @@ func (s *Switch) Stats() Stats {
 		IdleExpired:           c.idleExpired.Load(),
 		Dropped:               c.dropped.Load(),
 		ExtendRefused:         c.extendRefused.Load(),
+		Introduced:            c.introduced.Load(),
+		IntroRateLimited:      c.introLimited.Load(),
+		IntroUnknown:          c.introUnknown.Load(),
 	}
 	s.mu.Lock()
 	st.PendingCreates = s.hsPending
 	s.mu.Unlock()
 	st.Tasks = int(s.tasks.Load())
 	st.JointsWaiting, st.Joints, st.JointBuffered = s.joints.stats()
+	st.IntroCircuits = s.intros.circuits()
 	return st
 }
 

@@ -595,7 +595,9 @@ func TestStrings(t *testing.T) {
 	}
 	for cmd, want := range map[RelayCmd]string{0: "RELAY(0)", RelayData: "DATA", RelayBegin: "BEGIN",
 		RelayConnected: "CONNECTED", RelayEnd: "END", RelaySendme: "SENDME", RelayExtend: "EXTEND",
-		RelayExtended: "EXTENDED", RelayDrop: "DROP", RelayBeginDir: "BEGIN_DIR", RelayE2E: "E2E", RelayBeginDHT: "BEGIN_DHT", 200: "RELAY(200)"} {
+		RelayExtended: "EXTENDED", RelayDrop: "DROP", RelayBeginDir: "BEGIN_DIR", RelayE2E: "E2E", RelayBeginDHT: "BEGIN_DHT",
+		RelayEstablishIntro: "ESTABLISH_INTRO", RelayIntroEstablished: "INTRO_ESTABLISHED", RelayIntroduce1: "INTRODUCE1",
+		RelayIntroduce2: "INTRODUCE2", RelayIntroduceAck: "INTRODUCE_ACK", 21: "RELAY(21)", 200: "RELAY(200)"} {
 		if cmd.String() != want {
 			t.Errorf("%d: %q", cmd, cmd.String())
 		}

@@ -34,11 +34,18 @@ const (
 	RelayE2E             RelayCmd = 14 // end-to-end layer message crossing a joint
 	// Sent only to a hop whose protocols list DHT=1.
 	RelayBeginDHT RelayCmd = 15 // open a stream to the hop's DHT proxy: flags (1)
+	// Introduction points (spec/circuits.md §9): sent only to a last hop
+	// whose protocols list Intro=1, and by that hop.
+	RelayEstablishIntro   RelayCmd = 16 // become an intro point: auth key (32) | rate (2) | burst (2) | signature (64)
+	RelayIntroEstablished RelayCmd = 17 // the hop is an intro point for the key; empty
+	RelayIntroduce1       RelayCmd = 18 // client to intro point: auth key (32) | encrypted part
+	RelayIntroduce2       RelayCmd = 19 // intro point to service: the INTRODUCE1 body, unchanged
+	RelayIntroduceAck     RelayCmd = 20 // intro point to client: status (1)
 
 	// MaxRelayCmd is the highest relay command this implementation knows;
 	// messages with higher commands parse, and receivers drop and count
 	// them (spec/cells.md §4).
-	MaxRelayCmd = RelayBeginDHT
+	MaxRelayCmd = RelayIntroduceAck
 )
 
 // Known reports whether r is a command this implementation defines.
@@ -46,7 +53,8 @@ func (r RelayCmd) Known() bool { return r >= RelayData && r <= MaxRelayCmd }
 
 func (r RelayCmd) String() string {
 	names := [...]string{"?", "DATA", "BEGIN", "CONNECTED", "END", "SENDME", "EXTEND", "EXTENDED", "DROP",
-		"BEGIN_DIR", "JOIN_ESTABLISH", "JOIN_ESTABLISHED", "JOIN", "JOINED", "E2E", "BEGIN_DHT"}
+		"BEGIN_DIR", "JOIN_ESTABLISH", "JOIN_ESTABLISHED", "JOIN", "JOINED", "E2E", "BEGIN_DHT",
+		"ESTABLISH_INTRO", "INTRO_ESTABLISHED", "INTRODUCE1", "INTRODUCE2", "INTRODUCE_ACK"}
 	if int(r) < len(names) && r != 0 {
 		return names[r]
 	}

@@ -37,6 +37,10 @@ const (
 	// DHT means the relay takes part in the DHT: DHT cells on a link
 	// (spec/dht.md).
 	DHT ID = 7
+	// Intro means the relay is an introduction point for hidden services:
+	// ESTABLISH_INTRO and INTRODUCE1 at a circuit's last hop
+	// (spec/circuits.md §9).
+	Intro ID = 8
 )
 
 // MaxVersion is the highest version a Set can hold.
@@ -161,7 +165,7 @@ func Parse(b []byte) (Set, int, error) {
 	return Set{e}, used, nil
 }
 
-var names = map[ID]string{Link: "Link", Relay: "Relay", Exit: "Exit", Dir: "Dir", Joint: "Joint", LinkAES: "LinkAES", DHT: "DHT"}
+var names = map[ID]string{Link: "Link", Relay: "Relay", Exit: "Exit", Dir: "Dir", Joint: "Joint", LinkAES: "LinkAES", DHT: "DHT", Intro: "Intro"}
 
 // String returns s in Tor's "proto" form, "Link=1 Relay=1-2 Exit=1";
 // unknown protocols appear as "P<id>=...".

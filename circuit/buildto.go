@@ -1,0 +1,60 @@
+package circuit
+
+import (
+	"context"
+	"time"
+)
+
+// BuildTo builds a circuit of PathLen hops whose last hop is last (an
+// introduction or rendezvous point of a hidden service): the hops before
+// it are chosen as for any circuit (the guard first, bandwidth weights, no
+// two hops in one subnet or declared family, last never an earlier hop;
+// spec/circuits.md §1.1), and last need not be an exit, nor be listed.
+// Its declared family is taken from the relay list when last is listed.
+// Up to Attempts paths are tried, each within the learned build timeout.
+// The circuit is not shared through the Manager's pool: the caller owns
+// and closes it. It needs the Switch as the Builder.
+func (m *Manager) BuildTo(ctx context.Context, last Hop) (*ClientCirc, error) {
+	var err error
+	for range m.cfg.Attempts {
+		var path []Hop
+		if path, err = m.choosePathTo(last); err != nil {
+			return nil, err
+		}
+		var c Circuit
+		if c, err = m.buildTimed(ctx, path); err == nil {
+			m.noteSuccess(path)
+			return clientCirc(c)
+		}
+		m.cfg.Logf.Printf("circuit: build to a chosen last hop failed: %v", err)
+		if ctx.Err() != nil {
+			return nil, err
+		}
+	}
+	return nil, err
+}
+
+// choosePathTo chooses a path ending at last.
+func (m *Manager) choosePathTo(last Hop) ([]Hop, error) {
+	all := m.cfg.Relays() // not under m.mu: it calls into the directory
+	info := &RelayInfo{Hop: last}
+	for i := range all {
+		if all[i].Hop.Identity == last.Identity {
+			r := all[i]
+			r.Hop = last
+			info = &r
+			break
+		}
+	}
+	now := time.Now()
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return nil, ErrClosed
+	}
+	path, _, err := m.choosePathLocked(all, exitNeed{}, nil, info, now)
+	snap, seq := m.guardSnapshotLocked(now, false)
+	m.mu.Unlock()
+	m.writeGuards(snap, seq)
+	return path, err
+}
