@@ -61,6 +61,8 @@ type fakeChan struct {
 	raw func(*cell.Cell)
 	// failNext makes the next Send fail as if the link's queue were full.
 	failNext atomic.Bool
+	// circQueue is what CircuitQueueLen reports for every circuit.
+	circQueue atomic.Int32
 	// hold, while set, stops this end from handling cells (a node that
 	// does not read): run waits until the channel is closed.
 	hold atomic.Pointer[chan struct{}]
@@ -104,6 +106,9 @@ func (c *fakeChan) Send(x *cell.Cell) error {
 }
 func (c *fakeChan) Initiator() bool       { return c.initiator }
 func (c *fakeChan) Done() <-chan struct{} { return c.done }
+
+// CircuitQueueLen reports circQueue, like *link.Link's queue length.
+func (c *fakeChan) CircuitQueueLen(uint32) int { return int(c.circQueue.Load()) }
 
 // Source implements Sourcer when a test gave the channel a source.
 func (c *fakeChan) Source() string { return c.source }
