@@ -1,0 +1,108 @@
+package circuit
+
+import (
+	"crypto/ed25519"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+// BuildTo ends the circuit at the chosen relay, a guard first and a
+// weighted middle before it, never a relay in its /16 (here one weighted
+// to be drawn almost always) nor the chosen relay earlier, even though it
+// is listed and weighted heavily; the circuit is the caller's, not the
+// pool's, and carries an introduction point's commands.
+func TestBuildToChosenLastHop(t *testing.T) {
+	in := newIntroNet(t, nil)
+	n := in.n
+	var relays []RelayInfo
+	add := func(fn *fakeNode, bw uint32) {
+		relays = append(relays, RelayInfo{Hop: fn.hop(), Bandwidth: bw, Reliable: true,
+			FirstSeen: time.Now().Add(-30 * 24 * time.Hour)})
+	}
+	for i := range 5 {
+		fn := n.addNode(t, "relay"+string(rune('a'+i))+":1", nil)
+		fn.protocols = fullProtocols
+		add(fn, 1000)
+	}
+	twin := n.addNode(t, "twin:1", nil)
+	n.mu.Lock()
+	delete(n.byAddr, twin.addr)
+	twin.addr = strings.Replace(in.ip.addr, ".0.1:", ".0.2:", 1)
+	n.byAddr[twin.addr] = twin
+	n.mu.Unlock()
+	if !sameSubnet(twin.addr, in.ip.addr) {
+		t.Fatal("the twin is not in the intro point's /16")
+	}
+	add(twin, 50000)
+	add(in.ip, 50000)
+	m, err := NewManager(ManagerConfig{Switch: in.cli.sw, Relays: func() []RelayInfo { return slices.Clone(relays) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	isPrimary := func(h Hop) bool {
+		for _, g := range m.Guards() {
+			if g.Identity == h.Identity {
+				return g.Primary
+			}
+		}
+		return false
+	}
+	unlisted := n.addNode(t, "unlisted:1", nil)
+	for i := range 24 {
+		last := in.ip.hop()
+		if i%8 == 7 {
+			last = unlisted.hop()
+		}
+		cc, err := m.BuildTo(ctxT(t), last)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := cc.Hops()
+		if len(p) != 3 || p[2].Identity != last.Identity {
+			t.Fatalf("path of %d hops not ending at the chosen relay", len(p))
+		}
+		if !isPrimary(p[0]) {
+			t.Fatal("the first hop is not a primary guard")
+		}
+		for j, h := range p {
+			if h.Identity == twin.keys.Identity.Public() && last.Identity == in.ip.keys.Identity.Public() {
+				t.Fatalf("hop %d is in the last hop's /16", j+1)
+			}
+			if j < 2 && h.Identity == last.Identity {
+				t.Fatalf("the chosen relay is also hop %d", j+1)
+			}
+		}
+		if m.Circuits() != 0 {
+			t.Fatal("a BuildTo circuit went into the Manager's pool")
+		}
+		cc.Close()
+	}
+
+	// A service's intro circuit and a client's circuit, both by BuildTo.
+	svc, err := m.BuildTo(ctxT(t), in.ip.hop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	auth := newAuthKey(t)
+	got := make(chan string, 1)
+	if err := svc.EstablishIntro(ctxT(t), auth, "test", in.ip.keys.NodeID(), 0, 0, func(b []byte) { got <- string(b[32:]) }); err != nil {
+		t.Fatal(err)
+	}
+	cli, err := m.BuildTo(ctxT(t), in.ip.hop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	var key [32]byte
+	copy(key[:], auth.Public().(ed25519.PublicKey))
+	if st, err := cli.Introduce(ctxT(t), key, []byte("hello")); err != nil || st != IntroStatusPassed {
+		t.Fatalf("introduce: %d %v", st, err)
+	}
+	if b := <-got; b != "hello" {
+		t.Fatalf("INTRODUCE2 %q", b)
+	}
+}
