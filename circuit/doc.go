@@ -22,6 +22,11 @@
 //   - carrier: what an edge sends through (ClientCirc or relayCirc).
 //   - joint: two relayCircs joined end to end at their common last hop; it
 //     passes E2E messages between them under hop-by-hop windows.
+//   - intro circuit: a hidden service's circuit at an introduction point
+//     (Config.Intro), found by its intro auth key; the relay passes each
+//     client's INTRODUCE1 on to it as INTRODUCE2 within token buckets
+//     (spec/circuits.md §9). Manager.BuildTo builds the circuits that end
+//     at a chosen intro or rendezvous point.
 //   - Builder/Manager: path choice and circuit reuse, written against a
 //     small builder interface.
 //
@@ -51,6 +56,9 @@
 //     dropped and counted;
 //   - streams per circuit end: MaxStreams 512 (END RESOURCE_LIMIT);
 //     circuits waiting for a joint: MaxJoints 4096;
+//   - an introduction point's intro circuits and INTRODUCE2 rates:
+//     IntroConfig (4096 keys; 25/s, bursts of 200 per intro circuit by
+//     default, at most 200/s and 2000; 500/s, bursts of 1000 in total);
 //   - the exit's target connections: ConnectTimeout 30s to connect,
 //     WriteTimeout 30s for a write without progress; a target connection
 //     closes with its stream, its circuit or the switch.

@@ -251,8 +251,12 @@ func (t *introTable) establish(rc *relayCirc, data []byte, network string) error
 	// An older circuit for the key is forgotten, not destroyed: it can
 	// carry nothing else and dies with its client.
 	t.byKey[e.authKey] = ic
+	// Still under t.mu, so no INTRODUCE2 (looked up under t.mu) can
+	// overtake INTRO_ESTABLISHED. Send never waits for the network. On
+	// error the caller destroys rc (not here: that takes t.mu).
+	err = rc.emit(cell.RelayIntroEstablished, 0, nil)
 	t.mu.Unlock()
-	return rc.emit(cell.RelayIntroEstablished, 0, nil)
+	return err
 }
 
 // introduce passes an INTRODUCE1 from rc's client on to the intro circuit

@@ -555,6 +555,16 @@ func TestIntroServiceQueueFull(t *testing.T) {
 	if st := in.ip.sw.Stats(); st.IntroRateLimited != 1 {
 		t.Fatalf("IntroRateLimited = %d", st.IntroRateLimited)
 	}
+	// A channel without CircuitQueueLen that refuses the INTRODUCE2 costs
+	// the service its intro circuit (its cell counters moved on), never
+	// the reader a wait: status 2, the circuit destroyed with reason 5,
+	// the key forgotten.
+	toSvc.failNext.Store(true)
+	if st := in.introduce(t, s.key, []byte("z"), false); st != IntroStatusLimited {
+		t.Fatalf("refused INTRODUCE2: status %d", st)
+	}
+	destroyedWith(t, in.n, s.cc, cell.DestroyResource)
+	waitFor(t, func() bool { return in.ip.sw.Stats().IntroCircuits == 0 }, "the key forgotten")
 }
 
 // The signed bytes follow spec/circuits.md §9 exactly.
