@@ -26,7 +26,7 @@ func newTestClock() *testClock {
 	c.ns.Store(time.Unix(1_700_000_000, 0).UnixNano())
 	return c
 }
-func (c *testClock) now() time.Time           { return time.Unix(0, c.ns.Load()) }
+func (c *testClock) now() time.Time          { return time.Unix(0, c.ns.Load()) }
 func (c *testClock) advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 // introTestNet is a fake network with one introduction point, guards in
