@@ -580,3 +580,26 @@ func TestIntroSignedBytesLayout(t *testing.T) {
 		t.Fatalf("got %x\nwant %x", b, want)
 	}
 }
+
+// KeepAlive resets the idle timer of every hop of an intro circuit.
+func TestIntroKeepAlive(t *testing.T) {
+	in := newIntroNet(t, nil)
+	s := in.establish(t, nil, 0, 0)
+	var rcs []*relayCirc
+	for _, fn := range []*fakeNode{in.guards[0], in.ip} {
+		rcs = append(rcs, fn.sw.relayCircuits()...)
+	}
+	if len(rcs) != 2 {
+		t.Fatalf("%d relay circuits, want 2", len(rcs))
+	}
+	for _, rc := range rcs {
+		rc.idle.Store(5)
+	}
+	if err := s.cc.KeepAlive(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return rcs[0].idle.Load() == 0 && rcs[1].idle.Load() == 0 }, "both hops saw traffic")
+	if isDone(s.cc.Done()) {
+		t.Fatal("DROP killed the intro circuit")
+	}
+}

@@ -171,3 +171,11 @@ func (cc *ClientCirc) introMessage(m cell.RelayMsg) error {
 	cc.mu.Unlock()
 	return errProtocol
 }
+
+// KeepAlive sends DROP to the last hop, which every hop counts as
+// traffic: a quiet circuit that must outlive the relays' idle timeout
+// (1 h by default, spec/circuits.md §5.4), such as a service's intro
+// circuit, sends it more often than that.
+func (cc *ClientCirc) KeepAlive() error {
+	return cc.sendTo(len(cc.hops)-1, cell.RelayDrop, 0, nil, nil)
+}
