@@ -287,13 +287,18 @@ func TestDescriptorSizeBound(t *testing.T) {
 		if _, err := f.open(v, priv[n-1]); err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("%d intros, %d clients: %d bytes", MaxIntros, n, len(v))
+		if want := map[int]int{32: 3776, MaxClients: 7360}[n]; len(v) != want {
+			t.Fatalf("%d intros, %d clients: %d bytes, spec §3.7 says %d", MaxIntros, n, len(v), want)
+		}
+	}
+	if got := len(f.seal(t, f.descriptor(MaxIntros), nil)); got != 1951 {
+		t.Fatalf("%d intros, no clients: %d bytes, spec §3.7 says 1951", MaxIntros, got)
 	}
 	// MaxClients is the largest multiple of 16 that fits.
 	if len(f.seal(t, f.descriptor(MaxIntros), pub[:MaxClients]))+clientPad*clientEntryLen <= DescriptorMaxValue {
 		t.Fatal("MaxClients could be larger")
 	}
-	if got := len(f.seal(t, f.descriptor(1), nil)); got != minValueLen {
+	if got := len(f.seal(t, f.descriptor(1), nil)); got != minValueLen || minValueLen != 1375 {
 		t.Fatalf("smallest descriptor %d bytes, minValueLen %d", got, minValueLen)
 	}
 }
