@@ -41,9 +41,10 @@ const (
 	maxNetworkLen = 255
 )
 
-// Errors. Every error of ServiceAccept and Finish matches one of
-// ErrMalformed and ErrHandshake; OpenDescriptor's match ErrNotAuthorised or
-// ErrBadDescriptor.
+// Errors. Every error that ServiceAccept and Finish return for a bad
+// message matches ErrMalformed or ErrHandshake (others report bad
+// arguments: missing secrets, a network name over 255 bytes); every error
+// of OpenDescriptor matches ErrNotAuthorised or ErrBadDescriptor.
 var (
 	// ErrNotAuthorised means the descriptor is for authorised clients only,
 	// and the client has no key or one the service did not list.

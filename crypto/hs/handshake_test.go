@@ -295,3 +295,39 @@ func TestParseIntro(t *testing.T) {
 		t.Fatal("short plaintext accepted")
 	}
 }
+
+// A service accepts introductions on several goroutines with one set of
+// secrets (run with -race).
+func TestServiceAcceptConcurrent(t *testing.T) {
+	f := newFixture(t, 9)
+	const n = 4
+	encs := make([][]byte, n)
+	hs := make([]*ClientHandshake, n)
+	for i := range encs {
+		var err error
+		hs[i], encs[i], err = ClientIntroduce(nil, f.target(), testIntro())
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	replies := make([][]byte, n)
+	errs := make([]error, n)
+	done := make(chan int)
+	for i := range n {
+		go func() {
+			_, _, replies[i], _, errs[i] = f.accept(nil, encs[i])
+			done <- i
+		}()
+	}
+	for range n {
+		<-done
+	}
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatal(errs[i])
+		}
+		if _, err := hs[i].Finish(replies[i]); err != nil {
+			t.Fatalf("introduction %d: %v", i, err)
+		}
+	}
+}
