@@ -18,6 +18,8 @@ const (
 	OnionKeyType    = "DARKMATTER ONION KEY"
 	KEMKeyType      = "DARKMATTER KEM KEY"
 	ServiceKeyType  = "DARKMATTER SERVICE KEY"
+	// ClientAuthKeyType holds a hidden-service client's authorisation key.
+	ClientAuthKeyType = "DARKMATTER CLIENT AUTH KEY"
 	// OnionKeysType holds a relay's rotating onion pairs
 	// (WriteOnionKeysFile).
 	OnionKeysType = "DARKMATTER ONION KEYS"
@@ -36,25 +38,27 @@ const (
 
 // roleNames maps a PEM type to the name used in error messages.
 var roleNames = map[string]string{
-	IdentityKeyType: "an identity key",
-	LinkKeyType:     "a link key",
-	OnionKeyType:    "an onion key",
-	KEMKeyType:      "a KEM key",
-	ServiceKeyType:  "a service key",
-	OnionKeysType:   "onion keys",
+	IdentityKeyType:   "an identity key",
+	LinkKeyType:       "a link key",
+	OnionKeyType:      "an onion key",
+	KEMKeyType:        "a KEM key",
+	ServiceKeyType:    "a service key",
+	ClientAuthKeyType: "a client auth key",
+	OnionKeysType:     "onion keys",
 }
 
 // seedSizes maps a PEM type to the length of its body.
 var seedSizes = map[string]int{
-	IdentityKeyType: SeedSize,
-	LinkKeyType:     32,
-	OnionKeyType:    32,
-	KEMKeyType:      KEMSeedSize,
-	ServiceKeyType:  SeedSize,
-	OnionKeysType:   2 * onionPairRecordSize,
+	IdentityKeyType:   SeedSize,
+	LinkKeyType:       32,
+	OnionKeyType:      32,
+	KEMKeyType:        KEMSeedSize,
+	ServiceKeyType:    SeedSize,
+	ClientAuthKeyType: 32,
+	OnionKeysType:     2 * onionPairRecordSize,
 }
 
-// PrivateKey is any of the five private key types. It is sealed: only this
+// PrivateKey is any of the private key types. It is sealed: only this
 // package's types implement it.
 type PrivateKey interface {
 	// keyFileBlock returns the PEM type and body (the seed) of the key file.

@@ -1,0 +1,5 @@
+//go:build !race
+
+package hs
+
+const raceEnabled = false
