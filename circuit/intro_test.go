@@ -342,6 +342,9 @@ func TestIntroduceOncePerCircuit(t *testing.T) {
 		t.Fatal(err)
 	}
 	destroyedWith(t, in.n, cc, cell.DestroyProtocol)
+	// The ACK and the INTRODUCE2 travel on different links: wait for the
+	// one passed on, then make sure no second one follows.
+	waitFor(t, func() bool { return len(s.bodies()) >= 1 }, "the INTRODUCE2")
 	if got := len(s.bodies()); got != 1 {
 		t.Fatalf("%d INTRODUCE2, want 1", got)
 	}

@@ -32,8 +32,11 @@ func TestDialAndListenShapes(t *testing.T) {
 	}
 	defer n.Close()
 	ctx := context.Background()
-	if _, err := n.Listen(ctx, "tcp", ":80"); !errors.Is(err, ErrNotAvailable) {
-		t.Errorf("Listen: %v, want ErrNotAvailable", err)
+	if _, err := n.Listen(ctx, "tcp", ":80"); !errors.Is(err, ErrNoDHT) {
+		t.Errorf("Listen before Start: %v, want ErrNoDHT", err)
+	}
+	if _, err := n.Listen(ctx, "udp", ":80"); err == nil || errors.Is(err, ErrNoDHT) {
+		t.Errorf("Listen on udp: %v", err)
 	}
 	if _, err := n.Dial(ctx, "udp", "example.com:53"); err == nil {
 		t.Error("Dial over udp succeeded")

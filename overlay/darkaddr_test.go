@@ -10,9 +10,10 @@ import (
 	"github.com/darkmatter/darkmatter/internal/streamerr"
 )
 
-// Dial refuses a .dark address before any circuit or link exists: a
-// mistyped one with ErrBadAddress (matching the crypto/keys error of the
-// failed check), a valid one with ErrNotAvailable (spec/streams.md §7).
+// Dial refuses a mistyped .dark address before any circuit or link exists,
+// with ErrBadAddress matching the crypto/keys error of the failed check
+// (spec/streams.md §7); a valid one is a hidden service, which a node that
+// has not started cannot look up (ErrNoDHT), and nothing is sent either.
 func TestDialDarkAddress(t *testing.T) {
 	n, err := New(Config{})
 	if err != nil {
@@ -26,8 +27,8 @@ func TestDialDarkAddress(t *testing.T) {
 		target string
 		want   []error
 	}{
-		{valid + ":80", []error{ErrNotAvailable, streamerr.New(streamerr.Unreachable)}},
-		{"WWW." + strings.ToUpper(valid) + ".:443", []error{ErrNotAvailable}},
+		{valid + ":80", []error{ErrNoDHT}},
+		{"WWW." + strings.ToUpper(valid) + ".:443", []error{ErrNoDHT}},
 		{label[1:] + ".dark:80", []error{ErrBadAddress, keys.ErrAddressLength, streamerr.New(streamerr.BadAddress)}},
 		{label[:10] + "1" + label[11:] + ".dark:80", []error{ErrBadAddress, keys.ErrAddressEncoding}},
 		{label[:55] + "c.dark:80", []error{ErrBadAddress, keys.ErrAddressVersion}},
@@ -39,8 +40,8 @@ func TestDialDarkAddress(t *testing.T) {
 				t.Errorf("Dial(%s) = %v, want it to match %v", tt.target, err, w)
 			}
 		}
-		if errors.Is(err, ErrBadAddress) == errors.Is(err, ErrNotAvailable) && strings.Contains(tt.target, ".dark") {
-			t.Errorf("Dial(%s) = %v: not exactly one of ErrBadAddress and ErrNotAvailable", tt.target, err)
+		if errors.Is(err, ErrBadAddress) == errors.Is(err, ErrNoDHT) && strings.Contains(tt.target, ".dark") {
+			t.Errorf("Dial(%s) = %v: not exactly one of ErrBadAddress and ErrNoDHT", tt.target, err)
 		}
 	}
 	if n.Links() != 0 || n.ClientCircuits() != 0 || n.CircuitEnds() != 0 {

@@ -15,6 +15,7 @@ import (
 	"github.com/darkmatter/darkmatter/overlay/dht"
 	"github.com/darkmatter/darkmatter/overlay/linkmgr"
 	"github.com/darkmatter/darkmatter/overlay/linkrpc"
+	"github.com/darkmatter/darkmatter/overlay/onion"
 )
 
 // DefaultDHTMinAge is Config.DHTMinAge when zero: a relay stores DHT records
@@ -38,7 +39,12 @@ func (n *Node) startDHT() error {
 		n.viaCirc = &dhtCircuits{n: n}
 		tr = n.viaCirc
 	}
+	reg := dht.DefaultRegistry()
+	if err := onion.RegisterTypes(reg); err != nil {
+		return err
+	}
 	d, err := dht.New(dht.Config{
+		Registry:        reg,
 		Self:            self,
 		Network:         n.cfg.Network,
 		Transport:       tr,

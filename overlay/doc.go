@@ -9,9 +9,11 @@
 //
 // Applications see only standard-library shapes: Dial (like
 // net.Dialer.DialContext), DialStream (the same with an isolation key: streams
-// of different keys never share a circuit) and Listen (like
-// net.ListenConfig.Listen; it answers ErrNotAvailable until hidden services
-// land), plus New, Start, Ready, Close and status accessors.
+// of different keys never share a circuit; a "<key>.dark:PORT" address is
+// reached as a hidden service) and Listen (like net.ListenConfig.Listen: it
+// publishes a hidden service whose listener's Addr is "<key>.dark:PORT";
+// ListenService takes a key, several ports and client authorisation), plus
+// New, Start, Ready, Close and status accessors.
 //
 // A Node is cut into parts, each its own package:
 //

@@ -8,6 +8,7 @@ import (
 	"github.com/darkmatter/darkmatter/circuit"
 	"github.com/darkmatter/darkmatter/crypto/keys"
 	"github.com/darkmatter/darkmatter/internal/streamerr"
+	"github.com/darkmatter/darkmatter/overlay/onion"
 )
 
 // Names that must stay on this node are refused by Dial before any circuit
@@ -22,14 +23,18 @@ func TestDialRefusesSpecialNames(t *testing.T) {
 			t.Errorf("Dial(%q) = %v, want host unreachable", addr, err)
 		}
 	}
-	for addr, want := range map[string]error{"abcdefgh.dark:80": ErrBadAddress, "x.DARK.:443": ErrBadAddress,
-		keys.ServiceFromSeed([32]byte{1}).Public().Address() + ":80": ErrNotAvailable} {
+	for addr, want := range map[string]error{"abcdefgh.dark:80": ErrBadAddress, "x.DARK.:443": ErrBadAddress} {
 		if _, err := h.client.Dial(ctxT(t), "tcp", addr); !errors.Is(err, want) {
 			t.Errorf("Dial(%q) = %v, want %v", addr, err, want)
 		}
 	}
 	if got := h.client.ClientCircuits(); got != before {
 		t.Fatalf("circuits %d -> %d: a refused name built a circuit", before, got)
+	}
+	// A valid address is a hidden service, looked up by its blinded key:
+	// one nobody published is not found.
+	if _, err := h.client.Dial(ctxT(t), "tcp", keys.ServiceFromSeed([32]byte{1}).Public().Address()+":80"); !errors.Is(err, onion.ErrDescriptorNotFound) {
+		t.Errorf("Dial(unpublished .dark) = %v, want ErrDescriptorNotFound", err)
 	}
 }
 

@@ -154,6 +154,17 @@ type Config struct {
 	// this one too): no client puts two of them in one circuit.
 	Family []keys.NodeID
 
+	// ServiceKey is the hidden-service key Listen uses for an address
+	// "<key>.dark:PORT" (ListenService takes any key).
+	ServiceKey *keys.ServicePrivateKey
+	// ClientAuthKeys are this node's client authorisation keys, tried on
+	// hidden services that demand one (darkmatter keygen --client).
+	ClientAuthKeys []*keys.ClientAuthPrivateKey
+	// HSPeriod is the time period of hidden services' blinded keys
+	// (default hsblind.DefaultPeriodLength, one day); every node of a
+	// network must use the same.
+	HSPeriod time.Duration
+
 	// Bandwidth is advertised in the descriptor (bytes/s).
 	Bandwidth uint32
 	// KeepAlive and IdleTimeout tune links (link package defaults).
@@ -190,6 +201,7 @@ type Node struct {
 	dhtMu   sync.Mutex
 	dht     *dht.DHT     // set by Start
 	viaCirc *dhtCircuits // a client's DHT transport, or nil
+	hidden  hidden       // hidden services published and dialled
 	logf    safelog.Logf
 
 	ctx    context.Context
@@ -233,9 +245,6 @@ type Stats struct {
 var (
 	// ErrClosed is returned after Close.
 	ErrClosed = errors.New("overlay: node closed")
-	// ErrNotAvailable is returned by Listen: hidden services are not
-	// available yet.
-	ErrNotAvailable = errors.New("overlay: hidden services are not available yet")
 	// ErrBadAddress is returned by Dial for a mistyped .dark address; the
 	// error also matches the crypto/keys error of the failed check.
 	ErrBadAddress = errors.New("overlay: bad address")
@@ -302,6 +311,7 @@ func New(cfg Config) (*Node, error) {
 		scfg.Extender = extender{n}
 		scfg.Exit = exitWithOwnAddrs(cfg)
 		scfg.Handlers = map[circuit.StreamKind]circuit.StreamHandler{circuit.KindDir: n.dir, circuit.KindDHT: dhtProxy{n}}
+		scfg.Intro = &circuit.IntroConfig{} // every relay can be an introduction point
 	}
 	if n.sw, err = circuit.NewSwitch(scfg); err != nil {
 		return nil, err
@@ -511,7 +521,7 @@ func (n *Node) makeDescriptor(listening []transport.Addr) ([]byte, error) {
 // (spec/protover.md); the link layer adds its own (Link, and LinkAES with
 // hardware AES) in HELLO and, through link.Protocols, in the descriptor.
 func (n *Node) relayProtocols() protover.Set {
-	p := map[protover.ID]string{protover.Relay: "1-2", protover.Dir: "1-3", protover.Joint: "1", protover.DHT: "1"}
+	p := map[protover.ID]string{protover.Relay: "1-2", protover.Dir: "1-3", protover.Joint: "1", protover.DHT: "1", protover.Intro: "1"}
 	if n.cfg.Exit != nil {
 		p[protover.Exit] = "1"
 	}
@@ -566,14 +576,14 @@ func (n *Node) DialStream(ctx context.Context, target, isolation string) (net.Co
 	if n.isClosed() {
 		return nil, ErrClosed
 	}
-	// Names that must never leave this node (.dark until hidden services
-	// land, .onion, localhost, ...): refused before any circuit is built
-	// (spec/streams.md §7).
-	if host, _, err := net.SplitHostPort(target); err == nil {
+	// Names that must never leave this node (.dark, .onion, localhost,
+	// ...): refused before any circuit is built (spec/streams.md §7), or,
+	// for a valid .dark address, reached as a hidden service.
+	if host, port, err := net.SplitHostPort(target); err == nil {
 		if err := specialname.Check(host); specialname.IsMistyped(err) {
 			return nil, fmt.Errorf("%w: %w", ErrBadAddress, err)
 		} else if errors.Is(err, specialname.ErrHiddenService) {
-			return nil, fmt.Errorf("%w: %w", ErrNotAvailable, err)
+			return n.dialHidden(ctx, host, port, isolation)
 		} else if err != nil {
 			return nil, err
 		}
@@ -592,16 +602,6 @@ func (n *Node) Dial(ctx context.Context, network, address string) (net.Conn, err
 		return nil, fmt.Errorf("overlay: network %q not supported", network)
 	}
 	return n.DialStream(ctx, address, "")
-}
-
-// Listen will accept streams for a hidden service, shaped like
-// net.ListenConfig.Listen. Hidden services are not available yet: it
-// returns an error matching ErrNotAvailable.
-func (n *Node) Listen(ctx context.Context, network, address string) (net.Listener, error) {
-	if n.isClosed() {
-		return nil, ErrClosed
-	}
-	return nil, fmt.Errorf("overlay: listen %s: %w", network, ErrNotAvailable)
 }
 
 // Ready builds a first circuit (to any exit) so the next stream usually
@@ -664,6 +664,7 @@ func (n *Node) Close() error {
 	n.closed = true
 	n.mu.Unlock()
 	n.cancel()
+	n.closeHidden()
 	if d := n.getDHT(); d != nil {
 		d.Close()
 	}

@@ -2,22 +2,27 @@ package httpproxy
 
 import (
 	"bufio"
+	"context"
+	"fmt"
+	"net"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
+
+	"github.com/darkmatter/darkmatter/internal/hserr"
 
 	"github.com/darkmatter/darkmatter/internal/proxyserve/proxytest"
 )
 
-// A CONNECT or absolute-URI request to a .dark address is answered before
-// the Dialer is asked: a mistyped address with 400 and a page naming the
-// failed check, a valid one with 502 and a page saying this client cannot
-// reach hidden services yet. Neither the page nor the log names the host.
+// A CONNECT or absolute-URI request to a mistyped .dark address is
+// answered before the Dialer is asked, with 400 and a page naming the
+// failed check. Neither the page nor the log names the host.
 func TestDarkAddressPages(t *testing.T) {
 	d := &proxytest.Dialer{Fn: proxytest.MustNotDial}
 	var rec proxytest.LogRecorder
 	proxy := proxytest.StartProxy(t, &Server{Dialer: d, Logf: rec.Logf})
-	valid, mistyped := proxytest.DarkHosts()
+	_, mistyped := proxytest.DarkHosts()
 	pages := map[string]string{
 		"length":   "400 Bad Request: mistyped .dark address: wrong length (an address has 56 characters before .dark)\n",
 		"base32":   "400 Bad Request: mistyped .dark address: a character is not base32 (only letters and the digits 2 to 7)\n",
@@ -25,16 +30,12 @@ func TestDarkAddressPages(t *testing.T) {
 		"checksum": "400 Bad Request: mistyped .dark address: bad checksum (a character is wrong)\n",
 		"key":      "400 Bad Request: mistyped .dark address: it does not hold a valid service key\n",
 	}
-	const unreachable = "502 Bad Gateway: valid .dark address, but this client cannot reach hidden services yet\n"
 	type tc struct {
 		req  string
 		code int
 		page string
 	}
-	cases := []tc{
-		{"CONNECT " + valid + ":443 HTTP/1.1\r\n\r\n", http.StatusBadGateway, unreachable},
-		{"GET http://www." + strings.ToUpper(valid) + ".:8080/x HTTP/1.1\r\n\r\n", http.StatusBadGateway, unreachable},
-	}
+	var cases []tc
 	for class, host := range mistyped {
 		cases = append(cases,
 			tc{"CONNECT " + host + ":443 HTTP/1.1\r\nHost: " + host + ":443\r\n\r\n", http.StatusBadRequest, pages[class]},
@@ -54,9 +55,49 @@ func TestDarkAddressPages(t *testing.T) {
 	if calls := d.Calls(); len(calls) != 0 {
 		t.Fatalf("Dialer called for %q", calls)
 	}
-	secrets := []string{strings.TrimSuffix(valid, ".dark")[4:30]}
+	var secrets []string
 	for _, h := range mistyped {
 		secrets = append(secrets, h[8:30])
 	}
 	proxytest.CheckNoAddresses(t, rec.WaitLines(len(cases)), secrets...)
+}
+
+// A valid .dark address goes to the Dialer, which reaches hidden services
+// itself; a refused client authorisation is 403, a service that never came
+// to the rendezvous 504, every other hidden-service failure 502, each page
+// naming the failure and never the host.
+func TestDarkAddressOutcomePages(t *testing.T) {
+	outcomes := []struct {
+		err  *hserr.Error
+		code int
+	}{
+		{hserr.DescriptorNotFound, http.StatusBadGateway},
+		{hserr.IntroFailed, http.StatusBadGateway},
+		{hserr.ClientAuthMissing, http.StatusForbidden},
+		{hserr.ClientAuthWrong, http.StatusForbidden},
+		{hserr.IntroTimeout, http.StatusGatewayTimeout},
+	}
+	var next atomic.Int32
+	d := &proxytest.Dialer{Fn: func(context.Context, string) (net.Conn, error) {
+		return nil, fmt.Errorf("dial: %w", outcomes[next.Add(1)-1].err)
+	}}
+	var rec proxytest.LogRecorder
+	proxy := proxytest.StartProxy(t, &Server{Dialer: d, Logf: rec.Logf})
+	valid, _ := proxytest.DarkHosts()
+	for i, o := range outcomes {
+		req := "CONNECT " + valid + ":443 HTTP/1.1\r\n\r\n"
+		if i%2 == 1 {
+			req = "GET http://www." + strings.ToUpper(valid) + ".:8080/x HTTP/1.1\r\n\r\n"
+		}
+		c := proxytest.Dial(t, proxy)
+		write(t, c, req)
+		resp, body := readResponse(t, bufio.NewReader(c), "GET")
+		if resp.StatusCode != o.code || !strings.Contains(string(body), o.err.Error()) {
+			t.Errorf("%v: status %d page %q, want %d", o.err, resp.StatusCode, body, o.code)
+		}
+	}
+	if calls := d.Calls(); len(calls) != len(outcomes) {
+		t.Fatalf("Dialer calls %q", calls)
+	}
+	proxytest.CheckNoAddresses(t, rec.Lines(), strings.TrimSuffix(valid, ".dark")[4:30])
 }

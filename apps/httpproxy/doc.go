@@ -33,8 +33,9 @@
 //     spec/streams.md §7) to the Dialer: such a request is answered with
 //     a page that says why: 400 for a mistyped .dark address, naming the
 //     check it fails ("mistyped .dark address: bad checksum (a character
-//     is wrong)"), 502 for a valid one ("valid .dark address, but this
-//     client cannot reach hidden services yet") and for the other names.
+//     is wrong)"), and 502 for the other names. A valid .dark address goes
+//     to the Dialer, which reaches the hidden service (the name never
+//     leaves the node).
 //     The Host header of an absolute-URI request is
 //     replaced by the URI's authority (RFC 9112 §3.2.2), so a name in it
 //     goes nowhere.
@@ -68,6 +69,9 @@
 //
 //	error                                   status
 //	specialname mistyped .dark address      400 Bad Request
+//	hserr ClientAuthMissing, ClientAuthWrong 403 Forbidden ("not authorised: ...")
+//	hserr IntroTimeout                      504 Gateway Timeout
+//	hserr (other hidden-service failures)   502 Bad Gateway (the body names the failure)
 //	streamerr ExitPolicy                    403 Forbidden
 //	streamerr Timeout                       504 Gateway Timeout
 //	context.DeadlineExceeded (DialTimeout)  504 Gateway Timeout
@@ -83,7 +87,6 @@
 //	host under .dark, mistyped address (length,
 //	  base32, version, checksum or key;
 //	  spec/keys.md §3)                                400 Bad Request (no dial; the body names the check)
-//	host under .dark, valid address                   502 Bad Gateway (no dial; "cannot reach hidden services yet")
 //	host under .onion, .alt, .localhost, .local,
 //	  home.arpa, .internal, or localhost              502 Bad Gateway (no dial; the body says why)
 //	malformed request, origin-form, scheme not http,

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/darkmatter/darkmatter/internal/hserr"
 	"github.com/darkmatter/darkmatter/internal/proxyserve"
 	"github.com/darkmatter/darkmatter/internal/specialname"
 	"github.com/darkmatter/darkmatter/internal/streamerr"
@@ -21,7 +22,10 @@ func StatusCode(err error) int {
 	if specialname.IsMistyped(err) {
 		return http.StatusBadRequest
 	}
-	if errors.Is(err, context.DeadlineExceeded) {
+	if hserr.NotAuthorised(err) {
+		return http.StatusForbidden
+	}
+	if errors.Is(err, context.DeadlineExceeded) || hserr.Of(err) == hserr.IntroTimeout {
 		return http.StatusGatewayTimeout
 	}
 	switch streamerr.ReasonOf(err) {

@@ -1,20 +1,26 @@
 package socks
 
 import (
+	"context"
+	"fmt"
+	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
+
+	"github.com/darkmatter/darkmatter/internal/hserr"
 
 	"github.com/darkmatter/darkmatter/internal/proxyserve/proxytest"
 )
 
-// A .dark address is refused before the Dialer is asked: a mistyped one
-// with 0xF6 and a log line naming the failed check, a valid one with 0xF0;
-// neither the log nor the reply names the address.
+// A mistyped .dark address is refused before the Dialer is asked, with
+// 0xF6 and a log line naming the failed check; neither the log nor the
+// reply names the address.
 func TestDarkAddressReplies(t *testing.T) {
 	d := &proxytest.Dialer{Fn: proxytest.MustNotDial}
 	var rec proxytest.LogRecorder
 	proxy := proxytest.StartProxy(t, &Server{Dialer: d, Logf: rec.Logf})
-	valid, mistyped := proxytest.DarkHosts()
+	_, mistyped := proxytest.DarkHosts()
 	texts := map[string]string{
 		"length":   "mistyped .dark address: wrong length",
 		"base32":   "mistyped .dark address: a character is not base32",
@@ -27,10 +33,7 @@ func TestDarkAddressReplies(t *testing.T) {
 		want byte
 		text string
 	}
-	cases := []tc{
-		{valid, ReplyHSDescNotFound, "valid .dark address, but this client cannot reach hidden services yet"},
-		{"www." + strings.ToUpper(valid) + ".", ReplyHSDescNotFound, "cannot reach hidden services yet"},
-	}
+	var cases []tc
 	for class, host := range mistyped {
 		cases = append(cases, tc{host, ReplyHSBadAddress, texts[class]}, tc{strings.ToUpper(host), ReplyHSBadAddress, texts[class]})
 	}
@@ -48,9 +51,45 @@ func TestDarkAddressReplies(t *testing.T) {
 	if calls := d.Calls(); len(calls) != 0 {
 		t.Fatalf("Dialer called for %q", calls)
 	}
-	secrets := []string{strings.TrimSuffix(valid, ".dark")[4:30]}
+	var secrets []string
 	for _, h := range mistyped {
 		secrets = append(secrets, h[8:30])
 	}
 	proxytest.CheckNoAddresses(t, rec.Lines(), secrets...)
+}
+
+// A valid .dark address goes to the Dialer, which reaches hidden services
+// itself, in any case and under any subdomain; each way a hidden service
+// can fail gets Tor's extended reply (0xF0–0xF5, 0xF7) and a log line
+// naming the failure, never the address.
+func TestDarkAddressOutcomes(t *testing.T) {
+	outcomes := []*hserr.Error{hserr.DescriptorNotFound, hserr.DescriptorInvalid, hserr.IntroFailed,
+		hserr.RendezvousFailed, hserr.ClientAuthMissing, hserr.ClientAuthWrong, hserr.IntroTimeout}
+	want := []byte{0xF0, 0xF1, 0xF2, 0xF3, 0xF4, 0xF5, 0xF7}
+	var next atomic.Int32
+	d := &proxytest.Dialer{Fn: func(context.Context, string) (net.Conn, error) {
+		return nil, fmt.Errorf("dial: %w", outcomes[next.Add(1)-1])
+	}}
+	var rec proxytest.LogRecorder
+	proxy := proxytest.StartProxy(t, &Server{Dialer: d, Logf: rec.Logf})
+	valid, _ := proxytest.DarkHosts()
+	for i := range outcomes {
+		host := valid
+		if i%2 == 1 {
+			host = "www." + strings.ToUpper(valid) + "."
+		}
+		c, code := connect(t, proxy, AtypDomain, []byte(host), 443)
+		if code != want[i] {
+			t.Errorf("%v: reply %#x, want %#x", outcomes[i], code, want[i])
+		}
+		expectClosed(t, c)
+		if lines := rec.WaitLines(i + 1); len(lines) != i+1 || !strings.Contains(lines[i], outcomes[i].Error()) {
+			t.Errorf("%v: log %q", outcomes[i], lines)
+		}
+	}
+	calls := d.Calls()
+	if len(calls) != len(outcomes) || !strings.HasPrefix(calls[0].Target, valid+":443") {
+		t.Fatalf("Dialer calls %q", calls)
+	}
+	proxytest.CheckNoAddresses(t, rec.Lines(), strings.TrimSuffix(valid, ".dark")[4:30])
 }

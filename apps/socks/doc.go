@@ -14,8 +14,9 @@
 //     Names that must never leave the client (.dark, .onion, .alt,
 //     localhost, .local, home.arpa, .internal; spec/streams.md §7) are
 //     refused without asking the Dialer: a mistyped .dark address with
-//     0xF6, a valid one with 0xF0 (this client cannot reach hidden
-//     services yet), the others with 0x04 host unreachable.
+//     0xF6, the others with 0x04 host unreachable. A valid .dark address
+//     goes to the Dialer, which reaches the hidden service itself (the
+//     name never leaves the node); its failures answer 0xF0–0xF7.
 //   - After a successful reply, bytes are copied both ways until both sides
 //     are done. A half-close (EOF one way) is passed on with CloseWrite (an
 //     END one way on a circuit stream), so a client that sends its request
@@ -103,7 +104,13 @@
 //
 //	error                                   REP
 //	specialname mistyped .dark address      0xF6 onion service invalid address (Tor extension)
-//	specialname.ErrHiddenService            0xF0 onion service descriptor not found (Tor extension)
+//	hserr DescriptorNotFound                0xF0 onion service descriptor not found (Tor extension)
+//	hserr DescriptorInvalid                 0xF1 onion service descriptor is invalid
+//	hserr IntroFailed                       0xF2 onion service introduction failed
+//	hserr RendezvousFailed                  0xF3 onion service rendezvous failed
+//	hserr ClientAuthMissing                 0xF4 onion service missing client authorization
+//	hserr ClientAuthWrong                   0xF5 onion service wrong client authorization
+//	hserr IntroTimeout                      0xF7 onion service introduction timed out
 //	streamerr ExitPolicy                    0x02 connection not allowed by ruleset
 //	streamerr Unreachable                   0x04 host unreachable
 //	streamerr ResolveFailed                 0x04 host unreachable
@@ -117,10 +124,10 @@
 //	  any other error                       0x01 general failure
 //
 // The mapping follows Tor's connection_edge_end_reason_socks5_response.
-// 0xF0 and 0xF6 are Tor's extended SOCKS5 errors for onion services (Tor
+// 0xF0–0xF7 are Tor's extended SOCKS5 errors for onion services (Tor
 // proposal 304; Tor sends them only with the ExtendedErrors port flag, a
 // darkmatter proxy always does): 0xF6 tells the user the address itself is
-// wrong, 0xF0 that a well-formed address could not be reached. A SOCKS5
+// wrong, the others why a well-formed address could not be reached. A SOCKS5
 // client that does not know them reports a failure all the same (RFC 1928
 // defines success as 0x00 only).
 // Errors found by the server itself:
@@ -129,7 +136,6 @@
 //	host under .dark, mistyped address      0xF6 onion service invalid address (no dial)
 //	  (length, base32, version, checksum
 //	  or key: spec/keys.md §3)
-//	host under .dark, valid address         0xF0 onion service descriptor not found (no dial)
 //	host under .onion, .alt, .localhost,
 //	  .local, home.arpa, .internal, or
 //	  localhost                             0x04 host unreachable (no dial)

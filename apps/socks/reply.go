@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 
+	"github.com/darkmatter/darkmatter/internal/hserr"
 	"github.com/darkmatter/darkmatter/internal/specialname"
 	"github.com/darkmatter/darkmatter/internal/streamerr"
 )
@@ -17,6 +18,9 @@ func ReplyCode(err error) byte {
 	}
 	if specialname.IsMistyped(err) {
 		return ReplyHSBadAddress
+	}
+	if e := hserr.Of(err); e != nil {
+		return e.SOCKS()
 	}
 	if errors.Is(err, specialname.ErrHiddenService) {
 		return ReplyHSDescNotFound

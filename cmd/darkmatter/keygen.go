@@ -13,13 +13,27 @@ import (
 func keygenCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "keygen",
-		Usage: "generate a hidden-service key and print its .dark address",
+		Usage: "generate a hidden-service key and print its .dark address (or, with --client, a client authorisation key)",
 		Description: "Writes a new service key to --out (mode 0600) and prints its .dark address.\n" +
+			"With --client, writes a client authorisation key instead and prints its public key,\n" +
+			"for the service operator's --client-auth file; give the key file to proxy --client-key.\n" +
 			"It never overwrites a file: a lost key is a lost address.",
 		Flags: append(commonFlags(),
 			&cli.StringFlag{Name: "out", Usage: "key file to create (mode 0600; must not exist)", Required: true},
+			&cli.BoolFlag{Name: "client", Usage: "make a client authorisation key (X25519) instead of a service key"},
 		),
 		Action: func(c *cli.Context) error {
+			if c.Bool("client") {
+				k, err := keys.GenerateClientAuth(nil)
+				if err != nil {
+					return err
+				}
+				if err := createKeyFile(c.String("out"), keys.EncodeKeyFile(k)); err != nil {
+					return err
+				}
+				fmt.Println(k.Public().String())
+				return nil
+			}
 			k, err := keys.GenerateService(nil)
 			if err != nil {
 				return err

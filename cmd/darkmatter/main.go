@@ -31,6 +31,7 @@ func newApp() *cli.App {
 		relayCommand(),
 		proxyCommand(),
 		keygenCommand(),
+		publishCommand(),
 		benchCommand(),
 		statusCommand(),
 		simCommand(),

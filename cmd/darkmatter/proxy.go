@@ -10,6 +10,7 @@ import (
 
 	"github.com/darkmatter/darkmatter/apps/httpproxy"
 	"github.com/darkmatter/darkmatter/apps/socks"
+	"github.com/darkmatter/darkmatter/crypto/keys"
 	"github.com/darkmatter/darkmatter/internal/safelog"
 	"github.com/darkmatter/darkmatter/overlay"
 	"github.com/urfave/cli/v2"
@@ -23,6 +24,7 @@ func proxyCommand() *cli.Command {
 			&cli.StringSliceFlag{Name: "bootstrap", Usage: "relay ID@HOST:PORT (repeatable)", Required: true},
 			&cli.StringFlag{Name: "socks", Usage: "SOCKS5 listen address (empty: off)", Value: "127.0.0.1:1080"},
 			&cli.StringFlag{Name: "http", Usage: "HTTP proxy listen address (empty: off)", Value: "127.0.0.1:8118"},
+			&cli.StringSliceFlag{Name: "client-key", Usage: "client authorisation key file (keygen --client) for hidden services that demand one (repeatable)"},
 		), append(discoveryFlags(false), metricsFlags()...)...),
 		Action: func(c *cli.Context) error {
 			info, debug, err := logger(c)
@@ -44,6 +46,13 @@ func proxyCommand() *cli.Command {
 			}
 			if err := applyDiscovery(c, &cfg); err != nil {
 				return err
+			}
+			for _, f := range c.StringSlice("client-key") {
+				k, err := keys.LoadClientAuthFile(f)
+				if err != nil {
+					return fmt.Errorf("--client-key: %w", err)
+				}
+				cfg.ClientAuthKeys = append(cfg.ClientAuthKeys, k)
 			}
 			n, err := overlay.New(cfg)
 			if err != nil {

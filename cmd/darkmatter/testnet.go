@@ -5,15 +5,19 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/darkmatter/darkmatter/circuit"
 	"github.com/darkmatter/darkmatter/circuit/exitpolicy"
+	"github.com/darkmatter/darkmatter/crypto/keys"
 	"github.com/darkmatter/darkmatter/internal/atomicfile"
 	"github.com/darkmatter/darkmatter/internal/control"
 	"github.com/darkmatter/darkmatter/internal/safelog"
@@ -85,11 +89,17 @@ func testnetCommand() *cli.Command {
 				return err
 			}
 			defer demo.Close()
+			hs, err := tn.publishDemo(ctx, filepath.Join(c.String("data"), "demo-service.key"), demo.Addr)
+			if err != nil {
+				return fmt.Errorf("demo hidden service: %w", err)
+			}
 			state := tn.state(fe)
+			state.DemoService = "http://" + hs + "/"
 			if err := writeState(c.String("data"), state); err != nil {
 				return err
 			}
 			say("demo web server on http://%s/ ; try: curl --socks5-hostname %s http://%s/", demo.Addr, fe.socksAddr, demo.Addr)
+			say("demo hidden service on http://%s/ ; try: curl --socks5-hostname %s http://%s/", hs, fe.socksAddr, hs)
 			info.Printf("wrote %s", filepath.Join(c.String("data"), "testnet.json"))
 			say("darkmatter testnet ready: %d relays (%d exits), %s", len(tn.Relays), tn.Exits, fe)
 			<-ctx.Done()
@@ -113,6 +123,13 @@ type testnet struct {
 	Client *overlay.Node
 	// progress is the client's bootstrap progress.
 	progress *progress
+	// Service is the node that publishes the demo hidden service.
+	Service *overlay.Node
+	demo    *forwarder
+	svc     net.Listener
+	network string
+	boot    []descriptor.Bootstrap
+	debug   safelog.Logf
 }
 
 // testnetGossip is the testnet relays' gossip interval.
@@ -124,7 +141,7 @@ func startTestnet(ctx context.Context, o testnetOptions) (*testnet, error) {
 	if o.Relays < 3 {
 		return nil, fmt.Errorf("--relays must be at least 3")
 	}
-	tn := &testnet{progress: &progress{info: o.Info}}
+	tn := &testnet{progress: &progress{info: o.Info}, network: o.Network, debug: o.Debug}
 	var boot []descriptor.Bootstrap
 	for i := 0; i < o.Relays; i++ {
 		var exit *circuit.ExitConfig
@@ -164,6 +181,7 @@ func startTestnet(ctx context.Context, o testnetOptions) (*testnet, error) {
 			return nil, fmt.Errorf("relay %d: %w", i, err)
 		}
 		boot = append(boot, n.Bootstrap())
+		tn.boot = boot
 		o.Info.Printf("relay %d/%d up on %s", i+1, o.Relays, n.Addr())
 	}
 	client, err := overlay.New(overlay.Config{
@@ -195,6 +213,13 @@ func startTestnet(ctx context.Context, o testnetOptions) (*testnet, error) {
 }
 
 func (tn *testnet) Close() {
+	if tn.svc != nil {
+		tn.svc.Close()
+		tn.demo.wait()
+	}
+	if tn.Service != nil {
+		tn.Service.Close()
+	}
 	if tn.Client != nil {
 		tn.Client.Close()
 	}
@@ -208,7 +233,9 @@ type testnetState struct {
 	Network string         `json:"network"`
 	Relays  []testnetRelay `json:"relays"`
 	SOCKS   string         `json:"socks,omitempty"`
-	HTTP    string         `json:"http,omitempty"`
+	// DemoService is the demo hidden service's URL.
+	DemoService string `json:"demo_service,omitempty"`
+	HTTP        string `json:"http,omitempty"`
 }
 
 type testnetRelay struct {
@@ -248,7 +275,12 @@ func startDemo() (*demoServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if host, _, err := net.SplitHostPort(r.Host); strings.HasSuffix(r.Host, ".dark") || (err == nil && strings.HasSuffix(host, ".dark")) {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			io.WriteString(w, demoPage)
+			return
+		}
 		fmt.Fprintf(w, "Hello from the darkmatter testnet demo server.\nYou came from %s (an exit relay, not you).\n", r.RemoteAddr)
 	})}
 	go srv.Serve(ln)
@@ -256,3 +288,54 @@ func startDemo() (*demoServer, error) {
 }
 
 func (d *demoServer) Close() error { return d.srv.Close() }
+
+// demoPage is what the testnet's demo hidden service serves.
+const demoPage = `<!doctype html>
+<html><head><meta charset="utf-8"><title>darkmatter demo hidden service</title></head>
+<body>
+<h1>Hello from a darkmatter hidden service</h1>
+<p>This page came to you over two circuits that met at a rendezvous relay:
+neither your client nor this service learned where the other is.</p>
+</body></html>
+`
+
+// publishDemo starts a client node that publishes the demo hidden service
+// under the key in keyFile (created on first use, so the address stays
+// the same across restarts) and forwards its port 80 to target. It
+// returns the service's .dark address.
+func (tn *testnet) publishDemo(ctx context.Context, keyFile, target string) (string, error) {
+	key, err := keys.LoadServiceFile(keyFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		if key, err = keys.GenerateService(nil); err == nil {
+			if err = os.MkdirAll(filepath.Dir(keyFile), 0o700); err == nil {
+				err = createKeyFile(keyFile, keys.EncodeKeyFile(key))
+			}
+		}
+	}
+	if err != nil {
+		return "", err
+	}
+	n, err := overlay.New(overlay.Config{
+		Network:         tn.network,
+		Bootstrap:       tn.boot[:1],
+		AllowSameSubnet: true,
+		GuardMinAge:     -1,
+		DHTMinAge:       -1,
+		Logf:            tn.debug,
+	})
+	if err != nil {
+		return "", err
+	}
+	tn.Service = n
+	if err := n.Start(ctx); err != nil {
+		return "", err
+	}
+	svc, err := n.ListenService(ctx, overlay.ServiceConfig{Key: key, Ports: []uint16{80}})
+	if err != nil {
+		return "", err
+	}
+	tn.svc = svc
+	tn.demo = &forwarder{targets: map[uint16]string{80: target}, logf: tn.debug}
+	tn.demo.wg.Go(func() { tn.demo.serve(svc) })
+	return svc.Address(), nil
+}

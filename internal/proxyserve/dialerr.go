@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 
+	"github.com/darkmatter/darkmatter/internal/hserr"
 	"github.com/darkmatter/darkmatter/internal/specialname"
 	"github.com/darkmatter/darkmatter/internal/streamerr"
 )
 
 // DialFailure describes an error from Dial in a few words that hold no
 // address (dial errors may quote the target): the rule that refused a
-// special name ("hidden services (.dark) are not available yet"),
+// special name (a mistyped .dark address), why a hidden service was not reached,
 // "connect timed out" when the dial timeout passed, "canceled" when the
 // Server closed, and otherwise the streamerr reason the error carries
 // ("connection refused", "failed", ...). Front ends use it in log lines
@@ -20,6 +21,8 @@ func DialFailure(err error) string {
 	switch {
 	case errors.As(err, &name):
 		return name.Error()
+	case hserr.Of(err) != nil:
+		return hserr.Of(err).Error()
 	case errors.Is(err, context.DeadlineExceeded):
 		return streamerr.Timeout.String()
 	case errors.Is(err, context.Canceled):

@@ -196,9 +196,10 @@ func (s *Server) HandshakeTimeout() time.Duration {
 // stream it got and returns net.ErrClosed.
 //
 // A target whose host must never leave the client (specialname.Check:
-// .dark, .onion, localhost, ...) is refused with that error before the
-// Dialer is asked, and a target that is not "host:port" with streamerr
-// BadAddress.
+// a mistyped .dark address, .onion, localhost, ...) is refused with that
+// error before the Dialer is asked, and a target that is not "host:port"
+// with streamerr BadAddress. A valid .dark address is the Dialer's to
+// reach (the node dials hidden services without any name leaving it).
 func (s *Server) Dial(ctx context.Context, target, isolation string) (net.Conn, error) {
 	o := s.options()
 	if o.Dialer == nil {
@@ -208,7 +209,9 @@ func (s *Server) Dial(ctx context.Context, target, isolation string) (net.Conn, 
 	if err != nil {
 		return nil, streamerr.New(streamerr.BadAddress)
 	}
-	if err := specialname.Check(host); err != nil {
+	// A valid .dark address goes to the Dialer, which reaches hidden
+	// services itself; every other special name stops here.
+	if err := specialname.Check(host); err != nil && err != specialname.ErrHiddenService {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout(o.DialTimeout, DefaultDialTimeout))

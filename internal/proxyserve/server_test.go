@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/darkmatter/darkmatter/internal/hserr"
 	"github.com/darkmatter/darkmatter/internal/proxyserve/proxytest"
 	"github.com/darkmatter/darkmatter/internal/specialname"
 	"github.com/darkmatter/darkmatter/internal/streamerr"
@@ -229,7 +230,8 @@ func TestDialFailure(t *testing.T) {
 		{fmt.Errorf("dial secret.invalid: %w", streamerr.New(streamerr.ConnRefused)), "connection refused"},
 		{streamerr.New(streamerr.Timeout), "connect timed out"},
 		{errors.New("dial secret.invalid: boom"), "failed"},
-		{fmt.Errorf("dial: %w", specialname.ErrHiddenService), "valid .dark address, but this client cannot reach hidden services yet"},
+		{fmt.Errorf("dial: %w", specialname.ErrAddressChecksum), specialname.ErrAddressChecksum.Error()},
+		{fmt.Errorf("dial: %w", hserr.ClientAuthWrong), hserr.ClientAuthWrong.Error()},
 	} {
 		if got := DialFailure(tt.err); got != tt.want {
 			t.Errorf("DialFailure(%v) = %q, want %q", tt.err, got, tt.want)

@@ -22,7 +22,7 @@ var (
 	// ErrHiddenService refuses a well-formed .dark address (its checksum,
 	// version and key are valid): this client cannot reach hidden services
 	// yet, and a .dark name never leaves the client.
-	ErrHiddenService = &Error{why: "valid .dark address, but this client cannot reach hidden services yet", reason: unreachable}
+	ErrHiddenService = &Error{why: "hidden service address", reason: unreachable}
 	// ErrForeignName refuses a name of another naming system (.onion,
 	// .alt), which no exit can resolve.
 	ErrForeignName = &Error{why: "names under .onion and .alt belong to other networks and are never sent to an exit", reason: unreachable}
@@ -151,4 +151,16 @@ func asciiLower(s string) string {
 		}
 	}
 	return s
+}
+
+// Service returns the service key of a host under .dark that Check
+// accepts as a hidden service: "<addr>.dark", any subdomain of it, in any
+// letter case, with trailing dots.
+func Service(host string) (keys.ServicePublicKey, error) {
+	name, last := cutLast(strings.TrimRight(host, "."))
+	if asciiLower(last) != "dark" {
+		return keys.ServicePublicKey{}, ErrAddressLength
+	}
+	_, label := cutLast(strings.TrimSuffix(name, "."))
+	return keys.ParseAddress(label)
 }

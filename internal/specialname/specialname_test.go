@@ -87,7 +87,7 @@ func TestCheck(t *testing.T) {
 }
 
 func TestHiddenServiceMessage(t *testing.T) {
-	if got := ErrHiddenService.Error(); got != "valid .dark address, but this client cannot reach hidden services yet" {
+	if got := ErrHiddenService.Error(); got != "hidden service address" {
 		t.Fatalf("ErrHiddenService says %q", got)
 	}
 	if IsMistyped(ErrHiddenService) || ErrHiddenService.Mistyped() {

@@ -158,3 +158,7 @@ func (d *DHT) live() error {
 	}
 	return nil
 }
+
+// Records returns the unexpired records this node stores (for operators'
+// views and tests).
+func (d *DHT) Records() []*Record { return d.store.all(d.cfg.Now()) }

@@ -93,14 +93,27 @@ func (r *Record) signedBytes(network string) []byte {
 // a network name that is empty or longer than MaxNetworkLen, or a value
 // over MaxValueSize.
 func (r *Record) Sign(network string, k *keys.IdentityPrivateKey) error {
+	return r.SignWith(network, k.Public(), func(msg []byte) []byte {
+		sig := k.Sign(msg)
+		return sig[:]
+	})
+}
+
+// SignWith is Sign for an owner key held elsewhere, such as a hidden
+// service's blinded key: sign must return owner's Ed25519 signature of msg.
+func (r *Record) SignWith(network string, owner keys.IdentityPublicKey, sign func(msg []byte) []byte) error {
 	if len(network) == 0 || len(network) > MaxNetworkLen {
 		return fmt.Errorf("dht: network name of %d bytes", len(network))
 	}
 	if len(r.Value) > MaxValueSize {
 		return fmt.Errorf("dht: value of %d bytes exceeds %d", len(r.Value), MaxValueSize)
 	}
-	r.Owner = k.Public()
-	r.Signature = k.Sign(r.signedBytes(network))
+	r.Owner = owner
+	sig := sign(r.signedBytes(network))
+	if len(sig) != keys.SignatureSize {
+		return fmt.Errorf("dht: signature of %d bytes", len(sig))
+	}
+	r.Signature = [keys.SignatureSize]byte(sig)
 	return nil
 }
 

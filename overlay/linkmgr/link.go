@@ -93,6 +93,10 @@ func (l *Link) Send(c *cell.Cell) error {
 	return err
 }
 
+// CircuitQueueLen returns the cells queued on the link for circuit circ,
+// so a relay can drop what it originates rather than overflow the queue.
+func (l *Link) CircuitQueueLen(circ uint32) int { return l.ll.Load().CircuitQueueLen(circ) }
+
 // Initiator reports whether this side dialled the link (circuit.Channel).
 func (l *Link) Initiator() bool { return l.ll.Load().Initiator() }
 
