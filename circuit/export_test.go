@@ -21,9 +21,6 @@ func (s *Switch) originateToClients(cmd cell.RelayCmd, data []byte) int {
 	return n
 }
 
-// SetJointHook installs a function every E2E message crossing a joint at
-// this relay passes through.
-func (s *Switch) SetJointHook(f func([]byte)) { s.jointHook = f }
 
 // killAll makes this relay destroy every circuit peers opened at it with
 // reason, towards both sides: a hop originating any DESTROY reason.

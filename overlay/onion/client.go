@@ -196,6 +196,12 @@ func (c *Client) Connect(ctx context.Context, svc keys.ServicePublicKey) (*circu
 			if ctx.Err() != nil {
 				return nil, err
 			}
+			if errors.Is(err, ErrIntroTimeout) && attempt == 0 {
+				// Introduced but never met: the service may be under
+				// attack and ask for more work than our descriptor
+				// says; fetch it again before trying another point.
+				break
+			}
 		}
 		// Every introduction point failed: the descriptor may be stale.
 		c.mu.Lock()
