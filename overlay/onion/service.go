@@ -119,6 +119,25 @@ type Service struct {
 // NewService starts a service: it establishes its introduction points and
 // publishes its descriptor, returning once a first descriptor is stored.
 func NewService(ctx context.Context, env Env, cfg ServiceConfig) (*Service, error) {
+	s, err := newService(env, cfg)
+	if err != nil {
+		return nil, err
+	}
+	s.intake.start()
+	if err := s.fillIntros(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.publish(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.wg.Go(s.maintain)
+	return s, nil
+}
+
+// newService returns a service with its keys and intake, running nothing.
+func newService(env Env, cfg ServiceConfig) (*Service, error) {
 	if cfg.Key == nil {
 		return nil, errors.New("onion: service needs a key")
 	}
@@ -146,16 +165,6 @@ func NewService(ctx context.Context, env Env, cfg ServiceConfig) (*Service, erro
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.intake = newIntake(s, cfg.PoW)
-	s.intake.start()
-	if err := s.fillIntros(ctx); err != nil {
-		s.Close()
-		return nil, err
-	}
-	if err := s.publish(ctx); err != nil {
-		s.Close()
-		return nil, err
-	}
-	s.wg.Go(s.maintain)
 	return s, nil
 }
 
