@@ -102,7 +102,8 @@ func (c *Client) Stats() ClientStats {
 	return c.stats
 }
 
-// Close closes the rendezvous circuits.
+// Close closes the rendezvous circuits it keeps; Dial and Connect then
+// return ErrClosed.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	c.closed = true
@@ -117,7 +118,13 @@ func (c *Client) Close() error {
 
 // Dial opens a stream to port of the service svc. Streams of one isolation
 // key share a rendezvous circuit to the service; another key gets its own.
+// A stream the service refuses (a port it does not serve, a full backlog)
+// fails with the service's reason and leaves the shared circuit and its
+// other streams alone.
 func (c *Client) Dial(ctx context.Context, svc keys.ServicePublicKey, port uint16, isolation string) (net.Conn, error) {
+	if c.isClosed() {
+		return nil, ErrClosed
+	}
 	target := net.JoinHostPort(svc.Address(), strconv.Itoa(int(port)))
 	k := circKey{svc, isolation}
 	if cc := c.joined(k); cc != nil {
@@ -128,10 +135,12 @@ func (c *Client) Dial(ctx context.Context, svc keys.ServicePublicKey, port uint1
 			c.mu.Unlock()
 			return st, nil
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || alive(cc) {
+			// The service answered: the circuit is fine, the stream
+			// was refused.
 			return nil, err
 		}
-		cc.Close() // a circuit that cannot open a stream is worth nothing
+		cc.Close() // a dead circuit is worth nothing
 	}
 	cc, err := c.Connect(ctx, svc)
 	if err != nil {
@@ -143,16 +152,47 @@ func (c *Client) Dial(ctx context.Context, svc keys.ServicePublicKey, port uint1
 		return nil, err
 	}
 	c.mu.Lock()
-	if old := c.circs[k]; old != nil || c.closed || len(c.circs) >= c.cfg.MaxCached {
-		// Keep the first circuit for later streams; this one lives as
-		// long as its stream (closed when the stream ends is left to
-		// the circuit's idle handling).
+	if c.closed {
 		c.mu.Unlock()
-		return st, nil
+		cc.Close()
+		return nil, ErrClosed
+	}
+	if old := c.circs[k]; old != nil && alive(old) || old == nil && len(c.circs) >= c.cfg.MaxCached {
+		// Another Dial cached its circuit first (or the cache is
+		// full): this circuit serves this stream only and closes
+		// with it, so that it holds no rendezvous at the service.
+		c.mu.Unlock()
+		return &soleStream{Stream: st}, nil
 	}
 	c.circs[k] = cc
 	c.mu.Unlock()
 	return st, nil
+}
+
+// alive reports whether cc has not been destroyed.
+func alive(cc *circuit.ClientCirc) bool {
+	select {
+	case <-cc.Done():
+		return false
+	default:
+		return true
+	}
+}
+
+// soleStream is the only stream of a rendezvous circuit no one else uses:
+// closing it closes the circuit.
+type soleStream struct{ *circuit.Stream }
+
+func (s *soleStream) Close() error {
+	err := s.Stream.Close()
+	s.Circuit().Close()
+	return err
+}
+
+func (c *Client) isClosed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closed
 }
 
 // joined returns the live rendezvous circuit of k, if any.
@@ -175,6 +215,9 @@ func (c *Client) joined(k circKey) *circuit.ClientCirc {
 // Connect makes a new rendezvous with svc and returns the joined circuit,
 // on which the caller opens streams and which it closes.
 func (c *Client) Connect(ctx context.Context, svc keys.ServicePublicKey) (*circuit.ClientCirc, error) {
+	if c.isClosed() {
+		return nil, ErrClosed
+	}
 	var lastErr error
 	for attempt := range 2 {
 		cd, err := c.descriptor(ctx, svc, attempt > 0)

@@ -31,7 +31,9 @@ type fakeEnv struct {
 
 var errNoCircuits = errors.New("fake env: no circuits")
 
-func newFakeEnv() *fakeEnv { return &fakeEnv{network: "test-onion", recs: make(map[dht.Key][]*dht.Record)} }
+func newFakeEnv() *fakeEnv {
+	return &fakeEnv{network: "test-onion", recs: make(map[dht.Key][]*dht.Record)}
+}
 
 func (e *fakeEnv) Network() string { return e.network }
 

@@ -115,7 +115,6 @@ func TestReplayCacheEviction(t *testing.T) {
 	}
 }
 
-
 // handle queues a valid introduction and drops replays, unknown auth keys,
 // garbage, bad proofs of work and reused proofs, counting each.
 func TestIntakeHandle(t *testing.T) {
