@@ -31,3 +31,10 @@ type Env interface {
 	// Logf logs; it must redact addresses and keys itself.
 	Logf(format string, args ...any)
 }
+
+// introduceObserver, when an Env implements it, sees every INTRODUCE2 body
+// exactly as an introduction point passed it on, before any check: tests
+// use it to check what introduction points carry.
+type introduceObserver interface {
+	ObserveIntroduce2(body []byte)
+}

@@ -111,6 +111,7 @@ type Service struct {
 	retired   map[[32]byte]time.Time // auth keys of replaced intro points, until their descriptors expire
 	seq       uint64
 	rends     map[*circuit.ClientCirc]struct{}
+	building  int // rendezvous circuits being built, counted against MaxRendezvous
 	stats     ServiceStats
 	closed    bool
 	published bool
@@ -327,7 +328,11 @@ func (s *Service) establish(ctx context.Context, id keys.NodeID) (*introPoint, e
 	if err != nil {
 		return nil, err
 	}
+	obs, _ := s.env.(introduceObserver)
 	if err := ip.cc.EstablishIntro(ctx, priv, s.env.Network(), id, s.cfg.IntroRate, s.cfg.IntroBurst, func(body []byte) {
+		if obs != nil {
+			obs.ObserveIntroduce2(body)
+		}
 		s.intake.offer(body)
 	}); err != nil {
 		ip.cc.Close()
@@ -384,7 +389,11 @@ func (s *Service) poke() {
 // maintain republishes the descriptor on schedule and whenever the
 // introduction points or the puzzle effort change.
 func (s *Service) maintain() {
-	t := time.NewTimer(s.cfg.Republish)
+	first := s.cfg.Republish
+	if s.short() {
+		first = time.Second
+	}
+	t := time.NewTimer(first)
 	defer t.Stop()
 	retry := time.Duration(0)
 	for {
@@ -403,16 +412,28 @@ func (s *Service) maintain() {
 		if s.ctx.Err() != nil {
 			return
 		}
-		if err != nil {
+		if err != nil || s.short() {
 			// Back off, but keep trying: relays may come back.
 			retry = min(max(2*retry, time.Second), time.Minute)
-			s.env.Logf("onion: republishing failed, retrying in %v: %v", retry, err)
+			if err != nil {
+				s.env.Logf("onion: republishing failed, retrying in %v: %v", retry, err)
+			} else {
+				s.env.Logf("onion: short of introduction points, retrying in %v", retry)
+			}
 			t.Reset(retry)
 			continue
 		}
 		retry = 0
 		t.Reset(s.cfg.Republish)
 	}
+}
+
+// short reports whether the service has fewer introduction points than
+// configured.
+func (s *Service) short() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.intros) < s.cfg.Intros
 }
 
 // descriptor returns the descriptor of the current introduction points.
@@ -533,27 +554,33 @@ func (s *Service) blindedKeys() []hsblind.BlindedPublicKey {
 // rendezvous meets a client: it builds a circuit to the rendezvous relay
 // the client chose, serves streams on it, and joins the client's circuit.
 func (s *Service) rendezvous(in hs.Intro, reply []byte, l *hs.Layer) error {
+	// A slot is taken before the circuit is built, so that workers
+	// building at once cannot pass the bound together.
 	s.mu.Lock()
-	if s.closed || len(s.rends) >= s.cfg.MaxRendezvous {
+	if s.closed || len(s.rends)+s.building >= s.cfg.MaxRendezvous {
 		s.mu.Unlock()
 		return errors.New("onion: too many rendezvous circuits")
 	}
+	s.building++
 	s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(s.ctx, 30*time.Second)
 	defer cancel()
 	cc, err := s.env.BuildTo(ctx, in.Rendezvous)
+	s.mu.Lock()
+	s.building--
+	closed := s.closed
+	if err == nil && !closed {
+		s.rends[cc] = struct{}{}
+	}
+	s.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	cc.Handle(circuit.KindTCP, circuit.StreamHandlerFunc(s.serveStream))
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	if closed {
 		cc.Close()
 		return ErrClosed
 	}
-	s.rends[cc] = struct{}{}
-	s.mu.Unlock()
+	cc.Handle(circuit.KindTCP, circuit.StreamHandlerFunc(s.serveStream))
 	s.wg.Go(func() {
 		select {
 		case <-cc.Done():
