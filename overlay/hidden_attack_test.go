@@ -1,0 +1,340 @@
+package overlay
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/darkmatter/darkmatter/circuit"
+	"github.com/darkmatter/darkmatter/crypto/hs"
+	"github.com/darkmatter/darkmatter/crypto/hsblind"
+	"github.com/darkmatter/darkmatter/crypto/keys"
+	"github.com/darkmatter/darkmatter/overlay/dht"
+	"github.com/darkmatter/darkmatter/overlay/onion"
+)
+
+// fetchDescriptor looks up and opens pub's descriptor of the current
+// period from node n, as a client does, through a circuit.
+func fetchDescriptor(t testing.TB, n *Node, pub keys.ServicePublicKey) (*hs.Descriptor, hsblind.BlindedPublicKey) {
+	t.Helper()
+	d, bk, err := tryFetchDescriptor(n, pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d, bk
+}
+
+func tryFetchDescriptor(n *Node, pub keys.ServicePublicKey) (*hs.Descriptor, hsblind.BlindedPublicKey, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p := hsblind.PeriodAt(time.Now(), n.cfg.HSPeriod)
+	bk, err := hsblind.BlindPublic(pub, n.cfg.Network, p)
+	if err != nil {
+		return nil, bk, err
+	}
+	recs, err := hsEnv{n}.Get(ctx, hs.DescriptorType, dht.Key(hs.DescriptorKey(bk)))
+	if err != nil {
+		return nil, bk, err
+	}
+	d, err := hs.OpenDescriptor(recs[0].Value, n.cfg.Network, pub, p, nil)
+	return d, bk, err
+}
+
+// echo writes msg after the target's "E" command when first, and reads it
+// back.
+func echo(t testing.TB, c net.Conn, first bool, msg string) {
+	t.Helper()
+	if first {
+		msg2 := "E\n" + msg
+		if _, err := io.WriteString(c, msg2); err != nil {
+			t.Fatal(err)
+		}
+	} else if _, err := io.WriteString(c, msg); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, len(msg))
+	c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	defer c.SetReadDeadline(time.Time{})
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != msg {
+		t.Fatalf("echo %q: %v", got, err)
+	}
+}
+
+// jointSpy is a joint hook for every relay: it counts what crosses joints,
+// notes any message holding the marker, and flips a bit in a chosen message
+// once armed.
+type jointSpy struct {
+	marker []byte
+	bytes  atomic.Int64
+	leaks  atomic.Int64
+	// tamperIn counts down the messages until the one to modify: 0 is
+	// disarmed, 1 modifies the next.
+	tamperIn atomic.Int32
+	tampered atomic.Int32
+}
+
+func (s *jointSpy) hook(b []byte) {
+	s.bytes.Add(int64(len(b)))
+	if bytes.Contains(b, s.marker) {
+		s.leaks.Add(1)
+	}
+	for {
+		n := s.tamperIn.Load()
+		if n == 0 {
+			return
+		}
+		if s.tamperIn.CompareAndSwap(n, n-1) {
+			if n == 1 {
+				b[len(b)/2] ^= 0x20
+				s.tampered.Add(1)
+			}
+			return
+		}
+	}
+}
+
+// The rendezvous relay sees only ciphertext: 2 MiB each way of data full
+// of a marker never show it at any relay's joint. A message changed at the
+// joint, in either direction, fails the stream cleanly (an error, not EOF,
+// and the circuit destroyed), and the service and the client node keep
+// working for a new connection.
+func TestHiddenServiceRendezvousSeesCiphertext(t *testing.T) {
+	hn := newHiddenNet(t, "mem", 6)
+	defer hn.close()
+	spy := &jointSpy{marker: []byte("<<darkmatter plaintext marker>>")}
+	for _, r := range hn.relays {
+		r.sw.SetJointHook(spy.hook)
+	}
+	ctx := ctxT(t)
+	ln, err := hn.svc.Listen(ctx, "tcp", ":80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, wait := serveListener(ln)
+	defer func() { ln.Close(); wait() }()
+	addr := ln.Addr().String()
+
+	c, err := hn.client.Dial(ctx, "tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const size = 2 << 20
+	payload := bytes.Repeat(spy.marker, size/len(spy.marker))
+	werr := make(chan error, 1)
+	go func() {
+		_, err := c.Write(append([]byte("E\n"), payload...))
+		werr <- err
+	}()
+	got := make([]byte, len(payload))
+	if _, err := io.ReadFull(c, got); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-werr; err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, payload) {
+		t.Fatal("echo differs")
+	}
+	c.Close()
+	if n := spy.bytes.Load(); n < 2*int64(len(payload)) {
+		t.Fatalf("the joints saw %d bytes of a %d-byte exchange: the hook missed the traffic", n, 2*len(payload))
+	}
+	if n := spy.leaks.Load(); n != 0 {
+		t.Fatalf("%d messages showed the plaintext at a joint", n)
+	}
+
+	// Tamper with the next message (client to service), then with the
+	// second (the service's echo to the client), each on its own circuit.
+	for i, dir := range []string{"client to service", "service to client"} {
+		c, err := hn.client.DialStream(ctx, addr, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		echo(t, c, true, "ping")
+		cc := c.(*circuit.Stream).Circuit()
+		spy.tamperIn.Store(int32(i + 1))
+		if _, err := io.WriteString(c, "pong"); err != nil {
+			t.Fatalf("%s: write: %v", dir, err)
+		}
+		c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		n, err := io.ReadFull(c, make([]byte, 4))
+		if err == nil || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+			t.Fatalf("%s: read after tampering: %d bytes, %v; want a stream error", dir, n, err)
+		}
+		select {
+		case <-cc.Done():
+		case <-time.After(20 * time.Second):
+			t.Fatalf("%s: the circuit survived a modified message", dir)
+		}
+		if _, err := io.WriteString(c, "more"); err == nil {
+			t.Fatalf("%s: write on a failed stream succeeded", dir)
+		}
+		c.Close()
+		t.Logf("%s: %v", dir, err)
+	}
+	if n := spy.tampered.Load(); n != 2 {
+		t.Fatalf("tampered with %d messages, want 2", n)
+	}
+
+	// The service and the node still work: a new connection echoes.
+	c, err = hn.client.Dial(ctx, "tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	echo(t, c, true, "still here")
+	c.Close()
+	if n := spy.leaks.Load(); n != 0 {
+		t.Fatalf("%d messages showed the plaintext at a joint", n)
+	}
+}
+
+// spyEnv is a node's hsEnv that keeps every INTRODUCE2 body its service
+// receives: exactly what the introduction points saw of INTRODUCE1.
+type spyEnv struct {
+	hsEnv
+	mu     sync.Mutex
+	bodies [][]byte
+}
+
+func (e *spyEnv) ObserveIntroduce2(b []byte) {
+	e.mu.Lock()
+	e.bodies = append(e.bodies, append([]byte(nil), b...))
+	e.mu.Unlock()
+}
+
+func (e *spyEnv) seen() [][]byte {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([][]byte(nil), e.bodies...)
+}
+
+// secretForms returns the byte strings that would reveal the service: its
+// public key and its address label in either case.
+func secretForms(pub keys.ServicePublicKey) [][]byte {
+	label := strings.TrimSuffix(pub.Address(), ".dark")
+	return [][]byte{pub[:], []byte(strings.ToLower(label)), []byte(strings.ToUpper(label))}
+}
+
+// Neither introduction points nor DHT nodes learn the address: the auth
+// keys the introduction points hold (ESTABLISH_INTRO) are fresh keys, one
+// per point, neither the service key nor a blinded key; the INTRODUCE
+// bodies they pass on name only the auth key and hold neither key nor
+// address; no record any node stores holds the service key or address.
+func TestHiddenServiceIntroAndDHTNeverSeeAddress(t *testing.T) {
+	hn := newHiddenNet(t, "mem", 6)
+	defer hn.close()
+	ctx := ctxT(t)
+	key, err := keys.GenerateService(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := key.Public()
+	env := &spyEnv{hsEnv: hsEnv{hn.svc}}
+	s, err := onion.NewService(ctx, env, ServiceConfig{Key: key, Ports: []uint16{80}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, wait := serveListener(s)
+	defer func() { s.Close(); wait() }()
+	const conns = 4
+	for i := range conns {
+		c, err := hn.client.DialStream(ctx, pub.Address()+":80", string(rune('a'+i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		echo(t, c, true, "hello")
+		c.Close()
+	}
+
+	forbidden := secretForms(pub)
+	cur := hsblind.PeriodAt(time.Now(), 0)
+	var blinded [][32]byte
+	for _, p := range []hsblind.Period{{Number: cur.Number - 1, Length: cur.Length}, cur, cur.Next()} {
+		bk, err := hsblind.BlindPublic(pub, hn.svc.cfg.Network, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		blinded = append(blinded, bk)
+	}
+	// The introduction points know auth keys only.
+	d, _ := fetchDescriptor(t, hn.client, pub)
+	auth := make(map[[32]byte]keys.NodeID)
+	for _, ip := range d.Intros {
+		if ip.AuthKey == [32]byte(pub) {
+			t.Fatal("an intro auth key is the service key")
+		}
+		for _, bk := range blinded {
+			if ip.AuthKey == bk {
+				t.Fatal("an intro auth key is a blinded key")
+			}
+		}
+		if _, dup := auth[ip.AuthKey]; dup {
+			t.Fatal("two introduction points share an auth key: they could link their services")
+		}
+		auth[ip.AuthKey] = ip.Relay
+		var holds bool
+		for _, r := range hn.relays {
+			if r.NodeID() == ip.Relay {
+				holds = r.sw.Stats().IntroCircuits > 0
+			}
+		}
+		if !holds {
+			t.Fatal("a relay in the descriptor holds no intro circuit")
+		}
+	}
+	if len(auth) != 3 {
+		t.Fatalf("%d introduction points, want 3", len(auth))
+	}
+	bodies := env.seen()
+	if len(bodies) < conns {
+		t.Fatalf("the service saw %d introductions for %d connections", len(bodies), conns)
+	}
+	for _, b := range bodies {
+		if _, ok := auth[[32]byte(b[:32])]; !ok {
+			t.Fatal("an INTRODUCE names an auth key not in the descriptor")
+		}
+		for _, f := range forbidden {
+			if bytes.Contains(b, f) {
+				t.Fatal("an INTRODUCE body holds the service key or address")
+			}
+		}
+		for _, bk := range blinded {
+			if bytes.Contains(b, bk[:]) {
+				t.Fatal("an INTRODUCE body holds a blinded key")
+			}
+		}
+	}
+
+	// The DHT holds records under blinded keys only.
+	var descs int
+	for _, n := range append([]*Node{hn.svc, hn.client}, hn.relays...) {
+		dh := n.getDHT()
+		if dh == nil {
+			continue
+		}
+		for _, rec := range dh.Records() {
+			if rec.Type == hs.DescriptorType {
+				descs++
+			}
+			raw := rec.Marshal()
+			for _, f := range forbidden {
+				if bytes.Contains(raw, f) {
+					t.Fatalf("a DHT record of type %d holds the service key or address", rec.Type)
+				}
+			}
+			if rec.Owner == keys.IdentityPublicKey(pub) {
+				t.Fatal("a record is owned by the service key")
+			}
+		}
+	}
+	if descs == 0 {
+		t.Fatal("no descriptor stored anywhere: nothing was checked")
+	}
+}
