@@ -338,3 +338,98 @@ func TestHiddenServiceIntroAndDHTNeverSeeAddress(t *testing.T) {
 		t.Fatal("no descriptor stored anywhere: nothing was checked")
 	}
 }
+
+// relayByID returns the harness relay with NodeID id.
+func (h *harness) relayByID(id keys.NodeID) *Node {
+	for _, r := range h.relays {
+		if r.NodeID() == id {
+			return r
+		}
+	}
+	h.t.Fatal("no relay of ours")
+	return nil
+}
+
+// connectEcho makes a new rendezvous with c and echoes a message on it.
+func connectEcho(t testing.TB, c *onion.Client, pub keys.ServicePublicKey) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cc, err := c.Connect(ctx, pub)
+	if err != nil {
+		return err
+	}
+	defer cc.Close()
+	st, err := cc.OpenStream(ctx, pub.Address()+":80")
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	echo(t, st, true, "hi")
+	return nil
+}
+
+// When the relays serving as its introduction points close, a service
+// establishes new ones and republishes; a client holding the old
+// descriptor fetches the new one and connects, and so does a new client.
+func TestHiddenServiceIntroPointLoss(t *testing.T) {
+	hn := newHiddenNet(t, "mem", 9)
+	defer hn.close()
+	ctx := ctxT(t)
+	key, _ := keys.GenerateService(nil)
+	pub := key.Public()
+	s, err := hn.svc.ListenService(ctx, ServiceConfig{Key: key, Ports: []uint16{80}, Intros: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, wait := serveListener(s)
+	defer func() { s.Close(); wait() }()
+	cached := onion.NewClient(hsEnv{hn.client}, onion.ClientConfig{})
+	defer cached.Close()
+	if err := connectEcho(t, cached, pub); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := fetchDescriptor(t, hn.client, pub)
+	lost := make(map[keys.NodeID]bool)
+	for _, ip := range d.Intros {
+		lost[ip.Relay] = true
+	}
+	published := s.Stats().Published
+	start := time.Now()
+	for id := range lost {
+		hn.relayByID(id).Close()
+	}
+	waitFor(t, func() bool {
+		st := s.Stats()
+		if st.Intros != 2 || st.Published <= published {
+			return false
+		}
+		d, _, err := tryFetchDescriptor(hn.client, pub)
+		if err != nil || len(d.Intros) != 2 {
+			return false
+		}
+		for _, ip := range d.Intros {
+			if lost[ip.Relay] {
+				return false
+			}
+		}
+		return true
+	}, "new introduction points published")
+	republished := time.Since(start)
+	if err := connectEcho(t, cached, pub); err != nil {
+		t.Fatalf("client with the old descriptor: %v", err)
+	}
+	reachable := time.Since(start)
+	if st := cached.Stats(); st.Fetched != 2 || st.IntroFailures == 0 {
+		t.Fatalf("client with the old descriptor: %+v; want a failed introduction, then a second fetch", st)
+	}
+	fresh := onion.NewClient(hsEnv{hn.client}, onion.ClientConfig{})
+	defer fresh.Close()
+	if err := connectEcho(t, fresh, pub); err != nil {
+		t.Fatalf("new client: %v", err)
+	}
+	if st := fresh.Stats(); st.IntroFailures != 0 {
+		t.Fatalf("new client: %+v", st)
+	}
+	t.Logf("introduction points lost: republished after %v, reachable with the old descriptor after %v", republished.Round(time.Millisecond), reachable.Round(time.Millisecond))
+}
