@@ -3,6 +3,7 @@ package overlay
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"errors"
 	"io"
 	"net"
@@ -18,6 +19,8 @@ import (
 	"github.com/darkmatter/darkmatter/crypto/keys"
 	"github.com/darkmatter/darkmatter/overlay/dht"
 	"github.com/darkmatter/darkmatter/overlay/onion"
+	"github.com/darkmatter/darkmatter/overlay/transport"
+	"github.com/darkmatter/darkmatter/overlay/transport/memnet"
 )
 
 // fetchDescriptor looks up and opens pub's descriptor of the current
@@ -432,4 +435,158 @@ func TestHiddenServiceIntroPointLoss(t *testing.T) {
 		t.Fatalf("new client: %+v", st)
 	}
 	t.Logf("introduction points lost: republished after %v, reachable with the old descriptor after %v", republished.Round(time.Millisecond), reachable.Round(time.Millisecond))
+}
+
+// newClientNode starts another client node like the harness's, at memnet
+// address ip; it closes with the test.
+func (hn *hiddenNet) newClientNode(t testing.TB, ip string) *Node {
+	t.Helper()
+	cfg := hn.client.cfg
+	cfg.Keys = nil
+	if hn.mem != nil {
+		cfg.Transports = transport.Registry{memnet.Scheme: hn.mem.Host(ip)}
+	}
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	if err := n.Start(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// sendIntroduce sends one INTRODUCE1 to ip on a new one-hop circuit, as an
+// attacker that cares nothing for its own anonymity does, and returns the
+// introduction point's status.
+func sendIntroduce(ctx context.Context, n *Node, ip hs.IntroPoint, msg []byte) (byte, error) {
+	d := n.dir.Get(ip.Relay)
+	if d == nil {
+		return 0, errors.New("introduction point not in the directory")
+	}
+	hop, ok := n.hopOf(d)
+	if !ok {
+		return 0, errors.New("no transport to the introduction point")
+	}
+	cc, err := n.sw.BuildCircuit(ctx, []circuit.Hop{hop})
+	if err != nil {
+		return 0, err
+	}
+	defer cc.Close()
+	return cc.Introduce(ctx, ip.AuthKey, msg)
+}
+
+// introduceMsg makes an INTRODUCE1 encrypted part for the service of d.
+func introduceMsg(t testing.TB, network string, pub keys.ServicePublicKey, bk hsblind.BlindedPublicKey, d *hs.Descriptor, ip hs.IntroPoint, in hs.Intro) []byte {
+	_, msg, err := hs.ClientIntroduce(nil, hs.Target{Network: network, Identity: pub, Blinded: bk, AuthKey: ip.AuthKey, Enc: d.Enc, KEM: d.KEM}, in)
+	if err != nil {
+		t.Error(err)
+	}
+	return msg
+}
+
+// introFlood sends valid introductions without a proof of work, each on a
+// new circuit, naming a real rendezvous relay (of rps in turn) and a cookie
+// no one waits for: every one costs the service a circuit. It stops by itself after max
+// introductions or a deadline.
+type introFlood struct {
+	sent, passed, limited, failed atomic.Int64
+	cancel                        context.CancelFunc
+	wg                            sync.WaitGroup
+}
+
+func startIntroFlood(t testing.TB, n *Node, pub keys.ServicePublicKey, bk hsblind.BlindedPublicKey, d *hs.Descriptor, rps []keys.NodeID, workers int, max int64, limit time.Duration) *introFlood {
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	f := &introFlood{cancel: cancel}
+	for w := range workers {
+		f.wg.Go(func() {
+			for i := w; ctx.Err() == nil && f.sent.Add(1) <= max; i += workers {
+				ip := d.Intros[i%len(d.Intros)]
+				in := hs.Intro{Rendezvous: rps[i%len(rps)]}
+				rand.Read(in.Cookie[:])
+				status, err := sendIntroduce(ctx, n, ip, introduceMsg(t, n.cfg.Network, pub, bk, d, ip, in))
+				switch {
+				case err != nil:
+					f.failed.Add(1)
+				case status == circuit.IntroStatusPassed:
+					f.passed.Add(1)
+				default:
+					f.limited.Add(1)
+				}
+			}
+		})
+	}
+	return f
+}
+
+func (f *introFlood) end() { f.cancel(); f.wg.Wait() }
+
+// An INTRODUCE flood against a service with one worker and a short queue:
+// the service drops introductions and raises the puzzle effort, which it
+// republishes; a client that solves the puzzle of the descriptor it
+// fetches connects during the flood; after the flood the effort decays
+// to 0, republished too.
+func TestHiddenServiceIntroduceFlood(t *testing.T) {
+	hn := newHiddenNet(t, "mem", 6)
+	defer hn.close()
+	ctx := ctxT(t)
+	key, _ := keys.GenerateService(nil)
+	pub := key.Public()
+	s, err := hn.svc.ListenService(ctx, ServiceConfig{Key: key, Ports: []uint16{80}, Workers: 1,
+		IntroRate: 200, IntroBurst: 2000, // the introduction points are not the bottleneck
+		PoW: onion.PoWConfig{Update: 200 * time.Millisecond, QueueLen: 8, MinEffort: 64, MaxEffort: 1 << 12}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, wait := serveListener(s)
+	defer func() { s.Close(); wait() }()
+	attacker := hn.newClientNode(t, "10.202.0.1")
+	d, bk := fetchDescriptor(t, attacker, pub)
+	if d.PoWEffort != 0 {
+		t.Fatalf("effort %d before any attack", d.PoWEffort)
+	}
+	var rps []keys.NodeID
+	for _, r := range hn.relays {
+		rps = append(rps, r.NodeID())
+	}
+	f := startIntroFlood(t, attacker, pub, bk, d, rps, 8, 20000, 40*time.Second)
+	defer f.end()
+
+	waitFor(t, func() bool { return s.Stats().Effort > 0 }, "the effort to rise")
+	waitFor(t, func() bool {
+		d, _, err := tryFetchDescriptor(hn.client, pub)
+		return err == nil && d.PoWEffort > 0
+	}, "a descriptor asking for work")
+	if st := s.Stats(); st.Dropped == 0 {
+		t.Fatalf("the effort rose without a dropped introduction: %+v", st)
+	}
+	sentBefore := f.sent.Load()
+	legit := onion.NewClient(hsEnv{hn.client}, onion.ClientConfig{RendezvousTimeout: 5 * time.Second})
+	defer legit.Close()
+	start := time.Now()
+	if err := connectEcho(t, legit, pub); err != nil {
+		t.Fatalf("a client solving the puzzle: %v (service %+v)", err, s.Stats())
+	}
+	took := time.Since(start)
+	during := s.Stats()
+	if st := legit.Stats(); st.IntroFailures != 0 {
+		// The solved introduction goes before every unsolved one: the
+		// first introduction point tried must do.
+		t.Fatalf("a client solving the puzzle needed retries: %+v, %v", st, took)
+	}
+	if f.sent.Load() == sentBefore || f.sent.Load() > 20000 {
+		t.Fatal("the flood was not running while the client connected")
+	}
+	f.end()
+	t.Logf("flood: %d introductions sent (%d passed, %d limited at the introduction points, %d failed); service %+v; a solving client connected in %v",
+		f.sent.Load(), f.passed.Load(), f.limited.Load(), f.failed.Load(), during, took.Round(time.Millisecond))
+
+	waitFor(t, func() bool {
+		if s.Stats().Effort != 0 {
+			return false
+		}
+		d, _, err := tryFetchDescriptor(hn.client, pub)
+		return err == nil && d.PoWEffort == 0
+	}, "the effort to decay to 0")
 }
