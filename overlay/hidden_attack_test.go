@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +18,7 @@ import (
 	"github.com/darkmatter/darkmatter/crypto/hs"
 	"github.com/darkmatter/darkmatter/crypto/hsblind"
 	"github.com/darkmatter/darkmatter/crypto/keys"
+	"github.com/darkmatter/darkmatter/internal/streamerr"
 	"github.com/darkmatter/darkmatter/overlay/dht"
 	"github.com/darkmatter/darkmatter/overlay/onion"
 	"github.com/darkmatter/darkmatter/overlay/transport"
@@ -589,4 +591,230 @@ func TestHiddenServiceIntroduceFlood(t *testing.T) {
 		d, _, err := tryFetchDescriptor(hn.client, pub)
 		return err == nil && d.PoWEffort == 0
 	}, "the effort to decay to 0")
+}
+
+// An INTRODUCE1 sent twice is served once (the second is a replay); one
+// claiming an effort its nonce does not meet is dropped; one whose nonce
+// does is served.
+func TestHiddenServiceIntroduceReplayAndBadPoW(t *testing.T) {
+	hn := newHiddenNet(t, "mem", 6)
+	defer hn.close()
+	ctx := ctxT(t)
+	key, _ := keys.GenerateService(nil)
+	pub := key.Public()
+	s, err := hn.svc.ListenService(ctx, ServiceConfig{Key: key, Ports: []uint16{80}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	attacker := hn.newClientNode(t, "10.202.0.1")
+	d, bk := fetchDescriptor(t, attacker, pub)
+	ip := d.Intros[0]
+	send := func(in hs.Intro) []byte {
+		msg := introduceMsg(t, attacker.cfg.Network, pub, bk, d, ip, in)
+		if status, err := sendIntroduce(ctx, attacker, ip, msg); err != nil || status != circuit.IntroStatusPassed {
+			t.Fatalf("introduction point answered %d, %v", status, err)
+		}
+		return msg
+	}
+	newIntro := func(effort uint32) hs.Intro {
+		in := hs.Intro{Rendezvous: hn.relays[1].NodeID(), PoWEffort: effort}
+		rand.Read(in.Cookie[:])
+		return in
+	}
+	want := func(what string, w onion.ServiceStats) {
+		t.Helper()
+		waitFor(t, func() bool {
+			st := s.Stats()
+			return st.Introductions == w.Introductions && st.Replays == w.Replays && st.Dropped == w.Dropped && st.Rendezvous == w.Rendezvous
+		}, what)
+	}
+	msg := send(newIntro(0))
+	if status, err := sendIntroduce(ctx, attacker, ip, msg); err != nil || status != circuit.IntroStatusPassed {
+		t.Fatalf("replay: introduction point answered %d, %v", status, err)
+	}
+	want("a replay dropped", onion.ServiceStats{Introductions: 2, Replays: 1, Dropped: 1, Rendezvous: 1})
+
+	bad := newIntro(500)
+	for hs.CheckPoW(d.PoWSeed, bk, bad.PoWEffort, bad.PoWNonce) {
+		bad.PoWNonce[0]++
+	}
+	send(bad)
+	good := newIntro(500)
+	if good.PoWNonce, err = hs.SolvePoW(ctx, d.PoWSeed, bk, good.PoWEffort); err != nil {
+		t.Fatal(err)
+	}
+	send(good)
+	// The decryption is serial: once the good one is served, the bad one
+	// was judged.
+	want("a bad proof dropped, a good one served", onion.ServiceStats{Introductions: 4, Replays: 1, Dropped: 2, Rendezvous: 2})
+}
+
+// Streams the service does not serve fail with the service's reason and
+// leave the rendezvous circuit and its other streams working: a port it
+// does not serve is refused (ConnRefused), and a full backlog rejects
+// (ResourceLimit) until Accept makes room. After Close, Accept returns
+// net.ErrClosed and none of the service's goroutines is left.
+func TestHiddenServiceStreamRefusals(t *testing.T) {
+	hn := newHiddenNet(t, "mem", 6)
+	defer hn.close()
+	ctx := ctxT(t)
+	key, _ := keys.GenerateService(nil)
+	addr := key.Public().Address()
+	s, err := hn.svc.ListenService(ctx, ServiceConfig{Key: key, Ports: []uint16{80, 443}, Backlog: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	accept := func() net.Conn {
+		t.Helper()
+		c, err := s.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	c1, err := hn.client.Dial(ctx, "tcp", addr+":80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c1.Close()
+	sc1 := accept()
+	if p := sc1.(interface{ Port() uint16 }).Port(); p != 80 {
+		t.Fatalf("accepted port %d", p)
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { defer sc1.Close(); serveTarget(sc1) })
+	echo(t, c1, true, "one")
+
+	if _, err := hn.client.Dial(ctx, "tcp", addr+":81"); !errors.Is(err, streamerr.New(streamerr.ConnRefused)) {
+		t.Fatalf("a port the service does not serve: %v", err)
+	}
+	echo(t, c1, false, "still one") // the refusal left the circuit alone
+
+	// The backlog holds one stream; the next is rejected until Accept.
+	c2, err := hn.client.Dial(ctx, "tcp", addr+":443")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	if _, err := hn.client.Dial(ctx, "tcp", addr+":443"); !errors.Is(err, streamerr.New(streamerr.ResourceLimit)) {
+		t.Fatalf("a full backlog: %v", err)
+	}
+	sc2 := accept()
+	wg.Go(func() { defer sc2.Close(); serveTarget(sc2) })
+	echo(t, c2, true, "two")
+	c3, err := hn.client.Dial(ctx, "tcp", addr+":443")
+	if err != nil {
+		t.Fatalf("after Accept made room: %v", err)
+	}
+	defer c3.Close()
+	if st := hn.client.onionClient().Stats(); st.Rendezvous != 1 {
+		t.Fatalf("client %+v: the refusals cost a rendezvous", st)
+	}
+	if st := s.Stats(); st.Streams != 3 || st.Rendezvous != 1 {
+		t.Fatalf("service %+v", st)
+	}
+
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Accept after Close: %v", err)
+	}
+	waitFor(t, func() bool { return !goroutinesIn("overlay/onion.(*Service)", "overlay/onion.(*intake)") }, "the service's goroutines to end")
+	// Its streams ended with it.
+	c1.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if _, err := c1.Read(make([]byte, 1)); err == nil || isTimeout(err) {
+		t.Fatalf("a stream outlived the service: %v", err)
+	}
+}
+
+// goroutinesIn reports whether any goroutine runs a function whose name
+// starts with one of prefixes (of the module).
+func goroutinesIn(prefixes ...string) bool {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	for _, p := range prefixes {
+		if bytes.Contains(buf, []byte("github.com/darkmatter/darkmatter/"+p)) {
+			return true
+		}
+	}
+	return false
+}
+
+// MaxRendezvous bounds the circuits a service joins to clients, also when
+// its workers build at once; a client over the bound is never met, and is
+// once a slot frees.
+func TestHiddenServiceMaxRendezvous(t *testing.T) {
+	hn := newHiddenNet(t, "mem", 6)
+	defer hn.close()
+	ctx := ctxT(t)
+	key, _ := keys.GenerateService(nil)
+	pub := key.Public()
+	const max = 2
+	s, err := hn.svc.ListenService(ctx, ServiceConfig{Key: key, Ports: []uint16{80}, MaxRendezvous: max, Workers: 4, Intros: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	joints := func() int {
+		n := 0
+		for _, r := range hn.relays {
+			n += r.sw.Stats().Joints
+		}
+		return n
+	}
+	newClient := func() *onion.Client {
+		c := onion.NewClient(hsEnv{hn.client}, onion.ClientConfig{RendezvousTimeout: time.Second})
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	var (
+		mu     sync.Mutex
+		joined []*circuit.ClientCirc
+		errs   []error
+		wg     sync.WaitGroup
+	)
+	for range 2 * max {
+		c := newClient()
+		wg.Go(func() {
+			cc, err := c.Connect(ctx, pub)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+			} else {
+				joined = append(joined, cc)
+			}
+		})
+	}
+	wg.Wait()
+	defer func() {
+		for _, cc := range joined {
+			cc.Close()
+		}
+	}()
+	if len(joined) != max || joints() != max {
+		t.Fatalf("%d clients met, %d joints, for a bound of %d (errors %v)", len(joined), joints(), max, errs)
+	}
+	for _, err := range errs {
+		if !errors.Is(err, onion.ErrIntroTimeout) {
+			t.Fatalf("a client over the bound: %v, want ErrIntroTimeout", err)
+		}
+	}
+	joined[0].Close()
+	waitFor(t, func() bool { return joints() == max-1 }, "a joint to close")
+	cc, err := newClient().Connect(ctx, pub)
+	if err != nil {
+		t.Fatalf("once a slot is free: %v", err)
+	}
+	joined = append(joined, cc)
 }

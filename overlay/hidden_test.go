@@ -265,3 +265,62 @@ func TestHiddenServiceClientAuth(t *testing.T) {
 		n.Close()
 	}
 }
+
+// Dials racing to a service no circuit reaches yet each make a rendezvous;
+// one circuit is kept for later streams, and the others close with their
+// only stream rather than hold a rendezvous at the service.
+func TestHiddenServiceConcurrentDials(t *testing.T) {
+	hn := newHiddenNet(t, "mem", 6)
+	defer hn.close()
+	ctx := ctxT(t)
+	ln, err := hn.svc.Listen(ctx, "tcp", ":80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, wait := serveListener(ln)
+	defer func() { ln.Close(); wait() }()
+	joints := func() int {
+		n := 0
+		for _, r := range hn.relays {
+			n += r.sw.Stats().Joints
+		}
+		return n
+	}
+	const dials = 4
+	conns := make([]net.Conn, dials)
+	var wg sync.WaitGroup
+	for i := range conns {
+		wg.Go(func() {
+			c, err := hn.client.Dial(ctx, "tcp", ln.Addr().String())
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			conns[i] = c
+			io.WriteString(c, "E\nx")
+			if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	made := hn.client.onionClient().Stats().Rendezvous
+	if made < 2 {
+		t.Skipf("the dials did not race (%d rendezvous)", made)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	waitFor(t, func() bool { return joints() == 1 }, "the extra rendezvous circuits to close")
+	c, err := hn.client.Dial(ctx, "tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if st := hn.client.onionClient().Stats(); st.Rendezvous != made || st.Reused != 1 {
+		t.Fatalf("client %+v after %d rendezvous: the kept circuit was not reused", st, made)
+	}
+}
