@@ -30,7 +30,7 @@ type hiddenNet struct {
 	svc *Node
 }
 
-func newHiddenNet(t *testing.T, kind string, nRelays int) *hiddenNet {
+func newHiddenNet(t testing.TB, kind string, nRelays int) *hiddenNet {
 	t.Helper()
 	h := newHarnessWith(t, kind, nRelays, func(c *Config) { c.DHTMinAge = -1 })
 	for _, r := range h.relays {
