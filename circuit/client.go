@@ -88,7 +88,9 @@ func (s *Switch) BuildCircuit(ctx context.Context, path []Hop) (*ClientCirc, err
 	if err != nil {
 		return nil, err
 	}
+	cc.mu.Lock() // ChannelClosed may destroy cc from now on
 	cc.id = id
+	cc.mu.Unlock()
 	if err := ctx.Err(); err != nil {
 		cc.destroy(cell.DestroyNone, false)
 		return nil, err
@@ -355,11 +357,12 @@ func (cc *ClientCirc) destroy(reason byte, send bool) {
 	}
 	cc.dead = true
 	cc.reason = reason
+	id := cc.id
 	cc.mu.Unlock()
-	cc.sw.unregister(cc.ch, cc.id)
+	cc.sw.unregister(cc.ch, id)
 	if send {
 		cc.sendMu.Lock()
-		sendDestroy(cc.ch, cc.id, reason)
+		sendDestroy(cc.ch, id, reason)
 		cc.sendMu.Unlock()
 	}
 	cc.close(&DestroyedError{Reason: reason})
