@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -166,6 +167,16 @@ func (n *Node) ListenService(ctx context.Context, cfg ServiceConfig) (*onion.Ser
 		s.Close()
 		return nil, ErrClosed
 	}
+	// Forget the services closed since: a node that publishes and
+	// withdraws services keeps only the live ones.
+	h.services = slices.DeleteFunc(h.services, func(s *onion.Service) bool {
+		select {
+		case <-s.Done():
+			return true
+		default:
+			return false
+		}
+	})
 	h.services = append(h.services, s)
 	h.mu.Unlock()
 	return s, nil

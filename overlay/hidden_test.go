@@ -324,3 +324,27 @@ func TestHiddenServiceConcurrentDials(t *testing.T) {
 		t.Fatalf("client %+v after %d rendezvous: the kept circuit was not reused", st, made)
 	}
 }
+
+// A node keeps only the services that are still open.
+func TestHiddenServiceClosedForgotten(t *testing.T) {
+	hn := newHiddenNet(t, "mem", 4)
+	defer hn.close()
+	for range 3 {
+		ln, err := hn.svc.Listen(ctxT(t), "tcp", ":80")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln.Close()
+	}
+	ln, err := hn.svc.Listen(ctxT(t), "tcp", ":80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	hn.svc.hidden.mu.Lock()
+	n := len(hn.svc.hidden.services)
+	hn.svc.hidden.mu.Unlock()
+	if n != 1 {
+		t.Fatalf("the node holds %d services, 1 open", n)
+	}
+}

@@ -169,6 +169,9 @@ func newService(env Env, cfg ServiceConfig) (*Service, error) {
 	return s, nil
 }
 
+// Done is closed once the service is closed.
+func (s *Service) Done() <-chan struct{} { return s.ctx.Done() }
+
 // Address returns the service's "<label>.dark" address.
 func (s *Service) Address() string { return s.addr }
 
