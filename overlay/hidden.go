@@ -166,7 +166,16 @@ func (n *Node) ListenService(ctx context.Context, cfg ServiceConfig) (*onion.Ser
 		s.Close()
 		return nil, ErrClosed
 	}
-	h.services = append(h.services, s)
+	// Forget the services closed since (their listeners were closed).
+	live := h.services[:0]
+	for _, x := range h.services {
+		select {
+		case <-x.Done():
+		default:
+			live = append(live, x)
+		}
+	}
+	h.services = append(live, s)
 	h.mu.Unlock()
 	return s, nil
 }

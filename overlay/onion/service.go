@@ -45,6 +45,9 @@ type ServiceConfig struct {
 	PeriodLength time.Duration
 	// MaxRendezvous bounds the circuits joined to clients at once [256].
 	MaxRendezvous int
+	// Idle closes a joined circuit that carried no stream that long
+	// [10 min].
+	Idle time.Duration
 	// Workers is how many introductions are served at once [4].
 	Workers int
 	// PoW configures the introduction puzzle.
@@ -62,6 +65,7 @@ func (c *ServiceConfig) setDefaults() {
 	c.DescriptorTTL = min(c.DescriptorTTL, hs.DescriptorMaxTTL)
 	defaults.Set(&c.PeriodLength, hsblind.DefaultPeriodLength)
 	defaults.Set(&c.MaxRendezvous, 256)
+	defaults.Set(&c.Idle, 10*time.Minute)
 	defaults.Set(&c.Workers, 4)
 	c.PoW.setDefaults()
 	if c.Now == nil {
@@ -158,6 +162,9 @@ func NewService(ctx context.Context, env Env, cfg ServiceConfig) (*Service, erro
 	s.wg.Go(s.maintain)
 	return s, nil
 }
+
+// Done is closed when the service is closed.
+func (s *Service) Done() <-chan struct{} { return s.ctx.Done() }
 
 // Address returns the service's "<label>.dark" address.
 func (s *Service) Address() string { return s.addr }
@@ -546,10 +553,7 @@ func (s *Service) rendezvous(in hs.Intro, reply []byte, l *hs.Layer) error {
 	s.rends[cc] = struct{}{}
 	s.mu.Unlock()
 	s.wg.Go(func() {
-		select {
-		case <-cc.Done():
-		case <-s.ctx.Done():
-		}
+		closeWhenIdle(s.ctx, cc, s.cfg.Idle)
 		s.mu.Lock()
 		delete(s.rends, cc)
 		s.mu.Unlock()
