@@ -117,7 +117,6 @@ type Service struct {
 	rends     map[*circuit.ClientCirc]struct{}
 	stats     ServiceStats
 	closed    bool
-	published bool
 }
 
 // NewService starts a service: it establishes its introduction points and
@@ -430,8 +429,8 @@ func (s *Service) descriptor() *hs.Descriptor {
 }
 
 // publish stores the descriptor under the blinded keys of this period and
-// the next, so clients whose clocks are on either side of a boundary find
-// it.
+// the next (in parallel), so clients whose clocks are on either side of a
+// boundary find it. Only the current period's store must succeed.
 func (s *Service) publish(ctx context.Context) error {
 	d := s.descriptor()
 	if len(d.Intros) == 0 {
@@ -439,26 +438,28 @@ func (s *Service) publish(ctx context.Context) error {
 	}
 	now := s.cfg.Now()
 	cur := hsblind.PeriodAt(now, s.cfg.PeriodLength)
-	var first error
-	for i, p := range []hsblind.Period{cur, cur.Next()} {
+	periods := []hsblind.Period{cur, cur.Next()}
+	errs := make([]error, len(periods))
+	var wg sync.WaitGroup
+	for i, p := range periods {
 		r, err := s.record(d, p, now)
-		if err == nil {
-			_, err = s.env.Put(ctx, r)
-		}
 		if err != nil {
-			if i == 0 {
-				return fmt.Errorf("onion: publish: %w", err)
-			}
-			first = err
-			continue
+			return fmt.Errorf("onion: publish: %w", err)
 		}
-		s.mu.Lock()
-		s.stats.Published++
-		s.published = true
-		s.mu.Unlock()
+		wg.Go(func() {
+			if _, errs[i] = s.env.Put(ctx, r); errs[i] == nil {
+				s.mu.Lock()
+				s.stats.Published++
+				s.mu.Unlock()
+			}
+		})
 	}
-	if first != nil {
-		s.env.Logf("onion: publishing the next period's descriptor failed: %v", first)
+	wg.Wait()
+	if errs[0] != nil {
+		return fmt.Errorf("onion: publish: %w", errs[0])
+	}
+	if errs[1] != nil {
+		s.env.Logf("onion: publishing the next period's descriptor failed: %v", errs[1])
 	}
 	return nil
 }
