@@ -110,13 +110,13 @@ type Service struct {
 	wake   chan struct{} // republish or replace introduction points now
 	intake *intake
 
-	mu        sync.Mutex
-	intros    []*introPoint
-	retired   map[[32]byte]time.Time // auth keys of replaced intro points, until their descriptors expire
-	seq       uint64
-	rends     map[*circuit.ClientCirc]struct{}
-	stats     ServiceStats
-	closed    bool
+	mu      sync.Mutex
+	intros  []*introPoint
+	retired map[[32]byte]time.Time // auth keys of replaced intro points, until their descriptors expire
+	seq     uint64
+	rends   map[*circuit.ClientCirc]struct{}
+	stats   ServiceStats
+	closed  bool
 }
 
 // NewService starts a service: it establishes its introduction points and
