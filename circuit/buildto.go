@@ -2,6 +2,7 @@ package circuit
 
 import (
 	"context"
+	"errors"
 	"time"
 )
 
@@ -16,13 +17,14 @@ import (
 // and closes it. It needs the Switch as the Builder.
 func (m *Manager) BuildTo(ctx context.Context, last Hop) (*ClientCirc, error) {
 	var err error
+	lastFailed := 0
 	for range m.cfg.Attempts {
 		var path []Hop
 		if path, err = m.choosePathTo(last); err != nil {
 			return nil, err
 		}
 		var c Circuit
-		if c, err = m.buildTimed(ctx, path); err == nil {
+		if c, err = m.buildTimed(ctx, path, true); err == nil {
 			m.noteSuccess(path)
 			return clientCirc(c)
 		}
@@ -30,9 +32,22 @@ func (m *Manager) BuildTo(ctx context.Context, last Hop) (*ClientCirc, error) {
 		if ctx.Err() != nil {
 			return nil, err
 		}
+		// Two paths that reached the hop before last but not last:
+		// last is most likely down, and more paths would only cost
+		// builds (they do not count against the guards' path bias).
+		var be *BuildError
+		if errors.As(err, &be) && be.Hop == len(path)-1 {
+			if lastFailed++; lastFailed == lastHopTries {
+				return nil, err
+			}
+		}
 	}
 	return nil, err
 }
+
+// lastHopTries is how many paths BuildTo tries that fail at the chosen
+// last hop before it gives up on that hop.
+const lastHopTries = 2
 
 // choosePathTo chooses a path ending at last.
 func (m *Manager) choosePathTo(last Hop) ([]Hop, error) {

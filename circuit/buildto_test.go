@@ -106,3 +106,37 @@ func TestBuildToChosenLastHop(t *testing.T) {
 		t.Fatalf("INTRODUCE2 %q", b)
 	}
 }
+
+// A chosen last hop that is down costs at most two paths, not Attempts, and its
+// failures do not count against the guard's path bias: a dead relay named
+// by a descriptor says nothing about the guard (a client whose introduction
+// points died must not disable its own guards).
+func TestBuildToDeadLastHop(t *testing.T) {
+	relays := guardRelays(6, 2)
+	b := newFakeBuilder()
+	m := newFakeManager(t, b, relays, ManagerConfig{Attempts: 5})
+	dead := relays[7].Hop
+	b.mu.Lock()
+	b.fail[dead.Identity] = true
+	b.mu.Unlock()
+	before := len(b.paths)
+	for range 30 {
+		if _, err := m.BuildTo(ctxT(t), dead); err == nil {
+			t.Fatal("BuildTo to a dead relay succeeded")
+		}
+	}
+	// Each call stops after lastHopTries failures at the dead hop, and
+	// once distinct predecessors accused it the relay is backed off and
+	// calls fail without building at all.
+	b.mu.Lock()
+	got := len(b.paths) - before
+	b.mu.Unlock()
+	if got > 30*lastHopTries || got < lastHopTries {
+		t.Fatalf("%d builds for 30 BuildTo calls, want %d..%d", got, lastHopTries, 30*lastHopTries)
+	}
+	for _, g := range m.Guards() {
+		if g.Primary && (g.Circuits != 0 || g.Disabled) {
+			t.Fatalf("a dead chosen last hop counted against guard path bias: %+v", g)
+		}
+	}
+}

@@ -33,7 +33,7 @@ type attempt struct {
 // the initial timeout so its build time is learned; the circuit is then
 // closed. A failure at a known hop while the caller still wanted the
 // circuit backs that relay off (noteFailure).
-func (m *Manager) buildTimed(ctx context.Context, path []Hop) (Circuit, error) {
+func (m *Manager) buildTimed(ctx context.Context, path []Hop, fixedLast bool) (Circuit, error) {
 	timeout := m.cbt.current()
 	// The build runs until the initial timeout at most, is cancelled when
 	// the caller gives up (not at the learned timeout) and when the
@@ -64,7 +64,7 @@ func (m *Manager) buildTimed(ctx context.Context, path []Hop) (Circuit, error) {
 			m.cbt.done()
 		}
 		if err != nil {
-			m.noteFailure(bctx, path, err)
+			m.noteFailure(bctx, path, err, fixedLast)
 			return
 		}
 		c.Close()
@@ -99,7 +99,7 @@ func (m *Manager) buildTimed(ctx context.Context, path []Hop) (Circuit, error) {
 	stop()
 	defer cancel()
 	if err != nil {
-		m.noteFailure(bctx, path, err) // blames no relay if the caller or the Manager gave up
+		m.noteFailure(bctx, path, err, fixedLast) // blames no relay if the caller or the Manager gave up
 		return nil, err
 	}
 	m.cbt.completed(took, true)

@@ -21,7 +21,6 @@ func (s *Switch) originateToClients(cmd cell.RelayCmd, data []byte) int {
 	return n
 }
 
-
 // killAll makes this relay destroy every circuit peers opened at it with
 // reason, towards both sides: a hop originating any DESTROY reason.
 func (s *Switch) killAll(reason byte) {

@@ -439,7 +439,7 @@ func (m *Manager) build(ctx context.Context, need exitNeed, avoid []keys.Identit
 	if err != nil {
 		return nil, nil, err
 	}
-	c, err := m.buildTimed(ctx, path)
+	c, err := m.buildTimed(ctx, path, false)
 	if err != nil {
 		m.cfg.Logf.Printf("circuit: build failed: %v", err)
 		return nil, nil, err

@@ -385,8 +385,12 @@ func sameFamily(a, b *RelayInfo) bool {
 // is reported by the hop before: that link is backed off, the path-bias
 // count of the guard grows, and the hop that failed is backed off only
 // once distinct predecessors reported it. A build the caller gave up on
-// blames nobody.
-func (m *Manager) noteFailure(ctx context.Context, path []Hop, err error) {
+// blames nobody. With fixedLast the last hop was not chosen by path
+// selection (a hidden service's introduction or rendezvous point, from a
+// descriptor or a client): a failure to extend to it does not count
+// against the guard's path bias, since a dead relay named by someone else
+// says nothing about the guard.
+func (m *Manager) noteFailure(ctx context.Context, path []Hop, err error, fixedLast bool) {
 	var be *BuildError
 	if !errors.As(err, &be) || be.Hop < 0 || be.Hop >= len(path) || ctx.Err() != nil {
 		return
@@ -407,7 +411,9 @@ func (m *Manager) noteFailure(ctx context.Context, path []Hop, err error) {
 		m.path.stats.ExtendFailures++
 		if guarded {
 			m.path.guards.reached(path[0].Identity)
-			m.noteBiasLocked(path[0].Identity, func(b *pathBias) { b.noteCircuit(false) })
+			if !fixedLast || be.Hop != len(path)-1 {
+				m.noteBiasLocked(path[0].Identity, func(b *pathBias) { b.noteCircuit(false) })
+			}
 		}
 		m.accuseLocked(path[be.Hop-1].Identity, path[be.Hop].Identity, now)
 	}

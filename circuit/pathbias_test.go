@@ -61,7 +61,7 @@ func TestExtendFailureBlamesLinkNotHop(t *testing.T) {
 		exit := relays[7]
 		ctx := context.Background()
 		path := []Hop{g, mids[0].Hop, exit.Hop}
-		m.noteFailure(ctx, path, &BuildError{Hop: 2, Err: errFakeRefused})
+		m.noteFailure(ctx, path, &BuildError{Hop: 2, Err: errFakeRefused}, false)
 
 		gi := guardInfo(t, m, g.Identity)
 		if gi.Failures != 0 || !gi.Reachable || m.Guard().Identity != g.Identity {
@@ -99,12 +99,12 @@ func TestExtendFailureBlamesLinkNotHop(t *testing.T) {
 		}
 
 		// The same predecessor again: still only the link.
-		m.noteFailure(ctx, path, &BuildError{Hop: 2, Err: errFakeRefused})
+		m.noteFailure(ctx, path, &BuildError{Hop: 2, Err: errFakeRefused}, false)
 		if st := m.PathStats(); st.RelaysBlamed != 0 || st.ExtendFailures != 2 || st.GuardFailures != 0 {
 			t.Fatalf("stats %+v, want 2 extend failures and nobody blamed", st)
 		}
 		// A second predecessor: the exit is backed off.
-		m.noteFailure(ctx, []Hop{g, mids[1].Hop, exit.Hop}, &BuildError{Hop: 2, Err: errFakeRefused})
+		m.noteFailure(ctx, []Hop{g, mids[1].Hop, exit.Hop}, &BuildError{Hop: 2, Err: errFakeRefused}, false)
 		if st := m.PathStats(); st.RelaysBlamed != 1 {
 			t.Fatalf("RelaysBlamed = %d after two predecessors, want 1", st.RelaysBlamed)
 		}
@@ -120,7 +120,7 @@ func TestExtendFailureBlamesLinkNotHop(t *testing.T) {
 		// A caller giving up blames nobody.
 		cctx, cancel := context.WithCancel(ctx)
 		cancel()
-		m.noteFailure(cctx, path, &BuildError{Hop: 0, Err: context.Canceled})
+		m.noteFailure(cctx, path, &BuildError{Hop: 0, Err: context.Canceled}, false)
 		if gi := guardInfo(t, m, g.Identity); gi.Failures != 0 {
 			t.Fatal("a cancelled build counted against the guard")
 		}

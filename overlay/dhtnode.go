@@ -229,9 +229,17 @@ const dhtCircuitLife = 10 * time.Minute
 func (t *dhtCircuits) Call(ctx context.Context, to dht.Contact, req []byte) ([]byte, error) {
 	c, err := t.circuit(ctx)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: %w", dht.ErrNotSent, err)
 	}
-	return c.callDHT(ctx, to.ID, req)
+	resp, err := c.callDHT(ctx, to.ID, req)
+	if err != nil {
+		select {
+		case <-c.cc.Done(): // our circuit died, not the peer
+			err = fmt.Errorf("%w: %w", dht.ErrNotSent, err)
+		default:
+		}
+	}
+	return resp, err
 }
 
 func (t *dhtCircuits) circuit(ctx context.Context) (*circuitDHT, error) {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -167,17 +166,16 @@ func (n *Node) ListenService(ctx context.Context, cfg ServiceConfig) (*onion.Ser
 		s.Close()
 		return nil, ErrClosed
 	}
-	// Forget the services closed since: a node that publishes and
-	// withdraws services keeps only the live ones.
-	h.services = slices.DeleteFunc(h.services, func(s *onion.Service) bool {
+	// Forget the services closed since (their listeners were closed).
+	live := h.services[:0]
+	for _, x := range h.services {
 		select {
-		case <-s.Done():
-			return true
+		case <-x.Done():
 		default:
-			return false
+			live = append(live, x)
 		}
-	})
-	h.services = append(h.services, s)
+	}
+	h.services = append(live, s)
 	h.mu.Unlock()
 	return s, nil
 }

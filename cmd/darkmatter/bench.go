@@ -19,6 +19,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/darkmatter/darkmatter/crypto/keys"
+	"github.com/darkmatter/darkmatter/internal/safelog"
 	"github.com/darkmatter/darkmatter/overlay"
 	"github.com/darkmatter/darkmatter/overlay/descriptor"
 	"github.com/urfave/cli/v2"
@@ -27,7 +29,7 @@ import (
 func benchCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "bench",
-		Usage: "measure direct loopback TCP and a 3-hop circuit in one run (throughput, time to first byte, circuit build, relay memory)",
+		Usage: "measure direct loopback TCP, a 3-hop circuit and a hidden service (6 hops) in one run (throughput, time to first byte, new rendezvous, publish to first fetch, circuit build, relay memory)",
 		Flags: append(commonFlags(),
 			&cli.IntFlag{Name: "mib", Usage: "MiB per bulk transfer", Value: 64},
 			&cli.IntFlag{Name: "builds", Usage: "circuits to build for the build-time median", Value: 20},
@@ -77,6 +79,22 @@ func runBench(ctx context.Context, c *cli.Context, debug func(string, ...any)) e
 	if err != nil {
 		return fmt.Errorf("3-hop: %w", err)
 	}
+	hs, err := startBenchService(ctx, tn, srv.Addr, debug)
+	if err != nil {
+		return fmt.Errorf("hidden service: %w", err)
+	}
+	defer hs.Close()
+	hsDial := func(ctx context.Context) (net.Conn, error) {
+		return tn.Client.DialStream(ctx, hs.target, "bench-hs")
+	}
+	hsTTFB, err := checkAndTTFB(ctx, hsDial, srv, size, c.Int("ttfb"))
+	if err != nil {
+		return fmt.Errorf("hidden service: %w", err)
+	}
+	rendTTFB, err := newRendezvousTTFB(ctx, tn.Client, hs.target, c.Int("ttfb"))
+	if err != nil {
+		return fmt.Errorf("hidden service: %w", err)
+	}
 	if p := c.String("cpuprofile"); p != "" {
 		f, err := os.Create(p)
 		if err != nil {
@@ -85,16 +103,16 @@ func runBench(ctx context.Context, c *cli.Context, debug func(string, ...any)) e
 		pprof.StartCPUProfile(f)
 		defer f.Close()
 	}
-	// Bulk rates: direct and 3-hop runs alternate so that both see the
-	// same machine; each rate is the median of its runs.
-	var direct, circ rates
-	var dd, du, cd, cu []float64
+	// Bulk rates: direct, 3-hop and hidden-service runs alternate so that
+	// all see the same machine; each rate is the median of its runs.
+	var direct, circ, hidden rates
+	var dd, du, cd, cu, hd, hu []float64
 	for i := 0; i < benchRuns; i++ {
 		for _, m := range []struct {
 			dial     func(context.Context) (net.Conn, error)
 			down, up *[]float64
 			what     string
-		}{{directDial, &dd, &du, "direct"}, {circuitDial, &cd, &cu, "3-hop"}} {
+		}{{directDial, &dd, &du, "direct"}, {circuitDial, &cd, &cu, "3-hop"}, {hsDial, &hd, &hu, "hidden service"}} {
 			d, err := download(ctx, m.dial, size)
 			if err != nil {
 				return fmt.Errorf("%s: %w", m.what, err)
@@ -108,16 +126,19 @@ func runBench(ctx context.Context, c *cli.Context, debug func(string, ...any)) e
 	}
 	direct.down, direct.up = median(dd), median(du)
 	circ.down, circ.up = median(cd), median(cu)
+	hidden.down, hidden.up = median(hd), median(hu)
 	pprof.StopCPUProfile()
 	builds, err := measureBuilds(ctx, tn.Client, c.Int("builds"))
 	if err != nil {
 		return err
 	}
 
-	fmt.Printf("\n%-28s %12s %12s\n", "", "direct TCP", "3-hop")
-	fmt.Printf("%-28s %12.1f %12.1f   ratio %.1f%%\n", "bulk download (MB/s)", direct.down, circ.down, 100*circ.down/direct.down)
-	fmt.Printf("%-28s %12.1f %12.1f   ratio %.1f%%\n", "bulk upload (MB/s)", direct.up, circ.up, 100*circ.up/direct.up)
-	fmt.Printf("%-28s %12s %12s\n", "time to first byte (median)", fmtDur(directTTFB), fmtDur(circTTFB))
+	fmt.Printf("\n%-28s %12s %12s %12s\n", "", "direct TCP", "3-hop", "hidden (6)")
+	fmt.Printf("%-28s %12.1f %12.1f %12.1f   3-hop/direct %.1f%%, hidden/3-hop %.1f%%\n", "bulk download (MB/s)", direct.down, circ.down, hidden.down, 100*circ.down/direct.down, 100*hidden.down/circ.down)
+	fmt.Printf("%-28s %12.1f %12.1f %12.1f   3-hop/direct %.1f%%, hidden/3-hop %.1f%%\n", "bulk upload (MB/s)", direct.up, circ.up, hidden.up, 100*circ.up/direct.up, 100*hidden.up/circ.up)
+	fmt.Printf("%-28s %12s %12s %12s\n", "time to first byte (median)", fmtDur(directTTFB), fmtDur(circTTFB), fmtDur(hsTTFB))
+	fmt.Printf("%-28s %12s %12s %12s   (median of %d: descriptor cached, new introduction and rendezvous each)\n", "new rendezvous, first byte", "-", "-", fmtDur(rendTTFB), c.Int("ttfb"))
+	fmt.Printf("%-28s %12s %12s %12s   (ListenService to a fresh client's first byte)\n", "publish to first fetch", "-", "-", fmtDur(hs.firstFetch))
 	fmt.Printf("%-28s %12s %12s   (median of %d, min %s, max %s)\n", "circuit build", "-", fmtDur(median(builds)), len(builds), fmtDur(slices.Min(builds)), fmtDur(slices.Max(builds)))
 
 	if n := c.Int("memory-circuits"); n > 0 {
@@ -128,6 +149,101 @@ func runBench(ctx context.Context, c *cli.Context, debug func(string, ...any)) e
 		fmt.Printf("%-28s %12s %12s   (%d idle circuits, separate relay process, RSS delta)\n", "relay memory per circuit", "-", fmt.Sprintf("%.0f B", per), n)
 	}
 	return nil
+}
+
+// benchService is a hidden service in front of the bench source, published
+// by a node of its own.
+type benchService struct {
+	node       *overlay.Node
+	svc        net.Listener
+	fw         *forwarder
+	target     string // "<addr>.dark:80"
+	firstFetch time.Duration
+}
+
+// startBenchService publishes the source as a hidden service and measures
+// the time from ListenService to the first byte a fresh client gets.
+func startBenchService(ctx context.Context, tn *testnet, source string, debug safelog.Logf) (*benchService, error) {
+	mk := func() (*overlay.Node, error) {
+		n, err := overlay.New(overlay.Config{Network: tn.network, Bootstrap: tn.boot[:1], AllowSameSubnet: true,
+			GuardMinAge: -1, DHTMinAge: -1, Logf: debug})
+		if err != nil {
+			return nil, err
+		}
+		if err := n.Start(ctx); err != nil {
+			n.Close()
+			return nil, err
+		}
+		if err := n.Ready(ctx); err != nil {
+			n.Close()
+			return nil, err
+		}
+		return n, nil
+	}
+	node, err := mk()
+	if err != nil {
+		return nil, err
+	}
+	fresh, err := mk() // a client that has seen nothing of the service
+	if err != nil {
+		node.Close()
+		return nil, err
+	}
+	defer fresh.Close()
+	key, err := keys.GenerateService(nil)
+	if err != nil {
+		node.Close()
+		return nil, err
+	}
+	b := &benchService{node: node, target: key.Public().Address() + ":80"}
+	start := time.Now()
+	svc, err := node.ListenService(ctx, overlay.ServiceConfig{Key: key, Ports: []uint16{80}})
+	if err != nil {
+		node.Close()
+		return nil, err
+	}
+	b.svc = svc
+	b.fw = &forwarder{targets: map[uint16]string{80: source}, logf: debug}
+	b.fw.wg.Go(func() { b.fw.serve(svc) })
+	conn, err := fresh.DialStream(ctx, b.target, "")
+	if err == nil {
+		io.WriteString(conn, "P\n")
+		_, err = io.ReadFull(conn, make([]byte, 1))
+		conn.Close()
+	}
+	if err != nil {
+		b.Close()
+		return nil, fmt.Errorf("first fetch: %w", err)
+	}
+	b.firstFetch = time.Since(start)
+	return b, nil
+}
+
+func (b *benchService) Close() error {
+	b.svc.Close()
+	b.fw.wait()
+	return b.node.Close()
+}
+
+// newRendezvousTTFB returns the median time to first byte of n streams,
+// each on a new rendezvous (a new isolation key), the descriptor cached.
+func newRendezvousTTFB(ctx context.Context, n *overlay.Node, target string, count int) (time.Duration, error) {
+	var out []time.Duration
+	for i := 0; i < count; i++ {
+		start := time.Now()
+		conn, err := n.DialStream(ctx, target, fmt.Sprintf("bench-rendezvous-%d", i))
+		if err != nil {
+			return 0, err
+		}
+		io.WriteString(conn, "P\n")
+		_, err = io.ReadFull(conn, make([]byte, 1))
+		conn.Close()
+		if err != nil {
+			return 0, err
+		}
+		out = append(out, time.Since(start))
+	}
+	return median(out), nil
 }
 
 type rates struct{ down, up float64 }

@@ -147,6 +147,8 @@ func counterValues(s overlay.Stats) []control.Value {
 	add("cells queued, peak", s.Budget.Peak)
 	add("out-of-memory runs", s.Budget.Runs)
 	add("circuits destroyed for memory", s.Budget.Circuits)
+	add("introduction circuits", s.Circuits.IntroCircuits)
+	add("INTRODUCE passed on", s.Circuits.Introduced)
 	return v
 }
 

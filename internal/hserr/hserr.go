@@ -1,7 +1,3 @@
-// Package hserr names why a hidden service could not be reached, with the
-// extended SOCKS5 reply Tor defines for each reason (0xF0–0xF7), so that
-// the node that fails and the proxies that answer agree without importing
-// each other.
 package hserr
 
 import "errors"

@@ -20,6 +20,13 @@ type Transport interface {
 	Call(ctx context.Context, to Contact, req []byte) ([]byte, error)
 }
 
+// ErrNotSent, wrapped in a Transport's error, says the request never left
+// this node (a client had no circuit to send it through): the peer is not
+// to blame and stays in the routing table. Without it, a client whose
+// guards all died at once would drop every contact and look nothing up
+// again until its next directory refresh.
+var ErrNotSent = errors.New("dht: request not sent")
+
 // Tuning defaults (spec/dht.md §6 gives the reasons).
 const (
 	DefaultK                 = 20
@@ -227,8 +234,8 @@ func (d *DHT) call(ctx context.Context, tr Transport, c Contact, m *Message, wan
 			}
 		}
 	}
-	if ctx.Err() == nil {
-		// The peer failed, not our caller's context.
+	if ctx.Err() == nil && !errors.Is(err, ErrNotSent) {
+		// The peer failed, not our caller's context or our transport.
 		d.table.failed(c.ID)
 	}
 	d.stats.failures.Add(1)

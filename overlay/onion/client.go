@@ -36,6 +36,9 @@ type ClientConfig struct {
 	MaxCached int
 	// MaxEffort is the most puzzle effort the client spends [1<<20].
 	MaxEffort uint32
+	// Idle closes a joined circuit that carried no stream that long
+	// [5 min].
+	Idle time.Duration
 	// Now is the clock [time.Now].
 	Now func() time.Time
 }
@@ -45,6 +48,7 @@ func (c *ClientConfig) setDefaults() {
 	defaults.Set(&c.IntroTimeout, 15*time.Second)
 	defaults.Set(&c.RendezvousTimeout, 15*time.Second)
 	defaults.Set(&c.MaxCached, 256)
+	defaults.Set(&c.Idle, 5*time.Minute)
 	if c.MaxEffort == 0 {
 		c.MaxEffort = 1 << 20
 	}
@@ -63,8 +67,11 @@ type ClientStats struct {
 
 // Client connects to hidden services.
 type Client struct {
-	env Env
-	cfg ClientConfig
+	env    Env
+	cfg    ClientConfig
+	ctx    context.Context // ends with Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 
 	mu     sync.Mutex
 	descs  map[keys.ServicePublicKey]*cachedDesc
@@ -87,12 +94,14 @@ type circKey struct {
 // NewClient returns a client.
 func NewClient(env Env, cfg ClientConfig) *Client {
 	cfg.setDefaults()
-	return &Client{
+	c := &Client{
 		env:   env,
 		cfg:   cfg,
 		descs: make(map[keys.ServicePublicKey]*cachedDesc),
 		circs: make(map[circKey]*circuit.ClientCirc),
 	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	return c
 }
 
 // Stats returns the client's counters.
@@ -107,12 +116,10 @@ func (c *Client) Stats() ClientStats {
 func (c *Client) Close() error {
 	c.mu.Lock()
 	c.closed = true
-	circs := c.circs
 	c.circs = make(map[circKey]*circuit.ClientCirc)
 	c.mu.Unlock()
-	for _, cc := range circs {
-		cc.Close()
-	}
+	c.cancel() // the idle watchers close every joined circuit
+	c.wg.Wait()
 	return nil
 }
 
@@ -152,21 +159,32 @@ func (c *Client) Dial(ctx context.Context, svc keys.ServicePublicKey, port uint1
 		return nil, err
 	}
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.closed {
-		c.mu.Unlock()
 		cc.Close()
 		return nil, ErrClosed
 	}
+	idle := c.cfg.Idle
+	var conn net.Conn = st
 	if old := c.circs[k]; old != nil && alive(old) || old == nil && len(c.circs) >= c.cfg.MaxCached {
-		// Another Dial cached its circuit first (or the cache is
-		// full): this circuit serves this stream only and closes
-		// with it, so that it holds no rendezvous at the service.
-		c.mu.Unlock()
-		return &soleStream{Stream: st}, nil
+		// Another Dial joined first, or the cache is full: this circuit
+		// serves this stream only. It closes with the stream, so that
+		// it holds no rendezvous at the service, or soon after the
+		// stream ends without a Close.
+		idle = idleCheck
+		conn = &soleStream{Stream: st}
+	} else {
+		c.circs[k] = cc
 	}
-	c.circs[k] = cc
-	c.mu.Unlock()
-	return st, nil
+	c.wg.Go(func() {
+		closeWhenIdle(c.ctx, cc, idle)
+		c.mu.Lock()
+		if c.circs[k] == cc {
+			delete(c.circs, k)
+		}
+		c.mu.Unlock()
+	})
+	return conn, nil
 }
 
 // alive reports whether cc has not been destroyed.

@@ -45,6 +45,9 @@ type ServiceConfig struct {
 	PeriodLength time.Duration
 	// MaxRendezvous bounds the circuits joined to clients at once [256].
 	MaxRendezvous int
+	// Idle closes a joined circuit that carried no stream that long
+	// [10 min].
+	Idle time.Duration
 	// Workers is how many introductions are served at once [4].
 	Workers int
 	// PoW configures the introduction puzzle.
@@ -62,6 +65,7 @@ func (c *ServiceConfig) setDefaults() {
 	c.DescriptorTTL = min(c.DescriptorTTL, hs.DescriptorMaxTTL)
 	defaults.Set(&c.PeriodLength, hsblind.DefaultPeriodLength)
 	defaults.Set(&c.MaxRendezvous, 256)
+	defaults.Set(&c.Idle, 10*time.Minute)
 	defaults.Set(&c.Workers, 4)
 	c.PoW.setDefaults()
 	if c.Now == nil {
@@ -106,15 +110,14 @@ type Service struct {
 	wake   chan struct{} // republish or replace introduction points now
 	intake *intake
 
-	mu        sync.Mutex
-	intros    []*introPoint
-	retired   map[[32]byte]time.Time // auth keys of replaced intro points, until their descriptors expire
-	seq       uint64
-	rends     map[*circuit.ClientCirc]struct{}
-	building  int // rendezvous circuits being built, counted against MaxRendezvous
-	stats     ServiceStats
-	closed    bool
-	published bool
+	mu       sync.Mutex
+	intros   []*introPoint
+	retired  map[[32]byte]time.Time // auth keys of replaced intro points, until their descriptors expire
+	seq      uint64
+	rends    map[*circuit.ClientCirc]struct{}
+	building int // rendezvous circuits being built, counted against MaxRendezvous
+	stats    ServiceStats
+	closed   bool
 }
 
 // NewService starts a service: it establishes its introduction points and
@@ -169,7 +172,7 @@ func newService(env Env, cfg ServiceConfig) (*Service, error) {
 	return s, nil
 }
 
-// Done is closed once the service is closed.
+// Done is closed when the service is closed.
 func (s *Service) Done() <-chan struct{} { return s.ctx.Done() }
 
 // Address returns the service's "<label>.dark" address.
@@ -456,8 +459,8 @@ func (s *Service) descriptor() *hs.Descriptor {
 }
 
 // publish stores the descriptor under the blinded keys of this period and
-// the next, so clients whose clocks are on either side of a boundary find
-// it.
+// the next (in parallel), so clients whose clocks are on either side of a
+// boundary find it. Only the current period's store must succeed.
 func (s *Service) publish(ctx context.Context) error {
 	d := s.descriptor()
 	if len(d.Intros) == 0 {
@@ -465,26 +468,28 @@ func (s *Service) publish(ctx context.Context) error {
 	}
 	now := s.cfg.Now()
 	cur := hsblind.PeriodAt(now, s.cfg.PeriodLength)
-	var first error
-	for i, p := range []hsblind.Period{cur, cur.Next()} {
+	periods := []hsblind.Period{cur, cur.Next()}
+	errs := make([]error, len(periods))
+	var wg sync.WaitGroup
+	for i, p := range periods {
 		r, err := s.record(d, p, now)
-		if err == nil {
-			_, err = s.env.Put(ctx, r)
-		}
 		if err != nil {
-			if i == 0 {
-				return fmt.Errorf("onion: publish: %w", err)
-			}
-			first = err
-			continue
+			return fmt.Errorf("onion: publish: %w", err)
 		}
-		s.mu.Lock()
-		s.stats.Published++
-		s.published = true
-		s.mu.Unlock()
+		wg.Go(func() {
+			if _, errs[i] = s.env.Put(ctx, r); errs[i] == nil {
+				s.mu.Lock()
+				s.stats.Published++
+				s.mu.Unlock()
+			}
+		})
 	}
-	if first != nil {
-		s.env.Logf("onion: publishing the next period's descriptor failed: %v", first)
+	wg.Wait()
+	if errs[0] != nil {
+		return fmt.Errorf("onion: publish: %w", errs[0])
+	}
+	if errs[1] != nil {
+		s.env.Logf("onion: publishing the next period's descriptor failed: %v", errs[1])
 	}
 	return nil
 }
@@ -585,10 +590,7 @@ func (s *Service) rendezvous(in hs.Intro, reply []byte, l *hs.Layer) error {
 	}
 	cc.Handle(circuit.KindTCP, circuit.StreamHandlerFunc(s.serveStream))
 	s.wg.Go(func() {
-		select {
-		case <-cc.Done():
-		case <-s.ctx.Done():
-		}
+		closeWhenIdle(s.ctx, cc, s.cfg.Idle)
 		s.mu.Lock()
 		delete(s.rends, cc)
 		s.mu.Unlock()
