@@ -19,19 +19,7 @@ func BenchmarkCircuitDownload(b *testing.B) {
 			const size = 16 << 20
 			direct := func() (net.Conn, error) { return h.transport().Dial(ctxT(b), h.target.addr) }
 			viaCircuit := func() (net.Conn, error) { return h.client.DialStream(ctxT(b), h.target.addr, "") }
-			run := func(dial func() (net.Conn, error)) time.Duration {
-				conn, err := dial()
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer conn.Close()
-				start := time.Now()
-				fmt.Fprintf(conn, "D %d\n", size)
-				if n, err := io.CopyBuffer(io.Discard, io.LimitReader(conn, size), make([]byte, 256<<10)); err != nil || n != size {
-					b.Fatalf("%d bytes, %v", n, err)
-				}
-				return time.Since(start)
-			}
+			run := func(dial func() (net.Conn, error)) time.Duration { return timedDownload(b, dial, size) }
 			var d, c time.Duration
 			b.SetBytes(size)
 			for b.Loop() {
@@ -59,4 +47,20 @@ func BenchmarkCircuitBuild(b *testing.B) {
 		}
 		cc.Close()
 	}
+}
+
+// timedDownload dials, asks the target for size bytes and returns how long
+// they took to arrive.
+func timedDownload(b *testing.B, dial func() (net.Conn, error), size int64) time.Duration {
+	conn, err := dial()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close()
+	start := time.Now()
+	fmt.Fprintf(conn, "D %d\n", size)
+	if n, err := io.CopyBuffer(io.Discard, io.LimitReader(conn, size), make([]byte, 256<<10)); err != nil || n != size {
+		b.Fatalf("%d bytes, %v", n, err)
+	}
+	return time.Since(start)
 }

@@ -1,7 +1,6 @@
 package overlay
 
 import (
-	"fmt"
 	"io"
 	"net"
 	"testing"
@@ -136,19 +135,7 @@ func BenchmarkHiddenServiceBulk(b *testing.B) {
 			direct := func() (net.Conn, error) { return hn.transport().Dial(ctxT(b), hn.target.addr) }
 			exit := func() (net.Conn, error) { return hn.client.DialStream(ctxT(b), hn.target.addr, "") }
 			hidden := func() (net.Conn, error) { return hn.client.Dial(ctxT(b), "tcp", ln.Addr().String()) }
-			run := func(dial func() (net.Conn, error)) time.Duration {
-				conn, err := dial()
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer conn.Close()
-				start := time.Now()
-				fmt.Fprintf(conn, "D %d\n", size)
-				if n, err := io.CopyBuffer(io.Discard, io.LimitReader(conn, size), make([]byte, 256<<10)); err != nil || n != size {
-					b.Fatalf("%d bytes, %v", n, err)
-				}
-				return time.Since(start)
-			}
+			run := func(dial func() (net.Conn, error)) time.Duration { return timedDownload(b, dial, size) }
 			var d, e, h time.Duration
 			for b.Loop() {
 				d += run(direct)

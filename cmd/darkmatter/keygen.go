@@ -23,25 +23,27 @@ func keygenCommand() *cli.Command {
 			&cli.BoolFlag{Name: "client", Usage: "make a client authorisation key (X25519) instead of a service key"},
 		),
 		Action: func(c *cli.Context) error {
+			var (
+				k      keys.PrivateKey
+				public string
+			)
 			if c.Bool("client") {
-				k, err := keys.GenerateClientAuth(nil)
+				ck, err := keys.GenerateClientAuth(nil)
 				if err != nil {
 					return err
 				}
-				if err := createKeyFile(c.String("out"), keys.EncodeKeyFile(k)); err != nil {
+				k, public = ck, ck.Public().String()
+			} else {
+				sk, err := keys.GenerateService(nil)
+				if err != nil {
 					return err
 				}
-				fmt.Println(k.Public().String())
-				return nil
-			}
-			k, err := keys.GenerateService(nil)
-			if err != nil {
-				return err
+				k, public = sk, sk.Public().Address()
 			}
 			if err := createKeyFile(c.String("out"), keys.EncodeKeyFile(k)); err != nil {
 				return err
 			}
-			fmt.Println(k.Public().Address())
+			fmt.Println(public)
 			return nil
 		},
 	}

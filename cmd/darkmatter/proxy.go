@@ -54,22 +54,11 @@ func proxyCommand() *cli.Command {
 				}
 				cfg.ClientAuthKeys = append(cfg.ClientAuthKeys, k)
 			}
-			n, err := overlay.New(cfg)
+			n, stopNode, err := startClientNode(ctx, c, "proxy", cfg, prog)
 			if err != nil {
 				return err
 			}
-			defer n.Close()
-			stopView, err := startOperatorView(c, "proxy", n, prog)
-			if err != nil {
-				return err
-			}
-			defer stopView()
-			if err := n.Start(ctx); err != nil {
-				return err
-			}
-			if err := n.Ready(ctx); err != nil {
-				return err
-			}
+			defer stopNode()
 			fe, err := startFrontends(n, c.String("socks"), c.String("http"), info)
 			if err != nil {
 				return err
@@ -145,4 +134,26 @@ func (f *frontends) Close() error {
 	return nil
 }
 
-var _ = context.Background
+
+// startClientNode runs a client node (proxy, publish): the node, its
+// operator view (control socket, metrics), its bootstrap and a first
+// circuit. stop undoes it all.
+func startClientNode(ctx context.Context, c *cli.Context, role string, cfg overlay.Config, prog *progress) (n *overlay.Node, stop func(), err error) {
+	if n, err = overlay.New(cfg); err != nil {
+		return nil, nil, err
+	}
+	stopView, err := startOperatorView(c, role, n, prog)
+	if err != nil {
+		n.Close()
+		return nil, nil, err
+	}
+	stop = func() { stopView(); n.Close() }
+	if err = n.Start(ctx); err == nil {
+		err = n.Ready(ctx)
+	}
+	if err != nil {
+		stop()
+		return nil, nil, err
+	}
+	return n, stop, nil
+}

@@ -66,22 +66,11 @@ func publishCommand() *cli.Command {
 			if err := applyDiscovery(c, &cfg); err != nil {
 				return err
 			}
-			n, err := overlay.New(cfg)
+			n, stopNode, err := startClientNode(ctx, c, "publish", cfg, prog)
 			if err != nil {
 				return err
 			}
-			defer n.Close()
-			stopView, err := startOperatorView(c, "publish", n, prog)
-			if err != nil {
-				return err
-			}
-			defer stopView()
-			if err := n.Start(ctx); err != nil {
-				return err
-			}
-			if err := n.Ready(ctx); err != nil {
-				return err
-			}
+			defer stopNode()
 			start := time.Now()
 			svc, err := n.ListenService(ctx, overlay.ServiceConfig{Key: key, Ports: sortedPorts(ports), ClientAuth: clients})
 			if err != nil {
