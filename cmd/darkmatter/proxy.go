@@ -134,7 +134,6 @@ func (f *frontends) Close() error {
 	return nil
 }
 
-
 // startClientNode runs a client node (proxy, publish): the node, its
 // operator view (control socket, metrics), its bootstrap and a first
 // circuit. stop undoes it all.
