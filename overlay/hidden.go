@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -236,4 +237,32 @@ func (n *Node) closeHidden() {
 	if tr != nil {
 		tr.close()
 	}
+}
+
+// HiddenStats are a node's hidden-service counters: one entry per service
+// it publishes, and its client's.
+type HiddenStats struct {
+	Services []onion.ServiceStats
+	Client   onion.ClientStats
+}
+
+// HiddenStats returns the counters of the node's hidden services and of
+// its hidden-service client.
+func (n *Node) HiddenStats() HiddenStats {
+	h := &n.hidden
+	h.mu.Lock()
+	services, client := slices.Clone(h.services), h.client
+	h.mu.Unlock()
+	var st HiddenStats
+	for _, s := range services {
+		select {
+		case <-s.Done():
+		default:
+			st.Services = append(st.Services, s.Stats())
+		}
+	}
+	if client != nil {
+		st.Client = client.Stats()
+	}
+	return st
 }

@@ -149,6 +149,13 @@ func TestHiddenServiceEndToEnd(t *testing.T) {
 			if st := hn.client.onionClient().Stats(); st.Rendezvous != 1 || st.Reused != 1 {
 				t.Fatalf("client stats %+v", st)
 			}
+			if hs := hn.svc.HiddenStats(); len(hs.Services) != 1 || hs.Services[0].Streams != 2 ||
+				hs.Services[0].Intros != 3 || hs.Services[0].Rendezvous != 1 {
+				t.Fatalf("service stats %+v", hs)
+			}
+			if hs := hn.client.HiddenStats(); len(hs.Services) != 0 || hs.Client.Fetched != 1 {
+				t.Fatalf("client node's hidden stats %+v", hs)
+			}
 		})
 	}
 }

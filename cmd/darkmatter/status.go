@@ -15,6 +15,7 @@ import (
 	"github.com/darkmatter/darkmatter/internal/control"
 	"github.com/darkmatter/darkmatter/internal/safelog"
 	"github.com/darkmatter/darkmatter/overlay"
+	"github.com/darkmatter/darkmatter/overlay/onion"
 	"github.com/urfave/cli/v2"
 )
 
@@ -99,7 +100,42 @@ func nodeStatus(role string, n *overlay.Node, p *progress, req control.Request) 
 	st.Limits = limitValues(n.Limits())
 	st.Counters = counterValues(n.Stats())
 	st.Counters = append(st.Counters, discoveryValues(n)...)
+	st.Counters = append(st.Counters, hiddenValues(n.HiddenStats())...)
 	return st
+}
+
+// hiddenValues are the counters of the hidden services a node publishes
+// (summed; no address is shown) and of the ones it visited.
+func hiddenValues(h overlay.HiddenStats) []control.Value {
+	var v []control.Value
+	add := func(name string, x any) { v = append(v, control.Value{Name: name, Value: fmt.Sprint(x)}) }
+	add("hidden services published", len(h.Services))
+	if len(h.Services) > 0 {
+		var sum onion.ServiceStats
+		for _, s := range h.Services {
+			sum.Intros += s.Intros
+			sum.Published += s.Published
+			sum.Introductions += s.Introductions
+			sum.Rendezvous += s.Rendezvous
+			sum.Dropped += s.Dropped
+			sum.Replays += s.Replays
+			sum.Streams += s.Streams
+			sum.Effort = max(sum.Effort, s.Effort)
+		}
+		add("introduction points held", sum.Intros)
+		add("descriptors stored", sum.Published)
+		add("introductions received", sum.Introductions)
+		add("introductions dropped", sum.Dropped)
+		add("  of which replays", sum.Replays)
+		add("rendezvous joined", sum.Rendezvous)
+		add("streams accepted", sum.Streams)
+		add("puzzle effort asked (highest)", sum.Effort)
+	}
+	add("hidden-service descriptors fetched", h.Client.Fetched)
+	add("hidden-service rendezvous made", h.Client.Rendezvous)
+	add("hidden-service streams on a joined circuit", h.Client.Reused)
+	add("hidden-service introductions failed", h.Client.IntroFailures)
+	return v
 }
 
 func limitValues(l overlay.Limits) []control.Value {

@@ -12,6 +12,7 @@ import (
 	"github.com/darkmatter/darkmatter/circuit/protover"
 	"github.com/darkmatter/darkmatter/internal/control"
 	"github.com/darkmatter/darkmatter/overlay"
+	"github.com/darkmatter/darkmatter/overlay/onion"
 )
 
 // runApp runs the command line in process and returns its standard output.
@@ -192,3 +193,26 @@ func TestRelayControlSocketInUse(t *testing.T) {
 }
 
 func ctl(dir string) string { return dir + "/" + control.SocketName }
+
+// The status page sums the services a node publishes, names no address,
+// and shows the client's counters.
+func TestHiddenValues(t *testing.T) {
+	v := hiddenValues(overlay.HiddenStats{
+		Services: []onion.ServiceStats{{Intros: 3, Published: 2, Streams: 5, Effort: 16}, {Intros: 2, Published: 1, Streams: 1}},
+		Client:   onion.ClientStats{Fetched: 4, Rendezvous: 3},
+	})
+	got := map[string]string{}
+	for _, x := range v {
+		got[x.Name] = x.Value
+	}
+	for name, want := range map[string]string{"hidden services published": "2", "introduction points held": "5",
+		"descriptors stored": "3", "streams accepted": "6", "puzzle effort asked (highest)": "16",
+		"hidden-service descriptors fetched": "4", "hidden-service rendezvous made": "3"} {
+		if got[name] != want {
+			t.Errorf("%s = %q, want %q", name, got[name], want)
+		}
+	}
+	if v := hiddenValues(overlay.HiddenStats{}); len(v) != 5 {
+		t.Fatalf("a node without services shows %d values", len(v))
+	}
+}
