@@ -51,9 +51,9 @@ const (
 	// innerFixedLen is the inner plaintext before the intro entries: enc
 	// (32) ‖ KEM (1184) ‖ effort (4) ‖ seed (32) ‖ count (1).
 	innerFixedLen = 32 + keys.KEMPublicKeySize + 4 + 32 + 1
-	// minValueLen is the shortest descriptor value: one intro point, no
-	// client authorisation.
-	minValueLen = headerLen + tagLen + 1 + innerFixedLen + introEntryLen + tagLen
+	// minValueLen is the shortest descriptor value: no client
+	// authorisation (the intro list is always padded to MaxIntros).
+	minValueLen = headerLen + tagLen + 1 + innerFixedLen + MaxIntros*introEntryLen + tagLen
 )
 
 // IntroPoint is one introduction point in a descriptor: the relay and the
@@ -227,7 +227,9 @@ func appendInner(b []byte, d *Descriptor) []byte {
 		b = append(b, ip.Relay[:]...)
 		b = append(b, ip.AuthKey[:]...)
 	}
-	return b
+	// Zero entries up to MaxIntros, so that the size does not tell how
+	// many introduction points the service keeps.
+	return append(b, make([]byte, (MaxIntros-len(d.Intros))*introEntryLen)...)
 }
 
 // parseInner parses the inner plaintext.
@@ -244,11 +246,17 @@ func parseInner(p []byte) (*Descriptor, error) {
 	copy(d.PoWSeed[:], p[4:])
 	n := int(p[36])
 	p = p[37:]
-	if n < 1 || n > MaxIntros || len(p) != n*introEntryLen {
+	if n < 1 || n > MaxIntros || len(p) != MaxIntros*introEntryLen {
 		return nil, fmt.Errorf("%w: %d introduction points in %d bytes", ErrBadDescriptor, n, len(p))
+	}
+	if !isZero(p[n*introEntryLen:]) {
+		return nil, fmt.Errorf("%w: padding after the introduction points is not zero", ErrBadDescriptor)
 	}
 	d.Intros = make([]IntroPoint, n)
 	for i := range d.Intros {
+		if isZero(p[:introEntryLen]) {
+			return nil, fmt.Errorf("%w: introduction point %d is empty", ErrBadDescriptor, i+1)
+		}
 		copy(d.Intros[i].Relay[:], p)
 		copy(d.Intros[i].AuthKey[:], p[keys.NodeIDSize:])
 		p = p[introEntryLen:]
@@ -313,4 +321,12 @@ func OpenDescriptor(value []byte, network string, id keys.ServicePublicKey, p hs
 		return nil, fmt.Errorf("%w: inner layer does not decrypt", ErrBadDescriptor)
 	}
 	return parseInner(pt)
+}
+
+func isZero(b []byte) bool {
+	var acc byte
+	for _, x := range b {
+		acc |= x
+	}
+	return acc == 0
 }

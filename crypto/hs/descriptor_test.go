@@ -202,6 +202,7 @@ func TestDescriptorMalformedContent(t *testing.T) {
 		"trailing bytes": append(bytes.Clone(good), 0),
 		"short":          good[:innerFixedLen-1],
 		"count too high": append(append(bytes.Clone(good[:innerFixedLen-1]), 3), good[innerFixedLen:]...),
+		"nonzero padding": append(bytes.Clone(good[:len(good)-1]), 1),
 		"bad KEM key":    badKEM,
 	} {
 		for _, clients := range [][]keys.ClientAuthPublicKey{nil, pub} {
@@ -298,7 +299,9 @@ func TestDescriptorSizeBound(t *testing.T) {
 	if len(f.seal(t, f.descriptor(MaxIntros), pub[:MaxClients]))+clientPad*clientEntryLen <= DescriptorMaxValue {
 		t.Fatal("MaxClients could be larger")
 	}
-	if got := len(f.seal(t, f.descriptor(1), nil)); got != minValueLen || minValueLen != 1375 {
+	// Every descriptor lists MaxIntros slots: one introduction point
+	// takes as many bytes as ten.
+	if got := len(f.seal(t, f.descriptor(1), nil)); got != minValueLen || minValueLen != 1951 {
 		t.Fatalf("smallest descriptor %d bytes, minValueLen %d", got, minValueLen)
 	}
 }
