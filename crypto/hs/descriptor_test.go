@@ -197,13 +197,13 @@ func TestDescriptorMalformedContent(t *testing.T) {
 	badKEM := bytes.Clone(good)
 	copy(badKEM[32:], bytes.Repeat([]byte{0xff}, 384)) // coefficients ≥ q
 	for name, inner := range map[string][]byte{
-		"0 intros":       append(bytes.Clone(good[:innerFixedLen-1]), 0),
-		"11 intros":      append(append(bytes.Clone(good[:innerFixedLen-1]), 11), make([]byte, 11*introEntryLen)...),
-		"trailing bytes": append(bytes.Clone(good), 0),
-		"short":          good[:innerFixedLen-1],
-		"count too high": append(append(bytes.Clone(good[:innerFixedLen-1]), 3), good[innerFixedLen:]...),
+		"0 intros":        append(bytes.Clone(good[:innerFixedLen-1]), 0),
+		"11 intros":       append(append(bytes.Clone(good[:innerFixedLen-1]), 11), make([]byte, 11*introEntryLen)...),
+		"trailing bytes":  append(bytes.Clone(good), 0),
+		"short":           good[:innerFixedLen-1],
+		"count too high":  append(append(bytes.Clone(good[:innerFixedLen-1]), 3), good[innerFixedLen:]...),
 		"nonzero padding": append(bytes.Clone(good[:len(good)-1]), 1),
-		"bad KEM key":    badKEM,
+		"bad KEM key":     badKEM,
 	} {
 		for _, clients := range [][]keys.ClientAuthPublicKey{nil, pub} {
 			v, err := sealValue(nil, inner, f.network, f.id.Public(), f.p, clients)
