@@ -130,11 +130,17 @@ var (
 	descDHTStored = prometheus.NewDesc("darkmatter_dht_records_stored", "DHT records this node stores for others.", nil, nil)
 	descGuards    = prometheus.NewDesc("darkmatter_guards", "Guards in the sample, and the primary ones.", []string{"kind"}, nil)
 	descBuildTO   = prometheus.NewDesc("darkmatter_circuit_build_timeout_seconds", "The circuit build timeout learned from observed build times.", nil, nil)
+	descIntro     = prometheus.NewDesc("darkmatter_intro_circuits", "Introduction circuits of hidden services held at this relay.", nil, nil)
+	descIntroPass = prometheus.NewDesc("darkmatter_introduce_total", "INTRODUCE1 at this relay, by outcome.", []string{"result"}, nil)
+	descHS        = prometheus.NewDesc("darkmatter_hidden_services", "Hidden services this node publishes, and their introduction points.", []string{"kind"}, nil)
+	descHSIntro   = prometheus.NewDesc("darkmatter_hidden_service_introductions_total", "Introductions received by this node's hidden services, by outcome.", []string{"result"}, nil)
+	descHSEffort  = prometheus.NewDesc("darkmatter_hidden_service_effort", "The highest puzzle effort this node's hidden services ask for.", nil, nil)
+	descHSClient  = prometheus.NewDesc("darkmatter_hidden_service_client_total", "This node's visits to hidden services: descriptors fetched, rendezvous made, failed introductions.", []string{"kind"}, nil)
 )
 
 func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLinks, descCircuits, descRelays, descBootstrap, descQueued, descBudget, descOOM, descOOMCircs, descRefused,
-		descGossip, descDHTLookup, descDHTStored, descGuards, descBuildTO} {
+		descGossip, descDHTLookup, descDHTStored, descGuards, descBuildTO, descIntro, descIntroPass, descHS, descHSIntro, descHSEffort, descHSClient} {
 		ch <- d
 	}
 }
@@ -196,4 +202,28 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descGuards, float64(len(gs)), "sampled")
 	gauge(descGuards, float64(prim), "primary")
 	gauge(descBuildTO, c.n.Manager().BuildTimeoutStats().Timeout.Seconds())
+	gauge(descIntro, float64(s.Circuits.IntroCircuits))
+	counter(descIntroPass, s.Circuits.Introduced, "passed")
+	counter(descIntroPass, s.Circuits.IntroRateLimited, "rate_limited")
+	counter(descIntroPass, s.Circuits.IntroUnknown, "unknown_key")
+	hs := c.n.HiddenStats()
+	var intros int
+	var received, dropped, joined uint64
+	var effort uint32
+	for _, sv := range hs.Services {
+		intros += sv.Intros
+		received += sv.Introductions
+		dropped += sv.Dropped
+		joined += sv.Rendezvous
+		effort = max(effort, sv.Effort)
+	}
+	gauge(descHS, float64(len(hs.Services)), "services")
+	gauge(descHS, float64(intros), "intro_points")
+	counter(descHSIntro, received, "received")
+	counter(descHSIntro, dropped, "dropped")
+	counter(descHSIntro, joined, "rendezvous")
+	gauge(descHSEffort, float64(effort))
+	counter(descHSClient, hs.Client.Fetched, "descriptors")
+	counter(descHSClient, hs.Client.Rendezvous, "rendezvous")
+	counter(descHSClient, hs.Client.IntroFailures, "intro_failures")
 }

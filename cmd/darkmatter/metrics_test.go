@@ -55,17 +55,20 @@ func TestMetricsTestnet(t *testing.T) {
 	defer m.Close()
 	s := scrape(t, "http://"+m.Addr+"/metrics")
 	for name, ok := range map[string]func(float64) bool{
-		"darkmatter_relays_known":                             func(v float64) bool { return v == 5 },
-		"darkmatter_links":                                    func(v float64) bool { return v >= 1 },
-		`darkmatter_circuits{kind="client"}`:                  func(v float64) bool { return v >= 1 },
-		"darkmatter_bootstrap_percent":                        func(v float64) bool { return v == 100 },
-		"darkmatter_budget_max_cells":                         func(v float64) bool { return v == 65536 },
-		"darkmatter_budget_queued_cells":                      func(v float64) bool { return v >= 0 },
-		`darkmatter_refused_total{kind="create_rate"}`:        func(v float64) bool { return v == 0 },
-		`darkmatter_refused_total{kind="links_per_ip"}`:       func(v float64) bool { return v == 0 },
-		`darkmatter_gossip_bytes_total{direction="received"}`: func(v float64) bool { return v > 0 },
-		`darkmatter_guards{kind="primary"}`:                   func(v float64) bool { return v >= 1 && v <= 3 },
-		"darkmatter_circuit_build_timeout_seconds":            func(v float64) bool { return v > 0 },
+		"darkmatter_relays_known":                                    func(v float64) bool { return v == 5 },
+		"darkmatter_links":                                           func(v float64) bool { return v >= 1 },
+		`darkmatter_circuits{kind="client"}`:                         func(v float64) bool { return v >= 1 },
+		"darkmatter_bootstrap_percent":                               func(v float64) bool { return v == 100 },
+		"darkmatter_budget_max_cells":                                func(v float64) bool { return v == 65536 },
+		"darkmatter_budget_queued_cells":                             func(v float64) bool { return v >= 0 },
+		`darkmatter_refused_total{kind="create_rate"}`:               func(v float64) bool { return v == 0 },
+		`darkmatter_refused_total{kind="links_per_ip"}`:              func(v float64) bool { return v == 0 },
+		`darkmatter_gossip_bytes_total{direction="received"}`:        func(v float64) bool { return v > 0 },
+		`darkmatter_guards{kind="primary"}`:                          func(v float64) bool { return v >= 1 && v <= 3 },
+		"darkmatter_circuit_build_timeout_seconds":                   func(v float64) bool { return v > 0 },
+		`darkmatter_hidden_services{kind="services"}`:                func(v float64) bool { return v == 0 },
+		`darkmatter_hidden_service_client_total{kind="descriptors"}`: func(v float64) bool { return v == 0 },
+		"darkmatter_intro_circuits":                                  func(v float64) bool { return v == 0 },
 	} {
 		v, found := s[name]
 		if !found || !ok(v) {
