@@ -140,3 +140,43 @@ func TestBuildToDeadLastHop(t *testing.T) {
 		}
 	}
 }
+
+// When the chosen last hop is the only usable primary guard, the circuit
+// starts at the next usable guard instead of failing for want of a path.
+func TestBuildToLastIsOnlyGuard(t *testing.T) {
+	relays := guardRelays(8, 2)
+	b := newFakeBuilder()
+	m := newFakeManager(t, b, relays, ManagerConfig{})
+	prim := m.PrimaryGuards()
+	if len(prim) < 2 {
+		t.Fatalf("%d primary guards", len(prim))
+	}
+	// Every other sampled guard failed for good (a small network that
+	// lost relays): prim[0] is the only usable guard left.
+	last := prim[0]
+	now := time.Now()
+	for _, g := range m.Guards() {
+		if g.Identity == last.Identity {
+			continue
+		}
+		m.mu.Lock()
+		for i := range 3 {
+			m.path.guards.failed(g.Identity, now.Add(time.Duration(i)*6*time.Minute))
+		}
+		m.mu.Unlock()
+	}
+	for _, g := range m.Guards() {
+		if g.Usable != (g.Identity == last.Identity) {
+			t.Fatalf("guard usable=%v", g.Usable)
+		}
+	}
+	for range 20 {
+		path, err := m.choosePathTo(last)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if path[0].Identity == last.Identity || path[len(path)-1].Identity != last.Identity {
+			t.Fatal("the chosen last hop is also the first")
+		}
+	}
+}

@@ -172,10 +172,16 @@ func (s *guardSet) primaries(now time.Time) []*guard {
 // does). If no guard is usable, every listed guard not disabled is made
 // due for a retry (the network may have been down; Tor does the same when
 // its guards are exhausted) and they are returned in order.
-func (s *guardSet) choices(now time.Time) []*guard {
+func (s *guardSet) choices(now time.Time) []*guard { return s.choicesWithout(now, nil) }
+
+// choicesWithout is choices without the relay skip (a circuit's chosen
+// last hop, which cannot also be its first): when skip is the only usable
+// primary guard, the next usable guards in order are the choices.
+func (s *guardSet) choicesWithout(now time.Time, skip *keys.IdentityPublicKey) []*guard {
 	var out []*guard
+	other := func(g *guard) bool { return skip == nil || g.id != *skip }
 	for _, g := range s.primaries(now) {
-		if g.usable(now) {
+		if g.usable(now) && other(g) {
 			out = append(out, g)
 		}
 	}
@@ -183,7 +189,7 @@ func (s *guardSet) choices(now time.Time) []*guard {
 		return out
 	}
 	for _, g := range s.ordered() {
-		if g.usable(now) {
+		if g.usable(now) && other(g) {
 			out = append(out, g)
 		}
 	}
@@ -191,7 +197,7 @@ func (s *guardSet) choices(now time.Time) []*guard {
 		return out
 	}
 	for _, g := range s.ordered() {
-		if g.listed && !g.disabled {
+		if g.listed && !g.disabled && other(g) {
 			g.retryAt = time.Time{}
 			out = append(out, g)
 		}

@@ -223,7 +223,11 @@ func (m *Manager) choosePathLocked(all []RelayInfo, need exitNeed, avoid []keys.
 	cum, exitCum := weights(relays, measured), weights(exits, measured)
 	var firsts []*guard
 	if n > 1 {
-		firsts = m.path.guards.choices(now)
+		var skip *keys.IdentityPublicKey
+		if last != nil {
+			skip = &last.Hop.Identity
+		}
+		firsts = m.path.guards.choicesWithout(now, skip)
 	} else {
 		firsts = []*guard{nil}
 	}
