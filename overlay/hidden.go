@@ -266,3 +266,19 @@ func (n *Node) HiddenStats() HiddenStats {
 	}
 	return st
 }
+
+// Sum adds the counters of every service up, with the highest effort.
+func (h HiddenStats) Sum() onion.ServiceStats {
+	var sum onion.ServiceStats
+	for _, s := range h.Services {
+		sum.Intros += s.Intros
+		sum.Published += s.Published
+		sum.Introductions += s.Introductions
+		sum.Rendezvous += s.Rendezvous
+		sum.Dropped += s.Dropped
+		sum.Replays += s.Replays
+		sum.Streams += s.Streams
+		sum.Effort = max(sum.Effort, s.Effort)
+	}
+	return sum
+}

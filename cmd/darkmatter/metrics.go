@@ -207,22 +207,13 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descIntroPass, s.Circuits.IntroRateLimited, "rate_limited")
 	counter(descIntroPass, s.Circuits.IntroUnknown, "unknown_key")
 	hs := c.n.HiddenStats()
-	var intros int
-	var received, dropped, joined uint64
-	var effort uint32
-	for _, sv := range hs.Services {
-		intros += sv.Intros
-		received += sv.Introductions
-		dropped += sv.Dropped
-		joined += sv.Rendezvous
-		effort = max(effort, sv.Effort)
-	}
+	sum := hs.Sum()
 	gauge(descHS, float64(len(hs.Services)), "services")
-	gauge(descHS, float64(intros), "intro_points")
-	counter(descHSIntro, received, "received")
-	counter(descHSIntro, dropped, "dropped")
-	counter(descHSIntro, joined, "rendezvous")
-	gauge(descHSEffort, float64(effort))
+	gauge(descHS, float64(sum.Intros), "intro_points")
+	counter(descHSIntro, sum.Introductions, "received")
+	counter(descHSIntro, sum.Dropped, "dropped")
+	counter(descHSIntro, sum.Rendezvous, "rendezvous")
+	gauge(descHSEffort, float64(sum.Effort))
 	counter(descHSClient, hs.Client.Fetched, "descriptors")
 	counter(descHSClient, hs.Client.Rendezvous, "rendezvous")
 	counter(descHSClient, hs.Client.IntroFailures, "intro_failures")

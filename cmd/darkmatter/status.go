@@ -15,7 +15,6 @@ import (
 	"github.com/darkmatter/darkmatter/internal/control"
 	"github.com/darkmatter/darkmatter/internal/safelog"
 	"github.com/darkmatter/darkmatter/overlay"
-	"github.com/darkmatter/darkmatter/overlay/onion"
 	"github.com/urfave/cli/v2"
 )
 
@@ -111,17 +110,7 @@ func hiddenValues(h overlay.HiddenStats) []control.Value {
 	add := func(name string, x any) { v = append(v, control.Value{Name: name, Value: fmt.Sprint(x)}) }
 	add("hidden services published", len(h.Services))
 	if len(h.Services) > 0 {
-		var sum onion.ServiceStats
-		for _, s := range h.Services {
-			sum.Intros += s.Intros
-			sum.Published += s.Published
-			sum.Introductions += s.Introductions
-			sum.Rendezvous += s.Rendezvous
-			sum.Dropped += s.Dropped
-			sum.Replays += s.Replays
-			sum.Streams += s.Streams
-			sum.Effort = max(sum.Effort, s.Effort)
-		}
+		sum := h.Sum()
 		add("introduction points held", sum.Intros)
 		add("descriptors stored", sum.Published)
 		add("introductions received", sum.Introductions)
