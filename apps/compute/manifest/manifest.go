@@ -32,8 +32,8 @@ const (
 	// MaxCreated is 9999-12-31T23:59:59Z, as for DHT expiries.
 	MaxCreated = 253402300799
 
-	fixedBefore = 1 + 32 + 4 + 32 + 1              // version .. function count
-	fixedAfter  = 2 + 4 + 4 + 4 + 1 + 1 + 8         // permissions .. created
+	fixedBefore = 1 + 32 + 4 + 32 + 1                               // version .. function count
+	fixedAfter  = 2 + 4 + 4 + 4 + 1 + 1 + 8                         // permissions .. created
 	minSize     = fixedBefore + 2 + fixedAfter + keys.SignatureSize // one 1-byte function
 	// MaxManifestSize is the largest encoded manifest (4318 bytes).
 	MaxManifestSize = fixedBefore + MaxFunctions*(1+MaxFunctionLen) + fixedAfter + keys.SignatureSize
