@@ -56,7 +56,11 @@ func (r *Runtime) Run(ctx context.Context, hash [32]byte, code []byte, function 
 	r.instances.Add(1)
 	mod, err := r.rt.InstantiateModule(runCtx, compiled, moduleConfig())
 	if err != nil {
-		return nil, r.runError(ctx, runCtx, nil, err)
+		if runCtx.Err() != nil {
+			return nil, r.runError(ctx, runCtx, nil, err)
+		}
+		// An import the ABI does not offer, or a memory above the limit.
+		return nil, fmt.Errorf("%w: %w", ErrInvalidModule, err)
 	}
 	defer mod.Close(context.WithoutCancel(ctx))
 	if init := mod.ExportedFunction(initFunction); init != nil {

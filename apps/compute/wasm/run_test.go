@@ -3,6 +3,7 @@ package wasm
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"strconv"
@@ -197,5 +198,22 @@ func TestCacheBound(t *testing.T) {
 		if r.Cached(wcHash) || !r.Cached(evilHash) {
 			t.Fatal("cache holds more than MaxModules")
 		}
+	}
+}
+
+func TestInvalidModule(t *testing.T) {
+	r := newRuntime(t, Limits{})
+	// A module importing env.f () -> () and exporting it as "run": it
+	// compiles, but the sandbox offers no such import.
+	foreign := []byte{0, 'a', 's', 'm', 1, 0, 0, 0,
+		1, 4, 1, 0x60, 0, 0, // type section: () -> ()
+		2, 9, 1, 3, 'e', 'n', 'v', 1, 'f', 0, 0, // import env.f
+		7, 7, 1, 3, 'r', 'u', 'n', 0, 0} // export "run" = func 0
+	for _, code := range [][]byte{[]byte("not wasm"), foreign} {
+		_, err := r.Run(context.Background(), sha256.Sum256(code), code, "run", nil, nil)
+		if !errors.Is(err, ErrInvalidModule) {
+			t.Fatalf("got %v, want ErrInvalidModule", err)
+		}
+		t.Log(err)
 	}
 }
