@@ -12,30 +12,46 @@ import (
 
 func runtimeGosched() { runtime.Gosched() }
 
-var benchText = []byte(strings.Repeat("the quick brown fox jumps over the lazy dog\n", 100)) // 4.4 KB
+// Benchmark inputs: a small text (per-call cost dominates) and 1 MiB-ish
+// (the function's own speed dominates).
+var benchTexts = []struct {
+	name string
+	text []byte
+}{
+	{"4KB", []byte(strings.Repeat("the quick brown fox jumps over the lazy dog\n", 100))},
+	{"1MB", []byte(strings.Repeat("the quick brown fox jumps over the lazy dog\n", 23000))},
+}
 
 // BenchmarkWordCount is one call of the wasm word count, module cached: hash
-// check, instantiation, _initialize, the call.
+// check, instantiation, _initialize (Go's runtime start), the call.
 func BenchmarkWordCount(b *testing.B) {
 	code, hash := module(b, wordcountPkg)
 	r := newRuntime(b, Limits{})
-	if _, err := r.Run(context.Background(), hash, code, "count", benchText, nil); err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	b.SetBytes(int64(len(benchText)))
-	for b.Loop() {
-		if _, err := r.Run(context.Background(), hash, code, "count", benchText, nil); err != nil {
-			b.Fatal(err)
-		}
+	for _, in := range benchTexts {
+		b.Run(in.name, func(b *testing.B) {
+			if _, err := r.Run(context.Background(), hash, code, "count", in.text, nil); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.SetBytes(int64(len(in.text)))
+			for b.Loop() {
+				if _, err := r.Run(context.Background(), hash, code, "count", in.text, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 
 // BenchmarkWordCountNative is the same function run natively.
 func BenchmarkWordCountNative(b *testing.B) {
-	b.ReportAllocs()
-	b.SetBytes(int64(len(benchText)))
-	for b.Loop() {
-		_ = strconv.AppendInt(nil, int64(words.Count(benchText)), 10)
+	for _, in := range benchTexts {
+		b.Run(in.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(in.text)))
+			for b.Loop() {
+				_ = strconv.AppendInt(nil, int64(words.Count(in.text)), 10)
+			}
+		})
 	}
 }
