@@ -14,6 +14,7 @@ var (
 	ErrTrap           = errors.New("wasm: module trapped")
 	ErrInvalidModule  = errors.New("wasm: invalid module")
 	ErrClosed         = errors.New("wasm: runtime closed")
+	ErrBusy           = errors.New("wasm: too many runs at once")
 )
 
 // Host ABI error codes (spec/compute-abi.md §Codes).

@@ -28,7 +28,12 @@ type Limits struct {
 	MaxLogs, MaxLogBytes int
 	// MaxModules is the number of compiled modules kept. Default 64.
 	MaxModules int
+	// MaxRuns is the number of runs at once; more are refused with ErrBusy
+	// (not queued, so that a module's sub-calls on the same Runtime cannot
+	// deadlock). Default 8.
+	MaxRuns int
 	// Logf receives the modules' log messages (quoted). Nil discards them.
+	// It is called from several goroutines.
 	Logf func(format string, args ...any)
 }
 
@@ -42,6 +47,7 @@ const (
 	DefaultMaxLogs     = 32
 	DefaultMaxLogBytes = 256
 	DefaultMaxModules  = 64
+	DefaultMaxRuns     = 8
 )
 
 func (l *Limits) setDefaults() {
@@ -56,4 +62,5 @@ func (l *Limits) setDefaults() {
 	defaults.Set(&l.MaxLogs, DefaultMaxLogs)
 	defaults.Set(&l.MaxLogBytes, DefaultMaxLogBytes)
 	defaults.Set(&l.MaxModules, DefaultMaxModules)
+	defaults.Set(&l.MaxRuns, DefaultMaxRuns)
 }

@@ -25,7 +25,7 @@ const initFunction = "_initialize"
 // the module's sub-calls; nil refuses them.
 //
 // Errors: ErrHashMismatch, ErrInputTooLarge, ErrInvalidModule,
-// ErrNoFunction, ErrTimeout, ErrMemory, ErrOutputTooLarge, ErrSubCallLimit,
+// ErrBusy, ErrNoFunction, ErrTimeout, ErrMemory, ErrOutputTooLarge, ErrSubCallLimit,
 // ErrTrap, ErrClosed, or ctx's error when ctx ends first.
 func (r *Runtime) Run(ctx context.Context, hash [32]byte, code []byte, function string, input []byte, sub SubCaller) ([]byte, error) {
 	sum := sha256.Sum256(code)
@@ -34,6 +34,12 @@ func (r *Runtime) Run(ctx context.Context, hash [32]byte, code []byte, function 
 	}
 	if len(input) > r.l.MaxInput {
 		return nil, ErrInputTooLarge
+	}
+	select {
+	case r.runs <- struct{}{}:
+		defer func() { <-r.runs }()
+	default:
+		return nil, ErrBusy
 	}
 	// Compiling is the executor's cost, not the module's: it is outside
 	// Timeout (and cached).

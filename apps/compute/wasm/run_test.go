@@ -217,3 +217,30 @@ func TestInvalidModule(t *testing.T) {
 		t.Log(err)
 	}
 }
+
+// MaxRuns bounds runs at once: one more is refused while the others run,
+// and accepted again once a slot is free.
+func TestMaxRuns(t *testing.T) {
+	evil, evilHash := module(t, evilPkg)
+	wc, wcHash := module(t, wordcountPkg)
+	r := newRuntime(t, Limits{MaxRuns: 1, Timeout: 60e9})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := r.Run(ctx, evilHash, evil, "loop", nil, nil)
+		done <- err
+	}()
+	for r.instances.Load() == 0 {
+		runtimeGosched()
+	}
+	if _, err := r.Run(context.Background(), wcHash, wc, "count", nil, nil); !errors.Is(err, ErrBusy) {
+		t.Fatalf("second run: got %v, want ErrBusy", err)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("loop: %v", err)
+	}
+	if out, err := r.Run(context.Background(), wcHash, wc, "count", []byte("a b"), nil); err != nil || string(out) != "2" {
+		t.Fatalf("after the slot is free: %q %v", out, err)
+	}
+}

@@ -29,7 +29,8 @@ type Runtime struct {
 	lru    *list.List // of *entry, most recent first
 	byHash map[[32]byte]*list.Element
 
-	instances atomic.Int64 // module instances created, for tests
+	runs      chan struct{} // one token per run in progress, MaxRuns
+	instances atomic.Int64  // module instances created, for tests
 }
 
 type entry struct {
@@ -37,12 +38,20 @@ type entry struct {
 	mod  wazero.CompiledModule
 }
 
+// sharedCache, when set (by tests), is a compilation cache shared by every
+// Runtime, so that each test's new Runtime does not compile the same
+// modules again (slow under the race detector).
+var sharedCache wazero.CompilationCache
+
 // New returns a Runtime with limits l (zero fields take their defaults).
 func New(ctx context.Context, l Limits) (*Runtime, error) {
 	l.setDefaults()
 	cfg := wazero.NewRuntimeConfig().
 		WithMemoryLimitPages(l.MemoryPages).
 		WithCloseOnContextDone(true)
+	if sharedCache != nil {
+		cfg = cfg.WithCompilationCache(sharedCache)
+	}
 	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
 		_ = rt.Close(ctx)
@@ -52,7 +61,7 @@ func New(ctx context.Context, l Limits) (*Runtime, error) {
 		_ = rt.Close(ctx)
 		return nil, fmt.Errorf("wasm: host module: %w", err)
 	}
-	return &Runtime{l: l, rt: rt, lru: list.New(), byHash: make(map[[32]byte]*list.Element)}, nil
+	return &Runtime{l: l, rt: rt, runs: make(chan struct{}, l.MaxRuns), lru: list.New(), byHash: make(map[[32]byte]*list.Element)}, nil
 }
 
 // Limits returns the limits in force, defaults filled in.
