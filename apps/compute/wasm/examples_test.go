@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/darkmatter/darkmatter/apps/compute/examples/fanout/split"
 	"github.com/darkmatter/darkmatter/apps/compute/examples/render/page"
@@ -19,7 +20,7 @@ import (
 func TestFanoutExample(t *testing.T) {
 	fan, fanHash := module(t, "../examples/fanout")
 	wc, wcHash := module(t, wordcountPkg)
-	r := newRuntime(t, Limits{})
+	r := newRuntime(t, Limits{Timeout: time.Minute}) // slow under -race
 	var mu sync.Mutex
 	var parts []string
 	sub := func(ctx context.Context, m [32]byte, fn string, in []byte) ([]byte, error) {
@@ -54,7 +55,7 @@ func TestFanoutExample(t *testing.T) {
 
 func TestRenderExample(t *testing.T) {
 	code, hash := module(t, "../examples/render")
-	r := newRuntime(t, Limits{})
+	r := newRuntime(t, Limits{Timeout: time.Minute}) // slow under -race
 	in := []byte(`{"title":"Blocks <today>","items":[{"name":"height","value":"1234"},{"name":"a&b","value":"\"q\""}]}`)
 	out, err := r.Run(context.Background(), hash, code, "page", in, nil)
 	if err != nil {

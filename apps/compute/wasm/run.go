@@ -78,6 +78,11 @@ func (r *Runtime) Run(ctx context.Context, hash [32]byte, code []byte, function 
 	if st.fail != nil {
 		return nil, st.fail
 	}
+	if runCtx.Err() != nil {
+		// Ended by the deadline or the caller even if the module, told so
+		// by a host function (-3), returned before wazero stopped it.
+		return nil, r.runError(ctx, runCtx, mod, runCtx.Err())
+	}
 	if err != nil {
 		if exit, ok := errors.AsType[*sys.ExitError](err); !ok || exit.ExitCode() != 0 {
 			return nil, r.runError(ctx, runCtx, mod, err)

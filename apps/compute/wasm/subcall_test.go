@@ -93,8 +93,9 @@ func TestSubCallCancelledWithRun(t *testing.T) {
 		close(ended)
 		return nil, ctx.Err()
 	}
-	if _, err := r.Run(context.Background(), hash, evil, "subcalls", subcallsInput(1, [32]byte{}, "f", nil), sub); !errors.Is(err, ErrTimeout) {
-		t.Fatalf("got %v, want ErrTimeout", err)
+	out, err := r.Run(context.Background(), hash, evil, "subcalls", subcallsInput(1, [32]byte{}, "f", nil), sub)
+	if !errors.Is(err, ErrTimeout) || out != nil {
+		t.Fatalf("got %q %v, want ErrTimeout", out, err)
 	}
 	select {
 	case <-ended:
