@@ -86,9 +86,10 @@ func TestSubCallLimit(t *testing.T) {
 // its goroutine ends with the run (goleak checks).
 func TestSubCallCancelledWithRun(t *testing.T) {
 	evil, hash := module(t, evilPkg)
-	r := newRuntime(t, Limits{Timeout: 1e9})
-	ended := make(chan struct{})
+	r := newRuntime(t, Limits{Timeout: 2e9})
+	started, ended := make(chan struct{}), make(chan struct{})
 	sub := func(ctx context.Context, _ [32]byte, _ string, _ []byte) ([]byte, error) {
+		close(started)
 		<-ctx.Done()
 		close(ended)
 		return nil, ctx.Err()
@@ -96,6 +97,11 @@ func TestSubCallCancelledWithRun(t *testing.T) {
 	out, err := r.Run(context.Background(), hash, evil, "subcalls", subcallsInput(1, [32]byte{}, "f", nil), sub)
 	if !errors.Is(err, ErrTimeout) || out != nil {
 		t.Fatalf("got %q %v, want ErrTimeout", out, err)
+	}
+	select {
+	case <-started:
+	default:
+		t.Fatal("the sub-call never started")
 	}
 	select {
 	case <-ended:
