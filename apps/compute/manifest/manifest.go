@@ -219,6 +219,11 @@ func (m *Manifest) appendBody(b []byte) ([]byte, error) {
 	if err := m.check(); err != nil {
 		return nil, fmt.Errorf("manifest: %w", err)
 	}
+	return m.appendFields(b), nil
+}
+
+// appendFields appends the fields the signature covers, unchecked.
+func (m *Manifest) appendFields(b []byte) []byte {
 	b = append(b, Version)
 	b = append(b, m.ModuleHash[:]...)
 	b = binary.BigEndian.AppendUint32(b, m.ModuleSize)
@@ -233,8 +238,7 @@ func (m *Manifest) appendBody(b []byte) ([]byte, error) {
 	b = binary.BigEndian.AppendUint32(b, m.Limits.TimeoutMS)
 	b = binary.BigEndian.AppendUint32(b, m.Limits.MaxOutput)
 	b = append(b, m.Limits.MaxDepth, m.Limits.MaxFanOut)
-	b = binary.BigEndian.AppendUint64(b, uint64(m.Created))
-	return b, nil
+	return binary.BigEndian.AppendUint64(b, uint64(m.Created))
 }
 
 // Parse decodes a manifest. It checks the layout and every field's bounds

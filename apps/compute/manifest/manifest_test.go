@@ -139,22 +139,7 @@ func TestManifestBounds(t *testing.T) {
 
 // encodeUnchecked encodes m without the bounds checks, for tests.
 func encodeUnchecked(m *Manifest) []byte {
-	b := []byte{Version}
-	b = append(b, m.ModuleHash[:]...)
-	b = binary.BigEndian.AppendUint32(b, m.ModuleSize)
-	b = append(b, m.Author[:]...)
-	b = append(b, byte(len(m.Functions)))
-	for _, f := range m.Functions {
-		b = append(b, byte(len(f)))
-		b = append(b, f...)
-	}
-	b = binary.BigEndian.AppendUint16(b, uint16(m.Permissions))
-	b = binary.BigEndian.AppendUint32(b, m.Limits.MemoryPages)
-	b = binary.BigEndian.AppendUint32(b, m.Limits.TimeoutMS)
-	b = binary.BigEndian.AppendUint32(b, m.Limits.MaxOutput)
-	b = append(b, m.Limits.MaxDepth, m.Limits.MaxFanOut)
-	b = binary.BigEndian.AppendUint64(b, uint64(m.Created))
-	return append(b, m.Signature[:]...)
+	return append(m.appendFields(nil), m.Signature[:]...)
 }
 
 func TestParseRefuses(t *testing.T) {
