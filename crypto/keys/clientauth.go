@@ -2,7 +2,6 @@ package keys
 
 import (
 	"crypto/ecdh"
-	"encoding/base32"
 	"errors"
 	"fmt"
 	"io"
@@ -12,10 +11,6 @@ import (
 // ClientAuthPublicKeyLength is the number of base32 characters of a printed
 // client authorisation public key: 32 bytes, no padding.
 const ClientAuthPublicKeyLength = 52
-
-// clientAuthEncoding is RFC 4648 base32 without padding, printed in
-// lowercase and parsed in either case, as .dark addresses are.
-var clientAuthEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 
 // ClientAuthPublicKey is the X25519 public key of a hidden-service client
 // authorised to read a service's descriptor (spec/hidden-services.md §3.4).
@@ -85,7 +80,7 @@ func (p ClientAuthPublicKey) ECDH() (*ecdh.PublicKey, error) { return x25519Publ
 
 // String returns p as 52 lowercase base32 characters without padding.
 func (p ClientAuthPublicKey) String() string {
-	return strings.ToLower(clientAuthEncoding.EncodeToString(p[:]))
+	return strings.ToLower(addressEncoding.EncodeToString(p[:]))
 }
 
 // MarshalText implements encoding.TextMarshaler (String's form).
@@ -121,11 +116,11 @@ func ParseClientAuthPublicKey(s string) (ClientAuthPublicKey, error) {
 	}
 	up := asciiUpper(s)
 	var p ClientAuthPublicKey
-	n, err := clientAuthEncoding.Decode(p[:], up)
+	n, err := addressEncoding.Decode(p[:], up)
 	if err != nil || n != len(p) {
 		return ClientAuthPublicKey{}, ErrClientAuthEncoding
 	}
-	if clientAuthEncoding.EncodeToString(p[:]) != string(up) {
+	if addressEncoding.EncodeToString(p[:]) != string(up) {
 		return ClientAuthPublicKey{}, fmt.Errorf("%w: non-zero padding bits in the last character", ErrClientAuthEncoding)
 	}
 	if lowOrderX25519(p) {

@@ -21,8 +21,8 @@ const (
 	addressRawSize     = PublicKeySize + 3 // 35
 )
 
-// addressEncoding is RFC 4648 base32 without padding; addresses are printed
-// in lowercase and parsed in either case.
+// addressEncoding is RFC 4648 base32 without padding; addresses and client
+// authorisation keys are printed in lowercase and parsed in either case.
 var addressEncoding = base32.StdEncoding.WithPadding(base32.NoPadding)
 
 // ServicePublicKey is a hidden service's Ed25519 public key; its .dark
