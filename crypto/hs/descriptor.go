@@ -1,6 +1,7 @@
 package hs
 
 import (
+	"bytes"
 	"crypto/hkdf"
 	"crypto/sha256"
 	"encoding/binary"
@@ -323,10 +324,6 @@ func OpenDescriptor(value []byte, network string, id keys.ServicePublicKey, p hs
 	return parseInner(pt)
 }
 
-func isZero(b []byte) bool {
-	var acc byte
-	for _, x := range b {
-		acc |= x
-	}
-	return acc == 0
-}
+// isZero reports whether b holds only zero bytes (public data: not
+// constant-time).
+func isZero(b []byte) bool { return bytes.Count(b, []byte{0}) == len(b) }
