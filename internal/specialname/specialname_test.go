@@ -1,13 +1,12 @@
 package specialname
 
 import (
-	"crypto/sha3"
-	"encoding/base32"
 	"errors"
 	"strings"
 	"testing"
 
 	"github.com/darkmatter/darkmatter/crypto/keys"
+	"github.com/darkmatter/darkmatter/internal/proxyserve/proxytest"
 	"github.com/darkmatter/darkmatter/internal/streamerr"
 )
 
@@ -155,15 +154,8 @@ func TestMistypedAddress(t *testing.T) {
 // keyless is a label with a valid version and checksum around the
 // identity point, which is no service key.
 var keyless = func() string {
-	var raw [35]byte
-	raw[0] = 1
-	h := sha3.New256()
-	h.Write([]byte(".dark checksum"))
-	h.Write(raw[:32])
-	h.Write([]byte{1})
-	sum := h.Sum(nil)
-	raw[32], raw[33], raw[34] = sum[0], sum[1], 1
-	return strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(raw[:]))
+	_, mistyped := proxytest.DarkHosts()
+	return strings.TrimSuffix(mistyped["key"], ".dark")
 }()
 
 func BenchmarkCheck(b *testing.B) {
