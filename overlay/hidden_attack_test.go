@@ -118,13 +118,7 @@ func TestHiddenServiceRendezvousSeesCiphertext(t *testing.T) {
 		r.sw.SetJointHook(spy.hook)
 	}
 	ctx := ctxT(t)
-	ln, err := hn.svc.Listen(ctx, "tcp", ":80")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, wait := serveListener(ln)
-	defer func() { ln.Close(); wait() }()
-	addr := ln.Addr().String()
+	addr, _ := hn.listen(t)
 
 	c, err := hn.client.Dial(ctx, "tcp", addr)
 	if err != nil {

@@ -85,6 +85,20 @@ func serveListener(ln net.Listener) (remotes func() []string, wait func()) {
 	}, wg.Wait
 }
 
+// listen publishes a service on the service node's port 80 that serves the
+// target protocol until the test ends; it returns the service's address
+// and the addresses its accepted connections reported.
+func (hn *hiddenNet) listen(t testing.TB) (addr string, remotes func() []string) {
+	t.Helper()
+	ln, err := hn.svc.Listen(ctxT(t), "tcp", ":80")
+	if err != nil {
+		t.Fatal(err)
+	}
+	remotes, wait := serveListener(ln)
+	t.Cleanup(func() { ln.Close(); wait() })
+	return ln.Addr().String(), remotes
+}
+
 // A service behind Node.Listen is reached by its .dark address through
 // Node.Dial: 64 MiB arrive byte-identical over a joined circuit, the
 // service's accepted connection names no client, and the client's circuit
@@ -95,13 +109,7 @@ func TestHiddenServiceEndToEnd(t *testing.T) {
 			hn := newHiddenNet(t, kind, 6)
 			defer hn.close()
 			ctx := ctxT(t)
-			ln, err := hn.svc.Listen(ctx, "tcp", ":80")
-			if err != nil {
-				t.Fatal(err)
-			}
-			remotes, wait := serveListener(ln)
-			defer func() { ln.Close(); wait() }()
-			addr := ln.Addr().String()
+			addr, remotes := hn.listen(t)
 			if !strings.HasSuffix(addr, ".dark:80") {
 				t.Fatalf("listener address %q", addr)
 			}
@@ -280,12 +288,7 @@ func TestHiddenServiceConcurrentDials(t *testing.T) {
 	hn := newHiddenNet(t, "mem", 6)
 	defer hn.close()
 	ctx := ctxT(t)
-	ln, err := hn.svc.Listen(ctx, "tcp", ":80")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, wait := serveListener(ln)
-	defer func() { ln.Close(); wait() }()
+	addr, _ := hn.listen(t)
 	joints := func() int {
 		n := 0
 		for _, r := range hn.relays {
@@ -298,7 +301,7 @@ func TestHiddenServiceConcurrentDials(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range conns {
 		wg.Go(func() {
-			c, err := hn.client.Dial(ctx, "tcp", ln.Addr().String())
+			c, err := hn.client.Dial(ctx, "tcp", addr)
 			if err != nil {
 				t.Error(err)
 				return
@@ -322,7 +325,7 @@ func TestHiddenServiceConcurrentDials(t *testing.T) {
 		c.Close()
 	}
 	waitFor(t, func() bool { return joints() == 1 }, "the extra rendezvous circuits to close")
-	c, err := hn.client.Dial(ctx, "tcp", ln.Addr().String())
+	c, err := hn.client.Dial(ctx, "tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
