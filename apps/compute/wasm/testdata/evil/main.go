@@ -1,7 +1,5 @@
 //go:build wasip1
 
-// Command evil is a test-only module that misbehaves on purpose, for the
-// limits tests of apps/compute/wasm.
 package main
 
 import (

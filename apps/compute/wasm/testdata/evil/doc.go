@@ -1,0 +1,8 @@
+//go:build wasip1
+
+// Command evil is a test-only module that misbehaves on purpose, for the
+// limits tests of apps/compute/wasm: it loops forever, grows its memory
+// without end, writes more output than allowed and makes sub-calls on
+// request. It is built by those tests (GOOS=wasip1) and never shipped; it
+// does nothing useful.
+package main
