@@ -110,14 +110,17 @@ type Service struct {
 	wake   chan struct{} // republish or replace introduction points now
 	intake *intake
 
-	mu       sync.Mutex
-	intros   []*introPoint
-	retired  map[[32]byte]time.Time // auth keys of replaced intro points, until their descriptors expire
-	seq      uint64
-	rends    map[*circuit.ClientCirc]struct{}
-	building int // rendezvous circuits being built, counted against MaxRendezvous
-	stats    ServiceStats
-	closed   bool
+	mu      sync.Mutex
+	intros  []*introPoint
+	retired map[[32]byte]time.Time // auth keys of replaced intro points, until their descriptors expire
+	seq     uint64
+	rends   map[*circuit.ClientCirc]struct{}
+	// blinded are blindedKeys' keys for the period blindedFor.
+	blinded    []hsblind.BlindedPublicKey
+	blindedFor hsblind.Period
+	building   int // rendezvous circuits being built, counted against MaxRendezvous
+	stats      ServiceStats
+	closed     bool
 }
 
 // NewService starts a service: it establishes its introduction points and
@@ -541,11 +544,17 @@ func (s *Service) ourAuthKey(k [32]byte) bool {
 	return false
 }
 
-// blindedAt returns the blinded key of the period of now and of the
+// blindedKeys returns the blinded keys of the period of now and of the
 // periods around it, for introductions made from a descriptor of either.
+// They change once a period, and every introduction needs them, so they
+// are computed once per period (BlindPublic is a scalar multiplication).
 func (s *Service) blindedKeys() []hsblind.BlindedPublicKey {
-	now := s.cfg.Now()
-	cur := hsblind.PeriodAt(now, s.cfg.PeriodLength)
+	cur := hsblind.PeriodAt(s.cfg.Now(), s.cfg.PeriodLength)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.blinded != nil && s.blindedFor == cur {
+		return s.blinded
+	}
 	ps := []hsblind.Period{cur, cur.Next()}
 	if cur.Number > 0 {
 		ps = append(ps, hsblind.Period{Number: cur.Number - 1, Length: cur.Length})
@@ -556,6 +565,7 @@ func (s *Service) blindedKeys() []hsblind.BlindedPublicKey {
 			out = append(out, bk)
 		}
 	}
+	s.blinded, s.blindedFor = out, cur
 	return out
 }
 
