@@ -30,7 +30,7 @@ type hidden struct {
 	mu       sync.Mutex
 	client   *onion.Client
 	services []*onion.Service
-	dhtTr    *dhtCircuits // every hidden-service DHT request goes through a circuit
+	dhtTr    *dhtCircuits // a relay's circuit for hidden-service DHT requests (clients use viaCirc)
 }
 
 // hsEnv gives the onion package the node's circuits and DHT.
@@ -90,6 +90,11 @@ func (e hsEnv) transport() (*dht.DHT, *dhtCircuits, error) {
 	d := e.n.getDHT()
 	if d == nil {
 		return nil, nil, ErrNoDHT
+	}
+	if e.n.viaCirc != nil {
+		// A client (or a relay with DHTViaCircuit) already sends its DHT
+		// requests through a circuit: one such circuit serves both.
+		return d, e.n.viaCirc, nil
 	}
 	h := &e.n.hidden
 	h.mu.Lock()
