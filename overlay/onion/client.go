@@ -5,7 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"math/big"
+	mrand "math/rand/v2"
 	"net"
 	"strconv"
 	"sync"
@@ -242,7 +242,7 @@ func (c *Client) Connect(ctx context.Context, svc keys.ServicePublicKey) (*circu
 		if err != nil {
 			return nil, err
 		}
-		for _, i := range perm(len(cd.d.Intros)) {
+		for _, i := range mrand.Perm(len(cd.d.Intros)) {
 			cc, err := c.introduce(ctx, svc, cd, cd.d.Intros[i])
 			if err == nil {
 				c.mu.Lock()
@@ -446,17 +446,4 @@ func (c *Client) open(v []byte, svc keys.ServicePublicKey, p hsblind.Period) (*h
 		return nil, ErrClientAuthWrong
 	}
 	return nil, fmt.Errorf("%w: %w", ErrDescriptorInvalid, err)
-}
-
-// perm returns a random permutation of 0..n-1.
-func perm(n int) []int {
-	p := make([]int, n)
-	for i := range p {
-		p[i] = i
-	}
-	for i := n - 1; i > 0; i-- {
-		j, _ := rand.Int(rand.Reader, big.NewInt(int64(i+1)))
-		p[i], p[int(j.Int64())] = p[int(j.Int64())], p[i]
-	}
-	return p
 }
