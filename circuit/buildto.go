@@ -3,6 +3,7 @@ package circuit
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -16,11 +17,22 @@ import (
 // The circuit is not shared through the Manager's pool: the caller owns
 // and closes it. It needs the Switch as the Builder.
 func (m *Manager) BuildTo(ctx context.Context, last Hop) (*ClientCirc, error) {
+	return m.BuildToHops(ctx, last, m.cfg.PathLen)
+}
+
+// BuildToHops is BuildTo with a path of hops hops (1..8) instead
+// of PathLen. With 1 hop the circuit is a direct one to last, which then
+// learns this node's address: only for a node that trusts last (an
+// executor's sub-calls to executors its operator trusts).
+func (m *Manager) BuildToHops(ctx context.Context, last Hop, hops int) (*ClientCirc, error) {
+	if hops < 1 || hops > maxBuildToHops {
+		return nil, fmt.Errorf("circuit: a path of %d hops (1..%d)", hops, maxBuildToHops)
+	}
 	var err error
 	lastFailed := 0
 	for range m.cfg.Attempts {
 		var path []Hop
-		if path, err = m.choosePathTo(last); err != nil {
+		if path, err = m.choosePathTo(last, hops); err != nil {
 			return nil, err
 		}
 		var c Circuit
@@ -50,7 +62,7 @@ func (m *Manager) BuildTo(ctx context.Context, last Hop) (*ClientCirc, error) {
 const lastHopTries = 2
 
 // choosePathTo chooses a path ending at last.
-func (m *Manager) choosePathTo(last Hop) ([]Hop, error) {
+func (m *Manager) choosePathTo(last Hop, hops int) ([]Hop, error) {
 	all := m.cfg.Relays() // not under m.mu: it calls into the directory
 	info := &RelayInfo{Hop: last}
 	for i := range all {
@@ -67,9 +79,12 @@ func (m *Manager) choosePathTo(last Hop) ([]Hop, error) {
 		m.mu.Unlock()
 		return nil, ErrClosed
 	}
-	path, _, err := m.choosePathLocked(all, exitNeed{}, nil, info, now)
+	path, _, err := m.choosePathLocked(all, exitNeed{}, nil, info, hops, now)
 	snap, seq := m.guardSnapshotLocked(now, false)
 	m.mu.Unlock()
 	m.writeGuards(snap, seq)
 	return path, err
 }
+
+// maxBuildToHops bounds BuildToHops' path length.
+const maxBuildToHops = 8

@@ -171,7 +171,7 @@ func TestBuildToLastIsOnlyGuard(t *testing.T) {
 		}
 	}
 	for range 20 {
-		path, err := m.choosePathTo(last)
+		path, err := m.choosePathTo(last, 3)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -179,17 +179,16 @@ func (m *Manager) choosePath(need exitNeed, avoid ...keys.IdentityPublicKey) ([]
 	all := m.cfg.Relays() // not under m.mu: it calls into the directory
 	now := time.Now()
 	m.mu.Lock()
-	path, exit, err := m.choosePathLocked(all, need, avoid, nil, now)
+	path, exit, err := m.choosePathLocked(all, need, avoid, nil, m.cfg.PathLen, now)
 	snap, seq := m.guardSnapshotLocked(now, false)
 	m.mu.Unlock()
 	m.writeGuards(snap, seq)
 	return path, exit, err
 }
 
-// choosePathLocked chooses as choosePath does; with last set, that relay
-// is the last hop whatever need says (BuildTo).
-func (m *Manager) choosePathLocked(all []RelayInfo, need exitNeed, avoid []keys.IdentityPublicKey, last *RelayInfo, now time.Time) ([]Hop, *exitpolicy.Policy, error) {
-	n := m.cfg.PathLen
+// choosePathLocked chooses a path of n hops as choosePath does; with last
+// set, that relay is the last hop whatever need says (BuildTo).
+func (m *Manager) choosePathLocked(all []RelayInfo, need exitNeed, avoid []keys.IdentityPublicKey, last *RelayInfo, n int, now time.Time) ([]Hop, *exitpolicy.Policy, error) {
 	measured := func(r *RelayInfo) uint32 { return m.path.measured[r.Hop.Identity] }
 	m.refreshLocked(all, now)
 	if n > 1 {

@@ -32,9 +32,11 @@ const (
 	// MaxCreated is 9999-12-31T23:59:59Z, as for DHT expiries.
 	MaxCreated = 253402300799
 
-	fixedBefore = 1 + 32 + 4 + 32 + 1                               // version .. function count
-	fixedAfter  = 2 + 4 + 4 + 4 + 1 + 1 + 8                         // permissions .. created
-	minSize     = fixedBefore + 2 + fixedAfter + keys.SignatureSize // one 1-byte function
+	fixedBefore = 1 + 32 + 4 + 32 + 1       // version .. function count
+	fixedAfter  = 2 + 4 + 4 + 4 + 1 + 1 + 8 // permissions .. created
+	// MinManifestSize is the smallest encoded manifest (160 bytes): one
+	// 1-byte function.
+	MinManifestSize = fixedBefore + 2 + fixedAfter + keys.SignatureSize
 	// MaxManifestSize is the largest encoded manifest (4318 bytes).
 	MaxManifestSize = fixedBefore + MaxFunctions*(1+MaxFunctionLen) + fixedAfter + keys.SignatureSize
 )
@@ -164,7 +166,7 @@ func (m *Manifest) check() error {
 	}
 	seen := make(map[string]bool, len(m.Functions))
 	for i, f := range m.Functions {
-		if err := checkFunctionName(f); err != nil {
+		if err := CheckFunctionName(f); err != nil {
 			return fmt.Errorf("function %d: %w", i, err)
 		}
 		if seen[f] {
@@ -201,7 +203,8 @@ func (m *Manifest) check() error {
 	return nil
 }
 
-func checkFunctionName(f string) error {
+// CheckFunctionName checks a function name: 1..64 bytes of [A-Za-z0-9_].
+func CheckFunctionName(f string) error {
 	if len(f) == 0 || len(f) > MaxFunctionLen {
 		return fmt.Errorf("name of %d bytes, want 1..%d", len(f), MaxFunctionLen)
 	}
@@ -246,8 +249,8 @@ func (m *Manifest) appendFields(b []byte) []byte {
 // bits, limits out of range, trailing bytes); the signature is checked by
 // Verify.
 func Parse(b []byte) (*Manifest, error) {
-	if len(b) < minSize {
-		return nil, fmt.Errorf("%w: %d bytes, shorter than the smallest manifest (%d)", ErrMalformed, len(b), minSize)
+	if len(b) < MinManifestSize {
+		return nil, fmt.Errorf("%w: %d bytes, shorter than the smallest manifest (%d)", ErrMalformed, len(b), MinManifestSize)
 	}
 	if len(b) > MaxManifestSize {
 		return nil, fmt.Errorf("%w: %d bytes, longer than the largest manifest (%d)", ErrMalformed, len(b), MaxManifestSize)
