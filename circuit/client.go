@@ -415,6 +415,17 @@ func (cc *ClientCirc) OpenDHTStream(ctx context.Context) (*Stream, error) {
 	return cc.openStream(ctx, cell.RelayBeginDHT, "dht", []byte{cell.BeginHalfClose}, true)
 }
 
+// OpenComputeStream opens a stream to the last hop's executor of delegated
+// calls (BEGIN_COMPUTE); the hop must list Compute=1. What the stream
+// carries is spec/compute.md §4; this layer only opens it, with half-close.
+func (cc *ClientCirc) OpenComputeStream(ctx context.Context) (*Stream, error) {
+	last := cc.hops[len(cc.hops)-1].Protocols
+	if !last.Supports(protover.Compute, 1) {
+		return nil, fmt.Errorf("%w: the last hop runs no delegated calls", streamerr.New(streamerr.Unsupported))
+	}
+	return cc.openStream(ctx, cell.RelayBeginCompute, "compute", []byte{cell.BeginHalfClose}, true)
+}
+
 func (cc *ClientCirc) openStream(ctx context.Context, cmd cell.RelayCmd, target string, data []byte, halfClose bool) (*Stream, error) {
 	var st *Stream
 	for tries := 0; ; tries++ {

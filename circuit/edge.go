@@ -244,7 +244,7 @@ func (e *edge) handleMessage(c *cell.Cell, m cell.RelayMsg, digest [layer.TagSiz
 // handleStreamMsg delivers a message on stream m.Stream ≠ 0. It owns c.
 func (e *edge) handleStreamMsg(c *cell.Cell, m cell.RelayMsg) error {
 	switch m.Cmd {
-	case cell.RelayBegin, cell.RelayBeginDir, cell.RelayBeginDHT:
+	case cell.RelayBegin, cell.RelayBeginDir, cell.RelayBeginDHT, cell.RelayBeginCompute:
 		defer c.Free() // m.Data aliases c
 		return e.handleBegin(m)
 	case cell.RelayData, cell.RelayConnected, cell.RelayEnd, cell.RelaySendme:
@@ -269,10 +269,14 @@ func (e *edge) handleBegin(m cell.RelayMsg) error {
 	req := &StreamRequest{Kind: KindTCP}
 	var flags byte
 	switch m.Cmd {
-	case cell.RelayBeginDir, cell.RelayBeginDHT:
-		req.Kind = KindDir
-		if m.Cmd == cell.RelayBeginDHT {
+	case cell.RelayBeginDir, cell.RelayBeginDHT, cell.RelayBeginCompute:
+		switch m.Cmd {
+		case cell.RelayBeginDir:
+			req.Kind = KindDir
+		case cell.RelayBeginDHT:
 			req.Kind = KindDHT
+		default:
+			req.Kind = KindCompute
 		}
 		if len(m.Data) > 0 {
 			flags = m.Data[0]

@@ -23,6 +23,9 @@ const (
 	// KindDHT is a BEGIN_DHT stream to the end's DHT proxy (DHT=1,
 	// spec/streams.md §5.1).
 	KindDHT StreamKind = 3
+	// KindCompute is a BEGIN_COMPUTE stream to the end's executor of
+	// delegated calls (Compute=1, spec/streams.md §5.2).
+	KindCompute StreamKind = 4
 )
 
 func (k StreamKind) String() string {
@@ -33,6 +36,8 @@ func (k StreamKind) String() string {
 		return "dir"
 	case KindDHT:
 		return "dht"
+	case KindCompute:
+		return "compute"
 	}
 	return "kind?"
 }

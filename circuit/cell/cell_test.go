@@ -597,7 +597,7 @@ func TestStrings(t *testing.T) {
 		RelayConnected: "CONNECTED", RelayEnd: "END", RelaySendme: "SENDME", RelayExtend: "EXTEND",
 		RelayExtended: "EXTENDED", RelayDrop: "DROP", RelayBeginDir: "BEGIN_DIR", RelayE2E: "E2E", RelayBeginDHT: "BEGIN_DHT",
 		RelayEstablishIntro: "ESTABLISH_INTRO", RelayIntroEstablished: "INTRO_ESTABLISHED", RelayIntroduce1: "INTRODUCE1",
-		RelayIntroduce2: "INTRODUCE2", RelayIntroduceAck: "INTRODUCE_ACK", 21: "RELAY(21)", 200: "RELAY(200)"} {
+		RelayIntroduce2: "INTRODUCE2", RelayIntroduceAck: "INTRODUCE_ACK", RelayBeginCompute: "BEGIN_COMPUTE", 22: "RELAY(22)", 200: "RELAY(200)"} {
 		if cmd.String() != want {
 			t.Errorf("%d: %q", cmd, cmd.String())
 		}

@@ -41,11 +41,13 @@ const (
 	RelayIntroduce1       RelayCmd = 18 // client to intro point: auth key (32) | encrypted part
 	RelayIntroduce2       RelayCmd = 19 // intro point to service: the INTRODUCE1 body, unchanged
 	RelayIntroduceAck     RelayCmd = 20 // intro point to client: status (1)
+	// Sent only to a hop whose protocols list Compute=1.
+	RelayBeginCompute RelayCmd = 21 // open a stream to the hop's executor: flags (1)
 
 	// MaxRelayCmd is the highest relay command this implementation knows;
 	// messages with higher commands parse, and receivers drop and count
 	// them (spec/cells.md §4).
-	MaxRelayCmd = RelayIntroduceAck
+	MaxRelayCmd = RelayBeginCompute
 )
 
 // Known reports whether r is a command this implementation defines.
@@ -54,7 +56,7 @@ func (r RelayCmd) Known() bool { return r >= RelayData && r <= MaxRelayCmd }
 func (r RelayCmd) String() string {
 	names := [...]string{"?", "DATA", "BEGIN", "CONNECTED", "END", "SENDME", "EXTEND", "EXTENDED", "DROP",
 		"BEGIN_DIR", "JOIN_ESTABLISH", "JOIN_ESTABLISHED", "JOIN", "JOINED", "E2E", "BEGIN_DHT",
-		"ESTABLISH_INTRO", "INTRO_ESTABLISHED", "INTRODUCE1", "INTRODUCE2", "INTRODUCE_ACK"}
+		"ESTABLISH_INTRO", "INTRO_ESTABLISHED", "INTRODUCE1", "INTRODUCE2", "INTRODUCE_ACK", "BEGIN_COMPUTE"}
 	if int(r) < len(names) && r != 0 {
 		return names[r]
 	}

@@ -41,6 +41,9 @@ const (
 	// ESTABLISH_INTRO and INTRODUCE1 at a circuit's last hop
 	// (spec/circuits.md §9).
 	Intro ID = 8
+	// Compute means the relay runs delegated calls: BEGIN_COMPUTE streams
+	// at a circuit's last hop (spec/streams.md §5.2, spec/compute.md §4).
+	Compute ID = 9
 )
 
 // MaxVersion is the highest version a Set can hold.
@@ -165,7 +168,7 @@ func Parse(b []byte) (Set, int, error) {
 	return Set{e}, used, nil
 }
 
-var names = map[ID]string{Link: "Link", Relay: "Relay", Exit: "Exit", Dir: "Dir", Joint: "Joint", LinkAES: "LinkAES", DHT: "DHT", Intro: "Intro"}
+var names = map[ID]string{Link: "Link", Relay: "Relay", Exit: "Exit", Dir: "Dir", Joint: "Joint", LinkAES: "LinkAES", DHT: "DHT", Intro: "Intro", Compute: "Compute"}
 
 // String returns s in Tor's "proto" form, "Link=1 Relay=1-2 Exit=1";
 // unknown protocols appear as "P<id>=...".

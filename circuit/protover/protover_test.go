@@ -75,3 +75,22 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// Every registered protocol has a name that String writes and ParseString
+// reads back (a new ID missing from names would print as "P<id>").
+func TestNamedProtocols(t *testing.T) {
+	for id, want := range map[ID]string{Link: "Link", Relay: "Relay", Exit: "Exit", Dir: "Dir", Joint: "Joint",
+		LinkAES: "LinkAES", DHT: "DHT", Intro: "Intro", Compute: "Compute"} {
+		s := New(map[ID]string{id: "1"})
+		if got := s.String(); got != want+"=1" {
+			t.Errorf("ID %d: String = %q, want %q", id, got, want+"=1")
+		}
+		q, err := ParseString(want + "=1")
+		if err != nil || !q.Equal(s) || !q.Supports(id, 1) {
+			t.Errorf("ParseString(%q) = %v, %v", want+"=1", q, err)
+		}
+	}
+	if Compute != 9 {
+		t.Fatalf("Compute = %d, want 9 (spec/protover.md §2)", Compute)
+	}
+}

@@ -53,10 +53,11 @@
 // descriptors.
 //
 // The extension area is how the descriptor grows without a new version:
-// version 2 defines no extension type, and Parse keeps every entry it reads
-// (unread) so that Marshal reproduces it byte for byte and the signature
-// still verifies. Later versions of this package give known types their own
-// fields.
+// Parse keeps every entry it reads, as raw bytes, so that Marshal
+// reproduces it byte for byte and the signature still verifies. Known types
+// have accessors that decode the raw value on demand and ignore a malformed
+// one: Family/SetFamily (type 1) and Compute/SetCompute (type 2, what a
+// relay's executor of delegated calls takes on).
 //
 // A bootstrap string is "ID@HOST:PORT" (a tcp address) or
 // "ID@SCHEME://HOST:PORT", where ID is the lowercase, unpadded base32 of
@@ -74,6 +75,7 @@
 // know any transport behind a scheme, does NOT apply Sybil limits, does NOT
 // decide which subprotocol versions a relay speaks, and does NOT check that
 // the link key matches what a peer proved in its Noise handshake (the link
-// layer does). It does not carry NAT reachability, family or onion key
-// rotation yet; they will arrive as extension types.
+// layer does). It does not carry NAT reachability or onion key rotation
+// yet; they will arrive as extension types. It does not run, schedule or
+// admit delegated calls: Compute only carries the executor's claim.
 package descriptor

@@ -37,6 +37,7 @@ func FuzzParse(f *testing.F) {
 		if d.Policy().String() != d.ExitPolicy {
 			t.Fatal("Policy() differs from ExitPolicy")
 		}
+		checkParsedExtensions(t, d)
 	})
 }
 
@@ -62,6 +63,7 @@ func FuzzDecode(f *testing.F) {
 		if err := d.Validate(); err != nil {
 			t.Fatalf("decoded descriptor fails Validate: %v", err)
 		}
+		checkParsedExtensions(t, d)
 	})
 }
 

@@ -41,7 +41,19 @@ type descriptorVectors struct {
 		Encoded   string `json:"encoded"`
 		NodeID    string `json:"node_id"`
 		Bootstrap string `json:"bootstrap"`
+		// Compute is what Compute() returns, absent when it reports
+		// false.
+		Compute *computeVector `json:"compute,omitempty"`
 	} `json:"descriptors"`
+	// ComputeValues are values of extension type 2 (spec/descriptor.md
+	// §1.3) and what Compute() makes of them: null and the error when
+	// the entry is ignored.
+	ComputeValues []struct {
+		Comment string         `json:"comment"`
+		Value   string         `json:"value"`
+		Compute *computeVector `json:"compute"`
+		Error   string         `json:"error,omitempty"`
+	} `json:"compute_values"`
 	Invalid []struct {
 		Comment string `json:"comment"`
 		Encoded string `json:"encoded"`
@@ -106,6 +118,7 @@ func TestVectors(t *testing.T) {
 		if !bytes.Equal(got.Marshal(), testvec.Hex(t, tv.Encoded)) {
 			t.Errorf("descriptor vector %d re-marshals differently", i)
 		}
+		checkComputeVector(t, fmt.Sprintf("descriptors[%d] compute", i), &tv.Compute, got)
 		if tv.Bootstrap != "" {
 			b, err := ParseBootstrap(tv.Bootstrap)
 			if err != nil || b != d.Bootstrap() {
@@ -159,6 +172,25 @@ func TestVectors(t *testing.T) {
 		sig := k.Identity.Sign(signedMessage(body))
 		add("protocols out of order", append(body, sig[:]...))
 	}
+	for i := range v.ComputeValues {
+		tv := &v.ComputeValues[i]
+		name := fmt.Sprintf("compute_values[%d] (%s)", i, tv.Comment)
+		_, err := parseCompute(testvec.Hex(t, tv.Value))
+		msg := ""
+		if err != nil {
+			msg = err.Error()
+		}
+		testvec.Check(t, name+" error", &tv.Error, msg)
+		// The value inside a signed descriptor: never fatal.
+		d, _ := Parse(testvec.Hex(t, v.Descriptors[0].Encoded))
+		d.extensions = []extension{{ExtCompute, testvec.Hex(t, tv.Value)}}
+		d.Sign(k.Identity)
+		got, err := Parse(d.Marshal())
+		if err != nil {
+			t.Fatalf("%s: the descriptor is invalid: %v", name, err)
+		}
+		checkComputeVector(t, name, &tv.Compute, got)
+	}
 	for _, tv := range v.Invalid {
 		_, err := Parse(testvec.Hex(t, tv.Encoded))
 		if err == nil || err.Error() != tv.Error {
@@ -172,6 +204,30 @@ func TestVectors(t *testing.T) {
 	}
 	if testvec.Update() {
 		testvec.Save(t, vectorsFile, &v)
+	}
+}
+
+type computeVector struct {
+	Capacity    uint16 `json:"capacity"`
+	MemoryPages uint32 `json:"memory_pages"`
+	TimeoutMS   uint32 `json:"timeout_ms"`
+	MaxDepth    uint8  `json:"max_depth"`
+}
+
+// checkComputeVector checks (or with -update writes) what d.Compute()
+// returns against *want, nil meaning false.
+func checkComputeVector(t *testing.T, name string, want **computeVector, d *Descriptor) {
+	t.Helper()
+	var got *computeVector
+	if c, ok := d.Compute(); ok {
+		got = &computeVector{c.Capacity, c.MemoryPages, uint32(c.Timeout / time.Millisecond), c.MaxDepth}
+	}
+	if testvec.Update() {
+		*want = got
+		return
+	}
+	if (got == nil) != (*want == nil) || got != nil && *got != **want {
+		t.Errorf("%s: Compute() = %+v, want %+v", name, got, *want)
 	}
 }
 
