@@ -97,21 +97,23 @@ func sources() {
 	abi.Output(out)
 }
 
-// mixed: input = hash (32). It starts a sub-call of function "f" of the
-// module hash with input "a", a data source of the blob hash, and a
-// sub-call with input "b"; then writes the three handles, "\n", and each
-// result (or "err:CODE") followed by "\n".
+// mixed: input = module hash (32) ‖ blob hash (32). It starts a sub-call
+// of function "f" of the module with input "a", a data source of the blob,
+// and a sub-call with input "b"; then writes the three handles, "\n", and
+// each result (or "err:CODE") followed by "\n".
 //
 //go:wasmexport mixed
 func mixed() {
-	var hash [32]byte
-	copy(hash[:], abi.Input())
+	in := abi.Input()
+	var mod, blob [32]byte
+	copy(mod[:], in[:32])
+	copy(blob[:], in[32:64])
 	var hs []abi.Handle
 	var out []byte
 	for i, start := range []func() (abi.Handle, error){
-		func() (abi.Handle, error) { return abi.Call(hash, "f", []byte("a")) },
-		func() (abi.Handle, error) { return abi.Source(hash) },
-		func() (abi.Handle, error) { return abi.Call(hash, "f", []byte("b")) },
+		func() (abi.Handle, error) { return abi.Call(mod, "f", []byte("a")) },
+		func() (abi.Handle, error) { return abi.Source(blob) },
+		func() (abi.Handle, error) { return abi.Call(mod, "f", []byte("b")) },
 	} {
 		h, err := start()
 		if err != nil {
