@@ -20,24 +20,40 @@ const maxFunctionName = 255
 var errOutOfBounds = errors.New("wasm: memory range out of bounds")
 
 // runState is what the host functions of one run share. The module thread
-// is the only caller of host functions, so only sub-call results, written
-// by their goroutines before done is closed, cross goroutines.
+// is the only caller of host functions, so only the results of sub-calls
+// and data sources, written by their goroutines before done is closed,
+// cross goroutines.
 type runState struct {
-	l      *Limits
-	input  []byte
-	sub    SubCaller
-	subCtx context.Context
-	out    []byte
-	fail   error // a limit the module broke; the run fails with it
-	calls  []*subCall
-	wg     sync.WaitGroup
-	logs   int
+	l        *Limits // this run's: the Runtime's, lowered by the Job
+	input    []byte
+	sub      SubCaller
+	source   SourceFetcher
+	subCtx   context.Context
+	out      []byte
+	fail     error      // a limit the module broke; the run fails with it
+	calls    []*subCall // sub-calls and data sources, by handle
+	subCalls int        // sub-calls started
+	sources  int        // data sources started
+	wg       sync.WaitGroup
+	logs     int
 }
 
+// subCall is the result of a sub-call or a data source.
 type subCall struct {
 	done chan struct{}
 	res  []byte
 	code int32 // 0, codeFailed or codeTooLarge
+}
+
+// start runs f in the background and returns the handle of its result.
+func (st *runState) start(f func(c *subCall)) int32 {
+	c := &subCall{done: make(chan struct{})}
+	st.calls = append(st.calls, c)
+	st.wg.Go(func() {
+		defer close(c.done)
+		f(c)
+	})
+	return int32(len(st.calls) - 1)
 }
 
 type stateKey struct{}
@@ -75,6 +91,7 @@ func instantiateHost(ctx context.Context, rt wazero.Runtime) error {
 	fn("input_read", hostInputRead, []api.ValueType{i, i}, []api.ValueType{i})
 	fn("output_write", hostOutputWrite, []api.ValueType{i, i}, []api.ValueType{i})
 	fn("call", hostCall, []api.ValueType{i, i, i, i, i}, []api.ValueType{i})
+	fn("source", hostSource, []api.ValueType{i}, []api.ValueType{i})
 	fn("result_len", hostResultLen, []api.ValueType{i}, []api.ValueType{i})
 	fn("result_read", hostResultRead, []api.ValueType{i, i, i}, []api.ValueType{i})
 	fn("log", hostLog, []api.ValueType{i, i}, nil)
@@ -121,7 +138,7 @@ func hostCall(ctx context.Context, mod api.Module, stack []uint64) {
 	case st.sub == nil:
 		stack[0] = i32(codeRefused)
 		return
-	case len(st.calls) >= st.l.MaxSubCalls:
+	case st.subCalls >= st.l.MaxSubCalls:
 		if st.fail == nil {
 			st.fail = ErrSubCallLimit
 		}
@@ -131,11 +148,9 @@ func hostCall(ctx context.Context, mod api.Module, stack []uint64) {
 		stack[0] = i32(codeBadArg)
 		return
 	}
-	c := &subCall{done: make(chan struct{})}
-	st.calls = append(st.calls, c)
+	st.subCalls++
 	fn, input := string(fnb), append([]byte(nil), in...)
-	st.wg.Go(func() {
-		defer close(c.done)
+	stack[0] = i32(st.start(func(c *subCall) {
 		res, err := st.sub(st.subCtx, hash, fn, input)
 		switch {
 		case err != nil:
@@ -146,11 +161,11 @@ func hostCall(ctx context.Context, mod api.Module, stack []uint64) {
 		default:
 			c.res = res
 		}
-	})
-	stack[0] = i32(int32(len(st.calls) - 1))
+	}))
 }
 
-// wait returns the sub-call of handle h once it is done, or a code.
+// wait returns the sub-call or data source of handle h once it is done, or
+// a code.
 func (st *runState) wait(ctx context.Context, h int32) (*subCall, int32) {
 	if h < 0 || int(h) >= len(st.calls) {
 		return nil, codeBadArg

@@ -23,6 +23,12 @@ type Limits struct {
 	MaxInput int
 	// MaxSubCalls is the number of sub-calls one run may start. Default 16.
 	MaxSubCalls int
+	// MaxSources is the number of data sources one run may fetch.
+	// Default 16.
+	MaxSources int
+	// MaxSourceSize is the largest data source handed to a module.
+	// Default 7968000, the largest blob (spec/compute.md §2).
+	MaxSourceSize int
 	// MaxLogs is the number of log messages kept per run (later ones are
 	// dropped); each is cut to MaxLogBytes. Defaults 32 and 256.
 	MaxLogs, MaxLogBytes int
@@ -44,10 +50,14 @@ const (
 	DefaultMaxOutput   = 1 << 20
 	DefaultMaxInput    = 1 << 20
 	DefaultMaxSubCalls = 16
-	DefaultMaxLogs     = 32
-	DefaultMaxLogBytes = 256
-	DefaultMaxModules  = 64
-	DefaultMaxRuns     = 8
+	DefaultMaxSources  = 16
+	// DefaultMaxSourceSize is manifest.MaxBlobSize (not imported: the
+	// runtime does not depend on the manifest's package).
+	DefaultMaxSourceSize = 7968000
+	DefaultMaxLogs       = 32
+	DefaultMaxLogBytes   = 256
+	DefaultMaxModules    = 64
+	DefaultMaxRuns       = 8
 )
 
 func (l *Limits) setDefaults() {
@@ -59,6 +69,8 @@ func (l *Limits) setDefaults() {
 	defaults.Set(&l.MaxOutput, DefaultMaxOutput)
 	defaults.Set(&l.MaxInput, DefaultMaxInput)
 	defaults.Set(&l.MaxSubCalls, DefaultMaxSubCalls)
+	defaults.Set(&l.MaxSources, DefaultMaxSources)
+	defaults.Set(&l.MaxSourceSize, DefaultMaxSourceSize)
 	defaults.Set(&l.MaxLogs, DefaultMaxLogs)
 	defaults.Set(&l.MaxLogBytes, DefaultMaxLogBytes)
 	defaults.Set(&l.MaxModules, DefaultMaxModules)

@@ -18,23 +18,33 @@ var errDeadline = errors.New("wasm: run deadline")
 // once after instantiation.
 const initFunction = "_initialize"
 
-// Run verifies that sha256(code) == hash (else ErrHashMismatch, and nothing
-// runs), then runs the exported function of a fresh instance of the module
-// on input and returns what it wrote with output_write. A function is an
-// export of type () -> (); it fails by trapping (ErrTrap). sub carries out
-// the module's sub-calls; nil refuses them.
+// Run runs the exported function of the module code, whose SHA-256 must be
+// hash, on input with the Runtime's limits: RunJob with only those fields
+// and Sub set. sub carries out the module's sub-calls; nil refuses them.
+func (r *Runtime) Run(ctx context.Context, hash [32]byte, code []byte, function string, input []byte, sub SubCaller) ([]byte, error) {
+	return r.RunJob(ctx, Job{Hash: hash, Code: code, Function: function, Input: input, Sub: sub})
+}
+
+// RunJob verifies that sha256(j.Code) == j.Hash (else ErrHashMismatch, and
+// nothing runs), then runs the exported function j.Function of a fresh
+// instance of the module on j.Input and returns what it wrote with
+// output_write. A function is an export of type () -> (); it fails by
+// trapping (ErrTrap). j.Sub carries out the module's sub-calls and j.Source
+// fetches its data sources; nil refuses them. j's Timeout, MaxOutput and
+// MaxSubCalls may lower the Runtime's limits for this run.
 //
 // Errors: ErrHashMismatch, ErrInputTooLarge, ErrInvalidModule,
 // ErrBusy, ErrNoFunction, ErrTimeout, ErrMemory, ErrOutputTooLarge, ErrSubCallLimit,
-// ErrTrap, ErrClosed, or ctx's error when ctx ends first.
-func (r *Runtime) Run(ctx context.Context, hash [32]byte, code []byte, function string, input []byte, sub SubCaller) ([]byte, error) {
-	sum := sha256.Sum256(code)
-	if subtle.ConstantTimeCompare(sum[:], hash[:]) != 1 {
+// ErrSourceLimit, ErrTrap, ErrClosed, or ctx's error when ctx ends first.
+func (r *Runtime) RunJob(ctx context.Context, j Job) ([]byte, error) {
+	sum := sha256.Sum256(j.Code)
+	if subtle.ConstantTimeCompare(sum[:], j.Hash[:]) != 1 {
 		return nil, ErrHashMismatch
 	}
-	if len(input) > r.l.MaxInput {
+	if len(j.Input) > r.l.MaxInput {
 		return nil, ErrInputTooLarge
 	}
+	l := j.limits(r.l)
 	select {
 	case r.runs <- struct{}{}:
 		defer func() { <-r.runs }()
@@ -43,18 +53,23 @@ func (r *Runtime) Run(ctx context.Context, hash [32]byte, code []byte, function 
 	}
 	// Compiling is the executor's cost, not the module's: it is outside
 	// Timeout (and cached).
-	compiled, err := r.compiled(ctx, hash, code)
+	compiled, err := r.compiled(ctx, j.Hash, j.Code)
 	if err != nil {
 		return nil, err
 	}
+	function := j.Function
 	if !isFunction(compiled.ExportedFunctions()[function]) || function == initFunction {
 		return nil, fmt.Errorf("%w: %q", ErrNoFunction, function)
 	}
 
-	runCtx, cancel := context.WithTimeoutCause(ctx, r.l.Timeout, errDeadline)
+	runCtx, cancel := context.WithTimeoutCause(ctx, l.Timeout, errDeadline)
 	defer cancel()
 	subCtx, cancelSubs := context.WithCancel(runCtx)
-	st := &runState{l: &r.l, input: input, sub: sub, subCtx: subCtx}
+	sub := j.Sub
+	if j.MaxSubCalls < 0 {
+		sub = nil
+	}
+	st := &runState{l: &l, input: j.Input, sub: sub, source: j.Source, subCtx: subCtx}
 	defer st.wg.Wait() // after cancelSubs, below: no sub-call outlives Run
 	defer cancelSubs()
 	runCtx = context.WithValue(runCtx, stateKey{}, st)
@@ -105,7 +120,11 @@ func (r *Runtime) runError(ctx, runCtx context.Context, mod api.Module, err erro
 	}
 	switch {
 	case context.Cause(runCtx) == errDeadline:
-		return fmt.Errorf("%w (%v)", ErrTimeout, r.l.Timeout)
+		timeout := r.l.Timeout
+		if st := state(runCtx); st != nil {
+			timeout = st.l.Timeout
+		}
+		return fmt.Errorf("%w (%v)", ErrTimeout, timeout)
 	case ctx.Err() != nil:
 		return fmt.Errorf("wasm: %w", ctx.Err())
 	}

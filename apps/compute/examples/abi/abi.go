@@ -19,6 +19,9 @@ func outputWrite(ptr unsafe.Pointer, n int32) int32
 //go:wasmimport darkmatter call
 func call(hash unsafe.Pointer, fn unsafe.Pointer, fnLen int32, in unsafe.Pointer, inLen int32) int32
 
+//go:wasmimport darkmatter source
+func source(hash unsafe.Pointer) int32
+
 //go:wasmimport darkmatter result_len
 func resultLen(h int32) int32
 
@@ -57,14 +60,15 @@ func (e Error) Error() string { return "darkmatter host error " + strconv.Itoa(i
 
 // Host error codes.
 const (
-	ErrRefused  Error = -1 // the executor refuses sub-calls
-	ErrLimit    Error = -2 // the sub-call limit is reached; the run fails
-	ErrFailed   Error = -3 // the sub-call failed
-	ErrTooLarge Error = -4 // the sub-call's result is larger than allowed
+	ErrRefused  Error = -1 // the executor refuses sub-calls (data sources)
+	ErrLimit    Error = -2 // the sub-call (data source) limit is reached; the run fails
+	ErrFailed   Error = -3 // the sub-call (data source) failed
+	ErrTooLarge Error = -4 // the result is larger than allowed
 	ErrBadArg   Error = -5 // bad function name or unknown handle
 )
 
-// Handle names a sub-call started by [Call].
+// Handle names a sub-call started by [Call] or a data source started by
+// [Source].
 type Handle int32
 
 // Call starts a sub-call of function fn of the module whose SHA-256 is hash,
@@ -79,7 +83,19 @@ func Call(hash [32]byte, fn string, in []byte) (Handle, error) {
 	return Handle(h), nil
 }
 
-// Result waits for the sub-call and returns its result.
+// Source starts fetching the data source (content-addressed blob) whose
+// SHA-256 is hash. It does not wait: several fetches (and sub-calls) run in
+// parallel, and [Handle.Result] waits for one and returns the blob, which
+// the executor has checked against hash.
+func Source(hash [32]byte) (Handle, error) {
+	h := source(unsafe.Pointer(&hash[0]))
+	if h < 0 {
+		return 0, Error(h)
+	}
+	return Handle(h), nil
+}
+
+// Result waits for the sub-call or data source and returns its result.
 func (h Handle) Result() ([]byte, error) {
 	n := resultLen(int32(h))
 	if n < 0 {

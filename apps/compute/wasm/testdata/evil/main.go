@@ -74,6 +74,76 @@ func subcalls() {
 	abi.Output(out)
 }
 
+// sources: input = count (1 byte) ‖ hash (32). It starts count data
+// sources of the blob hash, then writes each result (or "err:CODE")
+// followed by "\n".
+//
+//go:wasmexport sources
+func sources() {
+	in := abi.Input()
+	var hash [32]byte
+	copy(hash[:], in[1:33])
+	var hs []abi.Handle
+	var out []byte
+	for range int(in[0]) {
+		h, err := abi.Source(hash)
+		if err != nil {
+			out = appendErr(out, err)
+			continue
+		}
+		hs = append(hs, h)
+	}
+	out = appendResults(out, hs)
+	abi.Output(out)
+}
+
+// mixed: input = module hash (32) ‖ blob hash (32). It starts a sub-call
+// of function "f" of the module with input "a", a data source of the blob,
+// and a sub-call with input "b"; then writes the three handles, "\n", and
+// each result (or "err:CODE") followed by "\n".
+//
+//go:wasmexport mixed
+func mixed() {
+	in := abi.Input()
+	var mod, blob [32]byte
+	copy(mod[:], in[:32])
+	copy(blob[:], in[32:64])
+	var hs []abi.Handle
+	var out []byte
+	for i, start := range []func() (abi.Handle, error){
+		func() (abi.Handle, error) { return abi.Call(mod, "f", []byte("a")) },
+		func() (abi.Handle, error) { return abi.Source(blob) },
+		func() (abi.Handle, error) { return abi.Call(mod, "f", []byte("b")) },
+	} {
+		h, err := start()
+		if err != nil {
+			panic("mixed: start " + strconv.Itoa(i) + ": " + err.Error())
+		}
+		hs = append(hs, h)
+		out = strconv.AppendInt(out, int64(h), 10)
+	}
+	out = appendResults(append(out, '\n'), hs)
+	abi.Output(out)
+}
+
+func appendErr(out []byte, err error) []byte {
+	return append(out, "err:"+strconv.Itoa(int(err.(abi.Error)))+"\n"...)
+}
+
+// appendResults waits for every handle and appends its result (or
+// "err:CODE") and "\n".
+func appendResults(out []byte, hs []abi.Handle) []byte {
+	for _, h := range hs {
+		res, err := h.Result()
+		if err != nil {
+			out = appendErr(out, err)
+			continue
+		}
+		out = append(append(out, res...), '\n')
+	}
+	return out
+}
+
 // panics traps.
 //
 //go:wasmexport panics
