@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/darkmatter/darkmatter/apps/compute/manifest"
 	"github.com/darkmatter/darkmatter/circuit"
 	"github.com/darkmatter/darkmatter/circuit/protover"
 	"github.com/darkmatter/darkmatter/crypto/keys"
@@ -43,6 +44,9 @@ func (n *Node) startDHT() error {
 	if err := onion.RegisterTypes(reg); err != nil {
 		return err
 	}
+	if err := manifest.Register(reg, n.cfg.Network); err != nil {
+		return err
+	}
 	d, err := dht.New(dht.Config{
 		Registry:        reg,
 		Self:            self,
@@ -51,6 +55,7 @@ func (n *Node) startDHT() error {
 		Server:          n.isRelay(),
 		AllowSameSubnet: n.cfg.AllowSameSubnet,
 		Eligible:        n.dhtEligible,
+		Limits:          n.cfg.DHTLimits,
 		Resolve:         n.dhtResolve,
 		Logf:            n.logf.Printf,
 	})

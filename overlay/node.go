@@ -51,6 +51,9 @@ type Config struct {
 	Keys *keys.NodeKeys
 	// Exit, if non-nil, makes a relay an exit with this configuration.
 	Exit *circuit.ExitConfig
+	// Executor, if non-nil, makes a relay an executor of delegated calls
+	// with this configuration (spec/compute.md §5).
+	Executor *ExecutorConfig
 	// Bootstrap lists relays to contact first.
 	Bootstrap []descriptor.Bootstrap
 	// PathLen is the client's circuit length (default 3).
@@ -137,6 +140,17 @@ type Config struct {
 	// not learn the relay's interest (later issues use it for lookups of
 	// hidden services and names).
 	DHTViaCircuit bool
+	// DHTLimits bound what peers can make this node's DHT hold (dht
+	// defaults for zero fields). Only a small test network raises
+	// StoresPerMinute, so that one publisher may store a module's
+	// hundred-odd chunks on its few nodes at once.
+	DHTLimits dht.StoreLimits
+	// DHTRequestRate and DHTRequestBurst rate the DHT requests each peer
+	// makes over its link (linkrpc.DefaultRate 50/s, DefaultBurst 100).
+	// A small test network raises them: there, one client's blob of a
+	// hundred chunks asks every node for every chunk.
+	DHTRequestRate  float64
+	DHTRequestBurst int
 
 	// StateDir, if set, is where the node keeps its relay list, guards and
 	// learned build times across restarts (created 0700, files 0600), so
@@ -202,6 +216,7 @@ type Node struct {
 	dht     *dht.DHT     // set by Start
 	viaCirc *dhtCircuits // a client's DHT transport, or nil
 	hidden  hidden       // hidden services published and dialled
+	compute compute      // delegated calls made and served
 	logf    safelog.Logf
 
 	ctx    context.Context
@@ -296,7 +311,7 @@ func New(cfg Config) (*Node, error) {
 		budget: link.NewBudget(cfg.MemoryBudget),
 		logf:   cfg.Logf,
 	}
-	n.rpc = linkrpc.New(linkrpc.Config{Cmd: cell.CmdDHT, Handler: rpcHandler{n}})
+	n.rpc = linkrpc.New(linkrpc.Config{Cmd: cell.CmdDHT, Handler: rpcHandler{n}, Rate: cfg.DHTRequestRate, Burst: cfg.DHTRequestBurst})
 	var err error
 	scfg := circuit.Config{Network: cfg.Network, Linker: linker{n}, Logf: cfg.Logf,
 		CreateRate: cfg.CreateRate, CreateBurst: cfg.CreateBurst,
@@ -312,8 +327,15 @@ func New(cfg Config) (*Node, error) {
 		scfg.Exit = exitWithOwnAddrs(cfg)
 		scfg.Handlers = map[circuit.StreamKind]circuit.StreamHandler{circuit.KindDir: n.dir, circuit.KindDHT: dhtProxy{n}}
 		scfg.Intro = &circuit.IntroConfig{} // every relay can be an introduction point
+		if err := n.startExecutor(); err != nil {
+			return nil, err
+		}
+		if n.compute.exec != nil {
+			scfg.Handlers[circuit.KindCompute] = computeHandler{n}
+		}
 	}
 	if n.sw, err = circuit.NewSwitch(scfg); err != nil {
+		n.closeExecutor()
 		return nil, err
 	}
 	lcfg := linkmgr.Config{
@@ -343,6 +365,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	if n.links, err = linkmgr.New(lcfg); err != nil {
 		n.sw.Close()
+		n.closeExecutor()
 		return nil, err
 	}
 	mcfg := circuit.ManagerConfig{
@@ -358,6 +381,7 @@ func New(cfg Config) (*Node, error) {
 		if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 			n.links.Close()
 			n.sw.Close()
+			n.closeExecutor()
 			return nil, err
 		}
 		mcfg.GuardFile = filepath.Join(cfg.StateDir, guardsFile)
@@ -372,6 +396,7 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		n.links.Close()
 		n.sw.Close()
+		n.closeExecutor()
 		return nil, err
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
@@ -506,6 +531,9 @@ func (n *Node) makeDescriptor(listening []transport.Addr) ([]byte, error) {
 			return nil, fmt.Errorf("overlay: family: %w", err)
 		}
 	}
+	if err := n.computeDescriptor(d); err != nil {
+		return nil, fmt.Errorf("overlay: executor capacity: %w", err)
+	}
 	d.Sign(n.keys.Identity)
 	b := d.Marshal()
 	parsed, err := descriptor.Parse(b)
@@ -524,6 +552,9 @@ func (n *Node) relayProtocols() protover.Set {
 	p := map[protover.ID]string{protover.Relay: "1-2", protover.Dir: "1-3", protover.Joint: "1", protover.DHT: "1", protover.Intro: "1"}
 	if n.cfg.Exit != nil {
 		p[protover.Exit] = "1"
+	}
+	if n.cfg.Executor != nil {
+		p[protover.Compute] = "1"
 	}
 	return protover.New(p)
 }
@@ -665,6 +696,7 @@ func (n *Node) Close() error {
 	n.mu.Unlock()
 	n.cancel()
 	n.closeHidden()
+	n.closeCompute()
 	if d := n.getDHT(); d != nil {
 		d.Close()
 	}
@@ -677,6 +709,7 @@ func (n *Node) Close() error {
 	}
 	n.mgr.Close()
 	n.sw.Close()
+	n.closeExecutor() // after the Switch: its stream handlers have returned
 	n.links.Close()
 	n.dir.Close()
 	n.wg.Wait()

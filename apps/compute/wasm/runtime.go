@@ -45,12 +45,23 @@ var sharedCache wazero.CompilationCache
 
 // New returns a Runtime with limits l (zero fields take their defaults).
 func New(ctx context.Context, l Limits) (*Runtime, error) {
+	return NewCached(ctx, l, nil)
+}
+
+// NewCached is New with a compilation cache that several Runtimes may
+// share, in memory or on disk (wazero.NewCompilationCacheWithDir), so that
+// a module compiled once is not compiled again by another Runtime or after
+// a restart. Nil means none.
+func NewCached(ctx context.Context, l Limits, cache wazero.CompilationCache) (*Runtime, error) {
 	l.setDefaults()
 	cfg := wazero.NewRuntimeConfig().
 		WithMemoryLimitPages(l.MemoryPages).
 		WithCloseOnContextDone(true)
-	if sharedCache != nil {
-		cfg = cfg.WithCompilationCache(sharedCache)
+	if cache == nil {
+		cache = sharedCache
+	}
+	if cache != nil {
+		cfg = cfg.WithCompilationCache(cache)
 	}
 	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
 	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {

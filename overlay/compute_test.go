@@ -1,0 +1,141 @@
+package overlay
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/darkmatter/darkmatter/apps/compute/call"
+	"github.com/darkmatter/darkmatter/apps/compute/executor"
+	"github.com/darkmatter/darkmatter/apps/compute/manifest"
+	"github.com/darkmatter/darkmatter/crypto/keys"
+	"github.com/darkmatter/darkmatter/internal/wasmbuild"
+	"github.com/darkmatter/darkmatter/overlay/dht"
+)
+
+// computeNet is a harness whose relays are all executors, with DHT store
+// limits raised for a publisher of a few modules.
+func newComputeNet(t testing.TB, nRelays int, opt func(*Config)) *harness {
+	t.Helper()
+	cacheDir := t.TempDir() // every executor compiles a module once for all
+	h := newHarnessWith(t, "mem", nRelays, func(c *Config) {
+		c.DHTMinAge = -1
+		c.DHTLimits = dht.StoreLimits{StoresPerMinute: 60000, StoreBurst: 10000, MaxPerOwner: 4096}
+		c.DHTRequestRate, c.DHTRequestBurst = 5000, 10000
+		if len(c.Listen) > 0 {
+			c.Executor = &ExecutorConfig{Policy: executor.Policy{Timeout: time.Minute}, CompileCacheDir: cacheDir}
+		}
+		if opt != nil {
+			opt(c)
+		}
+	})
+	for _, r := range h.relays {
+		r.seedDHT()
+	}
+	t.Cleanup(h.close)
+	return h
+}
+
+// publish stores the module built from pkg, signed by a fresh author, with
+// the given functions and permissions, and returns its hash.
+func publish(t testing.TB, n *Node, pkg string, perms manifest.Permissions, fns ...string) ([32]byte, []byte) {
+	t.Helper()
+	code, hash := wasmbuild.Module(t, pkg)
+	author, err := keys.GenerateIdentity(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &manifest.Manifest{Functions: fns, Permissions: perms, Created: time.Now().Unix(),
+		Limits: manifest.Limits{MemoryPages: 256, TimeoutMS: 60000, MaxOutput: 1 << 20}}
+	if perms&manifest.PermSubCalls != 0 {
+		m.Limits.MaxDepth, m.Limits.MaxFanOut = 4, 8
+	}
+	if _, err := n.PublishModule(ctxT(t), code, m, author); err != nil {
+		t.Fatal(err)
+	}
+	return hash, code
+}
+
+func TestCallWordCount(t *testing.T) {
+	h := newComputeNet(t, 5, nil)
+	hash, _ := publish(t, h.client, wasmbuild.WordCount, 0, "count")
+	out, err := h.client.Call(ctxT(t), hash, "count", []byte("the quick brown fox\njumps over"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(out) != "6" {
+		t.Fatalf("count = %q, want 6", out)
+	}
+	// A function the manifest does not list is refused with a reason.
+	_, err = h.client.Call(ctxT(t), hash, "nope", nil)
+	if st, ok := call.StatusOf(err); !ok || st != call.BadModule || !strings.Contains(err.Error(), "nope") {
+		t.Fatalf("unknown function: %v", err)
+	}
+}
+
+func TestCallFanOut(t *testing.T) {
+	h := newComputeNet(t, 6, nil)
+	wc, _ := publish(t, h.client, wasmbuild.WordCount, 0, "count")
+	fo, _ := publish(t, h.client, wasmbuild.FanOut, manifest.PermSubCalls, "count")
+	text := strings.Repeat("one two three four five six seven eight nine ten\n", 40)
+	in := hex.EncodeToString(wc[:]) + "\n" + text
+	r, err := h.client.CallWith(ctxT(t), fo, "count", []byte(in), CallOptions{Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(r.Output) != "400" {
+		t.Fatalf("fan-out count = %q, want 400", r.Output)
+	}
+	if r.Used != 5 {
+		t.Errorf("the tree ran %d calls, want 5", r.Used)
+	}
+	ran := 0
+	for _, n := range h.relays {
+		if n.NodeID() != r.Executor && n.Executor().Stats().OK > 0 {
+			ran++
+		}
+	}
+	if ran < 3 {
+		t.Errorf("the sub-calls ran on %d executors, want at least 3", ran)
+	}
+}
+
+func TestCallOffersModule(t *testing.T) {
+	h := newComputeNet(t, 4, nil)
+	code, hash := wasmbuild.Module(t, wasmbuild.WordCount)
+	author, _ := keys.GenerateIdentity(nil)
+	m := &manifest.Manifest{ModuleHash: hash, ModuleSize: uint32(len(code)), Functions: []string{"count"}, Created: time.Now().Unix(),
+		Limits: manifest.Limits{MemoryPages: 256, TimeoutMS: 60000, MaxOutput: 1 << 20}}
+	raw, err := m.Sign(h.client.cfg.Network, author)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Nothing in the DHT: the executor asks for the bytes.
+	r, err := h.client.CallWith(ctxT(t), hash, "count", []byte("a b c"), CallOptions{Code: code, Manifest: raw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(r.Output) != "3" {
+		t.Fatalf("count = %q", r.Output)
+	}
+	var ex *Node
+	for _, n := range h.relays {
+		if n.NodeID() == r.Executor {
+			ex = n
+		}
+	}
+	if st := ex.Executor().Stats(); st.FromAsker != 1 {
+		t.Errorf("executor stats %+v, want one module from the requester", st)
+	}
+	// Without the bytes to offer, nobody can run it.
+	_, err = h.client.CallWith(ctxT(t), [32]byte{1}, "count", nil, CallOptions{})
+	if st, ok := call.StatusOf(err); !ok || st != call.NoModule {
+		t.Fatalf("unknown module: %v", err)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		t.Fatal(err)
+	}
+}
