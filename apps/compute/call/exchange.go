@@ -10,6 +10,11 @@ import (
 // executor answers NEED, the module bytes code. With code set, c's
 // FlagOffer is set; without it, a NEED is a protocol error. To give up,
 // close rw or set its deadline: Do returns the read's error.
+//
+// The module is written while Do reads on, so that an executor that
+// refuses it part way (it does not match the manifest's size) can still
+// answer; that write may then still be blocked when Do returns, until the
+// caller closes rw.
 func Do(rw io.ReadWriter, c *Call, code []byte) (*Result, error) {
 	cc := *c
 	if code != nil {
@@ -38,8 +43,6 @@ func Do(rw io.ReadWriter, c *Call, code []byte) (*Result, error) {
 			return ParseResult(body)
 		}
 		needed = true
-		if err := WriteFrame(rw, FrameModule, code); err != nil {
-			return nil, err
-		}
+		go WriteFrame(rw, FrameModule, code) // ends when rw is closed at the latest
 	}
 }

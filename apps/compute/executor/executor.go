@@ -146,8 +146,9 @@ func (e *Executor) answer(w io.Writer, res *call.Result) {
 // offers them.
 func (e *Executor) Run(ctx context.Context, c *call.Call, asker io.ReadWriter) *call.Result {
 	e.stats.calls.Add(1)
-	timeout := min(c.Timeout, e.cfg.Policy.Timeout)
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+	// The requester waits c.Timeout; the run itself gets at most the
+	// policy's and the manifest's wall time within that (run).
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
 	t := &tree{budget: int(min(c.Budget, e.cfg.Policy.MaxBudget)) - 1, used: 1}
 	res := e.run(ctx, c, asker, t, 0)
@@ -174,7 +175,7 @@ func (e *Executor) run(ctx context.Context, c *call.Call, asker io.ReadWriter, t
 		Code:      mod.code,
 		Function:  c.Function,
 		Input:     input,
-		Timeout:   min(time.Duration(m.Limits.TimeoutMS)*time.Millisecond, time.Until(deadline)),
+		Timeout:   min(time.Duration(m.Limits.TimeoutMS)*time.Millisecond, p.Timeout, time.Until(deadline)),
 		MaxOutput: min(int(m.Limits.MaxOutput), p.MaxOutput),
 	}
 	if m.Permissions&manifest.PermDataSources != 0 && e.cfg.Blob != nil {
@@ -202,8 +203,10 @@ func (e *Executor) run(ctx context.Context, c *call.Call, asker io.ReadWriter, t
 func (e *Executor) failure(err error, t *tree) *call.Result {
 	st := call.Trap
 	switch {
-	case errors.Is(err, wasm.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, wasm.ErrTimeout):
 		st = call.Timeout
+	case errors.Is(err, context.DeadlineExceeded):
+		return &call.Result{Status: call.Timeout, Reason: "the requester's time ran out"}
 	case errors.Is(err, wasm.ErrMemory):
 		st = call.Memory
 	case errors.Is(err, wasm.ErrOutputTooLarge):

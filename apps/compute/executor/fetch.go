@@ -2,6 +2,7 @@ package executor
 
 import (
 	"context"
+	"errors"
 	"crypto/sha256"
 	"fmt"
 	"io"
@@ -119,7 +120,11 @@ func (e *Executor) code(ctx context.Context, c *call.Call, m *manifest.Manifest,
 	_, code, err := call.ReadFrame(asker, int(m.ModuleSize), call.FrameModule)
 	setReadDeadline(asker, time.Time{})
 	if err != nil {
-		return nil, &call.Result{Status: call.NoModule, Reason: "the module from the requester: " + err.Error()}
+		st := call.NoModule // it never came
+		if errors.Is(err, call.ErrMalformed) {
+			st = call.BadModule // not the size the manifest says
+		}
+		return nil, &call.Result{Status: st, Reason: "the module from the requester: " + err.Error()}
 	}
 	if err := m.CheckCode(code); err != nil {
 		return nil, &call.Result{Status: call.BadModule, Reason: "the module from the requester: " + err.Error()}
