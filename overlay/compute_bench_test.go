@@ -1,6 +1,7 @@
 package overlay
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/hex"
@@ -8,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -231,11 +233,11 @@ func BenchmarkCallFirst(b *testing.B) {
 // BenchmarkCallThroughput measures the word-count calls per second one
 // executor sustains, with 1, 2 and 8 callers (8 is its default Capacity;
 // more would be refused Busy) on one client node, each call on 4.4 KB
-// over a 3-hop circuit to the pinned executor. run-calls/s is the same
-// callers running the calls in-process on the executor, measured in the
-// same harness: the executor's own ceiling on this machine, which the
-// circuits' relays and the client share. With GOMAXPROCS=2 a caller
-// count c runs as b.SetParallelism(c/2).
+// over a 3-hop circuit to the pinned executor. The same callers then make
+// as many calls in-process on the executor (Executor.Run), in the same
+// harness: run-calls/s is the executor's own ceiling on this machine,
+// whose 2 cores it shares with the circuits' relays and the client, and
+// of-run the circuit rate over it.
 func BenchmarkCallThroughput(b *testing.B) {
 	if testing.Short() {
 		b.Skip("builds a network")
@@ -249,70 +251,75 @@ func BenchmarkCallThroughput(b *testing.B) {
 	benchCall(b, h.client, hash, computeBenchText, want, o)
 	for _, callers := range []int{1, 2, 8} {
 		b.Run(strconv.Itoa(callers), func(b *testing.B) {
+			// rate makes b.N calls of f from callers goroutines and
+			// returns the calls per second.
 			rate := func(f func()) float64 {
+				var next atomic.Int64
 				var wg sync.WaitGroup
-				const per = 10
 				start := time.Now()
 				for range callers {
 					wg.Go(func() {
-						for range per {
+						for next.Add(1) <= int64(b.N) {
 							f()
 						}
 					})
 				}
 				wg.Wait()
-				return float64(callers*per) / time.Since(start).Seconds()
+				return float64(b.N) / time.Since(start).Seconds()
 			}
-			// The in-process ceiling, once, outside the timed loop.
-			b.StopTimer()
-			local := rate(func() { runLocal(b, ex, hash, computeBenchText, want) })
-			b.StartTimer()
-			b.SetParallelism(max(1, callers/2))
 			before := ex.Executor().Stats()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					benchCall(b, h.client, hash, computeBenchText, want, o)
-				}
-			})
+			b.ResetTimer()
+			viaCircuit := rate(func() { benchCall(b, h.client, hash, computeBenchText, want, o) })
+			local := rate(func() { runLocal(b, ex, hash, computeBenchText, want) })
+			b.StopTimer()
 			if st := ex.Executor().Stats(); st.Busy != before.Busy {
 				b.Fatalf("executor %+v: calls refused Busy", st)
 			}
-			callsPerSec := float64(b.N) / b.Elapsed().Seconds()
-			b.ReportMetric(callsPerSec, "calls/s")
+			b.ReportMetric(viaCircuit, "calls/s")
 			b.ReportMetric(local, "run-calls/s")
-			b.ReportMetric(callsPerSec/local, "of-run")
+			b.ReportMetric(viaCircuit/local, "of-run")
 		})
 	}
 }
 
-// fanOutText is the fan-out input: 256 KiB of text, on which the
-// word count itself (about 20 ms in wazero) outweighs a call's fixed cost
-// (about 5 ms).
-var fanOutText = []byte(strings.Repeat("one two three four five six seven eight nine ten\n", 256<<10/50))
+// fanOutSizes are the fan-out inputs: 256 KiB of text, whose word count
+// (about 22 ms in wazero) outweighs one call's fixed cost (about 5 ms,
+// mostly the Go runtime's start in the module), and 1 MiB less room for
+// the module hash (the largest literal input, about 90 ms of counting).
+var fanOutSizes = []struct {
+	name string
+	size int
+}{
+	{"256KiB", 256 << 10},
+	{"1MiB", call.MaxInput - 1024},
+}
 
-// fanOutK1 is the k=1 time of BenchmarkFanOut, for the others' speedup.
-var fanOutK1 float64
+// fanOutK1 are the k=1 times of BenchmarkFanOut by input, for the
+// others' speedup.
+var fanOutK1 = map[string]float64{}
 
-// BenchmarkFanOut measures the fan-out module counting fanOutText through
-// k = 1, 2 and 4 word-count executors: a network of 6 relays where relay
-// 0 is the executor the client calls (it runs the fan-out module, which
-// splits the text in 4 and sub-calls the word count on each part) and
-// relays 1..k are the executors the sub-calls can reach (an executor
-// never delegates to itself); the other relays are plain. single-ms is one
-// word-count call on the whole text on relay 1, measured in the same
-// harness; x-single is single-ms over the fan-out's ms, and x-k1 the
-// k=1 fan-out's time over this k's.
+// BenchmarkFanOut measures the fan-out module counting text through k =
+// 1, 2 and 4 word-count executors: a network of 6 relays where relay 0 is
+// the executor the client calls (it runs the fan-out module, which splits
+// the text in 4 parts and sub-calls the word count on each over 3-hop
+// circuits of its own) and relays 1..k are the executors the sub-calls
+// can reach (an executor never delegates to itself); the other relays are
+// plain. single-ms is one word-count call on the whole text on relay 1,
+// measured in the same harness; x-single is single-ms over the fan-out's
+// time, and x-k1 the k=1 fan-out's time over this k's.
 //
 // All nodes share this process's 2 cores, and an executor runs its
 // sub-calls in parallel (up to its Capacity), so k=1 already keeps both
-// cores busy with its 4 parts: on this machine the fan-out gains at most
-// 2× over the single call and k adds nothing (x-k1 ≈ 1). On separate
-// machines each executor brings its own cores: with c cores each, the
-// 4 parts run min(4, k·c) at a time, so the counting part of the time
-// falls as 4/min(4, k·c) parts' worth — up to 4× with 4 single-core
-// executors (or one executor of 4 cores) — while the splitting, the
-// shipping of 256 KiB over two 3-hop circuits and each part's module
-// start stay.
+// cores busy with its 4 parts: on this machine the fan-out can gain at
+// most 2× over the single call, less the fixed costs it adds (five
+// module starts instead of one, the text shipped over two 3-hop
+// circuits instead of one), and what k changes is how many circuits
+// carry the parts, not the cores that count them. On separate machines
+// each executor brings its own cores: with c cores each, the 4 parts run
+// min(4, k·c) at a time, so the counting falls to 1/min(4, k·c) of the
+// single call's (up to 4× with 4 single-core executors or one of 4
+// cores; more with more parts), while the split, the shipping and the
+// module starts stay.
 func BenchmarkFanOut(b *testing.B) {
 	if testing.Short() {
 		b.Skip("builds a network")
@@ -332,20 +339,35 @@ func BenchmarkFanOut(b *testing.B) {
 			wc, _ := publish(b, h.client, wasmbuild.WordCount, 0, "count")
 			fo, _ := publish(b, h.client, wasmbuild.FanOut, manifest.PermSubCalls, "count")
 			coord, worker := h.relays[0].NodeID(), h.relays[1].NodeID()
-			in := []byte(hex.EncodeToString(wc[:]) + "\n" + string(fanOutText))
-			want := strconv.Itoa(words.Count(fanOutText))
-			fanOut := func() { benchCall(b, h.client, fo, in, want, CallOptions{Executor: &coord}) }
-			single := func() { benchCall(b, h.client, wc, fanOutText, want, CallOptions{Executor: &worker}) }
-			fanOut() // fetches the modules, builds the circuits
-			single()
-			var fanT, singleT time.Duration
-			for b.Loop() {
-				start := time.Now()
-				fanOut()
-				fanT += time.Since(start)
-				start = time.Now()
-				single()
-				singleT += time.Since(start)
+			for _, sz := range fanOutSizes {
+				b.Run(sz.name, func(b *testing.B) {
+					text := bytes.Repeat([]byte("one two three four five six seven eight nine ten\n"), sz.size/50)
+					in := []byte(hex.EncodeToString(wc[:]) + "\n" + string(text))
+					want := strconv.Itoa(words.Count(text))
+					fanOut := func() { benchCall(b, h.client, fo, in, want, CallOptions{Executor: &coord}) }
+					single := func() { benchCall(b, h.client, wc, text, want, CallOptions{Executor: &worker}) }
+					fanOut() // fetches the modules, builds the circuits
+					single()
+					var fanT, singleT time.Duration
+					for b.Loop() {
+						start := time.Now()
+						fanOut()
+						fanT += time.Since(start)
+						start = time.Now()
+						single()
+						singleT += time.Since(start)
+					}
+					perCall := ms(fanT, b.N)
+					if k == 1 {
+						fanOutK1[sz.name] = perCall
+					}
+					b.ReportMetric(perCall, "fanout-ms")
+					b.ReportMetric(ms(singleT, b.N), "single-ms")
+					b.ReportMetric(float64(singleT)/float64(fanT), "x-single")
+					if k1 := fanOutK1[sz.name]; k1 > 0 {
+						b.ReportMetric(k1/perCall, "x-k1")
+					}
+				})
 			}
 			ran := 0
 			for _, r := range h.relays[1:] {
@@ -355,16 +377,6 @@ func BenchmarkFanOut(b *testing.B) {
 			}
 			if ran != k {
 				b.Fatalf("sub-calls ran on %d executors, want %d", ran, k)
-			}
-			perCall := ms(fanT, b.N)
-			if k == 1 {
-				fanOutK1 = perCall
-			}
-			b.ReportMetric(perCall, "fanout-ms")
-			b.ReportMetric(ms(singleT, b.N), "single-ms")
-			b.ReportMetric(float64(singleT)/float64(fanT), "x-single")
-			if fanOutK1 > 0 {
-				b.ReportMetric(fanOutK1/perCall, "x-k1")
 			}
 		})
 	}
