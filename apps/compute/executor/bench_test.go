@@ -36,6 +36,7 @@ type benchModule struct {
 func newBenchModule(b *testing.B) *benchModule {
 	b.Helper()
 	code, hash := wasmbuild.Module(b, wasmbuild.WordCount)
+	b.Cleanup(wasmbuild.Cleanup) // this package has no TestMain to remove the build directory
 	author, err := keys.GenerateIdentity(nil)
 	if err != nil {
 		b.Fatal(err)
