@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"time"
 
@@ -191,6 +192,7 @@ func (cc *ClientCirc) handler(kind StreamKind) StreamHandler {
 
 func (cc *ClientCirc) spawn(f func()) bool  { return cc.sw.goFunc(f) }
 func (cc *ClientCirc) ctx() context.Context { return cc.sw.ctx }
+func (cc *ClientCirc) prevAddr() net.Addr   { return nil }
 
 // Handle makes this client end serve incoming streams of kind with h (a
 // hidden service accepts streams on its circuits); nil stops serving them.

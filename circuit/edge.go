@@ -3,6 +3,7 @@ package circuit
 import (
 	"context"
 	"crypto/subtle"
+	"net"
 	"sync"
 
 	"github.com/darkmatter/darkmatter/circuit/cell"
@@ -22,6 +23,9 @@ type carrier interface {
 	// spawn runs f on a goroutine the switch tracks; false if it is closing.
 	spawn(f func()) bool
 	ctx() context.Context
+	// prevAddr is the remote address of the link the circuit came in on
+	// (a relay's end), or nil (a client's end).
+	prevAddr() net.Addr
 }
 
 // edge is the stream-carrying end of a circuit: the client, or the last
@@ -301,6 +305,7 @@ func (e *edge) handleBegin(m cell.RelayMsg) error {
 		return errProtocol // a stream ID in use
 	}
 	req.st = st
+	req.prev = e.c.prevAddr()
 	ctx := e.c.ctx()
 	if !e.c.spawn(func() { req.serve(ctx, h) }) {
 		st.closeWith(streamerr.ResourceLimit)

@@ -65,8 +65,15 @@ type StreamRequest struct {
 	Kind   StreamKind
 	Target string // BEGIN's "host:port"; empty for other kinds
 	st     *Stream
+	prev   net.Addr
 	once   sync.Once
 }
+
+// PrevHop returns the remote address of the link the stream's circuit
+// came in on at a relay: the circuit's previous hop, all a relay learns of
+// where a circuit comes from. It is nil at a client's end (a hidden
+// service), where the previous hop is a rendezvous point far away.
+func (r *StreamRequest) PrevHop() net.Addr { return r.prev }
 
 // Accept answers CONNECTED and returns the stream.
 func (r *StreamRequest) Accept() (*Stream, error) {

@@ -3,6 +3,7 @@ package circuit
 import (
 	"context"
 	"errors"
+	"net"
 	"sync"
 	"sync/atomic"
 
@@ -266,6 +267,14 @@ func (rc *relayCirc) sendMsg(cmd cell.RelayCmd, stream uint16, data []byte, _ *E
 func (rc *relayCirc) handler(kind StreamKind) StreamHandler { return rc.sw.handlers[kind] }
 func (rc *relayCirc) spawn(f func()) bool                   { return rc.sw.goFunc(f) }
 func (rc *relayCirc) ctx() context.Context                  { return rc.sw.ctx }
+
+// prevAddr is the previous hop's link address, when the channel has one.
+func (rc *relayCirc) prevAddr() net.Addr {
+	if a, ok := rc.prev.(interface{ RemoteAddr() net.Addr }); ok {
+		return a.RemoteAddr()
+	}
+	return nil
+}
 
 // extend opens the next hop and forwards the client's handshake.
 func (rc *relayCirc) extend(e *cell.Extend) {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"net"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -99,6 +100,33 @@ type compute struct {
 	inflight map[keys.NodeID]int        // this node's calls in flight on each executor
 
 	calls, ok, retries atomic.Uint64
+
+	// prevs are the previous hops of the last calls served, so that
+	// tests can check that an executor never sees a requester's address.
+	prevMu sync.Mutex
+	prevs  []string
+}
+
+// maxPrevs bounds compute.prevs.
+const maxPrevs = 64
+
+func (cp *compute) notePrev(a net.Addr) {
+	s := "none"
+	if a != nil {
+		s = a.String()
+	}
+	cp.prevMu.Lock()
+	defer cp.prevMu.Unlock()
+	if len(cp.prevs) == maxPrevs {
+		cp.prevs = append(cp.prevs[:0], cp.prevs[1:]...)
+	}
+	cp.prevs = append(cp.prevs, s)
+}
+
+func (cp *compute) prevHops() []string {
+	cp.prevMu.Lock()
+	defer cp.prevMu.Unlock()
+	return slices.Clone(cp.prevs)
 }
 
 type circKey struct {
@@ -180,6 +208,7 @@ func (h computeHandler) ServeStream(ctx context.Context, req *circuit.StreamRequ
 		return
 	}
 	defer st.Close()
+	h.n.compute.notePrev(req.PrevHop())
 	ex.Serve(ctx, st)
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -100,6 +101,30 @@ func TestCallFanOut(t *testing.T) {
 	}
 	if ran < 3 {
 		t.Errorf("the sub-calls ran on %d executors, want at least 3", ran)
+	}
+	checkNeverSeen(t, h, h.cliHost)
+}
+
+// checkNeverSeen checks that no executor served a call whose circuit came
+// straight from host (the requester): every previous hop is a relay.
+func checkNeverSeen(t *testing.T, h *harness, host string) {
+	t.Helper()
+	relayHosts := map[string]bool{}
+	for _, ip := range h.hosts {
+		relayHosts[ip] = true
+	}
+	served := 0
+	for _, n := range h.relays {
+		for _, p := range n.compute.prevHops() {
+			served++
+			ip, _, err := net.SplitHostPort(p)
+			if err != nil || ip == host || !relayHosts[ip] {
+				t.Errorf("an executor served a call whose previous hop was %q (requester %s)", p, host)
+			}
+		}
+	}
+	if served == 0 {
+		t.Error("no executor recorded a call")
 	}
 }
 
