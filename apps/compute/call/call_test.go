@@ -250,3 +250,10 @@ func TestDo(t *testing.T) {
 		})
 	}
 }
+
+// The bounds spec/compute.md §4.1 states.
+func TestBounds(t *testing.T) {
+	if MaxCallSize != 1070736 || MaxResultSize != 7+16777216 {
+		t.Errorf("MaxCallSize %d, MaxResultSize %d", MaxCallSize, MaxResultSize)
+	}
+}
