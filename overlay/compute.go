@@ -79,6 +79,9 @@ type CallOptions struct {
 	Budget uint16
 	// Executor, when set, is the only executor tried.
 	Executor *keys.NodeID
+	// Executors, when set (and Executor is not), are the executors tried,
+	// in this order, instead of a choice (at most 3 of them).
+	Executors []keys.NodeID
 }
 
 // CallResult is a successful call's output and where it ran.
@@ -264,7 +267,7 @@ func (n *Node) CallWith(ctx context.Context, module [32]byte, function string, i
 		c.Input = *o.Input
 	}
 	hops := n.mgrPathLen()
-	var only []keys.NodeID
+	only := o.Executors
 	if o.Executor != nil {
 		only = []keys.NodeID{*o.Executor}
 	}
@@ -304,7 +307,7 @@ func (n *Node) callOn(ctx context.Context, c *call.Call, code []byte, hops int, 
 	var err error
 	var tried []keys.NodeID
 	for i := range callAttempts {
-		id, ok := n.takeExecutor(cands, tried)
+		id, ok := n.takeExecutor(cands, tried, only != nil)
 		if !ok {
 			break
 		}
@@ -335,9 +338,10 @@ func (n *Node) callOn(ctx context.Context, c *call.Call, code []byte, hops int, 
 }
 
 // takeExecutor returns the first of cands not in tried with the fewest
-// calls of this node in flight, and counts one more call on it: parallel
-// sub-calls of one module spread over the executors there are.
-func (n *Node) takeExecutor(cands, tried []keys.NodeID) (keys.NodeID, bool) {
+// calls of this node in flight (or just the first, when ordered), and
+// counts one more call on it: parallel sub-calls of one module spread over
+// the executors there are.
+func (n *Node) takeExecutor(cands, tried []keys.NodeID, ordered bool) (keys.NodeID, bool) {
 	cp := &n.compute
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
@@ -348,6 +352,9 @@ func (n *Node) takeExecutor(cands, tried []keys.NodeID) (keys.NodeID, bool) {
 		}
 		if !found || cp.inflight[id] < cp.inflight[best] {
 			best, found = id, true
+		}
+		if ordered {
+			break
 		}
 	}
 	if found {

@@ -164,3 +164,57 @@ func TestCallOffersModule(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A call whose executor cannot be reached is retried on another; a data
+// source is a blob of the DHT, read by the module and verified.
+func TestCallRetryAndSources(t *testing.T) {
+	h := newComputeNet(t, 5, nil)
+	wc, _ := publish(t, h.client, wasmbuild.WordCount, 0, "count")
+	dead := h.relays[3]
+	live := h.relays[4].NodeID()
+	deadID := dead.NodeID()
+	dead.Close()
+	r, err := h.client.CallWith(ctxT(t), wc, "count", []byte("a b"), CallOptions{Executors: []keys.NodeID{deadID, live}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(r.Output) != "2" || r.Executor != live {
+		t.Fatalf("result %+v", r)
+	}
+	if st := h.client.CallStats(); st.Retries != 1 {
+		t.Errorf("call stats %+v, want one retry", st)
+	}
+
+	// The render module's "blob" reads a data blob by hash.
+	rd, _ := publish(t, h.client, wasmbuild.Render, manifest.PermDataSources, "page", "blob")
+	data := []byte(`{"title":"Dark","items":[{"name":"matter","value":"27%"}]}`)
+	bh, err := h.client.PutBlob(ctxT(t), data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fromBlob, err := h.client.Call(ctxT(t), rd, "blob", []byte(hex.EncodeToString(bh[:])))
+	if err != nil {
+		t.Fatal(err)
+	}
+	direct, err := h.client.Call(ctxT(t), rd, "page", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(direct), "<") || string(fromBlob) != string(direct) {
+		t.Fatalf("page from the blob %q, from the input %q", fromBlob, direct)
+	}
+	// An input that is a blob, and one that is another call's output.
+	in := call.Input{Kind: call.InputBlob, Blob: bh}
+	out, err := h.client.CallWith(ctxT(t), wc, "count", nil, CallOptions{Input: &in})
+	if err != nil || string(out.Output) != "1" {
+		t.Fatalf("blob input: %+v %v", out, err)
+	}
+	nested := call.Input{Kind: call.InputCall, Call: &call.Call{Module: rd, Function: "page", Depth: 1, Budget: 1, Timeout: time.Minute, Input: call.Literal(data)}}
+	out, err = h.client.CallWith(ctxT(t), wc, "count", nil, CallOptions{Input: &nested})
+	if err != nil || out.Used != 2 {
+		t.Fatalf("call input: %+v %v", out, err)
+	}
+	if got, _ := h.client.Call(ctxT(t), wc, "count", direct); string(got) != string(out.Output) {
+		t.Errorf("count(page(data)) = %q, want %q", out.Output, got)
+	}
+}
