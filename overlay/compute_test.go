@@ -5,7 +5,9 @@ import (
 	"encoding/hex"
 	"errors"
 	"net"
+	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -17,11 +19,40 @@ import (
 	"github.com/darkmatter/darkmatter/overlay/dht"
 )
 
+var compileCacheDir struct {
+	sync.Mutex
+	dir string
+}
+
+// sharedCompileCache returns the package's compilation cache directory,
+// made on first use and removed by TestMain.
+func sharedCompileCache(t testing.TB) string {
+	compileCacheDir.Lock()
+	defer compileCacheDir.Unlock()
+	if compileCacheDir.dir == "" {
+		d, err := os.MkdirTemp("", "overlay-wasm-cache")
+		if err != nil {
+			t.Fatal(err)
+		}
+		compileCacheDir.dir = d
+	}
+	return compileCacheDir.dir
+}
+
+func removeCompileCache() {
+	compileCacheDir.Lock()
+	defer compileCacheDir.Unlock()
+	if compileCacheDir.dir != "" {
+		os.RemoveAll(compileCacheDir.dir)
+	}
+	wasmbuild.Cleanup()
+}
+
 // computeNet is a harness whose relays are all executors, with DHT store
 // limits raised for a publisher of a few modules.
 func newComputeNet(t testing.TB, nRelays int, opt func(*Config)) *harness {
 	t.Helper()
-	cacheDir := t.TempDir() // every executor compiles a module once for all
+	cacheDir := sharedCompileCache(t) // a module is compiled once for the package's tests
 	h := newHarnessWith(t, "mem", nRelays, func(c *Config) {
 		c.DHTMinAge = -1
 		c.DHTLimits = dht.StoreLimits{StoresPerMinute: 60000, StoreBurst: 10000, MaxPerOwner: 4096}

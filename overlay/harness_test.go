@@ -21,7 +21,9 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.Cleanup(func(int) { removeCompileCache() }))
+}
 
 // harness is a small network: relays (all exits accepting everything), a
 // client bootstrapped from relay 0 only, and a target server.
