@@ -16,7 +16,8 @@ import (
 )
 
 func main() {
-	if err := newApp().Run(os.Args); err != nil {
+	app := newApp()
+	if err := app.Run(interspersed(app, os.Args)); err != nil {
 		fmt.Fprintln(os.Stderr, "darkmatter:", err)
 		os.Exit(1)
 	}
@@ -32,6 +33,9 @@ func newApp() *cli.App {
 		proxyCommand(),
 		keygenCommand(),
 		publishCommand(),
+		moduleCommand(),
+		blobCommand(),
+		callCommand(),
 		benchCommand(),
 		statusCommand(),
 		simCommand(),
