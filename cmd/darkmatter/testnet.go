@@ -255,7 +255,7 @@ type testnetState struct {
 	DemoService string `json:"demo_service,omitempty"`
 	// Modules are the hashes of the demo modules, by name.
 	Modules map[string]string `json:"modules,omitempty"`
-	HTTP        string `json:"http,omitempty"`
+	HTTP    string            `json:"http,omitempty"`
 }
 
 type testnetRelay struct {
