@@ -1,6 +1,3 @@
-// Command gen builds the example modules with internal/wasmbuild and writes
-// them gzip-compressed into the current directory (go generate runs it in
-// apps/compute/examples/prebuilt).
 package main
 
 import (
