@@ -57,6 +57,33 @@ func envName(flag string) string {
 // checks them before Before, when a value from the file is not yet there),
 // so they are unmarked here and checked by configure.
 func configurable(cmd *cli.Command) *cli.Command {
+	if isGroup(cmd) {
+		// A group (darkmatter module publish): each subcommand is
+		// configured, under the table [group-subcommand].
+		for _, sub := range cmd.Subcommands {
+			configurableAs(sub, tableName(cmd, sub))
+		}
+		return cmd
+	}
+	return configurableAs(cmd, cmd.Name)
+}
+
+// isGroup reports whether cmd is a group of subcommands (cli adds a help
+// subcommand to every command it runs: that one does not count).
+func isGroup(cmd *cli.Command) bool {
+	for _, sub := range cmd.Subcommands {
+		if sub.Name != "help" {
+			return true
+		}
+	}
+	return false
+}
+
+// tableName is the config table of a subcommand: [module-publish].
+func tableName(group, sub *cli.Command) string { return group.Name + "-" + sub.Name }
+
+// configurableAs is configurable for a command whose config table is table.
+func configurableAs(cmd *cli.Command, table string) *cli.Command {
 	var required []string
 	for _, f := range cmd.Flags {
 		name := f.Names()[0]
@@ -70,13 +97,13 @@ func configurable(cmd *cli.Command) *cli.Command {
 	}
 	cmd.Flags = append(cmd.Flags,
 		&cli.StringFlag{Name: "config", EnvVars: []string{envName("config")},
-			Usage: "TOML file of flag values (keys are the flag names; a [" + cmd.Name + "] table overrides the top level; " +
+			Usage: "TOML file of flag values (keys are the flag names; a [" + table + "] table overrides the top level; " +
 				"default: DATA/" + configFileName + " when --data is given and the file exists)"},
 		&cli.BoolFlag{Name: "print-config", Usage: "print the effective configuration as TOML and exit"},
 	)
 	before, action := cmd.Before, cmd.Action
 	cmd.Before = func(c *cli.Context) error {
-		if err := configure(c, required); err != nil {
+		if err := configure(c, table, required); err != nil {
 			return err
 		}
 		if before != nil {
@@ -154,7 +181,7 @@ type configState struct {
 
 // configure reads the config file (if any) into the flags not set on the
 // command line or in the environment, then checks the required flags.
-func configure(c *cli.Context, required []string) error {
+func configure(c *cli.Context, table string, required []string) error {
 	st := &configState{fromFile: map[string]bool{}}
 	c.Context = context.WithValue(c.Context, configKey{}, st)
 	path := c.String("config")
@@ -169,7 +196,7 @@ func configure(c *cli.Context, required []string) error {
 		if err != nil {
 			return err
 		}
-		vals, err := parseConfig(data, commandFlags(c.App), c.Command.Name)
+		vals, err := parseConfig(data, commandFlags(c.App), table)
 		if err != nil {
 			return fmt.Errorf("config file %s: %w", path, err)
 		}
@@ -213,10 +240,11 @@ func readConfigFile(path string) ([]byte, error) {
 	return data, nil
 }
 
-// commandFlags maps each command of the app to its flags by name.
+// commandFlags maps each command of the app (each subcommand of a group,
+// by its table name) to its flags by name.
 func commandFlags(app *cli.App) map[string]map[string]cli.Flag {
 	out := map[string]map[string]cli.Flag{}
-	for _, cmd := range app.Commands {
+	add := func(table string, cmd *cli.Command) {
 		m := map[string]cli.Flag{}
 		for _, f := range cmd.Flags {
 			for _, n := range f.Names() {
@@ -225,7 +253,16 @@ func commandFlags(app *cli.App) map[string]map[string]cli.Flag {
 				}
 			}
 		}
-		out[cmd.Name] = m
+		out[table] = m
+	}
+	for _, cmd := range app.Commands {
+		if !isGroup(cmd) {
+			add(cmd.Name, cmd)
+			continue
+		}
+		for _, sub := range cmd.Subcommands {
+			add(tableName(cmd, sub), sub)
+		}
 	}
 	return out
 }

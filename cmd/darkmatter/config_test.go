@@ -279,8 +279,22 @@ func TestPrintConfigLeavesOutSecrets(t *testing.T) {
 // Every flag of every command has its environment variable, shown in
 // --help, and --config.
 func TestHelpListsEnvVars(t *testing.T) {
+	type leaf struct {
+		path []string
+		cmd  *cli.Command
+	}
+	var leaves []leaf
 	for _, cmd := range newApp().Commands {
-		out, err := runApp(t, cmd.Name, "--help")
+		if len(cmd.Subcommands) == 0 {
+			leaves = append(leaves, leaf{[]string{cmd.Name}, cmd})
+		}
+		for _, sub := range cmd.Subcommands {
+			leaves = append(leaves, leaf{[]string{cmd.Name, sub.Name}, sub})
+		}
+	}
+	for _, l := range leaves {
+		cmd := l.cmd
+		out, err := runApp(t, append(l.path, "--help")...)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -13,27 +14,40 @@ import (
 func keygenCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "keygen",
-		Usage: "generate a hidden-service key and print its .dark address (or, with --client, a client authorisation key)",
+		Usage: "generate a hidden-service key and print its .dark address (or, with --client, a client authorisation key; with --author, a module author key)",
 		Description: "Writes a new service key to --out (mode 0600) and prints its .dark address.\n" +
 			"With --client, writes a client authorisation key instead and prints its public key,\n" +
 			"for the service operator's --client-auth file; give the key file to proxy --client-key.\n" +
+			"With --author, writes a module author key (Ed25519) for module publish --key and prints\n" +
+			"its public key, for the --executor-authors file of executors that run only your modules.\n" +
 			"It never overwrites a file: a lost key is a lost address.",
 		Flags: append(commonFlags(),
 			&cli.StringFlag{Name: "out", Usage: "key file to create (mode 0600; must not exist)", Required: true},
 			&cli.BoolFlag{Name: "client", Usage: "make a client authorisation key (X25519) instead of a service key"},
+			&cli.BoolFlag{Name: "author", Usage: "make a module author key (Ed25519) instead of a service key"},
 		),
 		Action: func(c *cli.Context) error {
 			var (
 				k      keys.PrivateKey
 				public string
 			)
-			if c.Bool("client") {
+			switch {
+			case c.Bool("client") && c.Bool("author"):
+				return errors.New("--client and --author: choose one")
+			case c.Bool("author"):
+				ak, err := keys.GenerateIdentity(nil)
+				if err != nil {
+					return err
+				}
+				pub := ak.Public()
+				k, public = ak, hex.EncodeToString(pub[:])
+			case c.Bool("client"):
 				ck, err := keys.GenerateClientAuth(nil)
 				if err != nil {
 					return err
 				}
 				k, public = ck, ck.Public().String()
-			} else {
+			default:
 				sk, err := keys.GenerateService(nil)
 				if err != nil {
 					return err

@@ -16,7 +16,8 @@ import (
 )
 
 func main() {
-	if err := newApp().Run(os.Args); err != nil {
+	app := newApp()
+	if err := app.Run(interspersed(app, os.Args)); err != nil {
 		fmt.Fprintln(os.Stderr, "darkmatter:", err)
 		os.Exit(1)
 	}
@@ -32,6 +33,9 @@ func newApp() *cli.App {
 		proxyCommand(),
 		keygenCommand(),
 		publishCommand(),
+		moduleCommand(),
+		blobCommand(),
+		callCommand(),
 		benchCommand(),
 		statusCommand(),
 		simCommand(),
@@ -46,7 +50,8 @@ func newApp() *cli.App {
 		Description: "Every flag of a command can also be given in the environment as " + envPrefix + "<FLAG>\n" +
 			"(upper case, dashes as underscores: --max-links is " + envName("max-links") + ") or in a TOML\n" +
 			"config file (--config FILE, or DATA/" + configFileName + " when --data is given): keys are the\n" +
-			"flag names, and a table named for a command ([relay]) overrides the top level for it.\n" +
+			"flag names, and a table named for a command ([relay], [module-publish]) overrides the top\n" +
+			"level for it.\n" +
 			"Precedence: command line > environment > config file > default.\n" +
 			"--print-config prints a command's effective configuration as a config file.",
 		Commands: cmds,

@@ -147,12 +147,17 @@ func startClientNode(ctx context.Context, c *cli.Context, role string, cfg overl
 		return nil, nil, err
 	}
 	stop = func() { stopView(); n.Close() }
-	if err = n.Start(ctx); err == nil {
-		err = n.Ready(ctx)
-	}
-	if err != nil {
+	if err = bootNode(ctx, n); err != nil {
 		stop()
 		return nil, nil, err
 	}
 	return n, stop, nil
+}
+
+// bootNode starts a client node and waits until it can build circuits.
+func bootNode(ctx context.Context, n *overlay.Node) error {
+	if err := n.Start(ctx); err != nil {
+		return err
+	}
+	return n.Ready(ctx)
 }

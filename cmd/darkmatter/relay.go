@@ -33,7 +33,7 @@ func relayCommand() *cli.Command {
 			&cli.IntFlag{Name: "max-circuits-per-ip", Usage: "circuits at most opened from one IPv4 address or IPv6 /64 (default: max-circuits/8)"},
 			&cli.IntFlag{Name: "max-circuits", Usage: "circuits at most that peers open at this relay", Value: circuit.DefaultMaxCircuits},
 			&cli.IntFlag{Name: "memory-budget", Usage: "MiB of cells queued on all links at most; over it the circuits holding the oldest cells are destroyed", Value: link.DefaultBudget * cell.Size >> 20},
-		), append(discoveryFlags(true), metricsFlags()...)...),
+		), append(append(discoveryFlags(true), executorFlags()...), metricsFlags()...)...),
 		Action: func(c *cli.Context) error {
 			info, debug, err := logger(c)
 			if err != nil {
@@ -87,6 +87,9 @@ func relayCommand() *cli.Command {
 			if err := applyDiscovery(c, &cfg); err != nil {
 				return err
 			}
+			if err := applyExecutor(c, &cfg); err != nil {
+				return err
+			}
 			n, err := overlay.New(cfg)
 			if err != nil {
 				return err
@@ -108,6 +111,10 @@ func relayCommand() *cli.Command {
 			ready := role
 			if exit != nil {
 				ready = "exit relay (policy " + exit.Policy.String() + ")"
+			}
+			if cfg.Executor != nil {
+				p := n.Executor().Policy()
+				ready += fmt.Sprintf(" and executor (%d calls at once, %v, %d MiB)", p.Capacity, p.Timeout, p.MemoryPages>>4)
 			}
 			say("darkmatter %s ready on %s", ready, n.Addr())
 			say("bootstrap: %s", n.Bootstrap())

@@ -100,6 +100,7 @@ func nodeStatus(role string, n *overlay.Node, p *progress, req control.Request) 
 	st.Counters = counterValues(n.Stats())
 	st.Counters = append(st.Counters, discoveryValues(n)...)
 	st.Counters = append(st.Counters, hiddenValues(n.HiddenStats())...)
+	st.Counters = append(st.Counters, computeValues(n)...)
 	return st
 }
 

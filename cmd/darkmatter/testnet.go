@@ -30,7 +30,7 @@ import (
 func testnetCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "testnet",
-		Usage: "run an embedded local network: relays, a client with SOCKS5/HTTP proxies and a demo web server",
+		Usage: "run an embedded local network: relays that are also executors, a client with SOCKS5/HTTP proxies, a demo web server and demo modules",
 		Flags: append(append(commonFlags(),
 			&cli.IntFlag{Name: "relays", Usage: "number of relays (at least 3)", Value: 5},
 			&cli.StringFlag{Name: "socks", Usage: "SOCKS5 listen address", Value: "127.0.0.1:1080"},
@@ -64,10 +64,12 @@ func testnetCommand() *cli.Command {
 			}
 			defer ctl.Close()
 			tn, err := startTestnet(ctx, testnetOptions{
-				Network: c.String("network"),
-				Relays:  c.Int("relays"),
-				Info:    info,
-				Debug:   debug,
+				Network:   c.String("network"),
+				Relays:    c.Int("relays"),
+				Executors: true,
+				CacheDir:  filepath.Join(c.String("data"), "wasm-cache"),
+				Info:      info,
+				Debug:     debug,
 			})
 			if err != nil {
 				return err
@@ -93,15 +95,23 @@ func testnetCommand() *cli.Command {
 			if err != nil {
 				return fmt.Errorf("demo hidden service: %w", err)
 			}
+			mods, err := tn.publishModules(ctx, filepath.Join(c.String("data"), "demo-author.key"))
+			if err != nil {
+				return fmt.Errorf("demo modules: %w", err)
+			}
 			state := tn.state(fe)
 			state.DemoService = "http://" + hs + "/"
+			state.Modules = mods.hex()
 			if err := writeState(c.String("data"), state); err != nil {
 				return err
 			}
 			say("demo web server on http://%s/ ; try: curl --socks5-hostname %s http://%s/", demo.Addr, fe.socksAddr, demo.Addr)
 			say("demo hidden service on http://%s/ ; try: curl --socks5-hostname %s http://%s/", hs, fe.socksAddr, hs)
+			for _, l := range mods.callLines(tn, filepath.Join(c.String("data"), "call-client")) {
+				say("%s", l)
+			}
 			info.Printf("wrote %s", filepath.Join(c.String("data"), "testnet.json"))
-			say("darkmatter testnet ready: %d relays (%d exits), %s", len(tn.Relays), tn.Exits, fe)
+			say("darkmatter testnet ready: %d relays (%d exits, all executors), %s", len(tn.Relays), tn.Exits, fe)
 			<-ctx.Done()
 			info.Printf("shutting down")
 			return nil
@@ -112,8 +122,13 @@ func testnetCommand() *cli.Command {
 type testnetOptions struct {
 	Network string
 	Relays  int
-	Info    safelog.Logf
-	Debug   safelog.Logf
+	// Executors makes every relay an executor of delegated calls, with
+	// DHT limits raised for a loopback network, compiling modules into
+	// CacheDir (if set).
+	Executors bool
+	CacheDir  string
+	Info      safelog.Logf
+	Debug     safelog.Logf
 }
 
 // testnet is an embedded network on loopback TCP.
@@ -166,6 +181,9 @@ func startTestnet(ctx context.Context, o testnetOptions) (*testnet, error) {
 			DHTMinAge:   -1,
 			Gossip:      testnetGossip,
 			Logf:        o.Debug,
+		}
+		if o.Executors {
+			setTestnetExecutor(&cfg, o.CacheDir)
 		}
 		if len(boot) > 0 {
 			cfg.Bootstrap = boot[:1]
@@ -235,7 +253,9 @@ type testnetState struct {
 	SOCKS   string         `json:"socks,omitempty"`
 	// DemoService is the demo hidden service's URL.
 	DemoService string `json:"demo_service,omitempty"`
-	HTTP        string `json:"http,omitempty"`
+	// Modules are the hashes of the demo modules, by name.
+	Modules map[string]string `json:"modules,omitempty"`
+	HTTP    string            `json:"http,omitempty"`
 }
 
 type testnetRelay struct {
