@@ -1,6 +1,7 @@
 package overlay
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -535,15 +536,7 @@ func (n *Node) executorsFor(module [32]byte) []keys.NodeID {
 		cands = append(cands, cand{id, w, binary.BigEndian.Uint64(h[:8])})
 	}
 	// Rendezvous hashing: the two with the smallest hash of (module, ID).
-	slices.SortFunc(cands, func(a, b cand) int {
-		switch {
-		case a.dist < b.dist:
-			return -1
-		case a.dist > b.dist:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(cands, func(a, b cand) int { return cmp.Compare(a.dist, b.dist) })
 	for i := range min(2, len(cands)) {
 		cands[i].w *= 2
 	}
@@ -559,19 +552,13 @@ func (n *Node) executorsFor(module [32]byte) []keys.NodeID {
 		order[i] = keyed{c.id, -expKey(u) / c.w, failed[c.id]}
 	}
 	slices.SortFunc(order, func(a, b keyed) int {
-		if a.bad != b.bad {
+		if a.bad != b.bad { // executors that failed lately come last
 			if a.bad {
 				return 1
 			}
 			return -1
 		}
-		switch {
-		case a.key < b.key:
-			return -1
-		case a.key > b.key:
-			return 1
-		}
-		return 0
+		return cmp.Compare(a.key, b.key)
 	})
 	out := make([]keys.NodeID, len(order))
 	for i, o := range order {
