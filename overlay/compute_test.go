@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -247,5 +248,123 @@ func TestCallRetryAndSources(t *testing.T) {
 	}
 	if got, _ := h.client.Call(ctxT(t), wc, "count", direct); string(got) != string(out.Output) {
 		t.Errorf("count(page(data)) = %q, want %q", out.Output, got)
+	}
+}
+
+// Cancelling the root call over real circuits cancels the tree: the
+// executor of the root and the one running its sub-call stop long before
+// their time limits.
+func TestCallCancelTree(t *testing.T) {
+	h := newComputeNet(t, 5, nil)
+	evil, _ := publish(t, h.client, wasmbuild.Evil, manifest.PermSubCalls, "subcalls", "loop")
+	in := append([]byte{1}, evil[:]...)
+	in = append(in, byte(len("loop")))
+	in = append(in, "loop"...)
+	ctx, cancel := context.WithCancel(ctxT(t))
+	done := make(chan error, 1)
+	go func() {
+		_, err := h.client.Call(ctx, evil, "subcalls", in)
+		done <- err
+	}()
+	running := func() (n int64) {
+		for _, r := range h.relays {
+			n += r.Executor().Stats().Running
+		}
+		return n
+	}
+	waitFor(t, func() bool { return running() == 2 }, "the root and its sub-call to run")
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled call: %v", err)
+	}
+	// The policy's time limit is a minute; ctxT's is 60 s: waitFor gives
+	// up well before either.
+	waitFor(t, func() bool { return running() == 0 }, "every run of the tree to stop")
+}
+
+// Executors that trust their neighbours carry sub-calls over 1-hop
+// circuits: a sub-executor's previous hop is then the root executor, and
+// still never the requester. A depth bomb stops at the depth limit.
+func TestCallSubcallHops(t *testing.T) {
+	h := newComputeNet(t, 5, func(c *Config) {
+		if c.Executor != nil {
+			c.Executor.SubcallHops = 1
+			c.Executor.Policy.MaxDepth = 2
+		}
+	})
+	wc, _ := publish(t, h.client, wasmbuild.WordCount, 0, "count")
+	fo, _ := publish(t, h.client, wasmbuild.FanOut, manifest.PermSubCalls, "count")
+	r, err := h.client.CallWith(ctxT(t), fo, "count", []byte(hex.EncodeToString(wc[:])+"\none two three four five"), CallOptions{Timeout: time.Minute})
+	if err != nil || string(r.Output) != "5" {
+		t.Fatalf("%+v %v", r, err)
+	}
+	var rootHost string
+	for i, n := range h.relays {
+		if n.NodeID() == r.Executor {
+			rootHost = h.hosts[i]
+		}
+	}
+	for i, n := range h.relays {
+		if n.NodeID() == r.Executor {
+			continue
+		}
+		for _, p := range n.compute.prevHops() {
+			if ip, _, _ := net.SplitHostPort(p); ip != rootHost {
+				t.Errorf("relay %d served a sub-call whose previous hop was %s, not the root executor %s", i, p, rootHost)
+			}
+		}
+	}
+	checkNeverSeen(t, h, h.cliHost)
+
+	evil, _ := publish(t, h.client, wasmbuild.Evil, manifest.PermSubCalls, "subcalls")
+	var chain []byte
+	for range 10 {
+		head := append([]byte{1}, evil[:]...)
+		head = append(head, byte(len("subcalls")))
+		chain = append(append(head, "subcalls"...), chain...)
+	}
+	r, err = h.client.CallWith(ctxT(t), evil, "subcalls", chain, CallOptions{Timeout: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Used != 3 || !strings.Contains(string(r.Output), "err:-3") {
+		t.Errorf("depth bomb: %d calls ran (want 3: the root and 2 levels), output %q", r.Used, r.Output)
+	}
+}
+
+// Executors are chosen among relays that advertise Compute=1, never this
+// node; one that ran the module before is preferred, and one that failed
+// lately comes last.
+func TestExecutorChoice(t *testing.T) {
+	h := newComputeNet(t, 5, func(c *Config) {
+		if c.Executor != nil && c.Listen[0] == "mem://10.1.0.1:7000" {
+			c.Executor = nil // relay 0 is no executor
+		}
+	})
+	module := [32]byte{7}
+	ids := func() []keys.NodeID { return h.client.executorsFor(module) }
+	if got := ids(); len(got) != 4 || slices.Contains(got, h.relays[0].NodeID()) {
+		t.Fatalf("executors %v: want the 4 relays that advertise Compute=1", got)
+	}
+	if got := h.relays[1].executorsFor(module); slices.Contains(got, h.relays[1].NodeID()) || len(got) != 3 {
+		t.Fatalf("an executor chooses itself or misses one: %v", got)
+	}
+	holder, failed := h.relays[2].NodeID(), h.relays[3].NodeID()
+	h.client.noteHolder(module, holder)
+	h.client.noteExecutorFailed(failed)
+	first := 0
+	for range 400 {
+		got := ids()
+		if got[len(got)-1] != failed {
+			t.Fatal("an executor that failed lately is not last")
+		}
+		if got[0] == holder {
+			first++
+		}
+	}
+	// The holder weighs at least 4 of the other two's 1 or 2 (rendezvous):
+	// it comes first in well over a third of the draws.
+	if first < 400/3 {
+		t.Errorf("the executor that holds the module came first %d times in 400", first)
 	}
 }
