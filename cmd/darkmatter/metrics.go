@@ -136,11 +136,17 @@ var (
 	descHSIntro   = prometheus.NewDesc("darkmatter_hidden_service_introductions_total", "Introductions received by this node's hidden services, by outcome.", []string{"result"}, nil)
 	descHSEffort  = prometheus.NewDesc("darkmatter_hidden_service_effort", "The highest puzzle effort this node's hidden services ask for.", nil, nil)
 	descHSClient  = prometheus.NewDesc("darkmatter_hidden_service_client_total", "This node's visits to hidden services: descriptors fetched, rendezvous made, failed introductions.", []string{"kind"}, nil)
+	descExecCalls = prometheus.NewDesc("darkmatter_executor_calls_total", "Delegated calls this executor answered, by outcome (busy and malformed are failures too).", []string{"result"}, nil)
+	descExecRun   = prometheus.NewDesc("darkmatter_executor_running", "Delegated calls this executor runs now.", nil, nil)
+	descExecMods  = prometheus.NewDesc("darkmatter_executor_modules", "Modules this executor holds, and their bytes.", []string{"kind"}, nil)
+	descExecFetch = prometheus.NewDesc("darkmatter_executor_fetched_total", "What this executor fetched: modules from the DHT or from requesters, data sources, sub-calls delegated.", []string{"kind"}, nil)
+	descCalls     = prometheus.NewDesc("darkmatter_calls_total", "Delegated calls and sub-calls this node made, those with an output, and retries on another executor.", []string{"result"}, nil)
 )
 
 func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLinks, descCircuits, descRelays, descBootstrap, descQueued, descBudget, descOOM, descOOMCircs, descRefused,
-		descGossip, descDHTLookup, descDHTStored, descGuards, descBuildTO, descIntro, descIntroPass, descHS, descHSIntro, descHSEffort, descHSClient} {
+		descGossip, descDHTLookup, descDHTStored, descGuards, descBuildTO, descIntro, descIntroPass, descHS, descHSIntro, descHSEffort, descHSClient,
+		descExecCalls, descExecRun, descExecMods, descExecFetch, descCalls} {
 		ch <- d
 	}
 }
@@ -217,4 +223,22 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descHSClient, hs.Client.Fetched, "descriptors")
 	counter(descHSClient, hs.Client.Rendezvous, "rendezvous")
 	counter(descHSClient, hs.Client.IntroFailures, "intro_failures")
+	cs := c.n.CallStats()
+	counter(descCalls, cs.Calls, "all")
+	counter(descCalls, cs.OK, "ok")
+	counter(descCalls, cs.Retries, "retries")
+	if ex := c.n.Executor(); ex != nil {
+		es := ex.Stats()
+		counter(descExecCalls, es.OK, "ok")
+		counter(descExecCalls, es.Failed, "failed")
+		counter(descExecCalls, es.Busy, "busy")
+		counter(descExecCalls, es.Malformed, "malformed")
+		gauge(descExecRun, float64(es.Running))
+		gauge(descExecMods, float64(es.Modules), "modules")
+		gauge(descExecMods, float64(es.Bytes), "bytes")
+		counter(descExecFetch, es.FromDHT, "module_dht")
+		counter(descExecFetch, es.FromAsker, "module_requester")
+		counter(descExecFetch, es.Sources, "data_source")
+		counter(descExecFetch, es.SubCalls, "sub_call")
+	}
 }

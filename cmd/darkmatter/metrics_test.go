@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"net/http"
 	"strconv"
 	"strings"
@@ -69,11 +70,38 @@ func TestMetricsTestnet(t *testing.T) {
 		`darkmatter_hidden_services{kind="services"}`:                func(v float64) bool { return v == 0 },
 		`darkmatter_hidden_service_client_total{kind="descriptors"}`: func(v float64) bool { return v == 0 },
 		"darkmatter_intro_circuits":                                  func(v float64) bool { return v == 0 },
+		`darkmatter_calls_total{result="all"}`:                       func(v float64) bool { return v == 0 },
 	} {
 		v, found := s[name]
 		if !found || !ok(v) {
 			t.Errorf("%s = %v (present %v)", name, v, found)
 		}
+	}
+}
+
+// An executor relay's --metrics show its executor's counters.
+func TestMetricsExecutor(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	tn, err := startTestnet(ctx, testnetOptions{Network: "t", Relays: 3, Executors: true, CacheDir: t.TempDir(), Info: testLogf(t, "testnet: ")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tn.Close()
+	m, err := startMetrics("127.0.0.1:0", false, tn.Relays[0], tn.progress)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	s := scrape(t, "http://"+m.Addr+"/metrics")
+	for _, name := range []string{"darkmatter_executor_running", `darkmatter_executor_calls_total{result="ok"}`,
+		`darkmatter_executor_modules{kind="bytes"}`, `darkmatter_executor_fetched_total{kind="module_dht"}`} {
+		if v, found := s[name]; !found || v < 0 {
+			t.Errorf("%s = %v (present %v)", name, v, found)
+		}
+	}
+	if _, found := s[`darkmatter_calls_total{result="all"}`]; !found {
+		t.Error("no call counters")
 	}
 }
 
