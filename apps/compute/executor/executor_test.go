@@ -279,14 +279,19 @@ func TestRefusals(t *testing.T) {
 // Abuse: a module that loops, eats memory or writes too much is stopped
 // at its limit while the executor keeps serving other calls.
 func TestLimitsWhileServing(t *testing.T) {
-	w := newWorld(t, 1, Policy{Timeout: 2 * time.Second, MaxOutput: 4096, Capacity: 4})
-	evil, _, _ := w.module(wasmbuild.Evil, 0, manifest.Limits{}, "loop", "membomb", "bigout")
+	w := newWorld(t, 1, Policy{Timeout: time.Minute, MaxOutput: 4096, Capacity: 4})
+	evil, evilCode, _ := w.module(wasmbuild.Evil, 0, manifest.Limits{}, "loop", "membomb", "bigout")
+	// The loop's manifest asks for 2 s; the memory bomb keeps the
+	// policy's minute, so that a loaded machine cannot make it time out
+	// before it reaches the memory limit.
+	loop := newCall(evil, "loop", nil)
+	loop.Manifest = w.sign(evilCode, 0, manifest.Limits{TimeoutMS: 2000}, w.author, "loop")
 	wc, _, _ := w.module(wasmbuild.WordCount, 0, manifest.Limits{}, "count")
 	w.run(newCall(wc, "count", nil), nil) // compiled and cached
 
 	var wg sync.WaitGroup
 	results := make([]*call.Result, 3)
-	for i, c := range []*call.Call{newCall(evil, "loop", nil), newCall(evil, "membomb", nil), newCall(evil, "bigout", []byte("100000"))} {
+	for i, c := range []*call.Call{loop, newCall(evil, "membomb", nil), newCall(evil, "bigout", []byte("100000"))} {
 		wg.Go(func() { results[i] = w.run(c, nil) })
 	}
 	// Meanwhile honest calls are answered.
