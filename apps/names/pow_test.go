@@ -18,10 +18,10 @@ func TestPoW(t *testing.T) {
 	}
 	// The work binds the name, the owner and the registration time.
 	for name, ok := range map[string]bool{
-		"other name":       CheckPoW("alicf", o, epoch, n, 12),
-		"other owner":      CheckPoW("alice", owner(2).Public(), epoch, n, 12),
-		"other registered": CheckPoW("alice", o, epoch.Add(time.Second), n, 12),
-		"other nonce":      CheckPoW("alice", o, epoch, n+1, 12) && CheckPoW("alice", o, epoch, n+2, 12) && CheckPoW("alice", o, epoch, n+3, 12),
+		"other name":        CheckPoW("alicf", o, epoch, n, 12),
+		"other owner":       CheckPoW("alice", owner(2).Public(), epoch, n, 12),
+		"other registered":  CheckPoW("alice", o, epoch.Add(time.Second), n, 12),
+		"other nonce":       CheckPoW("alice", o, epoch, n+1, 12) && CheckPoW("alice", o, epoch, n+2, 12) && CheckPoW("alice", o, epoch, n+3, 12),
 		"higher difficulty": CheckPoW("alice", o, epoch, n, 40),
 	} {
 		if ok {

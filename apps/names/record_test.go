@@ -46,19 +46,19 @@ func TestMarshalRefuses(t *testing.T) {
 	}
 	var badKey [32]byte // all zero: not a prime-order point
 	cases := map[string]func(r *Record){
-		"non-canonical name": func(r *Record) { r.Name = "Alice" },
-		"invalid name":       func(r *Record) { r.Name = "-a" },
+		"non-canonical name":   func(r *Record) { r.Name = "Alice" },
+		"invalid name":         func(r *Record) { r.Name = "-a" },
 		"expires = registered": func(r *Record) { r.Expires = r.Registered },
-		"registered 0":       func(r *Record) { r.Registered = time.Unix(0, 0) },
-		"expiry past 9999":   func(r *Record) { r.Expires = time.Unix(maxTime+1, 0) },
-		"too many entries":   func(r *Record) { r.Entries = make([]Entry, MaxEntries+1) },
-		"unknown entry":      func(r *Record) { r.Entries = []Entry{{Type: 9, Data: nil}} },
-		"short address":      func(r *Record) { r.Entries = []Entry{{EntryAddress, make([]byte, 31)}} },
-		"invalid key":        func(r *Record) { r.Entries = []Entry{{EntryAddress, badKey[:]}} },
-		"long text":          func(r *Record) { r.Entries = []Entry{TextEntry(strings.Repeat("x", 256))} },
-		"invalid UTF-8":      func(r *Record) { r.Entries = []Entry{TextEntry("\xff")} },
-		"short module":       func(r *Record) { r.Entries = []Entry{{EntryModule, make([]byte, 33)}} },
-		"short site":         func(r *Record) { r.Entries = []Entry{{EntrySite, nil}} },
+		"registered 0":         func(r *Record) { r.Registered = time.Unix(0, 0) },
+		"expiry past 9999":     func(r *Record) { r.Expires = time.Unix(maxTime+1, 0) },
+		"too many entries":     func(r *Record) { r.Entries = make([]Entry, MaxEntries+1) },
+		"unknown entry":        func(r *Record) { r.Entries = []Entry{{Type: 9, Data: nil}} },
+		"short address":        func(r *Record) { r.Entries = []Entry{{EntryAddress, make([]byte, 31)}} },
+		"invalid key":          func(r *Record) { r.Entries = []Entry{{EntryAddress, badKey[:]}} },
+		"long text":            func(r *Record) { r.Entries = []Entry{TextEntry(strings.Repeat("x", 256))} },
+		"invalid UTF-8":        func(r *Record) { r.Entries = []Entry{TextEntry("\xff")} },
+		"short module":         func(r *Record) { r.Entries = []Entry{{EntryModule, make([]byte, 33)}} },
+		"short site":           func(r *Record) { r.Entries = []Entry{{EntrySite, nil}} },
 	}
 	if _, err := ok().Marshal(); err != nil {
 		t.Fatal(err)
