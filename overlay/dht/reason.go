@@ -20,12 +20,14 @@ const (
 	ReasonRate                      // the source sent too many STOREs
 	ReasonFull                      // the store is at a capacity limit
 	ReasonNotServer                 // this node stores nothing
+	ReasonTaken                     // an Exclusive key is held by another owner
 	numReasons
 )
 
 var reasonNames = [numReasons]string{
 	"stored", "malformed", "bad signature", "unknown type", "too large", "expired",
 	"expiry too far", "bad key", "stale", "rate limited", "full", "not a server",
+	"taken",
 }
 
 // String names the reason.

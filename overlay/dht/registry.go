@@ -24,6 +24,11 @@ type TypeSpec struct {
 	// cannot squat another owner's key). The signature, network, size and
 	// expiry are checked before it runs. It must not be nil.
 	Validate func(r *Record) error
+	// Exclusive makes a key first come, first served: a node holding an
+	// unexpired record of the type and key under one owner refuses the
+	// records of every other owner (ReasonTaken) until it expires
+	// (spec/dht.md §2.4). The holder still replaces its own record by Seq.
+	Exclusive bool
 }
 
 // Registry maps record types to their rules. Types unknown to a node's
@@ -76,6 +81,12 @@ func (g *Registry) Lookup(t uint16) (TypeSpec, bool) {
 	defer g.mu.RUnlock()
 	s, ok := g.types[t]
 	return s, ok
+}
+
+// exclusive reports whether type t is registered as Exclusive.
+func (g *Registry) exclusive(t uint16) bool {
+	s, _ := g.Lookup(t)
+	return s.Exclusive
 }
 
 // Verify checks r completely for network at now: a registered type, the

@@ -77,7 +77,7 @@ func (d *DHT) storeLocalAt(r *Record, now time.Time) Reason {
 		d.stats.refuse(rs)
 		return rs
 	}
-	rs := d.store.put(r)
+	rs := d.store.putAt(r, now, d.cfg.Registry.exclusive(r.Type))
 	d.stats.refuse(rs)
 	return rs
 }

@@ -82,13 +82,33 @@ func (s *store) allow(from keys.NodeID, now time.Time) bool {
 	return b.bucket.Take(now, rate, s.lim.StoreBurst)
 }
 
-// put stores r, already verified. It keeps the record with the higher Seq
-// for a type, key and owner, and refuses when a limit would be passed.
-func (s *store) put(r *Record) Reason {
+// put stores r, already verified, as putAt does for a type that is not
+// Exclusive.
+func (s *store) put(r *Record) Reason { return s.putAt(r, time.Time{}, false) }
+
+// putAt stores r, already verified, at now. It keeps the record with the
+// higher Seq for a type, key and owner, and refuses when a limit would be
+// passed. When exclusive (the type's TypeSpec.Exclusive) it first drops
+// the expired records under the key and refuses r with ReasonTaken if
+// another owner's record remains.
+func (s *store) putAt(r *Record, now time.Time, exclusive bool) Reason {
 	sl := slot{r.Type, r.Key}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	owners := s.recs[sl]
+	if exclusive {
+		for o, old := range owners {
+			if !old.ExpiresAt().After(now) {
+				delete(owners, o)
+				s.dropLocked(old)
+			}
+		}
+		for o := range owners {
+			if o != r.Owner {
+				return ReasonTaken
+			}
+		}
+	}
 	if old, ok := owners[r.Owner]; ok {
 		if old.Seq >= r.Seq {
 			if old.Seq == r.Seq && old.Signature == r.Signature {

@@ -65,7 +65,7 @@ func generateVectors() *dhtVectors {
 		{"unknown flag bit", "0101020000000000000001"},
 		{"PING with a trailing byte", "010100000000000000000100"},
 		{"NODES count over 64", "01040000000000000000014100"},
-		{"STORED status out of range", "01080000000000000000010c"},
+		{"STORED status out of range", "01080000000000000000010d"},
 		{"FIND_NODE short target", "01030000000000000000010102"},
 	}
 	return v
