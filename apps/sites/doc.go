@@ -1,0 +1,13 @@
+// Package sites encodes and checks the signed, content-addressed bundle of
+// a distributed site (spec/sites.md): the site manifest, which maps every
+// path of the site to the SHA-256 and size of its content (each file is a
+// blob of spec/compute.md §2) and lists the WebAssembly handlers that
+// generate dynamic pages; and the small DHT record (type 7) that points at
+// the newest manifest of a site key.
+//
+// Every decoder checks the layout only and returns a clear error on bad
+// input, never panics; signatures and content are checked by Verify,
+// CheckFile and Pointer.CheckManifest. Build turns a directory into files
+// and an unsigned manifest; Lookup maps a request path to a file, a handler
+// or a redirect.
+package sites
