@@ -10,8 +10,8 @@ import (
 // recently used, and never keeps a module larger than the bound.
 func TestCacheBound(t *testing.T) {
 	c := newCache(1000)
-	mod := func(id byte, n int) *module {
-		return &module{m: &manifest.Manifest{ModuleHash: [32]byte{id}}, code: make([]byte, n)}
+	mod := func(id byte, n int) ([32]byte, *module) {
+		return [32]byte{id}, &module{m: &manifest.Manifest{ModuleHash: [32]byte{id}}, code: make([]byte, n)}
 	}
 	c.put(mod(1, 400))
 	c.put(mod(2, 400))

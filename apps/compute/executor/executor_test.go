@@ -422,3 +422,20 @@ func TestCancelTree(t *testing.T) {
 		}
 	}
 }
+
+// A manifest sent with a call serves that call only: a requester that
+// signs its own manifest for a module (anyone can) cannot change what
+// other requesters' calls of the module run under.
+func TestSentManifestDoesNotStick(t *testing.T) {
+	w := newWorld(t, 1, Policy{})
+	h, code, _ := w.module(wasmbuild.WordCount, 0, manifest.Limits{}, "count")
+	w.run(newCall(h, "count", []byte("a")), nil) // cached, with the DHT's manifest
+	stranger, _ := keys.GenerateIdentity(nil)
+	c := newCall(h, "other", nil)
+	c.Manifest = w.sign(code, 0, manifest.Limits{}, stranger, "other")
+	wantStatus(t, w.run(c, nil), call.BadModule, "no such function") // listed, but no export
+	res := w.run(newCall(h, "count", []byte("a b")), nil)
+	if res.Status != call.OK || string(res.Output) != "2" {
+		t.Fatalf("after a stranger's manifest, an honest call got %v %q", res.Status, res.Reason)
+	}
+}

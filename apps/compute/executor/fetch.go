@@ -18,41 +18,47 @@ import (
 // with an author list, whose author is allowed). The code is the cached
 // bytes, else the DHT's blob, else the requester's (NEED, when c offers
 // them); all are checked against the manifest's size and hash first.
+//
+// A manifest sent with a call serves that call only: the cache keeps the
+// code and the manifest found in the DHT, so that no requester can change
+// what another's calls run under (anyone may sign a manifest for any
+// module's bytes).
 func (e *Executor) module(ctx context.Context, c *call.Call, asker io.ReadWriter) (*module, *call.Result) {
-	cached, _ := e.cache.get(c.Module)
-	mod := &module{}
-	if cached != nil {
-		*mod = *cached
+	keep := &module{}
+	if cached, ok := e.cache.get(c.Module); ok {
+		*keep = *cached
 	}
+	run := *keep // what this call runs under
 	if c.Manifest != nil {
 		m, err := e.verify(c.Manifest, c.Module)
 		if err != nil {
 			return nil, &call.Result{Status: call.BadModule, Reason: "the manifest sent with the call: " + err.Error()}
 		}
-		mod.m, mod.raw = m, c.Manifest
+		run.m, run.raw = m, c.Manifest
 	}
-	if mod.m == nil {
+	if run.m == nil {
 		var why string
-		mod.m, mod.raw, why = e.lookUp(ctx, c.Module)
-		if mod.m == nil {
+		run.m, run.raw, why = e.lookUp(ctx, c.Module)
+		if run.m == nil {
 			return nil, &call.Result{Status: call.NoModule, Reason: why}
 		}
+		keep.m, keep.raw = run.m, run.raw
 	}
-	if why := e.cfg.Policy.admit(mod.m); why != "" {
+	if why := e.cfg.Policy.admit(run.m); why != "" {
 		return nil, &call.Result{Status: call.Refused, Reason: why}
 	}
-	if !mod.m.Has(c.Function) {
+	if !run.m.Has(c.Function) {
 		return nil, &call.Result{Status: call.BadModule, Reason: fmt.Sprintf("the module exports no function %q", c.Function)}
 	}
-	if mod.code == nil {
-		code, res := e.code(ctx, c, mod.m, asker)
+	if run.code == nil {
+		code, res := e.code(ctx, c, run.m, asker)
 		if res != nil {
 			return nil, res
 		}
-		mod.code = code
+		run.code, keep.code = code, code
 	}
-	e.cache.put(mod)
-	return mod, nil
+	e.cache.put(c.Module, keep)
+	return &run, nil
 }
 
 // verify parses a signed manifest and checks its signature and that it

@@ -7,11 +7,12 @@ import (
 	"github.com/darkmatter/darkmatter/apps/compute/manifest"
 )
 
-// module is a verified manifest and, once had, the module bytes it names.
+// module is a module's verified bytes and the verified manifest the DHT
+// had for it (either may be nil in the cache).
 type module struct {
-	m    *manifest.Manifest
-	raw  []byte // the signed manifest, to attach to sub-calls
-	code []byte // nil until fetched and checked
+	m    *manifest.Manifest // nil: none looked up yet
+	raw  []byte             // the signed manifest, to attach to sub-calls
+	code []byte             // nil until fetched and checked
 }
 
 // cache keeps verified modules by hash, least recently used evicted first
@@ -21,7 +22,7 @@ type cache struct {
 	mu     sync.Mutex
 	max    int
 	bytes  int
-	lru    *list.List // of *module, most recent first
+	lru    *list.List // of *cached, most recent first
 	byHash map[[32]byte]*list.Element
 }
 
@@ -40,31 +41,36 @@ func (c *cache) get(hash [32]byte) (*module, bool) {
 		return nil, false
 	}
 	c.lru.MoveToFront(e)
-	return e.Value.(*module), true
+	return e.Value.(*cached).mod, true
 }
 
-// put stores mod (replacing what the hash had) and evicts to the bound; a
-// module larger than the bound alone is not kept.
-func (c *cache) put(mod *module) {
+// cached is an element of cache.lru.
+type cached struct {
+	hash [32]byte
+	mod  *module
+}
+
+// put stores mod under h (replacing what it had) and evicts to the bound;
+// a module larger than the bound alone is not kept.
+func (c *cache) put(h [32]byte, mod *module) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	h := mod.m.ModuleHash
 	if e, ok := c.byHash[h]; ok {
-		c.bytes -= e.Value.(*module).size()
+		c.bytes -= e.Value.(*cached).mod.size()
 		c.lru.Remove(e)
 		delete(c.byHash, h)
 	}
 	if mod.size() > c.max {
 		return
 	}
-	c.byHash[h] = c.lru.PushFront(mod)
+	c.byHash[h] = c.lru.PushFront(&cached{h, mod})
 	c.bytes += mod.size()
 	for c.bytes > c.max {
 		e := c.lru.Back()
-		old := e.Value.(*module)
+		old := e.Value.(*cached)
 		c.lru.Remove(e)
-		delete(c.byHash, old.m.ModuleHash)
-		c.bytes -= old.size()
+		delete(c.byHash, old.hash)
+		c.bytes -= old.mod.size()
 	}
 }
 
