@@ -85,6 +85,20 @@ func TestRegisterResolveName(t *testing.T) {
 	if a, ok := got.Entries[0].Address(); !ok || a != svc.Address() {
 		t.Fatal("resolved address is not the registered one")
 	}
+	// A relay, too, looks names up through a circuit, not over its links.
+	r2 := &h.relays[2].hidden
+	r2.mu.Lock()
+	tr := r2.dhtTr
+	r2.mu.Unlock()
+	if tr == nil {
+		t.Fatal("the relay's name lookup did not go through a circuit")
+	}
+	tr.mu.Lock()
+	viaCircuit := tr.cur != nil
+	tr.mu.Unlock()
+	if !viaCircuit {
+		t.Fatal("the relay's name lookup did not go through a circuit")
+	}
 
 	// A second key is refused with a clear error; the name stays alice's.
 	_, err = h.relays[1].RegisterName(ctxT(t), "alice", mallory, time.Hour, names.TextEntry("mine"))

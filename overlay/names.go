@@ -94,6 +94,22 @@ func (s *nameState) forget(name string) {
 	delete(s.cache, name)
 }
 
+// nameDHT returns the DHT, the transport of name lookups and stores and
+// the registry. Like hidden-service lookups, they always go through a
+// circuit, so the DHT nodes asked do not learn which names this node
+// looks up or registers.
+func (n *Node) nameDHT() (*dht.DHT, dht.Transport, *dht.Registry, error) {
+	d, tr, err := hsEnv{n}.transport()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	reg := n.names.registry()
+	if reg == nil {
+		return nil, nil, nil, ErrNoDHT
+	}
+	return d, tr, reg, nil
+}
+
 // RegisterName registers name (canonicalised) to owner with entries for
 // ttl (0: names.MaxTTL), solving the proof of work at the network's
 // difficulty (Config.NameDifficulty), and stores it on the name's
@@ -112,13 +128,13 @@ func (n *Node) RegisterName(ctx context.Context, name string, owner *keys.Identi
 	if ttl < time.Second || ttl > names.MaxTTL {
 		return nil, fmt.Errorf("overlay: name lifetime %v out of 1s..%v", ttl, names.MaxTTL)
 	}
-	d, reg := n.getDHT(), n.names.registry()
-	if d == nil || reg == nil {
-		return nil, ErrNoDHT
+	d, tr, reg, err := n.nameDHT()
+	if err != nil {
+		return nil, err
 	}
 	pub := owner.Public()
 	now := time.Now()
-	answers, err := d.GetReplicas(ctx, names.Type, names.Key(c))
+	answers, err := d.GetReplicasVia(ctx, names.Type, names.Key(c), tr)
 	if err != nil && !errors.Is(err, dht.ErrNotFound) {
 		return nil, fmt.Errorf("overlay: register name: %w", err)
 	}
@@ -152,7 +168,7 @@ func (n *Node) RegisterName(ctx context.Context, name string, owner *keys.Identi
 	if err != nil {
 		return nil, err
 	}
-	if _, err := d.Put(ctx, r); err != nil {
+	if _, err := d.PutVia(ctx, r, tr); err != nil {
 		return nil, fmt.Errorf("overlay: register name (taken by another key or no replica reachable): %w", err)
 	}
 	n.names.forget(c)
@@ -180,11 +196,11 @@ func (n *Node) ResolveName(ctx context.Context, name string) (*names.Record, err
 	if rec, ok := n.names.get(c, now); ok {
 		return rec, nil
 	}
-	d, reg := n.getDHT(), n.names.registry()
-	if d == nil || reg == nil {
-		return nil, ErrNoDHT
+	d, tr, reg, err := n.nameDHT()
+	if err != nil {
+		return nil, err
 	}
-	answers, err := d.GetReplicas(ctx, names.Type, names.Key(c))
+	answers, err := d.GetReplicasVia(ctx, names.Type, names.Key(c), tr)
 	if errors.Is(err, dht.ErrNotFound) {
 		return nil, names.ErrNotFound
 	}
