@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/darkmatter/darkmatter/apps/compute/manifest"
+	"github.com/darkmatter/darkmatter/apps/names"
+	"github.com/darkmatter/darkmatter/apps/sites"
 	"github.com/darkmatter/darkmatter/circuit"
 	"github.com/darkmatter/darkmatter/circuit/protover"
 	"github.com/darkmatter/darkmatter/crypto/keys"
@@ -47,6 +49,13 @@ func (n *Node) startDHT() error {
 	if err := manifest.Register(reg, n.cfg.Network); err != nil {
 		return err
 	}
+	if err := names.Register(reg, n.cfg.NameDifficulty); err != nil {
+		return err
+	}
+	if err := sites.Register(reg); err != nil {
+		return err
+	}
+	n.names.setRegistry(reg)
 	d, err := dht.New(dht.Config{
 		Registry:        reg,
 		Self:            self,

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/darkmatter/darkmatter/apps/names"
 	"github.com/darkmatter/darkmatter/circuit"
 	"github.com/darkmatter/darkmatter/circuit/cell"
 	"github.com/darkmatter/darkmatter/circuit/exitpolicy"
@@ -151,6 +152,13 @@ type Config struct {
 	// hundred chunks asks every node for every chunk.
 	DHTRequestRate  float64
 	DHTRequestBurst int
+	// NameDifficulty is the network's proof-of-work difficulty of name
+	// registrations (spec/names.md §3; 0: names.DefaultDifficulty). Every
+	// node of a network must use the same; test networks lower it.
+	NameDifficulty int
+	// Petnames are the user's own names, which ResolveName consults
+	// before the network (nil: none).
+	Petnames *names.Petnames
 
 	// StateDir, if set, is where the node keeps its relay list, guards and
 	// learned build times across restarts (created 0700, files 0600), so
@@ -217,6 +225,7 @@ type Node struct {
 	viaCirc *dhtCircuits // a client's DHT transport, or nil
 	hidden  hidden       // hidden services published and dialled
 	compute compute      // delegated calls made and served
+	names   nameState    // the name registry's rules and resolved names
 	logf    safelog.Logf
 
 	ctx    context.Context
@@ -286,6 +295,10 @@ func New(cfg Config) (*Node, error) {
 		cfg.OnionRotation = DefaultOnionRotation
 	}
 	defaults.Set(&cfg.Republish, DefaultRepublish)
+	if cfg.NameDifficulty < 0 || cfg.NameDifficulty > names.MaxDifficulty {
+		return nil, fmt.Errorf("overlay: name difficulty %d out of 0..%d", cfg.NameDifficulty, names.MaxDifficulty)
+	}
+	defaults.Set(&cfg.NameDifficulty, names.DefaultDifficulty)
 	if err := checkListen(cfg); err != nil {
 		return nil, err
 	}

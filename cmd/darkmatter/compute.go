@@ -48,6 +48,10 @@ func withClient(c *cli.Context, f func(ctx context.Context, n *overlay.Node) err
 	if err != nil {
 		return err
 	}
+	var cfg overlay.Config
+	if err := applyNameDifficulty(c, &cfg); err != nil {
+		return err
+	}
 	bs, err := parseBootstraps(c.StringSlice("bootstrap"))
 	if err != nil {
 		return err
@@ -55,7 +59,7 @@ func withClient(c *cli.Context, f func(ctx context.Context, n *overlay.Node) err
 	ctx, stop := signalContext(c.Context)
 	defer stop()
 	prog := &progress{info: debug}
-	cfg := overlay.Config{Network: c.String("network"), Bootstrap: bs, Progress: prog.report, Logf: debug}
+	cfg.Network, cfg.Bootstrap, cfg.Progress, cfg.Logf = c.String("network"), bs, prog.report, debug
 	if err := applyDiscovery(c, &cfg); err != nil {
 		return err
 	}

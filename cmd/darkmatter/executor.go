@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/darkmatter/darkmatter/apps/compute/executor"
+	"github.com/darkmatter/darkmatter/apps/names"
 	"github.com/darkmatter/darkmatter/crypto/keys"
 	"github.com/darkmatter/darkmatter/internal/control"
 	"github.com/darkmatter/darkmatter/overlay"
@@ -39,7 +41,28 @@ func executorFlags() []cli.Flag {
 		&cli.IntFlag{Name: "dht-request-burst", Usage: "DHT requests one peer may send at once (test networks raise it)", Value: linkrpc.DefaultBurst},
 		&cli.Float64Flag{Name: "dht-stores-per-minute", Usage: "DHT records one peer may store here per minute (test networks raise it: a module is a hundred-odd records)", Value: defaultStoresPerMinute},
 		&cli.IntFlag{Name: "dht-store-burst", Usage: "DHT records one peer may store at once (test networks raise it)", Value: defaultStoreBurst},
+		nameDifficultyFlag(),
 	}
+}
+
+// applyNameDifficulty sets cfg's name difficulty from --name-difficulty,
+// if the command has the flag.
+func applyNameDifficulty(c *cli.Context, cfg *overlay.Config) error {
+	if c.Command == nil || !slices.ContainsFunc(c.Command.Flags, func(f cli.Flag) bool { return slices.Contains(f.Names(), "name-difficulty") }) {
+		return nil
+	}
+	d := c.Int("name-difficulty")
+	if d < 1 || d > names.MaxDifficulty {
+		return fmt.Errorf("--name-difficulty must be in 1..%d", names.MaxDifficulty)
+	}
+	cfg.NameDifficulty = d
+	return nil
+}
+
+// nameDifficultyFlag is the network's proof-of-work difficulty of name
+// registrations: every node of a network must use the same.
+func nameDifficultyFlag() cli.Flag {
+	return &cli.IntFlag{Name: "name-difficulty", Usage: "leading zero bits of a name registration's proof of work; the same on every node of a network (test networks lower it)", Value: names.DefaultDifficulty}
 }
 
 // applyExecutor sets cfg's executor and DHT limits from the flags.
@@ -50,6 +73,9 @@ func applyExecutor(c *cli.Context, cfg *overlay.Config) error {
 	}
 	cfg.DHTRequestRate, cfg.DHTRequestBurst = c.Float64("dht-request-rate"), c.Int("dht-request-burst")
 	cfg.DHTLimits = dht.StoreLimits{StoresPerMinute: c.Float64("dht-stores-per-minute"), StoreBurst: c.Int("dht-store-burst")}
+	if err := applyNameDifficulty(c, cfg); err != nil {
+		return err
+	}
 	if !c.Bool("executor") {
 		for _, f := range []string{"executor-capacity", "executor-timeout", "executor-memory-mb", "executor-authors", "subcall-hops"} {
 			if c.IsSet(f) {

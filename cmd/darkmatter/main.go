@@ -36,6 +36,7 @@ func newApp() *cli.App {
 		moduleCommand(),
 		blobCommand(),
 		callCommand(),
+		nameCommand(),
 		benchCommand(),
 		statusCommand(),
 		simCommand(),

@@ -150,6 +150,10 @@ type testnet struct {
 // testnetGossip is the testnet relays' gossip interval.
 const testnetGossip = 5 * time.Second
 
+// testnetNameDifficulty is the testnet's name difficulty: a registration
+// takes milliseconds (name register --name-difficulty 12 to match).
+const testnetNameDifficulty = 12
+
 // startTestnet starts the relays (the second half of them exits that also
 // accept loopback targets) and a client bootstrapped from all of them.
 func startTestnet(ctx context.Context, o testnetOptions) (*testnet, error) {
@@ -177,10 +181,11 @@ func startTestnet(ctx context.Context, o testnetOptions) (*testnet, error) {
 			MaxHandshakesPerIP: linkmgr.DefaultMaxHandshakes,
 			// Every relay is new: no minimum age for guards or DHT
 			// storage, and gossip often enough to see it work.
-			GuardMinAge: -1,
-			DHTMinAge:   -1,
-			Gossip:      testnetGossip,
-			Logf:        o.Debug,
+			GuardMinAge:    -1,
+			DHTMinAge:      -1,
+			Gossip:         testnetGossip,
+			NameDifficulty: testnetNameDifficulty,
+			Logf:           o.Debug,
 		}
 		if o.Executors {
 			setTestnetExecutor(&cfg, o.CacheDir)
@@ -211,6 +216,7 @@ func startTestnet(ctx context.Context, o testnetOptions) (*testnet, error) {
 		AllowSameSubnet: true,
 		GuardMinAge:     -1,
 		DHTMinAge:       -1,
+		NameDifficulty:  testnetNameDifficulty,
 		Progress:        tn.progress.report,
 		Logf:            o.Debug,
 	})
@@ -341,6 +347,7 @@ func (tn *testnet) publishDemo(ctx context.Context, keyFile, target string) (str
 		AllowSameSubnet: true,
 		GuardMinAge:     -1,
 		DHTMinAge:       -1,
+		NameDifficulty:  testnetNameDifficulty,
 		Logf:            tn.debug,
 	})
 	if err != nil {

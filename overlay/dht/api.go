@@ -74,6 +74,43 @@ func (d *DHT) GetVia(ctx context.Context, typ uint16, key Key, tr Transport) ([]
 	return out, nil
 }
 
+// GetReplicas is Get without the merge: it runs the same lookup and
+// returns, for each node that answered with at least one verified record
+// of type typ under key, the verified records that node gave (one slice
+// per replica; this node's own store counts as one when it is a server).
+// Callers that weigh replicas against one another, such as name
+// resolution (spec/names.md §5), need the answers apart.
+func (d *DHT) GetReplicas(ctx context.Context, typ uint16, key Key) ([][]*Record, error) {
+	return d.GetReplicasVia(ctx, typ, key, d.cfg.Transport)
+}
+
+// GetReplicasVia is GetReplicas with its requests sent over tr.
+func (d *DHT) GetReplicasVia(ctx context.Context, typ uint16, key Key, tr Transport) ([][]*Record, error) {
+	if err := d.live(); err != nil {
+		return nil, err
+	}
+	l := d.newLookup(tr, key, true, typ)
+	l.byReplica = true
+	if d.cfg.Server {
+		if own := d.store.get(typ, key, d.cfg.Now()); len(own) > 0 {
+			l.replicas = append(l.replicas, own)
+		}
+	}
+	_, err := l.run(ctx)
+	l.mu.Lock()
+	out := l.replicas
+	l.replicas = nil
+	l.mu.Unlock()
+	if len(out) == 0 {
+		if err != nil {
+			return nil, err
+		}
+		return nil, ErrNotFound
+	}
+	d.stats.lookupsOK.Add(1)
+	return out, nil
+}
+
 // Put verifies r, stores it on the K nearest eligible nodes (at most
 // MaxPerSubnetInReplicas per /16) and returns how many stored it. The DHT
 // stores r again every RepublishInterval until it expires or Close.

@@ -38,6 +38,8 @@ type lookup struct {
 	claimed    map[keys.NodeID]bool
 	responders []Contact
 	records    map[keys.IdentityPublicKey]*Record
+	byReplica  bool        // also keep each responder's records apart
+	replicas   [][]*Record // the verified records of each responder
 }
 
 type candState uint8
@@ -233,6 +235,9 @@ func (l *lookup) query(ctx context.Context, c Contact) *Message {
 	l.responders = append(l.responders, c)
 	for _, r := range good {
 		l.keep(r)
+	}
+	if l.byReplica && len(good) > 0 {
+		l.replicas = append(l.replicas, good)
 	}
 	return a
 }
