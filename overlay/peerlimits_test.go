@@ -129,7 +129,8 @@ func TestManyLinksFromOneAddress(t *testing.T) {
 }
 
 // The memory of closed links is returned: 200 links opened and closed
-// leave the relay's heap where it was, give or take 4 KiB per link.
+// leave the relay's heap where it was, give or take 4 KiB per link, in
+// the best of three rounds.
 func TestClosedLinksFreeMemory(t *testing.T) {
 	p := newPubNet(t)
 	a := p.relay("11.1.0.1", func(c *Config) { c.MaxLinksPerIP = 1000; c.MaxHandshakesPerIP = 1000 })
@@ -161,11 +162,21 @@ func TestClosedLinksFreeMemory(t *testing.T) {
 	}
 	const n = 200
 	round(n) // warm up pools and maps
-	h0 := heap()
-	round(n)
-	h1 := heap()
-	grew := int64(h1) - int64(h0)
-	t.Logf("heap %d -> %d bytes after %d links: %+d bytes per link", h0, h1, n, grew/n)
+	// The heap is the whole test binary's: what an earlier test's nodes
+	// still free or allocate as they wind down shows in one round, while
+	// a leak shows in every round. The smallest growth of three rounds
+	// is the links'.
+	var grew int64
+	for i := range 3 {
+		h0 := heap()
+		round(n)
+		h1 := heap()
+		g := int64(h1) - int64(h0)
+		t.Logf("heap %d -> %d bytes after %d links: %+d bytes per link", h0, h1, n, g/n)
+		if i == 0 || g < grew {
+			grew = g
+		}
+	}
 	// The finding was 18–21 KiB per closed link; a few hundred bytes of
 	// noise (pools, map growth) are not a leak.
 	if grew > n*4096 {
