@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/darkmatter/darkmatter/crypto/keys"
+	"github.com/darkmatter/darkmatter/overlay/dht"
 )
 
 func FuzzParseManifest(f *testing.F) {
@@ -75,6 +78,26 @@ func FuzzCleanPath(f *testing.F) {
 		}
 		if strings.Contains(c, "/../") || strings.HasSuffix(c, "/..") {
 			t.Fatalf("CleanPath(%q) = %q keeps '..'", s, c)
+		}
+	})
+}
+
+func FuzzParseHostRecord(f *testing.F) {
+	f.Add(HostRecord{Site: testKey(1).Public(), Seq: 3}.Marshal())
+	f.Add([]byte{HostVersion})
+	f.Add(make([]byte, HostRecordSize))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h, err := ParseHostRecord(b)
+		if err != nil {
+			return
+		}
+		if !bytes.Equal(h.Marshal(), b) || h.Host != (keys.ServicePublicKey{}) {
+			t.Fatal("re-marshal differs")
+		}
+		// Under its site's key and a valid owner it is a valid record.
+		r := &dht.Record{Type: TypeHost, Key: HostKey(h.Site), Owner: keys.IdentityPublicKey(testServiceKey(1).Public()), Value: b}
+		if got, err := HostFromDHT(r); err != nil || got.Site != h.Site || got.Seq != h.Seq {
+			t.Fatalf("HostFromDHT = %+v, %v", got, err)
 		}
 	})
 }

@@ -29,6 +29,15 @@ type sitesVectors struct {
 	Pointer   string       `json:"pointer"`
 	RecordKey string       `json:"record_key"`
 	Record    string       `json:"record"`
+
+	// The site host record (spec/sites.md §5) of a host holding the
+	// manifest above.
+	HostSeed      string `json:"host_seed"`
+	HostRecordSeq uint64 `json:"host_record_seq"`
+	HostExpires   int64  `json:"host_expires"`
+	HostKey       string `json:"host_key"`
+	HostValue     string `json:"host_value"`
+	HostRecord    string `json:"host_record"`
 }
 
 type vecFile struct {
@@ -48,10 +57,13 @@ func generateSitesVectors() *sitesVectors {
 	return &sitesVectors{
 		Comment: "darkmatter site vectors (spec/sites.md). Hex unless noted. site_seed is the site key's Ed25519 seed; files " +
 			"(content and module are text) are listed sorted by path; manifest is the signed site manifest (Manifest.Sign for " +
-			"network); pointer the DHT value naming it; record the signed type-7 DHT record under record_key. " +
+			"network); pointer the DHT value naming it; record the signed type-7 DHT record under record_key. host_seed is a " +
+			"hosting hidden service's Ed25519 seed; host_value the host record (manifest seq) and host_record the type-8 DHT " +
+			"record it signs under host_key, with seq host_record_seq, expiring at host_expires. " +
 			"Checked by apps/sites TestVectors (go test ./apps/sites -run TestVectors -update rewrites this file).",
 		Network: "darkmatter", SiteSeed: hex.EncodeToString(testvec.Seq(0x30, 32)),
 		Seq: 2, Created: 1767225600, Expires: 1767312000,
+		HostSeed: hex.EncodeToString(testvec.Seq(0x60, 32)), HostRecordSeq: 1767225600, HostExpires: 1767225600 + 3*3600,
 		Files: []vecFile{
 			{Path: "/about/index.html", Content: "<h1>About</h1>\n", ContentType: "text/html; charset=utf-8"},
 			{Path: "/index.html", Content: "<!doctype html><title>Demo</title><h1>Hello</h1>\n", ContentType: "text/html; charset=utf-8"},
@@ -119,7 +131,38 @@ func TestVectors(t *testing.T) {
 			t.Fatalf("%s: %v", f.Path, err)
 		}
 	}
+	checkHostVector(t, v, k.Public())
 	if testvec.Update() {
 		testvec.Save(t, vectorsFile, v)
+	}
+}
+
+func checkHostVector(t *testing.T, v *sitesVectors, site keys.IdentityPublicKey) {
+	t.Helper()
+	hk := keys.ServiceFromSeed([keys.SeedSize]byte(testvec.Hex(t, v.HostSeed)))
+	h := HostRecord{Site: site, Seq: v.Seq}
+	key := HostKey(site)
+	testvec.CheckHex(t, "host key", &v.HostKey, key[:])
+	testvec.CheckHex(t, "host value", &v.HostValue, h.Marshal())
+	r, err := h.DHTRecord(v.Network, hk, v.HostRecordSeq, time.Unix(v.HostExpires, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	testvec.CheckHex(t, "host record", &v.HostRecord, r.Marshal())
+
+	pr, err := dht.ParseRecord(testvec.Hex(t, v.HostRecord))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := dht.NewRegistry()
+	if err := RegisterHost(g); err != nil {
+		t.Fatal(err)
+	}
+	if err := g.Verify(pr, v.Network, time.Unix(v.HostExpires, 0).Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := HostFromDHT(pr)
+	if err != nil || got != (HostRecord{Site: site, Host: hk.Public(), Seq: v.Seq}) {
+		t.Fatalf("HostFromDHT = %+v, %v", got, err)
 	}
 }
