@@ -3,7 +3,12 @@
 // path of the site to the SHA-256 and size of its content (each file is a
 // blob of spec/compute.md §2) and lists the WebAssembly handlers that
 // generate dynamic pages; and the small DHT record (type 7) that points at
-// the newest manifest of a site key.
+// the newest manifest of a site key; the host record (DHT type 8) by which
+// a hidden service announces that it hosts a copy of a site; and the host
+// side of hosting (spec/sites.md §5, §6): Store keeps blobs on disk, Host
+// syncs sites into it and serves their blobs over HTTP/1.1 (ServeHTTP).
+// Finding hosts, dialling them and publishing records is the node's work
+// (overlay), not this package's.
 //
 // Every decoder checks the layout only and returns a clear error on bad
 // input, never panics; signatures and content are checked by Verify,
