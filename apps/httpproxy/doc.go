@@ -33,9 +33,13 @@
 //     spec/streams.md §7) to the Dialer: such a request is answered with
 //     a page that says why: 400 for a mistyped .dark address, naming the
 //     check it fails ("mistyped .dark address: bad checksum (a character
-//     is wrong)"), and 502 for the other names. A valid .dark address goes
-//     to the Dialer, which reaches the hidden service (the name never
-//     leaves the node).
+//     is wrong)"), or a mistyped .dark name ("mistyped .dark name: ..."),
+//     and 502 for the other names. A valid .dark address goes to the
+//     Dialer, which reaches the hidden service (the name never leaves the
+//     node); so does a valid .dark name (its label before .dark does not
+//     have the 56 bytes of an address; spec/names.md), which the node
+//     resolves through the network: one nobody registered is 502,
+//     "connect failed: name not registered".
 //     The Host header of an absolute-URI request is
 //     replaced by the URI's authority (RFC 9112 §3.2.2), so a name in it
 //     goes nowhere.
@@ -69,6 +73,9 @@
 //
 //	error                                   status
 //	specialname mistyped .dark address      400 Bad Request
+//	  or name (IsMistyped: ErrBadName, ...)
+//	specialname ErrNameNotFound             502 Bad Gateway ("connect failed: name not registered";
+//	                                          not 404, which would read as the origin's answer)
 //	hserr ClientAuthMissing, ClientAuthWrong 403 Forbidden ("not authorised: ...")
 //	hserr IntroTimeout                      504 Gateway Timeout
 //	hserr (other hidden-service failures)   502 Bad Gateway (the body names the failure)
@@ -84,9 +91,10 @@
 // Errors found by the proxy itself:
 //
 //	request                                           status
-//	host under .dark, mistyped address (length,
-//	  base32, version, checksum or key;
-//	  spec/keys.md §3)                                400 Bad Request (no dial; the body names the check)
+//	host under .dark, mistyped address (a label of
+//	  56 bytes before .dark: base32, version,
+//	  checksum or key; spec/keys.md §3) or invalid
+//	  name (any other length; spec/names.md §1)       400 Bad Request (no dial; the body names the check)
 //	host under .onion, .alt, .localhost, .local,
 //	  home.arpa, .internal, or localhost              502 Bad Gateway (no dial; the body says why)
 //	malformed request, origin-form, scheme not http,

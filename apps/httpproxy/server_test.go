@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/darkmatter/darkmatter/internal/proxyserve/proxytest"
+	"github.com/darkmatter/darkmatter/internal/specialname"
 	"github.com/darkmatter/darkmatter/internal/streamerr"
 )
 
@@ -425,6 +426,12 @@ var statusTests = []struct {
 	{fmt.Errorf("circuit: %w", streamerr.New(streamerr.ExitPolicy)), 403, "rejected by exit policy"},
 	{errors.Join(errors.New("first"), streamerr.New(streamerr.ExitPolicy)), 403, "rejected by exit policy"},
 	{errors.New("dial secret.invalid: boom"), 502, "failed"},
+	{specialname.ErrBadName, 400, "mistyped .dark name: "},
+	{fmt.Errorf("overlay: bad address: %w", specialname.ErrBadName), 400, "mistyped .dark name: "},
+	{specialname.ErrNameNotFound, 502, "connect failed: name not registered"},
+	{fmt.Errorf("overlay: %w: %w", specialname.ErrNameNotFound, errors.New("names: not found")), 502, "connect failed: name not registered"},
+	{specialname.ErrName, 502, "a network name, resolved by the node"},
+	{fmt.Errorf("dial: %w", specialname.ErrHiddenService), 502, "hidden service address"},
 }
 
 // Every stream error reason has a deliberate status: a reason added to
@@ -481,7 +488,7 @@ func TestStatusMapping(t *testing.T) {
 
 // A CONNECT or absolute-URI request to a .dark host (and to the other
 // names of specialname) is answered with a page that says why (400 for a
-// mistyped .dark address, 502 for the others; TestDarkAddressPages checks
+// mistyped .dark name, 502 for the others; TestDarkAddressPages checks
 // each .dark case), before
 // the Dialer is asked, whatever the letter case, with or without a
 // trailing dot; neither the page nor the log names the host.
@@ -489,12 +496,12 @@ func TestSpecialNamesRefused(t *testing.T) {
 	d := &proxytest.Dialer{Fn: proxytest.MustNotDial}
 	var rec proxytest.LogRecorder
 	proxy := proxytest.StartProxy(t, &Server{Dialer: d, Logf: rec.Logf})
-	const dark = "mistyped .dark address: wrong length"
+	const dark = "mistyped .dark name: "
 	for _, tt := range []struct{ req, text string }{
-		{"CONNECT abcdefsecret.dark:443 HTTP/1.1\r\nHost: abcdefsecret.dark:443\r\n\r\n", dark},
-		{"CONNECT ABCDEFSECRET.DARK.:443 HTTP/1.1\r\n\r\n", dark},
-		{"GET http://abcdefsecret.dark/ HTTP/1.1\r\nHost: abcdefsecret.dark\r\n\r\n", dark},
-		{"GET http://www.abcdefsecret.Dark.:8080/x HTTP/1.1\r\n\r\n", dark},
+		{"CONNECT abcdef_secret.dark:443 HTTP/1.1\r\nHost: abcdef_secret.dark:443\r\n\r\n", dark},
+		{"CONNECT ABCDEF_SECRET.DARK.:443 HTTP/1.1\r\n\r\n", dark},
+		{"GET http://abcdef_secret.dark/ HTTP/1.1\r\nHost: abcdef_secret.dark\r\n\r\n", dark},
+		{"GET http://www.abcdef_secret.Dark.:8080/x HTTP/1.1\r\n\r\n", dark},
 		{"CONNECT abcdefsecret.onion:443 HTTP/1.1\r\n\r\n", ".onion"},
 		{"GET http://localhost:8080/ HTTP/1.1\r\n\r\n", "local names"},
 		{"CONNECT printer.local:631 HTTP/1.1\r\n\r\n", "local names"},

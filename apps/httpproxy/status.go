@@ -28,6 +28,11 @@ func StatusCode(err error) int {
 	if errors.Is(err, context.DeadlineExceeded) || hserr.Of(err) == hserr.IntroTimeout {
 		return http.StatusGatewayTimeout
 	}
+	// A .dark name nobody registered (specialname.ErrNameNotFound), like a
+	// hidden service whose descriptor is not found, is 502 with the
+	// reason on the page: 404 would read as the origin's answer for the
+	// URL, which no origin gave. specialname.ErrName and ErrHiddenService,
+	// should a Dialer return them, are unreachable hosts: 502 as well.
 	switch streamerr.ReasonOf(err) {
 	case streamerr.ExitPolicy:
 		return http.StatusForbidden
@@ -40,11 +45,12 @@ func StatusCode(err error) int {
 
 // failureText is the page text for a failed dial: the rule that refused a
 // name that never leaves the client as it stands (no dial was tried),
-// otherwise "connect failed: " and proxyserve.DialFailure. It never holds
-// the target.
+// otherwise "connect failed: " and proxyserve.DialFailure (for a .dark
+// name nobody registered, "connect failed: name not registered"). It
+// never holds the target.
 func failureText(err error) string {
 	var name *specialname.Error
-	if errors.As(err, &name) {
+	if errors.As(err, &name) && name != specialname.ErrNameNotFound {
 		return name.Error()
 	}
 	return "connect failed: " + proxyserve.DialFailure(err)

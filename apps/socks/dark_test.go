@@ -2,6 +2,7 @@ package socks
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -9,24 +10,30 @@ import (
 	"testing"
 
 	"github.com/darkmatter/darkmatter/internal/hserr"
+	"github.com/darkmatter/darkmatter/internal/specialname"
 
 	"github.com/darkmatter/darkmatter/internal/proxyserve/proxytest"
 )
 
-// A mistyped .dark address is refused before the Dialer is asked, with
-// 0xF6 and a log line naming the failed check; neither the log nor the
-// reply names the address.
+// A mistyped .dark address or name is refused before the Dialer is
+// asked, with 0xF6 and a log line naming the failed check; neither the
+// log nor the reply names the host.
 func TestDarkAddressReplies(t *testing.T) {
 	d := &proxytest.Dialer{Fn: proxytest.MustNotDial}
 	var rec proxytest.LogRecorder
 	proxy := proxytest.StartProxy(t, &Server{Dialer: d, Logf: rec.Logf})
 	_, mistyped := proxytest.DarkHosts()
 	texts := map[string]string{
-		"length":   "mistyped .dark address: wrong length",
-		"base32":   "mistyped .dark address: a character is not base32",
-		"version":  "mistyped .dark address: unknown address version",
-		"checksum": "mistyped .dark address: bad checksum",
-		"key":      "mistyped .dark address: it does not hold a valid service key",
+		"base32":      "mistyped .dark address: a character is not base32",
+		"version":     "mistyped .dark address: unknown address version",
+		"checksum":    "mistyped .dark address: bad checksum",
+		"key":         "mistyped .dark address: it does not hold a valid service key",
+		"name-char":   "mistyped .dark name: ",
+		"name-labels": "mistyped .dark name: ",
+		"name-56":     "mistyped .dark name: ",
+	}
+	if len(texts) != len(mistyped) {
+		t.Fatalf("%d classes of mistyped hosts, %d texts", len(mistyped), len(texts))
 	}
 	type tc struct {
 		host string
@@ -92,4 +99,38 @@ func TestDarkAddressOutcomes(t *testing.T) {
 		t.Fatalf("Dialer calls %q", calls)
 	}
 	proxytest.CheckNoAddresses(t, rec.Lines(), strings.TrimSuffix(valid, ".dark")[4:30])
+}
+
+// A valid .dark name goes to the Dialer as the client wrote it, for the
+// node to resolve: in any case, with trailing dots, and with a label of
+// 55 or 57 bytes (an address's has 56). A name nobody registered is
+// answered 0xF0, like a hidden service whose descriptor is not found, and
+// logged as such; neither the log nor the reply names the host.
+func TestDarkNames(t *testing.T) {
+	d := &proxytest.Dialer{Fn: func(context.Context, string) (net.Conn, error) {
+		return nil, fmt.Errorf("overlay: %w: %w", specialname.ErrNameNotFound, errors.New("names: not found"))
+	}}
+	var rec proxytest.LogRecorder
+	proxy := proxytest.StartProxy(t, &Server{Dialer: d, Logf: rec.Logf})
+	hosts := proxytest.DarkNames()
+	for i, host := range hosts {
+		c, code := connect(t, proxy, AtypDomain, []byte(host), 443)
+		if code != ReplyHSDescNotFound {
+			t.Errorf("%s: reply %#x, want %#x", host, code, ReplyHSDescNotFound)
+		}
+		expectClosed(t, c)
+		if lines := rec.WaitLines(i + 1); len(lines) != i+1 || !strings.Contains(lines[i], "name not registered") {
+			t.Errorf("%s: log %q", host, lines)
+		}
+	}
+	calls := d.Calls()
+	if len(calls) != len(hosts) {
+		t.Fatalf("Dialer calls %q, want one for each of %q", calls, hosts)
+	}
+	for i, call := range calls {
+		if call.Target != net.JoinHostPort(hosts[i], "443") {
+			t.Errorf("Dialer asked for %q, want %q", call.Target, net.JoinHostPort(hosts[i], "443"))
+		}
+	}
+	proxytest.CheckNoAddresses(t, rec.Lines(), "alice", "a-1.b", hosts[3][10:40])
 }

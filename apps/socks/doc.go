@@ -13,10 +13,13 @@
 //     names are passed to the Dialer unresolved; the exit resolves them.
 //     Names that must never leave the client (.dark, .onion, .alt,
 //     localhost, .local, home.arpa, .internal; spec/streams.md §7) are
-//     refused without asking the Dialer: a mistyped .dark address with
-//     0xF6, the others with 0x04 host unreachable. A valid .dark address
-//     goes to the Dialer, which reaches the hidden service itself (the
-//     name never leaves the node); its failures answer 0xF0–0xF7.
+//     refused without asking the Dialer: a mistyped .dark address or
+//     name with 0xF6, the others with 0x04 host unreachable. A valid .dark
+//     address goes to the Dialer, which reaches the hidden service itself
+//     (the name never leaves the node); its failures answer 0xF0–0xF7. A
+//     valid .dark name (its label before .dark does not have the 56 bytes
+//     of an address; spec/names.md) goes to the Dialer too, which resolves
+//     it through the network; a name nobody registered answers 0xF0.
 //   - After a successful reply, bytes are copied both ways until both sides
 //     are done. A half-close (EOF one way) is passed on with CloseWrite (an
 //     END one way on a circuit stream), so a client that sends its request
@@ -104,7 +107,11 @@
 //
 //	error                                   REP
 //	specialname mistyped .dark address      0xF6 onion service invalid address (Tor extension)
+//	  or name (IsMistyped: ErrBadName, ...)
 //	hserr DescriptorNotFound                0xF0 onion service descriptor not found (Tor extension)
+//	specialname ErrNameNotFound             0xF0 (a name nobody registered: nothing to reach)
+//	specialname ErrHiddenService            0xF0 (not returned by the node, which reaches the service)
+//	specialname ErrName                     0x04 host unreachable (not returned by the node, which resolves the name)
 //	hserr DescriptorInvalid                 0xF1 onion service descriptor is invalid
 //	hserr IntroFailed                       0xF2 onion service introduction failed
 //	hserr RendezvousFailed                  0xF3 onion service rendezvous failed
@@ -126,16 +133,18 @@
 // The mapping follows Tor's connection_edge_end_reason_socks5_response.
 // 0xF0–0xF7 are Tor's extended SOCKS5 errors for onion services (Tor
 // proposal 304; Tor sends them only with the ExtendedErrors port flag, a
-// darkmatter proxy always does): 0xF6 tells the user the address itself is
-// wrong, the others why a well-formed address could not be reached. A SOCKS5
+// darkmatter proxy always does): 0xF6 tells the user the address or name
+// itself is wrong, the others why a well-formed one could not be reached. A SOCKS5
 // client that does not know them reports a failure all the same (RFC 1928
 // defines success as 0x00 only).
 // Errors found by the server itself:
 //
 //	request                                 REP
 //	host under .dark, mistyped address      0xF6 onion service invalid address (no dial)
-//	  (length, base32, version, checksum
-//	  or key: spec/keys.md §3)
+//	  (a label of 56 bytes before .dark:
+//	  base32, version, checksum or key,
+//	  spec/keys.md §3) or invalid name
+//	  (any other length: spec/names.md §1)
 //	host under .onion, .alt, .localhost,
 //	  .local, home.arpa, .internal, or
 //	  localhost                             0x04 host unreachable (no dial)

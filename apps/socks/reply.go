@@ -22,7 +22,9 @@ func ReplyCode(err error) byte {
 	if e := hserr.Of(err); e != nil {
 		return e.SOCKS()
 	}
-	if errors.Is(err, specialname.ErrHiddenService) {
+	// A name nobody registered is answered like a hidden service whose
+	// descriptor is not found: the user learns the name does not exist.
+	if errors.Is(err, specialname.ErrHiddenService) || errors.Is(err, specialname.ErrNameNotFound) {
 		return ReplyHSDescNotFound
 	}
 	if errors.Is(err, context.DeadlineExceeded) {

@@ -191,6 +191,12 @@ var replyCodeTests = []struct {
 	{specialname.ErrHiddenService, ReplyHSDescNotFound},
 	{fmt.Errorf("dial: %w", specialname.ErrHiddenService), ReplyHSDescNotFound},
 	{specialname.ErrForeignName, ReplyHostUnreachable},
+	{specialname.ErrBadName, ReplyHSBadAddress},
+	{fmt.Errorf("overlay: bad address: %w", specialname.ErrBadName), ReplyHSBadAddress},
+	{specialname.ErrNameNotFound, ReplyHSDescNotFound},
+	{fmt.Errorf("overlay: name: %w: %w", specialname.ErrNameNotFound, errors.New("names: not found")), ReplyHSDescNotFound},
+	{specialname.ErrName, ReplyHostUnreachable},
+	{fmt.Errorf("dial: %w", specialname.ErrName), ReplyHostUnreachable},
 }
 
 func TestReplyCodes(t *testing.T) {
@@ -240,7 +246,7 @@ func TestReplyCodeForEveryReason(t *testing.T) {
 }
 
 // A target under .dark (and the other names of specialname) is refused
-// before the Dialer is asked (a mistyped .dark address with 0xF6, the
+// before the Dialer is asked (a mistyped .dark name with 0xF6, the
 // other names with 0x04 host unreachable), whatever its letter case, with
 // or without a trailing dot, and with or without authentication; the log
 // line does not name it. TestDarkAddressReplies checks each .dark case.
@@ -249,7 +255,7 @@ func TestSpecialNamesRefused(t *testing.T) {
 	var rec proxytest.LogRecorder
 	proxy := proxytest.StartProxy(t, &Server{Dialer: d, Logf: rec.Logf})
 	hosts := []string{
-		"abcdefsecret.dark", "ABCDEFSECRET.DARK", "abcdefsecret.dark.", "www.abcdefsecret.Dark",
+		"abcdef_secret.dark", "ABCDEF_SECRET.DARK", "abcdef_secret.dark.", "www.abcdef_secret.Dark",
 		"abcdefsecret.onion", "localhost", "printer.local", "nas.home.arpa", "jira.corp.internal",
 	}
 	for _, host := range hosts {
@@ -266,7 +272,7 @@ func TestSpecialNamesRefused(t *testing.T) {
 	c := proxytest.Dial(t, proxy)
 	greet(t, c, MethodUserPass)
 	authUserPass(t, c, "u", "p")
-	if code := sendRequest(t, c, CmdConnect, AtypDomain, []byte("abcdefsecret.dark"), 80); code != ReplyHSBadAddress {
+	if code := sendRequest(t, c, CmdConnect, AtypDomain, []byte("abcdef_secret.dark"), 80); code != ReplyHSBadAddress {
 		t.Errorf("with authentication: reply %#x, want 0xF6", code)
 	}
 	expectClosed(t, c)
@@ -274,10 +280,10 @@ func TestSpecialNamesRefused(t *testing.T) {
 		t.Fatalf("Dialer called for %q", calls)
 	}
 	lines := rec.WaitLines(len(hosts) + 1)
-	if len(lines) != len(hosts)+1 || !strings.Contains(lines[0], "mistyped .dark address: wrong length") {
+	if len(lines) != len(hosts)+1 || !strings.Contains(lines[0], "mistyped .dark name: ") {
 		t.Errorf("log lines %q", lines)
 	}
-	proxytest.CheckNoAddresses(t, lines, "abcdefsecret", "printer", "jira")
+	proxytest.CheckNoAddresses(t, lines, "abcdef_secret", "printer", "jira")
 }
 
 func TestDialTimeout(t *testing.T) {

@@ -11,7 +11,8 @@ import (
 
 // DialFailure describes an error from Dial in a few words that hold no
 // address (dial errors may quote the target): the rule that refused a
-// special name (a mistyped .dark address), why a hidden service was not reached,
+// special name (a mistyped .dark address or name) or that a .dark name
+// is not registered, why a hidden service was not reached,
 // "connect timed out" when the dial timeout passed, "canceled" when the
 // Server closed, and otherwise the streamerr reason the error carries
 // ("connection refused", "failed", ...). Front ends use it in log lines

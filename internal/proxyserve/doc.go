@@ -19,12 +19,14 @@
 //     unless set); each front end applies it to a client's whole request
 //     header.
 //   - Names that stay home: Server.Dial refuses a target whose host
-//     specialname.Check refuses (a mistyped .dark address, .onion, .alt,
-//     localhost, .local, home.arpa, .internal) before it asks the Dialer,
-//     so no circuit is built for it and no exit sees it (spec/streams.md
-//     §7). The error wraps streamerr Unreachable, and DialFailure gives
-//     its rule in words. A valid .dark address is passed to the Dialer,
-//     whose node reaches the hidden service without the name leaving it.
+//     specialname.Check refuses (a mistyped .dark address or name,
+//     .onion, .alt, localhost, .local, home.arpa, .internal) before it
+//     asks the Dialer, so no circuit is built for it and no exit sees it
+//     (spec/streams.md §7). The error wraps streamerr BadAddress (mistyped)
+//     or Unreachable, and DialFailure gives its rule in words. A valid
+//     .dark address or name is passed to the Dialer, whose node reaches
+//     the hidden service or resolves the name through the network without
+//     the name leaving it.
 //   - Close: [Server.Close] is idempotent. It stops every Serve loop (which
 //     then return net.ErrClosed), closes every listener, accepted
 //     connection and outgoing stream, cancels the context handed to

@@ -196,10 +196,12 @@ func (s *Server) HandshakeTimeout() time.Duration {
 // stream it got and returns net.ErrClosed.
 //
 // A target whose host must never leave the client (specialname.Check:
-// a mistyped .dark address, .onion, localhost, ...) is refused with that
-// error before the Dialer is asked, and a target that is not "host:port"
-// with streamerr BadAddress. A valid .dark address is the Dialer's to
-// reach (the node dials hidden services without any name leaving it).
+// a mistyped .dark address or name, .onion, localhost, ...) is refused
+// with that error before the Dialer is asked, and a target that is not
+// "host:port" with streamerr BadAddress. A valid .dark address and a
+// valid .dark name are the Dialer's to reach (the node dials hidden
+// services and resolves names through the network without any name
+// leaving it; spec/streams.md §7).
 func (s *Server) Dial(ctx context.Context, target, isolation string) (net.Conn, error) {
 	o := s.options()
 	if o.Dialer == nil {
@@ -209,9 +211,12 @@ func (s *Server) Dial(ctx context.Context, target, isolation string) (net.Conn, 
 	if err != nil {
 		return nil, streamerr.New(streamerr.BadAddress)
 	}
-	// A valid .dark address goes to the Dialer, which reaches hidden
-	// services itself; every other special name stops here.
-	if err := specialname.Check(host); err != nil && err != specialname.ErrHiddenService {
+	// A valid .dark address or name goes to the Dialer, which reaches
+	// hidden services and resolves names itself; every other special name
+	// stops here.
+	switch err := specialname.Check(host); err {
+	case nil, specialname.ErrHiddenService, specialname.ErrName:
+	default:
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout(o.DialTimeout, DefaultDialTimeout))

@@ -232,6 +232,8 @@ func TestDialFailure(t *testing.T) {
 		{errors.New("dial secret.invalid: boom"), "failed"},
 		{fmt.Errorf("dial: %w", specialname.ErrAddressChecksum), specialname.ErrAddressChecksum.Error()},
 		{fmt.Errorf("dial: %w", hserr.ClientAuthWrong), hserr.ClientAuthWrong.Error()},
+		{fmt.Errorf("dial: %w", specialname.ErrBadName), specialname.ErrBadName.Error()},
+		{fmt.Errorf("overlay: %w: %w", specialname.ErrNameNotFound, errors.New("names: secret.dark not found")), "name not registered"},
 	} {
 		if got := DialFailure(tt.err); got != tt.want {
 			t.Errorf("DialFailure(%v) = %q, want %q", tt.err, got, tt.want)
@@ -250,8 +252,9 @@ func TestDialRefusesSpecialNames(t *testing.T) {
 		target string
 		want   error
 	}{
-		{"abcdef.dark:80", specialname.ErrAddressLength},
-		{"ABCDEF.DARK.:443", specialname.ErrAddressLength},
+		{"abc_def.dark:80", specialname.ErrBadName},
+		{"A.B.C.D.E.DARK.:443", specialname.ErrBadName},
+		{"dark:80", specialname.ErrBadName},
 		{"x.onion:80", specialname.ErrForeignName},
 		{"localhost:8080", specialname.ErrLocalName},
 		{"abcdef.dark", streamerr.New(streamerr.BadAddress)},
@@ -261,8 +264,46 @@ func TestDialRefusesSpecialNames(t *testing.T) {
 			t.Errorf("Dial(%q) = %v, %v; want %v", tt.target, c, err, tt.want)
 		}
 	}
+	_, mistyped := proxytest.DarkHosts()
+	for class, host := range mistyped {
+		c, err := f.srv.Dial(context.Background(), net.JoinHostPort(host, "443"), "")
+		if c != nil || !specialname.IsMistyped(err) || !errors.Is(err, streamerr.New(streamerr.BadAddress)) {
+			t.Errorf("Dial(%s host) = %v, %v; want a mistyped .dark host", class, c, err)
+		}
+	}
 	if calls := d.Calls(); len(calls) != 0 {
 		t.Errorf("Dialer called for %q", calls)
+	}
+	proxytest.CloseWithin(t, f, serveErr)
+}
+
+// Dial passes a valid .dark address and every valid .dark name to the
+// Dialer, unchanged: the node reaches hidden services and resolves names
+// itself (spec/streams.md §7). The Dialer's error comes back as it is.
+func TestDialPassesDarkNames(t *testing.T) {
+	notFound := fmt.Errorf("overlay: %w", specialname.ErrNameNotFound)
+	d := &proxytest.Dialer{Fn: func(context.Context, string) (net.Conn, error) { return nil, notFound }}
+	f := newFront(d, nil)
+	_, serveErr := proxytest.Serve(t, f)
+	waitOptions(t, f)
+	valid, _ := proxytest.DarkHosts()
+	var targets []string
+	for _, host := range append([]string{valid, "www." + strings.ToUpper(valid) + "."}, proxytest.DarkNames()...) {
+		targets = append(targets, net.JoinHostPort(host, "80"))
+	}
+	for _, target := range targets {
+		if c, err := f.srv.Dial(context.Background(), target, "iso"); c != nil || err != notFound {
+			t.Errorf("Dial(%q) = %v, %v; want the Dialer's error", target, c, err)
+		}
+	}
+	calls := d.Calls()
+	if len(calls) != len(targets) {
+		t.Fatalf("Dialer calls %q, want %q", calls, targets)
+	}
+	for i, call := range calls {
+		if call.Target != targets[i] || call.Isolation != "iso" {
+			t.Errorf("Dialer call %d: %q, want %q with isolation iso", i, call, targets[i])
+		}
 	}
 	proxytest.CloseWithin(t, f, serveErr)
 }

@@ -9,7 +9,9 @@
 // returned net.ErrClosed; a client dialer with a deadline; a
 // concurrency-safe log recorder; and, for tests under testing/synctest, a
 // proxy on an in-memory network (StartMemProxy), streams that echo over
-// net.Pipe (PipeEcho) and a client that drips its bytes (Drip).
+// net.Pipe (PipeEcho) and a client that drips its bytes (Drip); and the
+// hosts under .dark of spec/streams.md §7 that the proxies refuse as
+// mistyped or pass to the Dialer (DarkHosts, DarkNames).
 //
 // What it does not do:
 //   - It speaks no proxy protocol: SOCKS5 and HTTP clients stay in the
