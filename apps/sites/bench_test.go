@@ -3,6 +3,9 @@ package sites
 import (
 	"crypto/sha256"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"testing/fstest"
 )
@@ -43,6 +46,31 @@ func BenchmarkBuildSmall(b *testing.B) {
 	for b.Loop() {
 		if _, _, err := Build(fsys); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkHandlerCachedFile serves a cached 16 KiB file through Handler.
+func BenchmarkHandlerCachedFile(b *testing.B) {
+	env := newTestEnv()
+	k := testKey(1)
+	site := k.Public()
+	env.addHost(site, 10)
+	content := strings.Repeat("x", 16<<10)
+	env.publish(b, k, 1, map[string]string{"/index.html": content})
+	c, _ := newTestClient(b, env, ClientConfig{})
+	h := c.Handler(site)
+	if code, body := get(b, h, "/", nil); code != 200 || body != content {
+		b.Fatalf("GET / = %d", code)
+	}
+	r := httptest.NewRequest(http.MethodGet, "http://site.dark/", nil)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(content)))
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		if w.Code != 200 {
+			b.Fatal(w.Code)
 		}
 	}
 }

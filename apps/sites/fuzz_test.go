@@ -98,6 +98,26 @@ func FuzzParseHostRecord(f *testing.F) {
 		r := &dht.Record{Type: TypeHost, Key: HostKey(h.Site), Owner: keys.IdentityPublicKey(testServiceKey(1).Public()), Value: b}
 		if got, err := HostFromDHT(r); err != nil || got.Site != h.Site || got.Seq != h.Seq {
 			t.Fatalf("HostFromDHT = %+v, %v", got, err)
+
+func FuzzParseHandlerOutput(f *testing.F) {
+	for _, s := range []string{"Content-Type: text/html\r\n\r\n<p>", "Status: 404 x\nContent-Type: a\n\n", "X: y\n\n", ""} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		res, err := ParseHandlerOutput(b)
+		if err != nil {
+			return
+		}
+		// The status is allowed, the content type is a safe header value,
+		// and the body is what follows a header block of the allowed size.
+		if res.Status < 200 || res.Status > 599 {
+			t.Fatalf("status %d", res.Status)
+		}
+		if checkContentType(res.ContentType) != nil {
+			t.Fatalf("content type %q", res.ContentType)
+		}
+		if !bytes.HasSuffix(b, res.Body) || len(b)-len(res.Body) > MaxHandlerHeader {
+			t.Fatalf("body of %d bytes after %d header bytes", len(res.Body), len(b)-len(res.Body))
 		}
 	})
 }

@@ -1,5 +1,5 @@
 // Package prebuilt embeds the example WebAssembly modules of the compute
-// layer (wordcount, fanout, render; spec/compute-abi.md §5) as built
+// layer (wordcount, fanout, render, site; spec/compute-abi.md §5) as built
 // modules, so that a darkmatter binary can publish them (darkmatter
 // testnet does) without a Go toolchain.
 //
@@ -10,7 +10,7 @@
 //
 //	go generate ./apps/compute/examples/prebuilt
 //
-// and commit the three .wasm.gz files. The tests run every embedded module,
+// and commit the .wasm.gz files. The tests run every embedded module,
 // so an embed that no longer behaves as its source does fails them.
 package prebuilt
 

@@ -17,6 +17,8 @@ var (
 	fanoutGz []byte
 	//go:embed render.wasm.gz
 	renderGz []byte
+	//go:embed site.wasm.gz
+	siteGz []byte
 )
 
 // WordCount returns the wordcount module: its function "count" writes the
@@ -35,10 +37,18 @@ func FanOut() []byte { return fanout() }
 // SHA-256 is its input (its manifest needs the data-source permission).
 func Render() []byte { return render() }
 
+// Site returns the site-handler module (spec/sites.md §8): "page" takes a
+// handler input, reads the site's file /data/items.json as a data source
+// and answers an HTML page of it (Content-Type line, blank line, page),
+// or a 404 page when the site has no such file. Its manifest needs the
+// data-source permission.
+func Site() []byte { return site() }
+
 var (
 	wordcount = sync.OnceValue(func() []byte { return gunzip("wordcount", wordcountGz) })
 	fanout    = sync.OnceValue(func() []byte { return gunzip("fanout", fanoutGz) })
 	render    = sync.OnceValue(func() []byte { return gunzip("render", renderGz) })
+	site      = sync.OnceValue(func() []byte { return gunzip("site", siteGz) })
 )
 
 // gunzip decompresses an embedded file. The files are part of the binary,

@@ -16,6 +16,7 @@ func main() {
 		{"wordcount.wasm.gz", wasmbuild.WordCount},
 		{"fanout.wasm.gz", wasmbuild.FanOut},
 		{"render.wasm.gz", wasmbuild.Render},
+		{"site.wasm.gz", "github.com/darkmatter/darkmatter/apps/compute/examples/site"},
 	} {
 		code, err := wasmbuild.Build(m.pkg)
 		if err != nil {
