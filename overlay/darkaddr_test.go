@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/darkmatter/darkmatter/crypto/keys"
+	"github.com/darkmatter/darkmatter/internal/specialname"
 	"github.com/darkmatter/darkmatter/internal/streamerr"
 )
 
@@ -29,7 +30,8 @@ func TestDialDarkAddress(t *testing.T) {
 	}{
 		{valid + ":80", []error{ErrNoDHT}},
 		{"WWW." + strings.ToUpper(valid) + ".:443", []error{ErrNoDHT}},
-		{label[1:] + ".dark:80", []error{ErrBadAddress, keys.ErrAddressLength, streamerr.New(streamerr.BadAddress)}},
+		{label[1:] + ".dark:80", []error{ErrNoDHT}}, // 55 bytes: a name, resolved through the DHT
+		{"a_b.dark:80", []error{ErrBadAddress, specialname.ErrBadName, streamerr.New(streamerr.BadAddress)}},
 		{label[:10] + "1" + label[11:] + ".dark:80", []error{ErrBadAddress, keys.ErrAddressEncoding}},
 		{label[:55] + "c.dark:80", []error{ErrBadAddress, keys.ErrAddressVersion}},
 		{"x.onion:80", []error{streamerr.New(streamerr.Unreachable)}},

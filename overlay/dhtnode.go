@@ -55,6 +55,9 @@ func (n *Node) startDHT() error {
 	if err := sites.Register(reg); err != nil {
 		return err
 	}
+	if err := sites.RegisterHost(reg); err != nil {
+		return err
+	}
 	n.names.setRegistry(reg)
 	d, err := dht.New(dht.Config{
 		Registry:        reg,

@@ -132,20 +132,14 @@ func (n *Node) onionClient() *onion.Client {
 	return h.client
 }
 
-// dialHidden opens a stream to a hidden service.
+// dialHidden opens a stream to a key address: a hidden service, or a site
+// (dialDark).
 func (n *Node) dialHidden(ctx context.Context, host, port, isolation string) (net.Conn, error) {
 	svc, err := specialname.Service(host)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadAddress, err)
 	}
-	p, err := strconv.ParseUint(port, 10, 16)
-	if err != nil {
-		return nil, fmt.Errorf("%w: port %q", ErrBadAddress, port)
-	}
-	if n.getDHT() == nil {
-		return nil, ErrNoDHT
-	}
-	return n.onionClient().Dial(ctx, svc, uint16(p), isolation)
+	return n.dialDark(ctx, svc, port, isolation)
 }
 
 // ListenService publishes a hidden service and returns it as a listener

@@ -7,6 +7,7 @@ import (
 
 	"github.com/darkmatter/darkmatter/circuit"
 	"github.com/darkmatter/darkmatter/crypto/keys"
+	"github.com/darkmatter/darkmatter/internal/specialname"
 	"github.com/darkmatter/darkmatter/internal/streamerr"
 	"github.com/darkmatter/darkmatter/overlay/onion"
 )
@@ -23,7 +24,9 @@ func TestDialRefusesSpecialNames(t *testing.T) {
 			t.Errorf("Dial(%q) = %v, want host unreachable", addr, err)
 		}
 	}
-	for addr, want := range map[string]error{"abcdefgh.dark:80": ErrBadAddress, "x.DARK.:443": ErrBadAddress} {
+	// A mistyped name (not a 56-byte address label, not a valid name) is
+	// refused; a valid name nobody registered is not found.
+	for addr, want := range map[string]error{"a_b.dark:80": ErrBadAddress, "x.DARK.:443": specialname.ErrNameNotFound, "abcdefgh.dark:80": specialname.ErrNameNotFound} {
 		if _, err := h.client.Dial(ctxT(t), "tcp", addr); !errors.Is(err, want) {
 			t.Errorf("Dial(%q) = %v, want %v", addr, err, want)
 		}

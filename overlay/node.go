@@ -159,6 +159,12 @@ type Config struct {
 	// Petnames are the user's own names, which ResolveName consults
 	// before the network (nil: none).
 	Petnames *names.Petnames
+	// SiteDir keeps the files of the sites the node hosts (HostSite;
+	// default StateDir/sites).
+	SiteDir string
+	// SiteCheckInterval is how often a host looks for newer manifests of
+	// its sites (default SiteCheckInterval).
+	SiteCheckInterval time.Duration
 
 	// StateDir, if set, is where the node keeps its relay list, guards and
 	// learned build times across restarts (created 0700, files 0600), so
@@ -226,6 +232,7 @@ type Node struct {
 	hidden  hidden       // hidden services published and dialled
 	compute compute      // delegated calls made and served
 	names   nameState    // the name registry's rules and resolved names
+	sites   siteState    // sites visited and hosted
 	logf    safelog.Logf
 
 	ctx    context.Context
@@ -269,8 +276,9 @@ type Stats struct {
 var (
 	// ErrClosed is returned after Close.
 	ErrClosed = errors.New("overlay: node closed")
-	// ErrBadAddress is returned by Dial for a mistyped .dark address; the
-	// error also matches the crypto/keys error of the failed check.
+	// ErrBadAddress is returned by Dial for a mistyped .dark address or
+	// name; the error also matches the crypto/keys or specialname error of
+	// the failed check.
 	ErrBadAddress = errors.New("overlay: bad address")
 )
 
@@ -299,6 +307,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("overlay: name difficulty %d out of 0..%d", cfg.NameDifficulty, names.MaxDifficulty)
 	}
 	defaults.Set(&cfg.NameDifficulty, names.DefaultDifficulty)
+	defaults.Set(&cfg.SiteCheckInterval, SiteCheckInterval)
 	if err := checkListen(cfg); err != nil {
 		return nil, err
 	}
@@ -628,6 +637,8 @@ func (n *Node) DialStream(ctx context.Context, target, isolation string) (net.Co
 			return nil, fmt.Errorf("%w: %w", ErrBadAddress, err)
 		} else if errors.Is(err, specialname.ErrHiddenService) {
 			return n.dialHidden(ctx, host, port, isolation)
+		} else if errors.Is(err, specialname.ErrName) {
+			return n.dialName(ctx, host, port, isolation)
 		} else if err != nil {
 			return nil, err
 		}
@@ -708,6 +719,7 @@ func (n *Node) Close() error {
 	n.closed = true
 	n.mu.Unlock()
 	n.cancel()
+	n.closeSites()
 	n.closeHidden()
 	n.closeCompute()
 	if d := n.getDHT(); d != nil {

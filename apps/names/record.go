@@ -88,6 +88,14 @@ func (e Entry) Address() (string, bool) {
 	return keys.ServicePublicKey(e.Data).Address(), true
 }
 
+// Site returns the site key of a site entry.
+func (e Entry) Site() (keys.IdentityPublicKey, bool) {
+	if e.Type != EntrySite || len(e.Data) != keys.PublicKeySize {
+		return keys.IdentityPublicKey{}, false
+	}
+	return keys.IdentityPublicKey(e.Data), true
+}
+
 // Record is a name record: the value of a DHT record of type Type.
 //
 //	size  field

@@ -84,6 +84,7 @@ type ClientStats struct {
 	FilesServed   uint64 // files File returned
 	CacheHits     uint64 // files and manifests served from the cache
 	Tampered      uint64 // blobs from hosts that failed their check
+	FromHosts     uint64 // files fetched from hosts and verified
 	HostFailures  uint64 // host requests that failed otherwise (errors, 404, timeouts)
 	DHTFetches    uint64 // blobs fetched from the DHT (Env.GetBlob) and verified
 	HandlerCalls  uint64 // handler calls made (Env.Call)
@@ -110,7 +111,7 @@ type Client struct {
 	flights map[[32]byte]*flight
 
 	stats struct {
-		files, hits, tampered, hostFail, dht, calls, callErrs atomic.Uint64
+		files, hits, tampered, fromHosts, hostFail, dht, calls, callErrs atomic.Uint64
 	}
 }
 
@@ -200,6 +201,7 @@ func (c *Client) Stats() ClientStats {
 		FilesServed:   c.stats.files.Load(),
 		CacheHits:     c.stats.hits.Load(),
 		Tampered:      c.stats.tampered.Load(),
+		FromHosts:     c.stats.fromHosts.Load(),
 		HostFailures:  c.stats.hostFail.Load(),
 		DHTFetches:    c.stats.dht.Load(),
 		HandlerCalls:  c.stats.calls.Load(),
@@ -433,6 +435,7 @@ func (c *Client) fetchFile(ctx context.Context, site keys.IdentityPublicKey, e E
 			c.logf("sites: a host served a tampered file; skipping it for %v", BadHostTime)
 			continue
 		}
+		c.stats.fromHosts.Add(1)
 		return b, nil
 	}
 	b, err := c.env.GetBlob(ctx, e.Hash)

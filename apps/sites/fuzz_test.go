@@ -98,6 +98,9 @@ func FuzzParseHostRecord(f *testing.F) {
 		r := &dht.Record{Type: TypeHost, Key: HostKey(h.Site), Owner: keys.IdentityPublicKey(testServiceKey(1).Public()), Value: b}
 		if got, err := HostFromDHT(r); err != nil || got.Site != h.Site || got.Seq != h.Seq {
 			t.Fatalf("HostFromDHT = %+v, %v", got, err)
+		}
+	})
+}
 
 func FuzzParseHandlerOutput(f *testing.F) {
 	for _, s := range []string{"Content-Type: text/html\r\n\r\n<p>", "Status: 404 x\nContent-Type: a\n\n", "X: y\n\n", ""} {

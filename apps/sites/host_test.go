@@ -73,7 +73,7 @@ func newTestHost(t *testing.T) (*Host, string) {
 }
 
 // get requests path from srv and returns the status and body.
-func get(t *testing.T, srv *httptest.Server, method, path string) (int, http.Header, []byte) {
+func hostGet(t *testing.T, srv *httptest.Server, method, path string) (int, http.Header, []byte) {
 	t.Helper()
 	code, hd, b, err := request(srv, method, path)
 	if err != nil {
@@ -121,21 +121,21 @@ func TestHostSyncAndServe(t *testing.T) {
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	for _, e := range m.Files {
-		code, hd, body := get(t, srv, http.MethodGet, blobURL(e.Hash))
+		code, hd, body := hostGet(t, srv, http.MethodGet, blobURL(e.Hash))
 		if code != http.StatusOK || hd.Get("Content-Type") != "application/octet-stream" ||
 			hd.Get("Content-Length") != fmt.Sprint(e.Size) || CheckFile(e, body) != nil {
 			t.Fatalf("%s: %d %v %q", e.Path, code, hd, body)
 		}
-		code, hd, body = get(t, srv, http.MethodHead, blobURL(e.Hash))
+		code, hd, body = hostGet(t, srv, http.MethodHead, blobURL(e.Hash))
 		if code != http.StatusOK || len(body) != 0 || hd.Get("Content-Length") != fmt.Sprint(e.Size) {
 			t.Fatalf("HEAD %s: %d %v %d bytes", e.Path, code, hd, len(body))
 		}
 	}
 	// The manifest: by its blob hash and by the site key.
-	if code, _, body := get(t, srv, http.MethodGet, blobURL(sha256.Sum256(site.enc))); code != 200 || !bytes.Equal(body, site.enc) {
+	if code, _, body := hostGet(t, srv, http.MethodGet, blobURL(sha256.Sum256(site.enc))); code != 200 || !bytes.Equal(body, site.enc) {
 		t.Fatalf("manifest blob: %d", code)
 	}
-	code, _, body := get(t, srv, http.MethodGet, siteURL(m.Site))
+	code, _, body := hostGet(t, srv, http.MethodGet, siteURL(m.Site))
 	if code != 200 {
 		t.Fatalf("site: %d", code)
 	}
@@ -153,7 +153,7 @@ func TestHostSyncAndServe(t *testing.T) {
 		SitePath + hexSite + "/index.html", "/v1/blob/../site/" + hexSite, "/v2/blob/" + hexFile, BlobPath + "%30" + hexFile[1:],
 		"/v1/blob/<script>" + hexFile,
 	} {
-		code, _, body := get(t, srv, http.MethodGet, p)
+		code, _, body := hostGet(t, srv, http.MethodGet, p)
 		if code != http.StatusNotFound {
 			t.Errorf("%s: %d, want 404", p, code)
 		}
@@ -162,7 +162,7 @@ func TestHostSyncAndServe(t *testing.T) {
 		}
 	}
 	for _, method := range []string{http.MethodPost, http.MethodPut, http.MethodDelete, "OPTIONS"} {
-		if code, hd, _ := get(t, srv, method, blobURL(m.Files[0].Hash)); code != http.StatusMethodNotAllowed || hd.Get("Allow") != "GET, HEAD" {
+		if code, hd, _ := hostGet(t, srv, method, blobURL(m.Files[0].Hash)); code != http.StatusMethodNotAllowed || hd.Get("Allow") != "GET, HEAD" {
 			t.Errorf("%s: %d %v", method, code, hd)
 		}
 	}
@@ -239,17 +239,17 @@ func TestHostSyncBadFileKeepsOld(t *testing.T) {
 
 	srv := httptest.NewServer(h)
 	defer srv.Close()
-	if code, _, body := get(t, srv, http.MethodGet, siteURL(v1.m.Site)); code != 200 || !bytes.Equal(body, v1.enc) {
+	if code, _, body := hostGet(t, srv, http.MethodGet, siteURL(v1.m.Site)); code != 200 || !bytes.Equal(body, v1.enc) {
 		t.Fatalf("after failures the site serves %d", code)
 	}
 	for _, e := range v1.m.Files {
-		if code, _, _ := get(t, srv, http.MethodGet, blobURL(e.Hash)); code != 200 {
+		if code, _, _ := hostGet(t, srv, http.MethodGet, blobURL(e.Hash)); code != 200 {
 			t.Fatalf("%s: %d", e.Path, code)
 		}
 	}
 	// v2's new index.html was fetched and checked but is not served: v2
 	// is not held.
-	if code, _, _ := get(t, srv, http.MethodGet, blobURL(sha256.Sum256([]byte("v2")))); code != 404 {
+	if code, _, _ := hostGet(t, srv, http.MethodGet, blobURL(sha256.Sum256([]byte("v2")))); code != 404 {
 		t.Fatalf("half-synced blob served: %d", code)
 	}
 }
@@ -282,10 +282,10 @@ func TestHostUpdateAndRemove(t *testing.T) {
 	}
 	srv := httptest.NewServer(h)
 	defer srv.Close()
-	if code, _, body := get(t, srv, http.MethodGet, siteURL(a2.m.Site)); code != 200 || !bytes.Equal(body, a2.enc) {
+	if code, _, body := hostGet(t, srv, http.MethodGet, siteURL(a2.m.Site)); code != 200 || !bytes.Equal(body, a2.enc) {
 		t.Fatalf("updated site: %d", code)
 	}
-	if code, _, _ := get(t, srv, http.MethodGet, blobURL(sha256.Sum256([]byte("a1")))); code != 404 {
+	if code, _, _ := hostGet(t, srv, http.MethodGet, blobURL(sha256.Sum256([]byte("a1")))); code != 404 {
 		t.Fatalf("old blob: %d", code)
 	}
 
@@ -295,7 +295,7 @@ func TestHostUpdateAndRemove(t *testing.T) {
 	if has("b1") || has("shared") || !has("a2") {
 		t.Fatal("blobs after Remove")
 	}
-	if code, _, _ := get(t, srv, http.MethodGet, siteURL(b1.m.Site)); code != 404 {
+	if code, _, _ := hostGet(t, srv, http.MethodGet, siteURL(b1.m.Site)); code != 404 {
 		t.Fatalf("removed site: %d", code)
 	}
 	if err := h.Remove(b1.m.Site); err != nil {
@@ -346,7 +346,7 @@ func TestHostLoad(t *testing.T) {
 	}
 	srv := httptest.NewServer(h2)
 	defer srv.Close()
-	if code, _, body := get(t, srv, http.MethodGet, blobURL(sha256.Sum256([]byte("a")))); code != 200 || string(body) != "a" {
+	if code, _, body := hostGet(t, srv, http.MethodGet, blobURL(sha256.Sum256([]byte("a")))); code != 200 || string(body) != "a" {
 		t.Fatalf("blob after Load: %d", code)
 	}
 	// b syncs again, fetching only what is missing.
@@ -381,7 +381,7 @@ func TestHostServesTamperedAsIs(t *testing.T) {
 	}
 	srv := httptest.NewServer(h)
 	defer srv.Close()
-	code, _, body := get(t, srv, http.MethodGet, blobURL(e.Hash))
+	code, _, body := hostGet(t, srv, http.MethodGet, blobURL(e.Hash))
 	if code != 200 || string(body) != "forged!" {
 		t.Fatalf("%d %q", code, body)
 	}
