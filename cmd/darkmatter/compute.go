@@ -49,7 +49,7 @@ func withClient(c *cli.Context, f func(ctx context.Context, n *overlay.Node) err
 		return err
 	}
 	var cfg overlay.Config
-	if err := applyNameDifficulty(c, &cfg); err != nil {
+	if err := applyDiscovery(c, &cfg); err != nil {
 		return err
 	}
 	bs, err := parseBootstraps(c.StringSlice("bootstrap"))
@@ -60,9 +60,6 @@ func withClient(c *cli.Context, f func(ctx context.Context, n *overlay.Node) err
 	defer stop()
 	prog := &progress{info: debug}
 	cfg.Network, cfg.Bootstrap, cfg.Progress, cfg.Logf = c.String("network"), bs, prog.report, debug
-	if err := applyDiscovery(c, &cfg); err != nil {
-		return err
-	}
 	n, err := overlay.New(cfg)
 	if err != nil {
 		return err

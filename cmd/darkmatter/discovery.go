@@ -17,6 +17,7 @@ func discoveryFlags(relay bool) []cli.Flag {
 		&cli.BoolFlag{Name: "allow-same-subnet", Usage: "allow several hops in one /16, and relays of one address block in the directory and the DHT (local test networks)"},
 		&cli.DurationFlag{Name: "guard-min-age", Usage: "how long a relay must be known before it can be a guard (0s: no minimum, for test networks)", Value: circuit.DefaultMinGuardAge},
 		&cli.DurationFlag{Name: "dht-min-age", Usage: "how long a relay must be known before it stores DHT records (0s: no minimum, for test networks)", Value: overlay.DefaultDHTMinAge},
+		nameDifficultyFlag(),
 	}
 	if relay {
 		fs = append(fs,
@@ -31,6 +32,9 @@ func discoveryFlags(relay bool) []cli.Flag {
 // relay list, guards and build times in the --data directory.
 func applyDiscovery(c *cli.Context, cfg *overlay.Config) error {
 	cfg.StateDir = c.String("data")
+	if err := applyNameDifficulty(c, cfg); err != nil {
+		return err
+	}
 	cfg.AllowSameSubnet = c.Bool("allow-same-subnet")
 	cfg.GuardMinAge = minAge(c.Duration("guard-min-age"))
 	cfg.DHTMinAge = minAge(c.Duration("dht-min-age"))

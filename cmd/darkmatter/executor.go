@@ -41,7 +41,6 @@ func executorFlags() []cli.Flag {
 		&cli.IntFlag{Name: "dht-request-burst", Usage: "DHT requests one peer may send at once (test networks raise it)", Value: linkrpc.DefaultBurst},
 		&cli.Float64Flag{Name: "dht-stores-per-minute", Usage: "DHT records one peer may store here per minute (test networks raise it: a module is a hundred-odd records)", Value: defaultStoresPerMinute},
 		&cli.IntFlag{Name: "dht-store-burst", Usage: "DHT records one peer may store at once (test networks raise it)", Value: defaultStoreBurst},
-		nameDifficultyFlag(),
 	}
 }
 
@@ -171,5 +170,24 @@ func computeValues(n *overlay.Node) []control.Value {
 	}
 	cs := n.CallStats()
 	add("calls made", fmt.Sprintf("%d (%d ok, %d retries)", cs.Calls, cs.OK, cs.Retries))
+	return v
+}
+
+// siteValues are the counters of the sites the node visits and hosts.
+func siteValues(n *overlay.Node) []control.Value {
+	var v []control.Value
+	add := func(name string, x any) { v = append(v, control.Value{Name: name, Value: fmt.Sprint(x)}) }
+	s := n.SiteClient().Stats()
+	add("sites files served", s.FilesServed)
+	add("sites files from hosts", s.FromHosts)
+	add("sites files from the DHT", s.DHTFetches)
+	add("sites cache hits", s.CacheHits)
+	add("sites tampered blobs rejected", s.Tampered)
+	add("sites host failures", s.HostFailures)
+	add("sites handler calls", fmt.Sprintf("%d (%d failed)", s.HandlerCalls, s.HandlerErrors))
+	if h := n.SiteStats(); h.Hosted > 0 {
+		add("sites hosted", h.Hosted)
+		add("sites manifests taken", fmt.Sprintf("%d (%d failed)", h.Syncs, h.SyncFails))
+	}
 	return v
 }

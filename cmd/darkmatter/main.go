@@ -37,6 +37,8 @@ func newApp() *cli.App {
 		blobCommand(),
 		callCommand(),
 		nameCommand(),
+		siteCommand(),
+		gatewayCommand(),
 		benchCommand(),
 		statusCommand(),
 		simCommand(),

@@ -40,7 +40,6 @@ func nameCommand() *cli.Command {
 				&cli.StringFlag{Name: "text", Usage: "a text entry (UTF-8, at most 255 bytes)"},
 				&cli.DurationFlag{Name: "ttl", Usage: "how long the registration lasts unless renewed", Value: names.MaxTTL},
 				&cli.DurationFlag{Name: "publish-timeout", Usage: "the proof of work and storing in the DHT at most", Value: defaultOpTimeout},
-				nameDifficultyFlag(),
 			),
 			Action: func(c *cli.Context) error {
 				if c.NArg() != 1 {
@@ -81,7 +80,6 @@ func nameCommand() *cli.Command {
 				"if the name is not registered.",
 			Flags: oneShotFlags(
 				&cli.DurationFlag{Name: "timeout", Usage: "the lookup at most", Value: defaultOpTimeout},
-				nameDifficultyFlag(),
 			),
 			Action: func(c *cli.Context) error {
 				if c.NArg() != 1 {

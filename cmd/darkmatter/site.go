@@ -174,7 +174,7 @@ func gatewayCommand() *cli.Command {
 			"host. Visitors are not anonymous to the gateway's operator. --deny refuses a site.",
 		Flags: append(append(commonFlags(),
 			&cli.StringSliceFlag{Name: "bootstrap", Usage: "relay ID@HOST:PORT (repeatable)", Required: true},
-			&cli.StringFlag{Name: "listen", Usage: "HOST:PORT the gateway serves HTTP on", Value: "127.0.0.1:8088"},
+			&cli.StringSliceFlag{Name: "listen", Usage: "HOST:PORT the gateway serves HTTP on (repeatable; default 127.0.0.1:8088)"},
 			&cli.StringFlag{Name: "domain", Usage: "the gateway's HOST[:PORT] as browsers see it (default localhost:PORT)"},
 			&cli.StringSliceFlag{Name: "deny", Usage: "a name or .dark address the gateway refuses (repeatable)"},
 			&cli.Float64Flag{Name: "rate", Usage: "requests per second per visitor", Value: 10},
@@ -189,14 +189,26 @@ func gatewayCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			ln, err := net.Listen("tcp", c.String("listen"))
-			if err != nil {
-				return fmt.Errorf("--listen: %w", err)
+			addrs := c.StringSlice("listen")
+			if len(addrs) == 0 {
+				addrs = []string{"127.0.0.1:8088"}
 			}
-			defer ln.Close()
+			var lns []net.Listener
+			defer func() {
+				for _, ln := range lns {
+					ln.Close()
+				}
+			}()
+			for _, a := range addrs {
+				ln, err := net.Listen("tcp", a)
+				if err != nil {
+					return fmt.Errorf("--listen: %w", err)
+				}
+				lns = append(lns, ln)
+			}
 			domain := c.String("domain")
 			if domain == "" {
-				_, port, _ := net.SplitHostPort(ln.Addr().String())
+				_, port, _ := net.SplitHostPort(lns[0].Addr().String())
 				domain = net.JoinHostPort("localhost", port)
 			}
 			ctx, stop := signalContext(c.Context)
@@ -211,13 +223,16 @@ func gatewayCommand() *cli.Command {
 				return err
 			}
 			defer stopNode()
-			srv, gw, err := serveGateway(ln, n, gateway.Config{Domain: domain, Deny: c.StringSlice("deny"),
+			srv, gw, err := serveGateway(lns[0], n, gateway.Config{Domain: domain, Deny: c.StringSlice("deny"),
 				Rate: c.Float64("rate"), Burst: c.Int("burst"), Logf: debug})
 			if err != nil {
 				return err
 			}
 			defer gw.Close()
 			defer srv.Close()
+			for _, ln := range lns[1:] {
+				go srv.Serve(ln)
+			}
 			say("gateway on http://%s/ (serving http://SITE.%s/)", domain, domain)
 			<-ctx.Done()
 			info.Printf("shutting down")

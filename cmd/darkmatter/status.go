@@ -101,6 +101,7 @@ func nodeStatus(role string, n *overlay.Node, p *progress, req control.Request) 
 	st.Counters = append(st.Counters, discoveryValues(n)...)
 	st.Counters = append(st.Counters, hiddenValues(n.HiddenStats())...)
 	st.Counters = append(st.Counters, computeValues(n)...)
+	st.Counters = append(st.Counters, siteValues(n)...)
 	return st
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/darkmatter/darkmatter/apps/sites"
 	"github.com/darkmatter/darkmatter/circuit"
 	"github.com/darkmatter/darkmatter/circuit/exitpolicy"
 	"github.com/darkmatter/darkmatter/crypto/keys"
@@ -35,6 +37,7 @@ func testnetCommand() *cli.Command {
 			&cli.IntFlag{Name: "relays", Usage: "number of relays (at least 3)", Value: 5},
 			&cli.StringFlag{Name: "socks", Usage: "SOCKS5 listen address", Value: "127.0.0.1:1080"},
 			&cli.StringFlag{Name: "http", Usage: "HTTP proxy listen address", Value: "127.0.0.1:8118"},
+			&cli.StringFlag{Name: "gateway", Usage: "listen address of the HTTP gateway to the demo site (\"\" for none)", Value: "127.0.0.1:8088"},
 		), metricsFlags()...),
 		Action: func(c *cli.Context) error {
 			info, debug, err := logger(c)
@@ -99,15 +102,29 @@ func testnetCommand() *cli.Command {
 			if err != nil {
 				return fmt.Errorf("demo modules: %w", err)
 			}
+			site, err := tn.publishSite(ctx, c.String("data"), c.String("gateway"))
+			if err != nil {
+				return fmt.Errorf("demo site: %w", err)
+			}
+			defer site.Close()
 			state := tn.state(fe)
 			state.DemoService = "http://" + hs + "/"
 			state.Modules = mods.hex()
+			state.Modules["site"] = hex.EncodeToString(site.Module[:])
+			state.Site = "http://" + sites.Address(site.Site) + "/"
+			state.SiteName = site.Name + ".dark"
+			if site.GatewayDomain != "" {
+				state.Gateway = "http://" + site.GatewayDomain + "/"
+			}
 			if err := writeState(c.String("data"), state); err != nil {
 				return err
 			}
 			say("demo web server on http://%s/ ; try: curl --socks5-hostname %s http://%s/", demo.Addr, fe.socksAddr, demo.Addr)
 			say("demo hidden service on http://%s/ ; try: curl --socks5-hostname %s http://%s/", hs, fe.socksAddr, hs)
 			for _, l := range mods.callLines(tn, filepath.Join(c.String("data"), "call-client")) {
+				say("%s", l)
+			}
+			for _, l := range site.lines(fe.httpAddr) {
 				say("%s", l)
 			}
 			info.Printf("wrote %s", filepath.Join(c.String("data"), "testnet.json"))
@@ -262,6 +279,11 @@ type testnetState struct {
 	// Modules are the hashes of the demo modules, by name.
 	Modules map[string]string `json:"modules,omitempty"`
 	HTTP    string            `json:"http,omitempty"`
+	// Site is the demo site's URL by its address, SiteName its name, and
+	// Gateway the gateway's home page.
+	Site     string `json:"site,omitempty"`
+	SiteName string `json:"site_name,omitempty"`
+	Gateway  string `json:"gateway,omitempty"`
 }
 
 type testnetRelay struct {
@@ -341,22 +363,11 @@ func (tn *testnet) publishDemo(ctx context.Context, keyFile, target string) (str
 	if err != nil {
 		return "", err
 	}
-	n, err := overlay.New(overlay.Config{
-		Network:         tn.network,
-		Bootstrap:       tn.boot[:1],
-		AllowSameSubnet: true,
-		GuardMinAge:     -1,
-		DHTMinAge:       -1,
-		NameDifficulty:  testnetNameDifficulty,
-		Logf:            tn.debug,
-	})
+	n, err := tn.newServiceNode(ctx, "")
 	if err != nil {
 		return "", err
 	}
 	tn.Service = n
-	if err := n.Start(ctx); err != nil {
-		return "", err
-	}
 	svc, err := n.ListenService(ctx, overlay.ServiceConfig{Key: key, Ports: []uint16{80}})
 	if err != nil {
 		return "", err

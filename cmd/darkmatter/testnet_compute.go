@@ -3,18 +3,13 @@ package main
 import (
 	"context"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/darkmatter/darkmatter/apps/compute/examples/prebuilt"
 	"github.com/darkmatter/darkmatter/apps/compute/executor"
 	"github.com/darkmatter/darkmatter/apps/compute/manifest"
-	"github.com/darkmatter/darkmatter/crypto/keys"
 	"github.com/darkmatter/darkmatter/overlay"
 	"github.com/darkmatter/darkmatter/overlay/dht"
 )
@@ -53,14 +48,7 @@ func (d *demoModules) hex() map[string]string {
 // publishModules publishes the three example modules from the testnet's
 // client, signed by the author key in keyFile (created on first use).
 func (tn *testnet) publishModules(ctx context.Context, keyFile string) (*demoModules, error) {
-	author, err := keys.LoadIdentityFile(keyFile)
-	if errors.Is(err, fs.ErrNotExist) {
-		if author, err = keys.GenerateIdentity(nil); err == nil {
-			if err = os.MkdirAll(filepath.Dir(keyFile), 0o700); err == nil {
-				err = createKeyFile(keyFile, keys.EncodeKeyFile(author))
-			}
-		}
-	}
+	author, err := loadOrCreateIdentity(keyFile)
 	if err != nil {
 		return nil, err
 	}
