@@ -80,43 +80,17 @@ func TestChromiumHiddenService(t *testing.T) {
 
 	spy := startSOCKSSpy(t, socksAddr)
 
-	// Chromium's profile, caches and net log stay in the test's directory.
-	home := filepath.Join(dir, "home")
 	netlog := filepath.Join(dir, "netlog.json")
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, chromium,
-		"--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-		"--user-data-dir="+filepath.Join(dir, "profile"),
-		"--no-first-run", "--no-default-browser-check", "--disable-background-networking",
-		"--disable-component-update", "--disable-sync", "--disable-default-apps", "--disable-extensions",
-		"--proxy-server=socks5://"+spy.addr(),
+	out, took := runChromium(t, chromium, dir, []string{
+		"--proxy-server=socks5://" + spy.addr(),
 		// Every name Chromium would resolve itself maps to "not found"
 		// (the proxy's address excepted): no local DNS lookup of the
 		// .dark name, or of anything else, can happen at all.
 		"--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-		"--log-net-log="+netlog,
-		"--dump-dom", url)
-	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"),
-		"XDG_CACHE_HOME="+filepath.Join(home, ".cache"))
-	// Chromium's helper processes share its process group: a timeout
-	// kills them all.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 5 * time.Second
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	start = time.Now()
-	out, err := cmd.Output()
-	took := time.Since(start)
-	if cmd.Process != nil {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // any helper left behind
-	}
-	if err != nil {
-		t.Fatalf("chromium: %v after %v\nstderr:\n%s", err, took.Round(time.Millisecond), stderr.String())
-	}
+		"--log-net-log=" + netlog,
+		"--dump-dom", url})
 	if !strings.Contains(string(out), "<h1>"+demoHeading+"</h1>") {
-		t.Fatalf("chromium's DOM of %s lacks %q:\n%s\nstderr:\n%s", url, demoHeading, out, stderr.String())
+		t.Fatalf("chromium's DOM of %s lacks %q:\n%s", url, demoHeading, out)
 	}
 	t.Logf("headless Chromium loaded %s in %v and shows %q", url, took.Round(time.Millisecond), demoHeading)
 
@@ -139,6 +113,42 @@ func TestChromiumHiddenService(t *testing.T) {
 	t.Logf("chromium asked the SOCKS5 proxy for %s by name %d times; refused its own background requests: %v", host, dark, refused)
 
 	checkNetLog(t, netlog, host)
+}
+
+// runChromium runs headless Chromium with args (after the flags every
+// run shares: its profile, caches and home in dir, no background
+// networking) and returns its standard output and how long it ran; it
+// fails the test if Chromium fails or runs for more than 90 s.
+func runChromium(t *testing.T, chromium, dir string, args []string) (string, time.Duration) {
+	t.Helper()
+	home := filepath.Join(dir, "home")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, chromium, append([]string{
+		"--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+		"--user-data-dir=" + filepath.Join(dir, "profile"),
+		"--no-first-run", "--no-default-browser-check", "--disable-background-networking",
+		"--disable-component-update", "--disable-sync", "--disable-default-apps", "--disable-extensions",
+	}, args...)...)
+	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"),
+		"XDG_CACHE_HOME="+filepath.Join(home, ".cache"))
+	// Chromium's helper processes share its process group: a timeout
+	// kills them all.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 5 * time.Second
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	start := time.Now()
+	out, err := cmd.Output()
+	took := time.Since(start)
+	if cmd.Process != nil {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // any helper left behind
+	}
+	if err != nil {
+		t.Fatalf("chromium %s: %v after %v\nstderr:\n%s", args[len(args)-1], err, took.Round(time.Millisecond), stderr.String())
+	}
+	return string(out), took
 }
 
 // checkNetLog reads Chromium's net log and fails if any host-resolver
