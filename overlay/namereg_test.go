@@ -16,7 +16,7 @@ const testNameDifficulty = 8
 
 // newNameNet is a small network whose DHT stores at once, at a low name
 // difficulty; opt, if set, is applied to every Config after that.
-func newNameNet(t *testing.T, nRelays int, opt func(*Config)) *harness {
+func newNameNet(t testing.TB, nRelays int, opt func(*Config)) *harness {
 	t.Helper()
 	h := newHarnessWith(t, "mem", nRelays, func(c *Config) {
 		c.DHTMinAge = -1

@@ -337,7 +337,7 @@ func (n *Node) siteHostKey() (*keys.ServicePrivateKey, error) {
 // missing from the DHT, then from other hosts.
 func (n *Node) syncSite(ctx context.Context, h *sites.Host, site keys.IdentityPublicKey) error {
 	c := n.SiteClient()
-	m, err := c.Manifest(ctx, site)
+	m, err := c.Latest(ctx, site)
 	if err == nil {
 		if cur, _, ok := h.Manifest(site); ok && cur.Seq >= m.Seq {
 			return nil

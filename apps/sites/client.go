@@ -230,9 +230,20 @@ func (c *Client) site(site keys.IdentityPublicKey) *siteState {
 // Pointer.CheckManifest accepts are used. A pointer with a lower seq than
 // the cached manifest's does not replace it.
 func (c *Client) Manifest(ctx context.Context, site keys.IdentityPublicKey) (*Manifest, error) {
+	return c.manifest(ctx, site, false)
+}
+
+// Latest is Manifest without the pointer cache: it looks the site's
+// pointer up now (a host checking for updates). If the lookup fails, the
+// cached manifest is returned, as by Manifest.
+func (c *Client) Latest(ctx context.Context, site keys.IdentityPublicKey) (*Manifest, error) {
+	return c.manifest(ctx, site, true)
+}
+
+func (c *Client) manifest(ctx context.Context, site keys.IdentityPublicKey, fresh bool) (*Manifest, error) {
 	c.mu.Lock()
 	st := c.site(site)
-	if st.man != nil && c.now().Sub(st.ptrAt) < c.cfg.PointerTTL {
+	if !fresh && st.man != nil && c.now().Sub(st.ptrAt) < c.cfg.PointerTTL {
 		m := st.man
 		c.mu.Unlock()
 		return m, nil

@@ -401,15 +401,23 @@ func TestClientNewerPointer(t *testing.T) {
 	if code, body := get(t, h, "/", nil); code != 200 || body != "one" {
 		t.Fatalf("GET / within the TTL = %d %q", code, body)
 	}
-	clk.add(time.Minute)
+	// Latest looks the pointer up now; then the handler serves it too.
+	if m, err := c.Latest(context.Background(), site); err != nil || m.Seq != 2 {
+		t.Fatalf("Latest within the TTL = %v, %v; want seq 2", m, err)
+	}
 	if code, body := get(t, h, "/", nil); code != 200 || body != "two" {
+		t.Fatalf("GET / after Latest = %d %q", code, body)
+	}
+	env.publish(t, k, 3, map[string]string{"/index.html": "three"})
+	clk.add(time.Minute)
+	if code, body := get(t, h, "/", nil); code != 200 || body != "three" {
 		t.Fatalf("GET / after the TTL = %d %q", code, body)
 	}
 	// A pointer with a lower seq (a lagging DHT node) does not roll back.
 	old := env.publish(t, k, 1, map[string]string{"/index.html": "one"})
 	_ = old
 	clk.add(time.Minute)
-	if code, body := get(t, h, "/", nil); code != 200 || body != "two" {
+	if code, body := get(t, h, "/", nil); code != 200 || body != "three" {
 		t.Fatalf("GET / after an older pointer = %d %q", code, body)
 	}
 }
