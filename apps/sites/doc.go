@@ -7,8 +7,12 @@
 // a hidden service announces that it hosts a copy of a site; and the host
 // side of hosting (spec/sites.md §5, §6): Store keeps blobs on disk, Host
 // syncs sites into it and serves their blobs over HTTP/1.1 (ServeHTTP).
-// Finding hosts, dialling them and publishing records is the node's work
-// (overlay), not this package's.
+// The visitor side (spec/sites.md §7, §8): Client fetches a site's
+// manifest and files from its hosts through an Env the node provides,
+// checks every byte against the site key's signature, caches what it
+// verified, and Handler serves a site to a browser, running its
+// WebAssembly handlers as delegated calls. Finding hosts, dialling them
+// and publishing records is the node's work (overlay), not this package's.
 //
 // Every decoder checks the layout only and returns a clear error on bad
 // input, never panics; signatures and content are checked by Verify,
