@@ -1,9 +1,15 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
 	"time"
 
+	"github.com/darkmatter/darkmatter/apps/names"
 	"github.com/darkmatter/darkmatter/circuit"
 	"github.com/darkmatter/darkmatter/crypto/keys"
 	"github.com/darkmatter/darkmatter/overlay"
@@ -24,6 +30,8 @@ func discoveryFlags(relay bool) []cli.Flag {
 			&cli.DurationFlag{Name: "gossip-interval", Usage: "how often the relay synchronises its directory with random relays", Value: overlay.DefaultGossip},
 			&cli.StringSliceFlag{Name: "family", Usage: "NodeID (hex) of another relay of the same operator, which must list this one too (repeatable)"},
 		)
+	} else {
+		fs = append(fs, &cli.StringFlag{Name: "petnames", Usage: "your own names: a file of `name address.dark` lines that override the network's names (default: DATA/petnames, if it exists)"})
 	}
 	return fs
 }
@@ -51,6 +59,27 @@ func applyDiscovery(c *cli.Context, cfg *overlay.Config) error {
 		}
 		cfg.Family = append(cfg.Family, id)
 	}
+	return applyPetnames(c, cfg)
+}
+
+// applyPetnames loads the user's petnames (spec/names.md §6): --petnames,
+// else DATA/petnames if that file exists.
+func applyPetnames(c *cli.Context, cfg *overlay.Config) error {
+	if c.Command == nil || !slices.ContainsFunc(c.Command.Flags, func(f cli.Flag) bool { return slices.Contains(f.Names(), "petnames") }) {
+		return nil
+	}
+	path := c.String("petnames")
+	if path == "" {
+		path = filepath.Join(c.String("data"), "petnames")
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+	}
+	p, err := names.LoadPetnames(path)
+	if err != nil {
+		return fmt.Errorf("--petnames: %w", err)
+	}
+	cfg.Petnames = p
 	return nil
 }
 

@@ -103,6 +103,10 @@ func TestNameFlagErrors(t *testing.T) {
 		{[]string{"name", "register", "alice", "--key", filepath.Join(dir, "none"), "--text", "x"}, "--key"},
 		{[]string{"name", "resolve", "alice", "--name-difficulty", "0"}, "--name-difficulty must be"},
 		{[]string{"name", "resolve"}, "usage"},
+		{[]string{"name", "resolve", "alice", "--petnames", filepath.Join(dir, "none")}, "--petnames"},
+		{[]string{"site", "publish", dir, "--key", key, "--handler", "/x=12"}, "--handler"},
+		{[]string{"site", "publish", "--key", key}, "usage"},
+		{[]string{"site", "host", "abc.dark"}, "site 1"},
 	} {
 		args := interspersed(newApp(), append(append([]string{"darkmatter"}, c.args...), boot...))
 		_, err := runApp(t, args[1:]...)

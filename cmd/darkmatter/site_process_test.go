@@ -159,11 +159,20 @@ func TestProcessSiteHostsProxyGateway(t *testing.T) {
 	}
 	px2.p.interrupt(t)
 
-	// Host 1 dies (SIGKILL); a fresh client gets every file from host 2.
+	// Host 1 dies (SIGKILL); a fresh client gets every file from host 2,
+	// here by the user's own name for the site (a petname).
 	hosts[0].cmd.Process.Signal(syscall.SIGKILL)
-	px3 := startSiteProxy(t, bin, boot, filepath.Join(dir, "proxy3"))
-	for _, p := range paths {
-		got, err := proxyFetch(px3.http, "http://"+addr+p)
+	pet := filepath.Join(dir, "petnames")
+	if err := os.WriteFile(pet, []byte("# mine\nfav.site "+addr+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	px3 := startSiteProxy(t, bin, boot, filepath.Join(dir, "proxy3"), "--petnames", pet)
+	for i, p := range paths {
+		host := addr
+		if i%2 == 1 {
+			host = "fav.site.dark"
+		}
+		got, err := proxyFetch(px3.http, "http://"+host+p)
 		if err != nil || !bytes.Equal(got, files[p]) {
 			t.Fatalf("%s with host 1 dead: %d bytes, %v", p, len(got), err)
 		}
@@ -183,10 +192,10 @@ type siteProxy struct {
 	data, http string
 }
 
-func startSiteProxy(t *testing.T, bin, boot, data string) *siteProxy {
+func startSiteProxy(t *testing.T, bin, boot, data string, extra ...string) *siteProxy {
 	t.Helper()
 	args := append([]string{"proxy", "--bootstrap", boot, "--socks", "127.0.0.1:0", "--http", "127.0.0.1:0",
-		"--data", data, "--log-level", "info"}, append(hsNetFlags, nameFlags...)...)
+		"--data", data, "--log-level", "info"}, append(append(hsNetFlags, nameFlags...), extra...)...)
 	p := startProc(t, bin, filepath.Base(data), args...)
 	m, err := p.waitLine(reProxyReady, 60*time.Second)
 	if err != nil {
