@@ -13,21 +13,15 @@ import (
 	"github.com/darkmatter/darkmatter/crypto/keys"
 )
 
-// nameFlags set the name difficulty of the process tests'
-// networks: every node must be given the same.
-var nameFlags = []string{"--name-difficulty", "8"}
-
-var reRegistered = regexp.MustCompile(`^registered alice until \S+\n$`)
-
-// name register stores a name that name resolve prints from another
-// client process; a second key's register fails non-zero with the reason,
-// and the name still resolves to the first owner's entries.
-func TestProcessNameRegisterResolve(t *testing.T) {
-	bin := darkmatterBinary(t)
-	dir := t.TempDir()
+// startNameRelays starts n relay processes at the name difficulty of
+// nameFlags (the second one an exit that accepts only 127.0.0.1:9, for
+// the clients' first circuit), waits until they know each other and
+// returns the first one's bootstrap string.
+func startNameRelays(t *testing.T, bin, dir string, n int) string {
+	t.Helper()
 	var relays []*computeRelay
 	boot := ""
-	for i := 1; i <= 4; i++ {
+	for i := 1; i <= n; i++ {
 		r := &computeRelay{name: fmt.Sprintf("relay%d", i)}
 		r.data = filepath.Join(dir, r.name)
 		args := append([]string{"--data", r.data, "--gossip-interval", "300ms"}, hsNetFlags...)
@@ -45,6 +39,22 @@ func TestProcessNameRegisterResolve(t *testing.T) {
 		relays = append(relays, r)
 	}
 	waitKnowAll(t, relays)
+	return boot
+}
+
+// nameFlags set the name difficulty of the process tests'
+// networks: every node must be given the same.
+var nameFlags = []string{"--name-difficulty", "8"}
+
+var reRegistered = regexp.MustCompile(`^registered alice until \S+\n$`)
+
+// name register stores a name that name resolve prints from another
+// client process; a second key's register fails non-zero with the reason,
+// and the name still resolves to the first owner's entries.
+func TestProcessNameRegisterResolve(t *testing.T) {
+	bin := darkmatterBinary(t)
+	dir := t.TempDir()
+	boot := startNameRelays(t, bin, dir, 4)
 	cl := &dmClient{bin: bin, boot: boot, data: filepath.Join(dir, "client")}
 	other := &dmClient{bin: bin, boot: boot, data: filepath.Join(dir, "client2")}
 	if err := os.Mkdir(filepath.Join(dir, "k2"), 0o700); err != nil {

@@ -20,56 +20,84 @@ func proxyCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "proxy",
 		Usage: "run a client with a local SOCKS5 and HTTP proxy",
-		Flags: append(append(commonFlags(),
-			&cli.StringSliceFlag{Name: "bootstrap", Usage: "relay ID@HOST:PORT (repeatable)", Required: true},
+		Flags: clientFlags(
 			&cli.StringFlag{Name: "socks", Usage: "SOCKS5 listen address (empty: off)", Value: "127.0.0.1:1080"},
 			&cli.StringFlag{Name: "http", Usage: "HTTP proxy listen address (empty: off)", Value: "127.0.0.1:8118"},
 			&cli.StringSliceFlag{Name: "client-key", Usage: "client authorisation key file (keygen --client) for hidden services that demand one (repeatable)"},
-		), append(discoveryFlags(false), metricsFlags()...)...),
+		),
 		Action: func(c *cli.Context) error {
-			info, debug, err := logger(c)
-			if err != nil {
-				return err
-			}
-			bs, err := parseBootstraps(c.StringSlice("bootstrap"))
-			if err != nil {
-				return err
-			}
-			ctx, stop := signalContext(c.Context)
-			defer stop()
-			prog := &progress{info: info}
-			cfg := overlay.Config{
-				Network:   c.String("network"),
-				Bootstrap: bs,
-				Progress:  prog.report,
-				Logf:      debug,
-			}
-			if err := applyDiscovery(c, &cfg); err != nil {
-				return err
-			}
-			for _, f := range c.StringSlice("client-key") {
-				k, err := keys.LoadClientAuthFile(f)
-				if err != nil {
-					return fmt.Errorf("--client-key: %w", err)
+			setup := func(cfg *overlay.Config) error {
+				for _, f := range c.StringSlice("client-key") {
+					k, err := keys.LoadClientAuthFile(f)
+					if err != nil {
+						return fmt.Errorf("--client-key: %w", err)
+					}
+					cfg.ClientAuthKeys = append(cfg.ClientAuthKeys, k)
 				}
-				cfg.ClientAuthKeys = append(cfg.ClientAuthKeys, k)
+				return nil
 			}
-			n, stopNode, err := startClientNode(ctx, c, "proxy", cfg, prog)
-			if err != nil {
-				return err
-			}
-			defer stopNode()
-			fe, err := startFrontends(n, c.String("socks"), c.String("http"), info)
-			if err != nil {
-				return err
-			}
-			defer fe.Close()
-			say("darkmatter proxy ready: %s", fe)
-			<-ctx.Done()
-			info.Printf("shutting down")
-			return nil
+			return runClient(c, "proxy", setup, func(_ context.Context, n *overlay.Node, info safelog.Logf) (func(), error) {
+				fe, err := startFrontends(n, c.String("socks"), c.String("http"), info)
+				if err != nil {
+					return nil, err
+				}
+				say("darkmatter proxy ready: %s", fe)
+				return func() { fe.Close() }, nil
+			})
 		},
 	}
+}
+
+// clientFlags are the flags of a command that runs a client node until
+// interrupted: the common ones, --bootstrap, extra, and those of
+// discovery and metrics.
+func clientFlags(extra ...cli.Flag) []cli.Flag {
+	fs := append(commonFlags(), &cli.StringSliceFlag{Name: "bootstrap", Usage: "relay ID@HOST:PORT (repeatable)", Required: true})
+	fs = append(fs, extra...)
+	return append(append(fs, discoveryFlags(false)...), metricsFlags()...)
+}
+
+// runClient runs a client node until the command is interrupted: it
+// builds the node's Config from the flags (then setup, if set, adjusts
+// it), starts the node with its operator view, and calls serve, which
+// starts the command's own work and returns how to stop it.
+func runClient(c *cli.Context, role string, setup func(*overlay.Config) error,
+	serve func(ctx context.Context, n *overlay.Node, info safelog.Logf) (stop func(), err error)) error {
+	info, debug, err := logger(c)
+	if err != nil {
+		return err
+	}
+	bs, err := parseBootstraps(c.StringSlice("bootstrap"))
+	if err != nil {
+		return err
+	}
+	ctx, stop := signalContext(c.Context)
+	defer stop()
+	prog := &progress{info: info}
+	cfg := overlay.Config{Network: c.String("network"), Bootstrap: bs, Progress: prog.report, Logf: debug}
+	if err := applyDiscovery(c, &cfg); err != nil {
+		return err
+	}
+	if setup != nil {
+		if err := setup(&cfg); err != nil {
+			return err
+		}
+	}
+	n, stopNode, err := startClientNode(ctx, c, role, cfg, prog)
+	if err != nil {
+		return err
+	}
+	defer stopNode()
+	stopServe, err := serve(ctx, n, info)
+	if err != nil {
+		return err
+	}
+	if stopServe != nil {
+		defer stopServe()
+	}
+	<-ctx.Done()
+	info.Printf("shutting down")
+	return nil
 }
 
 // frontends are the SOCKS5 and HTTP proxy servers of a client node.

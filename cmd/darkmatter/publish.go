@@ -28,19 +28,14 @@ func publishCommand() *cli.Command {
 			"encrypted descriptor in the DHT, and forwards every stream a client opens to --target.\n" +
 			"Nobody learns where the service runs; the service learns nothing of its clients.\n" +
 			"--port maps one virtual port to --target; --map PORT=HOST:PORT adds more.",
-		Flags: append(append(commonFlags(),
+		Flags: clientFlags(
 			&cli.StringFlag{Name: "key", Usage: "service key file (darkmatter keygen --out FILE)", Required: true},
 			&cli.StringFlag{Name: "target", Usage: "local HOST:PORT that serves --port"},
 			&cli.IntFlag{Name: "port", Usage: "virtual port of --target", Value: 80},
 			&cli.StringSliceFlag{Name: "map", Usage: "PORT=HOST:PORT: another virtual port and its target (repeatable)"},
 			&cli.StringFlag{Name: "client-auth", Usage: "file listing the client keys (keygen --client) that may connect, one per line; without it anyone with the address may"},
-			&cli.StringSliceFlag{Name: "bootstrap", Usage: "relay ID@HOST:PORT (repeatable)", Required: true},
-		), append(discoveryFlags(false), metricsFlags()...)...),
+		),
 		Action: func(c *cli.Context) error {
-			info, debug, err := logger(c)
-			if err != nil {
-				return err
-			}
 			key, err := keys.LoadServiceFile(c.String("key"))
 			if err != nil {
 				return fmt.Errorf("--key: %w", err)
@@ -55,35 +50,18 @@ func publishCommand() *cli.Command {
 					return fmt.Errorf("--client-auth: %w", err)
 				}
 			}
-			bs, err := parseBootstraps(c.StringSlice("bootstrap"))
-			if err != nil {
-				return err
-			}
-			ctx, stop := signalContext(c.Context)
-			defer stop()
-			prog := &progress{info: info}
-			cfg := overlay.Config{Network: c.String("network"), Bootstrap: bs, Progress: prog.report, Logf: debug}
-			if err := applyDiscovery(c, &cfg); err != nil {
-				return err
-			}
-			n, stopNode, err := startClientNode(ctx, c, "publish", cfg, prog)
-			if err != nil {
-				return err
-			}
-			defer stopNode()
-			start := time.Now()
-			svc, err := n.ListenService(ctx, overlay.ServiceConfig{Key: key, Ports: sortedPorts(ports), ClientAuth: clients})
-			if err != nil {
-				return err
-			}
-			fw := &forwarder{targets: ports, logf: info}
-			fw.wg.Go(func() { fw.serve(svc) })
-			defer func() { svc.Close(); fw.wait() }() // the streams end with the service
-			say("hidden service published in %v: %s (ports %s%s)", time.Since(start).Round(time.Millisecond),
-				svc.Address(), portList(ports), authNote(len(clients)))
-			<-ctx.Done()
-			info.Printf("shutting down")
-			return nil
+			return runClient(c, "publish", nil, func(ctx context.Context, n *overlay.Node, info safelog.Logf) (func(), error) {
+				start := time.Now()
+				svc, err := n.ListenService(ctx, overlay.ServiceConfig{Key: key, Ports: sortedPorts(ports), ClientAuth: clients})
+				if err != nil {
+					return nil, err
+				}
+				fw := &forwarder{targets: ports, logf: info}
+				fw.wg.Go(func() { fw.serve(svc) })
+				say("hidden service published in %v: %s (ports %s%s)", time.Since(start).Round(time.Millisecond),
+					svc.Address(), portList(ports), authNote(len(clients)))
+				return func() { svc.Close(); fw.wait() }, nil // the streams end with the service
+			})
 		},
 	}
 }

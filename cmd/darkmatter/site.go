@@ -15,6 +15,7 @@ import (
 	"github.com/darkmatter/darkmatter/apps/sites"
 	"github.com/darkmatter/darkmatter/crypto/keys"
 	"github.com/darkmatter/darkmatter/internal/hserr"
+	"github.com/darkmatter/darkmatter/internal/safelog"
 	"github.com/darkmatter/darkmatter/internal/specialname"
 	"github.com/darkmatter/darkmatter/overlay"
 	"github.com/urfave/cli/v2"
@@ -79,13 +80,12 @@ func siteCommand() *cli.Command {
 				"tells the DHT that it hosts the site, and takes every newer manifest the site's owner\n" +
 				"publishes. Several hosts of one site keep it up when some of them die; clients check every\n" +
 				"file against the site's signature, so a host is trusted for availability only.",
-			Flags: append(append(commonFlags(),
-				&cli.StringSliceFlag{Name: "bootstrap", Usage: "relay ID@HOST:PORT (repeatable)", Required: true},
+			Flags: clientFlags(
 				&cli.DurationFlag{Name: "check-interval", Usage: "how often to look for a newer manifest", Value: overlay.SiteCheckInterval},
-			), append(discoveryFlags(false), metricsFlags()...)...),
+			),
 			Action: func(c *cli.Context) error {
 				if c.NArg() == 0 {
-					return errors.New("usage: darkmatter site host SITE... --bootstrap ID@HOST:PORT")
+					return errors.New("usage: darkmatter site host SITE... --bootstrap ID@HOST:PORT --data DIR")
 				}
 				var list []keys.IdentityPublicKey
 				for _, a := range c.Args().Slice() {
@@ -95,43 +95,26 @@ func siteCommand() *cli.Command {
 					}
 					list = append(list, k)
 				}
-				info, debug, err := logger(c)
-				if err != nil {
-					return err
-				}
-				bs, err := parseBootstraps(c.StringSlice("bootstrap"))
-				if err != nil {
-					return err
-				}
-				ctx, stop := signalContext(c.Context)
-				defer stop()
-				prog := &progress{info: info}
-				cfg := overlay.Config{Network: c.String("network"), Bootstrap: bs, Progress: prog.report, Logf: debug,
-					SiteCheckInterval: c.Duration("check-interval")}
-				if err := applyDiscovery(c, &cfg); err != nil {
-					return err
-				}
-				if cfg.StateDir == "" {
-					return errors.New("site host needs --data, where the sites are kept")
-				}
-				n, stopNode, err := startClientNode(ctx, c, "site host", cfg, prog)
-				if err != nil {
-					return err
-				}
-				defer stopNode()
-				for i, k := range list {
-					start := time.Now()
-					hctx, cancel := context.WithTimeout(ctx, defaultOpTimeout)
-					err := n.HostSite(hctx, k)
-					cancel()
-					if err != nil {
-						return fmt.Errorf("site %d: %w", i+1, err)
+				setup := func(cfg *overlay.Config) error {
+					if cfg.StateDir == "" {
+						return errors.New("site host needs --data, where the sites are kept")
 					}
-					say("hosting %s in %v", sites.Address(k), time.Since(start).Round(time.Millisecond))
+					cfg.SiteCheckInterval = c.Duration("check-interval")
+					return nil
 				}
-				<-ctx.Done()
-				info.Printf("shutting down")
-				return nil
+				return runClient(c, "site host", setup, func(ctx context.Context, n *overlay.Node, _ safelog.Logf) (func(), error) {
+					for i, k := range list {
+						start := time.Now()
+						hctx, cancel := context.WithTimeout(ctx, defaultOpTimeout)
+						err := n.HostSite(hctx, k)
+						cancel()
+						if err != nil {
+							return nil, fmt.Errorf("site %d: %w", i+1, err)
+						}
+						say("hosting %s in %v", sites.Address(k), time.Since(start).Round(time.Millisecond))
+					}
+					return nil, nil
+				})
 			},
 		}},
 	}
@@ -172,23 +155,14 @@ func gatewayCommand() *cli.Command {
 			"address with the host \"localhost\", which browsers resolve with all its subdomains to\n" +
 			"this machine). It serves only sites of the network: never the internet, never another\n" +
 			"host. Visitors are not anonymous to the gateway's operator. --deny refuses a site.",
-		Flags: append(append(commonFlags(),
-			&cli.StringSliceFlag{Name: "bootstrap", Usage: "relay ID@HOST:PORT (repeatable)", Required: true},
+		Flags: clientFlags(
 			&cli.StringSliceFlag{Name: "listen", Usage: "HOST:PORT the gateway serves HTTP on (repeatable; default 127.0.0.1:8088)"},
 			&cli.StringFlag{Name: "domain", Usage: "the gateway's HOST[:PORT] as browsers see it (default localhost:PORT)"},
 			&cli.StringSliceFlag{Name: "deny", Usage: "a name or .dark address the gateway refuses (repeatable)"},
-			&cli.Float64Flag{Name: "rate", Usage: "requests per second per visitor", Value: 10},
-			&cli.IntFlag{Name: "burst", Usage: "requests a visitor may make at once", Value: 40},
-		), append(discoveryFlags(false), metricsFlags()...)...),
+			&cli.Float64Flag{Name: "rate", Usage: "requests per second per visitor", Value: gateway.DefaultRate},
+			&cli.IntFlag{Name: "burst", Usage: "requests a visitor may make at once", Value: gateway.DefaultBurst},
+		),
 		Action: func(c *cli.Context) error {
-			info, debug, err := logger(c)
-			if err != nil {
-				return err
-			}
-			bs, err := parseBootstraps(c.StringSlice("bootstrap"))
-			if err != nil {
-				return err
-			}
 			addrs := c.StringSlice("listen")
 			if len(addrs) == 0 {
 				addrs = []string{"127.0.0.1:8088"}
@@ -211,32 +185,18 @@ func gatewayCommand() *cli.Command {
 				_, port, _ := net.SplitHostPort(lns[0].Addr().String())
 				domain = net.JoinHostPort("localhost", port)
 			}
-			ctx, stop := signalContext(c.Context)
-			defer stop()
-			prog := &progress{info: info}
-			cfg := overlay.Config{Network: c.String("network"), Bootstrap: bs, Progress: prog.report, Logf: debug}
-			if err := applyDiscovery(c, &cfg); err != nil {
-				return err
-			}
-			n, stopNode, err := startClientNode(ctx, c, "gateway", cfg, prog)
-			if err != nil {
-				return err
-			}
-			defer stopNode()
-			srv, gw, err := serveGateway(lns[0], n, gateway.Config{Domain: domain, Deny: c.StringSlice("deny"),
-				Rate: c.Float64("rate"), Burst: c.Int("burst"), Logf: debug})
-			if err != nil {
-				return err
-			}
-			defer gw.Close()
-			defer srv.Close()
-			for _, ln := range lns[1:] {
-				go srv.Serve(ln)
-			}
-			say("gateway on http://%s/ (serving http://SITE.%s/)", domain, domain)
-			<-ctx.Done()
-			info.Printf("shutting down")
-			return nil
+			return runClient(c, "gateway", nil, func(_ context.Context, n *overlay.Node, info safelog.Logf) (func(), error) {
+				srv, gw, err := serveGateway(lns[0], n, gateway.Config{Domain: domain, Deny: c.StringSlice("deny"),
+					Rate: c.Float64("rate"), Burst: c.Int("burst"), Logf: info})
+				if err != nil {
+					return nil, err
+				}
+				for _, ln := range lns[1:] {
+					go srv.Serve(ln)
+				}
+				say("gateway on http://%s/ (serving http://SITE.%s/)", domain, domain)
+				return func() { srv.Close(); gw.Close() }, nil
+			})
 		},
 	}
 }

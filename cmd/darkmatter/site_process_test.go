@@ -62,26 +62,7 @@ func siteTestFiles(t *testing.T, dir string) map[string][]byte {
 func TestProcessSiteHostsProxyGateway(t *testing.T) {
 	bin := darkmatterBinary(t)
 	dir := t.TempDir()
-	var relays []*computeRelay
-	boot := ""
-	for i := 1; i <= 4; i++ {
-		r := &computeRelay{name: fmt.Sprintf("relay%d", i)}
-		r.data = filepath.Join(dir, r.name)
-		args := append([]string{"--data", r.data, "--gossip-interval", "300ms"}, hsNetFlags...)
-		args = append(append(args, computeDHTFlags...), nameFlags...)
-		if i > 1 {
-			args = append(args, "--bootstrap", boot)
-		}
-		if i == 2 {
-			args = append(args, "--exit", "--exit-policy", "accept 127.0.0.1:9,reject *:*")
-		}
-		r.p, r.boot = startRelay(t, bin, r.name, args...)
-		if boot == "" {
-			boot = r.boot
-		}
-		relays = append(relays, r)
-	}
-	waitKnowAll(t, relays)
+	boot := startNameRelays(t, bin, dir, 4)
 
 	siteDir := filepath.Join(dir, "site")
 	files := siteTestFiles(t, siteDir)
