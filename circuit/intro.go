@@ -49,11 +49,7 @@ const introContext = "darkmatter establish intro v1\x00"
 // len(network) (1) ‖ network ‖ intro (32) ‖ auth key (32) ‖ rate (2) ‖
 // burst (2). A network name is at most 255 bytes.
 func IntroSignedBytes(network string, intro keys.NodeID, authKey [32]byte, rate, burst uint16) []byte {
-	b := make([]byte, 0, len(introContext)+1+len(network)+len(intro)+len(authKey)+4)
-	b = append(b, introContext...)
-	b = append(b, byte(len(network)))
-	b = append(b, network...)
-	b = append(b, intro[:]...)
+	b := keys.AppendSigned(make([]byte, 0, len(introContext)+1+len(network)+len(intro)+len(authKey)+4), introContext, network, intro[:])
 	b = append(b, authKey[:]...)
 	b = binary.BigEndian.AppendUint16(b, rate)
 	return binary.BigEndian.AppendUint16(b, burst)

@@ -21,7 +21,7 @@ const (
 	MaxHandlers       = 64
 	MaxPathLen        = 1024
 	MaxContentTypeLen = 127
-	MaxNetworkLen     = 255
+	MaxNetworkLen     = keys.MaxNetworkLen
 	// MaxFileSize is the largest file: the largest blob.
 	MaxFileSize = manifest.MaxBlobSize
 	// MaxSiteSize is the largest sum of the file sizes, 1 GiB.
@@ -147,18 +147,14 @@ func CheckFile(e Entry, content []byte) error {
 }
 
 func checkNetwork(network string) error {
-	if len(network) == 0 || len(network) > MaxNetworkLen {
-		return fmt.Errorf("sites: network name of %d bytes, want 1..%d", len(network), MaxNetworkLen)
+	if err := keys.CheckNetwork(network); err != nil {
+		return fmt.Errorf("sites: %w", err)
 	}
 	return nil
 }
 
 func signedBytes(network string, body []byte) []byte {
-	b := make([]byte, 0, len(SignatureContext)+1+len(network)+len(body))
-	b = append(b, SignatureContext...)
-	b = append(b, byte(len(network)))
-	b = append(b, network...)
-	return append(b, body...)
+	return keys.AppendSigned(make([]byte, 0, len(SignatureContext)+1+len(network)+len(body)), SignatureContext, network, body)
 }
 
 // check reports the first field out of its bounds.

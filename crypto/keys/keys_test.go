@@ -272,3 +272,17 @@ func TestPrivateKeysRedacted(t *testing.T) {
 		}
 	}
 }
+
+// AppendSigned lays out context ‖ len(network) ‖ network ‖ body, and
+// CheckNetwork takes 1..255-byte names only.
+func TestAppendSigned(t *testing.T) {
+	got := AppendSigned([]byte{9}, "ctx\x00", "net", []byte{1, 2})
+	if want := []byte{9, 'c', 't', 'x', 0, 3, 'n', 'e', 't', 1, 2}; !bytes.Equal(got, want) {
+		t.Fatalf("AppendSigned = %x, want %x", got, want)
+	}
+	for n, ok := range map[int]bool{0: false, 1: true, 255: true, 256: false} {
+		if err := CheckNetwork(strings.Repeat("n", n)); (err == nil) != ok {
+			t.Errorf("CheckNetwork(%d bytes) = %v", n, err)
+		}
+	}
+}

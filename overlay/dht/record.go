@@ -24,7 +24,7 @@ const (
 	// maxExpires is the largest expiry (9999-12-31T23:59:59Z), as in descriptors.
 	maxExpires = 253402300799
 	// MaxNetworkLen is the longest network name a signature accepts.
-	MaxNetworkLen = 255
+	MaxNetworkLen = keys.MaxNetworkLen
 )
 
 // Key is a record key, or any point of the 256-bit DHT key space.
@@ -82,10 +82,7 @@ func (r *Record) appendBody(b []byte) []byte {
 
 // signedBytes returns what the signature covers for network.
 func (r *Record) signedBytes(network string) []byte {
-	b := make([]byte, 0, len(SignatureContext)+1+len(network)+r.Size())
-	b = append(b, SignatureContext...)
-	b = append(b, byte(len(network)))
-	b = append(b, network...)
+	b := keys.AppendSigned(make([]byte, 0, len(SignatureContext)+1+len(network)+r.Size()), SignatureContext, network, nil)
 	return r.appendBody(b)
 }
 

@@ -18,7 +18,7 @@ const (
 
 	MaxFunctions   = 64
 	MaxFunctionLen = 64
-	MaxNetworkLen  = 255
+	MaxNetworkLen  = keys.MaxNetworkLen
 	// MaxModuleSize is the largest module: the largest blob.
 	MaxModuleSize = MaxBlobSize
 	// MaxMemoryPages is WebAssembly's 32-bit limit (4 GiB of 64 KiB pages).
@@ -142,18 +142,14 @@ func (m *Manifest) Verify(network string) error {
 }
 
 func checkNetwork(network string) error {
-	if len(network) == 0 || len(network) > MaxNetworkLen {
-		return fmt.Errorf("manifest: network name of %d bytes, want 1..%d", len(network), MaxNetworkLen)
+	if err := keys.CheckNetwork(network); err != nil {
+		return fmt.Errorf("manifest: %w", err)
 	}
 	return nil
 }
 
 func signedBytes(network string, body []byte) []byte {
-	b := make([]byte, 0, len(SignatureContext)+1+len(network)+len(body))
-	b = append(b, SignatureContext...)
-	b = append(b, byte(len(network)))
-	b = append(b, network...)
-	return append(b, body...)
+	return keys.AppendSigned(make([]byte, 0, len(SignatureContext)+1+len(network)+len(body)), SignatureContext, network, body)
 }
 
 // check reports the first field out of its bounds.
