@@ -140,13 +140,17 @@ var (
 	descExecRun   = prometheus.NewDesc("darkmatter_executor_running", "Delegated calls this executor runs now.", nil, nil)
 	descExecMods  = prometheus.NewDesc("darkmatter_executor_modules", "Modules this executor holds, and their bytes.", []string{"kind"}, nil)
 	descExecFetch = prometheus.NewDesc("darkmatter_executor_fetched_total", "What this executor fetched: modules from the DHT or from requesters, data sources, sub-calls delegated.", []string{"kind"}, nil)
+	descSiteFiles = prometheus.NewDesc("darkmatter_site_files_total", "Site files this node's visits got, by source (cache, hosts, dht), and tampered blobs from hosts it rejected.", []string{"kind"}, nil)
+	descSiteCalls = prometheus.NewDesc("darkmatter_site_handler_calls_total", "Site handlers this node ran as delegated calls, and those that failed.", []string{"result"}, nil)
+	descSitesHost = prometheus.NewDesc("darkmatter_sites_hosted", "Sites this node hosts.", nil, nil)
+	descSiteSyncs = prometheus.NewDesc("darkmatter_site_syncs_total", "Manifests this host took, and those it could not.", []string{"result"}, nil)
 	descCalls     = prometheus.NewDesc("darkmatter_calls_total", "Delegated calls and sub-calls this node made, those with an output, and retries on another executor.", []string{"result"}, nil)
 )
 
 func (c *nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descLinks, descCircuits, descRelays, descBootstrap, descQueued, descBudget, descOOM, descOOMCircs, descRefused,
 		descGossip, descDHTLookup, descDHTStored, descGuards, descBuildTO, descIntro, descIntroPass, descHS, descHSIntro, descHSEffort, descHSClient,
-		descExecCalls, descExecRun, descExecMods, descExecFetch, descCalls} {
+		descExecCalls, descExecRun, descExecMods, descExecFetch, descCalls, descSiteFiles, descSiteCalls, descSitesHost, descSiteSyncs} {
 		ch <- d
 	}
 }
@@ -223,6 +227,17 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(descHSClient, hs.Client.Fetched, "descriptors")
 	counter(descHSClient, hs.Client.Rendezvous, "rendezvous")
 	counter(descHSClient, hs.Client.IntroFailures, "intro_failures")
+	ss := c.n.SiteClient().Stats()
+	counter(descSiteFiles, ss.CacheHits, "cache")
+	counter(descSiteFiles, ss.FromHosts, "hosts")
+	counter(descSiteFiles, ss.DHTFetches, "dht")
+	counter(descSiteFiles, ss.Tampered, "tampered")
+	counter(descSiteCalls, ss.HandlerCalls, "all")
+	counter(descSiteCalls, ss.HandlerErrors, "failed")
+	hst := c.n.SiteStats()
+	gauge(descSitesHost, float64(hst.Hosted))
+	counter(descSiteSyncs, hst.Syncs, "ok")
+	counter(descSiteSyncs, hst.SyncFails, "failed")
 	cs := c.n.CallStats()
 	counter(descCalls, cs.Calls, "all")
 	counter(descCalls, cs.OK, "ok")

@@ -71,6 +71,8 @@ func TestMetricsTestnet(t *testing.T) {
 		`darkmatter_hidden_service_client_total{kind="descriptors"}`: func(v float64) bool { return v == 0 },
 		"darkmatter_intro_circuits":                                  func(v float64) bool { return v == 0 },
 		`darkmatter_calls_total{result="all"}`:                       func(v float64) bool { return v == 0 },
+		`darkmatter_site_files_total{kind="hosts"}`:                  func(v float64) bool { return v == 0 },
+		"darkmatter_sites_hosted":                                    func(v float64) bool { return v == 0 },
 	} {
 		v, found := s[name]
 		if !found || !ok(v) {
