@@ -254,16 +254,28 @@ func exchange(ctx context.Context, pc net.PacketConn, txns []*transaction, end t
 				}
 				return fmt.Errorf("nat: probe: %w", err)
 			}
-			settle(buf[:n], txns)
+			if settle(buf[:n], txns) && allDone(txns) {
+				return nil
+			}
 		}
 	}
 }
 
-// settle records an answer in the transaction it answers.
-func settle(b []byte, txns []*transaction) {
+func allDone(txns []*transaction) bool {
+	for _, t := range txns {
+		if !t.done {
+			return false
+		}
+	}
+	return true
+}
+
+// settle records an answer in the transaction it answers, reporting
+// whether it settled one.
+func settle(b []byte, txns []*transaction) bool {
 	m, ok := decodeSTUN(b)
 	if !ok || m.Type.Method != stun.MethodBinding {
-		return
+		return false
 	}
 	for _, t := range txns {
 		if t.done || t.id != m.TransactionID {
@@ -273,7 +285,7 @@ func settle(b []byte, txns []*transaction) {
 		case stun.ClassErrorResponse:
 			var ec stun.ErrorCodeAttribute
 			if ec.GetFrom(m) != nil {
-				return
+				return false
 			}
 			t.code = int(ec.Code)
 		case stun.ClassSuccessResponse:
@@ -283,23 +295,24 @@ func settle(b []byte, txns []*transaction) {
 			} else {
 				var ma stun.MappedAddress
 				if ma.GetFrom(m) != nil {
-					return
+					return false
 				}
 				t.mapped = toAddrPort(ma.IP, ma.Port)
 			}
 			if !t.mapped.IsValid() {
-				return
+				return false
 			}
 			var oa stun.OtherAddress
 			if oa.GetFrom(m) == nil {
 				t.other = toAddrPort(oa.IP, oa.Port)
 			}
 		default:
-			return
+			return false
 		}
 		t.done = true
-		return
+		return true
 	}
+	return false
 }
 
 func toAddrPort(ip net.IP, port int) netip.AddrPort {

@@ -3,6 +3,7 @@ package nat
 import (
 	"context"
 	"errors"
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -132,5 +133,37 @@ func TestBehaviorString(t *testing.T) {
 		if b.String() != want {
 			t.Errorf("%d: %q, want %q", int(b), b.String(), want)
 		}
+	}
+}
+
+// The same code runs on kernel sockets (loopback): the probing socket is
+// its own mapped address, and a plain server refuses the filtering tests
+// at once, so the probe does not wait for its timeout.
+func TestProbeLoopbackUDP(t *testing.T) {
+	spc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Skipf("no loopback UDP: %v", err)
+	}
+	s := NewServer(ServerConfig{})
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(spc) }()
+	defer func() {
+		spc.Close()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	}()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	srv, _ := addrPortOf(spc.LocalAddr())
+	r, err := Probe(context.Background(), pc, []netip.AddrPort{srv}, ProbeOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if local, _ := addrPortOf(pc.LocalAddr()); r.Mapped[0] != local || !r.Public || r.Filtering != Unknown {
+		t.Fatalf("report %+v for a socket at %v", r, local)
 	}
 }

@@ -220,7 +220,8 @@ func (s *Server) answer(req []byte, src netip.AddrPort, addrs [4]netip.AddrPort,
 		o := stun.OtherAddress{IP: addrs[other].Addr().AsSlice(), Port: int(addrs[other].Port())}
 		_ = o.AddTo(resp)
 	}
-	if size+ipAttrSize(addrs[via].Addr()) <= budget {
+	// RESPONSE-ORIGIN only when the socket has a specific IP (not 0.0.0.0).
+	if !addrs[via].Addr().IsUnspecified() && size+ipAttrSize(addrs[via].Addr()) <= budget {
 		size += ipAttrSize(addrs[via].Addr())
 		o := stun.ResponseOrigin{IP: addrs[via].Addr().AsSlice(), Port: int(addrs[via].Port())}
 		_ = o.AddTo(resp)
