@@ -159,6 +159,9 @@ type Config struct {
 	// Petnames are the user's own names, which ResolveName consults
 	// before the network (nil: none).
 	Petnames *names.Petnames
+	// DisableSTUN stops a relay from answering STUN Binding requests on
+	// the UDP port of its link addresses (spec/nat.md §2).
+	DisableSTUN bool
 	// SiteDir keeps the files of the sites the node hosts (HostSite;
 	// default StateDir/sites).
 	SiteDir string
@@ -246,6 +249,7 @@ type Node struct {
 	mu         sync.Mutex
 	listeners  []net.Listener
 	listening  []transport.Addr // what the listeners are bound to
+	stun       []net.PacketConn // sockets of the STUN server
 	ownAddrs   []string         // "scheme://host:port" we listen on or advertise
 	dirSources int              // a client's directory sources that answered last
 	closed     bool
@@ -507,6 +511,7 @@ func (n *Node) listen() error {
 			return fail(err)
 		}
 	}
+	n.startSTUN(addrs)
 	return nil
 }
 
@@ -721,6 +726,7 @@ func (n *Node) Close() error {
 	n.cancel()
 	n.closeSites()
 	n.closeHidden()
+	n.closeSTUN()
 	n.closeCompute()
 	if d := n.getDHT(); d != nil {
 		d.Close()

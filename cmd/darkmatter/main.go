@@ -39,6 +39,7 @@ func newApp() *cli.App {
 		nameCommand(),
 		siteCommand(),
 		gatewayCommand(),
+		natCommand(),
 		benchCommand(),
 		statusCommand(),
 		simCommand(),
