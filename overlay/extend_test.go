@@ -289,7 +289,14 @@ func TestHopPrefersIPAddress(t *testing.T) {
 	if h, ok := n.hopOf(d); !ok || h.Addr != "tcp://192.0.2.1:7000" {
 		t.Errorf("hop address %q", h.Addr)
 	}
+	// An IP address over a name, whatever the transport; TCP over QUIC
+	// for the same kind of address (it carries more on the same hosts:
+	// spec/links-quic.md).
 	d.Addrs = d.Addrs[:2]
+	if h, ok := n.hopOf(d); !ok || h.Addr != "quic://192.0.2.9:7000" {
+		t.Errorf("hop address %q", h.Addr)
+	}
+	d.Addrs = []string{"tcp://relay.example:7000", "sctp://192.0.2.3:7000"}
 	if h, ok := n.hopOf(d); !ok || h.Addr != "tcp://relay.example:7000" {
 		t.Errorf("hop address %q", h.Addr)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -29,6 +30,7 @@ import (
 	"github.com/darkmatter/darkmatter/overlay/linkmgr"
 	"github.com/darkmatter/darkmatter/overlay/linkrpc"
 	"github.com/darkmatter/darkmatter/overlay/transport"
+	quictr "github.com/darkmatter/darkmatter/overlay/transport/quic"
 )
 
 // Config configures a Node. The zero value is a client on the default
@@ -36,7 +38,7 @@ import (
 type Config struct {
 	// Network is the network name (default "darkmatter").
 	Network string
-	// Transports carry links by address scheme ("tcp", later "quic";
+	// Transports carry links by address scheme ("tcp", "quic";
 	// memnet under "mem" in tests). Nil means TCP only.
 	Transports transport.Registry
 	// Listen, if not empty, makes the node a relay listening on these
@@ -250,6 +252,7 @@ type Node struct {
 	listeners  []net.Listener
 	listening  []transport.Addr // what the listeners are bound to
 	stun       []net.PacketConn // sockets of the STUN server
+	udp        []io.Closer      // QUIC transports and their sockets, closed in order
 	ownAddrs   []string         // "scheme://host:port" we listen on or advertise
 	dirSources int              // a client's directory sources that answered last
 	closed     bool
@@ -292,7 +295,7 @@ func New(cfg Config) (*Node, error) {
 		cfg.Network = link.DefaultNetwork
 	}
 	if cfg.Transports == nil {
-		cfg.Transports = transport.Registry{transport.SchemeTCP: &transport.TCP{}}
+		cfg.Transports = transport.Registry{transport.SchemeTCP: &transport.TCP{}, quictr.Scheme: &udpTransport{}}
 	}
 	defaults.Set(&cfg.DirRefresh, 5*time.Minute)
 	defaults.Set(&cfg.Gossip, DefaultGossip)
@@ -483,7 +486,12 @@ func (n *Node) listen() error {
 		if err != nil {
 			return fail(fmt.Errorf("overlay: listen: %w", err))
 		}
-		ln, err := t.Listen(pa.HostPort)
+		var ln net.Listener
+		if u, ok := t.(*udpTransport); ok {
+			ln, err = n.listenQUIC(u, pa.HostPort)
+		} else {
+			ln, err = t.Listen(pa.HostPort)
+		}
 		if err != nil {
 			return fail(fmt.Errorf("overlay: listen: %w", err))
 		}
@@ -727,6 +735,7 @@ func (n *Node) Close() error {
 	n.closeSites()
 	n.closeHidden()
 	n.closeSTUN()
+	n.closeUDP()
 	n.closeCompute()
 	if d := n.getDHT(); d != nil {
 		d.Close()
@@ -838,23 +847,26 @@ func (n *Node) relayInfos() []circuit.RelayInfo {
 // false if there is none.
 func (n *Node) hopOf(d *descriptor.Descriptor) (circuit.Hop, bool) {
 	// An address with an IP address first: a relay extends only to
-	// those (spec/descriptor.md §4.2).
+	// those (spec/descriptor.md §4.2); then TCP before QUIC, which carries
+	// less on the same hosts (spec/links-quic.md).
 	for _, names := range []bool{false, true} {
-		for _, a := range d.Addrs {
-			if hostIsName(a) != names || !n.links.Supports(a) {
-				continue
+		for _, quic := range []bool{false, true} {
+			for _, a := range d.Addrs {
+				if hostIsName(a) != names || strings.HasPrefix(a, quictr.Scheme+transport.SchemeSep) != quic || !n.links.Supports(a) {
+					continue
+				}
+				// Descriptors are immutable once parsed, so the hop can point
+				// at the descriptor's 1184-byte KEM key instead of copying it
+				// for every relay each time paths are chosen.
+				return circuit.Hop{
+					Identity:  d.Identity,
+					Link:      d.Link,
+					Addr:      a,
+					Onion:     d.Onion,
+					KEM:       &d.KEM,
+					Protocols: d.Protocols,
+				}, true
 			}
-			// Descriptors are immutable once parsed, so the hop can point
-			// at the descriptor's 1184-byte KEM key instead of copying it
-			// for every relay each time paths are chosen.
-			return circuit.Hop{
-				Identity:  d.Identity,
-				Link:      d.Link,
-				Addr:      a,
-				Onion:     d.Onion,
-				KEM:       &d.KEM,
-				Protocols: d.Protocols,
-			}, true
 		}
 	}
 	return circuit.Hop{}, false
