@@ -161,6 +161,9 @@ type Config struct {
 	// Petnames are the user's own names, which ResolveName consults
 	// before the network (nil: none).
 	Petnames *names.Petnames
+	// DisableReachProbe stops the node from asking relays' STUN servers
+	// which address they see it at (Reachability, spec/nat.md §2).
+	DisableReachProbe bool
 	// DisableSTUN stops a relay from answering STUN Binding requests on
 	// the UDP port of its link addresses (spec/nat.md §2).
 	DisableSTUN bool
@@ -238,6 +241,7 @@ type Node struct {
 	compute compute      // delegated calls made and served
 	names   nameState    // the name registry's rules and resolved names
 	sites   siteState    // sites visited and hosted
+	reach   reachState   // what STUN answers said of this node
 	logf    safelog.Logf
 
 	ctx    context.Context
@@ -466,6 +470,9 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	if n.isRelay() || len(n.cfg.Bootstrap) > 0 {
 		n.goFunc(func() { n.refreshLoop(restarted) })
+		if !n.cfg.DisableReachProbe {
+			n.goFunc(n.reachLoop)
+		}
 	}
 	return nil
 }
@@ -568,6 +575,9 @@ func (n *Node) makeDescriptor(listening []transport.Addr) ([]byte, error) {
 	}
 	if err := n.computeDescriptor(d); err != nil {
 		return nil, fmt.Errorf("overlay: executor capacity: %w", err)
+	}
+	if err := n.reachDescriptor(d); err != nil {
+		return nil, fmt.Errorf("overlay: reachability: %w", err)
 	}
 	d.Sign(n.keys.Identity)
 	b := d.Marshal()

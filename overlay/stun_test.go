@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/darkmatter/darkmatter/nat"
+	"github.com/darkmatter/darkmatter/overlay/descriptor"
 )
 
 // A relay answers STUN on the UDP port of its TCP link address: a probe
@@ -97,4 +98,21 @@ func TestQUICLinks(t *testing.T) {
 	if err != nil || !r.Public {
 		t.Fatalf("STUN on the QUIC socket: %v, %v", r, err)
 	}
+}
+
+// A relay of a loopback network learns from another relay's STUN answer
+// that it is public (127.0.0.1 is its own), and says so in its
+// descriptor.
+func TestReachabilityPublic(t *testing.T) {
+	h := newHarness(t, "tcp", 2)
+	defer h.close()
+	r := h.relays[1]
+	waitFor(t, func() bool {
+		reach, rep, _ := r.Reachability()
+		return reach.Status == descriptor.ReachPublic && rep != nil
+	}, "relay 1 knows it is public")
+	waitFor(t, func() bool {
+		d, ok := r.Descriptor().Reach()
+		return ok && d.Status == descriptor.ReachPublic
+	}, "relay 1's descriptor says it is public")
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/darkmatter/darkmatter/internal/control"
 	"github.com/darkmatter/darkmatter/internal/safelog"
 	"github.com/darkmatter/darkmatter/overlay"
+	"github.com/darkmatter/darkmatter/overlay/descriptor"
 	"github.com/urfave/cli/v2"
 )
 
@@ -102,6 +103,7 @@ func nodeStatus(role string, n *overlay.Node, p *progress, req control.Request) 
 	st.Counters = append(st.Counters, hiddenValues(n.HiddenStats())...)
 	st.Counters = append(st.Counters, computeValues(n)...)
 	st.Counters = append(st.Counters, siteValues(n)...)
+	st.Counters = append(st.Counters, control.Value{Name: "reachability", Value: reachText(n)})
 	return st
 }
 
@@ -265,4 +267,30 @@ func writeJSON(w io.Writer, v any) error {
 	}
 	_, err = w.Write(append(b, '\n'))
 	return err
+}
+
+// reachText says what relays' STUN answers told of the node's address
+// (spec/nat.md §2): public, behind a NAT of some kind, or unknown yet.
+func reachText(n *overlay.Node) string {
+	r, _, at := n.Reachability()
+	switch {
+	case at.IsZero():
+		return "unknown (no STUN answer yet)"
+	case r.Status == descriptor.ReachPublic:
+		return "public"
+	default:
+		return fmt.Sprintf("behind NAT (mapping %s, filtering %s)", behaviorText(r.Mapping), behaviorText(r.Filtering))
+	}
+}
+
+func behaviorText(b uint8) string {
+	switch b {
+	case descriptor.BehaviorEndpointIndependent:
+		return "endpoint-independent"
+	case descriptor.BehaviorAddressDependent:
+		return "address-dependent"
+	case descriptor.BehaviorAddressPortDepend:
+		return "address-and-port-dependent"
+	}
+	return "unknown"
 }
