@@ -104,7 +104,9 @@ func (n *Node) probeReach(ctx context.Context) (changed, ok bool) {
 	}
 	s := &n.reach
 	s.mu.Lock()
-	changed = s.reach != reach
+	// The first answer rides the next regular republication (the relay
+	// had nothing to correct); a change after that is published at once.
+	changed = !s.at.IsZero() && s.reach != reach
 	s.reach, s.report, s.at = reach, r, time.Now()
 	s.mu.Unlock()
 	return changed, true

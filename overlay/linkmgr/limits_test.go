@@ -65,7 +65,9 @@ func TestMaxLinksPerIP(t *testing.T) {
 	for _, l := range links {
 		l.Close()
 	}
-	// A closed link frees its address's slot.
+	// A closed link frees its address's slot, once the relay has seen it
+	// close (the close races the next dial otherwise).
+	waitFor(t, "the relay to drop the closed links", func() bool { return r.m.Stats().Links == 1 })
 	if _, err := c.dial(t, r); err != nil {
 		t.Fatalf("after the links closed: %v", err)
 	}
