@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/pion/stun/v3"
+
+	"github.com/darkmatter/darkmatter/internal/ratelimit"
 )
 
 // Server tuning defaults (spec/nat.md §2).
@@ -58,7 +60,7 @@ type Server struct {
 	cfg ServerConfig
 
 	mu        sync.Mutex // guards the following
-	sources   map[netip.Addr]*bucket
+	sources   map[netip.Addr]*ratelimit.Bucket
 	lastSweep time.Time
 	dropped   uint64 // requests refused by a limit
 }
@@ -74,7 +76,7 @@ func NewServer(cfg ServerConfig) *Server {
 	if cfg.MaxSources <= 0 {
 		cfg.MaxSources = DefaultServerMaxSources
 	}
-	return &Server{cfg: cfg, sources: make(map[netip.Addr]*bucket)}
+	return &Server{cfg: cfg, sources: make(map[netip.Addr]*ratelimit.Bucket)}
 }
 
 // Dropped reports how many requests a rate or table limit refused.
@@ -265,7 +267,7 @@ func (s *Server) allow(src netip.Addr) bool {
 			s.dropped++
 			return false
 		}
-		b = new(bucket)
+		b = new(ratelimit.Bucket)
 		s.sources[src] = b
 	}
 	if !b.Take(now, s.cfg.Rate, s.cfg.Burst) {
@@ -284,7 +286,7 @@ func (s *Server) sweep(now time.Time) {
 	s.lastSweep = now
 	refill := time.Duration(float64(s.cfg.Burst) / s.cfg.Rate * float64(time.Second))
 	for ip, b := range s.sources {
-		if now.Sub(b.last) >= refill {
+		if now.Sub(b.Last()) >= refill {
 			delete(s.sources, ip)
 		}
 	}
@@ -295,24 +297,4 @@ func clockNow(now func() time.Time) time.Time {
 		return now()
 	}
 	return time.Now()
-}
-
-// bucket is a token bucket; the zero value is full.
-type bucket struct {
-	tokens float64
-	last   time.Time
-}
-
-func (b *bucket) Take(now time.Time, rate float64, burst int) bool {
-	if b.last.IsZero() {
-		b.tokens = float64(burst)
-	} else if d := now.Sub(b.last); d > 0 {
-		b.tokens = min(float64(burst), b.tokens+d.Seconds()*rate)
-	}
-	b.last = now
-	if b.tokens < 1 {
-		return false
-	}
-	b.tokens--
-	return true
 }

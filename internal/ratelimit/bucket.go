@@ -23,3 +23,7 @@ func (b *Bucket) Take(now time.Time, rate float64, burst int) bool {
 	b.tokens--
 	return true
 }
+
+// Last returns when a token was last asked for (zero before the first
+// Take): a table of buckets forgets one idle long enough to be full again.
+func (b *Bucket) Last() time.Time { return b.last }

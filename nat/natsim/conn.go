@@ -6,6 +6,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/darkmatter/darkmatter/internal/deadline"
 )
 
 // Conn is a socket of a [Host]; it implements net.PacketConn. Addresses
@@ -18,8 +20,8 @@ type Conn struct {
 	closeOnce sync.Once
 	closed    chan struct{}
 
-	readDL  deadline
-	writeDL deadline
+	readDL  deadline.Deadline
+	writeDL deadline.Deadline
 }
 
 var _ net.PacketConn = (*Conn)(nil)
@@ -30,8 +32,8 @@ func newConn(h *Host, local netip.AddrPort) *Conn {
 		local:   local,
 		queue:   make(chan packet, QueueLen),
 		closed:  make(chan struct{}),
-		readDL:  newDeadline(),
-		writeDL: newDeadline(),
+		readDL:  deadline.Make(),
+		writeDL: deadline.Make(),
 	}
 }
 
@@ -53,14 +55,14 @@ func (c *Conn) ReadFrom(b []byte) (int, net.Addr, error) {
 	select {
 	case <-c.closed:
 		return 0, nil, c.opError("read", nil, net.ErrClosed)
-	case <-c.readDL.wait():
+	case <-c.readDL.Wait():
 		return 0, nil, c.opError("read", nil, os.ErrDeadlineExceeded)
 	default:
 	}
 	select {
 	case <-c.closed:
 		return 0, nil, c.opError("read", nil, net.ErrClosed)
-	case <-c.readDL.wait():
+	case <-c.readDL.Wait():
 		return 0, nil, c.opError("read", nil, os.ErrDeadlineExceeded)
 	case p := <-c.queue:
 		return copy(b, p.data), net.UDPAddrFromAddrPort(p.src), nil
@@ -73,7 +75,7 @@ func (c *Conn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	select {
 	case <-c.closed:
 		return 0, c.opError("write", addr, net.ErrClosed)
-	case <-c.writeDL.wait():
+	case <-c.writeDL.Wait():
 		return 0, c.opError("write", addr, os.ErrDeadlineExceeded)
 	default:
 	}
@@ -104,8 +106,8 @@ func (c *Conn) Close() error {
 	c.closeOnce.Do(func() {
 		close(c.closed)
 		c.host.unbind(c)
-		c.readDL.stop()
-		c.writeDL.stop()
+		c.readDL.Stop()
+		c.writeDL.Stop()
 		err = nil
 	})
 	return err
@@ -116,66 +118,16 @@ func (c *Conn) LocalAddr() net.Addr { return net.UDPAddrFromAddrPort(c.local) }
 
 // SetDeadline sets the read and write deadlines.
 func (c *Conn) SetDeadline(t time.Time) error {
-	c.readDL.set(t)
-	c.writeDL.set(t)
+	c.readDL.Set(t)
+	c.writeDL.Set(t)
 	return nil
 }
 
 // SetReadDeadline sets the read deadline; the zero time means none.
-func (c *Conn) SetReadDeadline(t time.Time) error { c.readDL.set(t); return nil }
+func (c *Conn) SetReadDeadline(t time.Time) error { c.readDL.Set(t); return nil }
 
 // SetWriteDeadline sets the write deadline; the zero time means none.
-func (c *Conn) SetWriteDeadline(t time.Time) error { c.writeDL.set(t); return nil }
-
-// deadline is a channel closed when the deadline passes (like net.Pipe's).
-type deadline struct {
-	mu     sync.Mutex // guards the following
-	timer  *time.Timer
-	cancel chan struct{} // closed when the deadline passed
-}
-
-func newDeadline() deadline { return deadline{cancel: make(chan struct{})} }
-
-func (d *deadline) set(t time.Time) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.timer != nil && !d.timer.Stop() {
-		<-d.cancel // the timer fired (or is about to close cancel)
-	}
-	d.timer = nil
-	closed := isClosed(d.cancel)
-	if t.IsZero() {
-		if closed {
-			d.cancel = make(chan struct{})
-		}
-		return
-	}
-	if dur := time.Until(t); dur > 0 {
-		if closed {
-			d.cancel = make(chan struct{})
-		}
-		cancel := d.cancel
-		d.timer = time.AfterFunc(dur, func() { close(cancel) })
-		return
-	}
-	if !closed {
-		close(d.cancel)
-	}
-}
-
-func (d *deadline) wait() chan struct{} {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.cancel
-}
-
-func (d *deadline) stop() {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.timer != nil && d.timer.Stop() {
-		d.timer = nil
-	}
-}
+func (c *Conn) SetWriteDeadline(t time.Time) error { c.writeDL.Set(t); return nil }
 
 func isClosed(c chan struct{}) bool {
 	select {

@@ -6,6 +6,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/darkmatter/darkmatter/internal/deadline"
 )
 
 // conn is one end of a memnet connection. It implements net.Conn, plus
@@ -19,8 +21,8 @@ type conn struct {
 
 	readMu  sync.Mutex // one Read at a time, as the net package's fd lock
 	writeMu sync.Mutex // one Write at a time, so Writes do not interleave
-	rdl     deadline
-	wdl     deadline
+	rdl     deadline.Deadline
+	wdl     deadline.Deadline
 
 	closeOnce sync.Once
 }
@@ -32,9 +34,9 @@ var _ net.Conn = (*conn)(nil)
 func newConnPair(a, b *Addr, bufSize int) (client, server *conn) {
 	ab, ba := newPipe(bufSize), newPipe(bufSize)
 	client = &conn{local: a, remote: b, rx: ba, tx: ab, closed: make(chan struct{}),
-		rdl: makeDeadline(), wdl: makeDeadline()}
+		rdl: deadline.Make(), wdl: deadline.Make()}
 	server = &conn{local: b, remote: a, rx: ab, tx: ba, closed: make(chan struct{}),
-		rdl: makeDeadline(), wdl: makeDeadline()}
+		rdl: deadline.Make(), wdl: deadline.Make()}
 	return client, server
 }
 
@@ -48,11 +50,11 @@ func (c *conn) Read(b []byte) (int, error) {
 	c.readMu.Lock()
 	defer c.readMu.Unlock()
 	for {
-		if isClosed(c.closed) {
+		if deadline.IsClosed(c.closed) {
 			return 0, c.opErr("read", net.ErrClosed)
 		}
-		dl := c.rdl.wait()
-		if isClosed(dl) {
+		dl := c.rdl.Wait()
+		if deadline.IsClosed(dl) {
 			return 0, c.opErr("read", os.ErrDeadlineExceeded)
 		}
 		if len(b) == 0 {
@@ -82,11 +84,11 @@ func (c *conn) Write(b []byte) (int, error) {
 	defer c.writeMu.Unlock()
 	written := 0
 	for {
-		if isClosed(c.closed) {
+		if deadline.IsClosed(c.closed) {
 			return written, c.opErr("write", net.ErrClosed)
 		}
-		dl := c.wdl.wait()
-		if isClosed(dl) {
+		dl := c.wdl.Wait()
+		if deadline.IsClosed(dl) {
 			return written, c.opErr("write", os.ErrDeadlineExceeded)
 		}
 		n, err := c.tx.write(b[written:])
@@ -117,8 +119,8 @@ func (c *conn) Close() error {
 		close(c.closed)
 		c.rx.closeRead()
 		c.tx.closeWrite()
-		c.rdl.stop()
-		c.wdl.stop()
+		c.rdl.Stop()
+		c.wdl.Stop()
 		if c.release != nil {
 			c.release()
 		}
@@ -130,7 +132,7 @@ func (c *conn) Close() error {
 // the peer reads io.EOF after the buffered data, and later Writes on this
 // end fail with net.ErrClosed. Reading goes on.
 func (c *conn) CloseWrite() error {
-	if isClosed(c.closed) {
+	if deadline.IsClosed(c.closed) {
 		return c.opErr("close", net.ErrClosed)
 	}
 	c.tx.closeWrite()
@@ -145,28 +147,28 @@ func (c *conn) RemoteAddr() net.Addr { return c.remote }
 
 // SetDeadline sets the read and write deadlines.
 func (c *conn) SetDeadline(t time.Time) error {
-	if isClosed(c.closed) {
+	if deadline.IsClosed(c.closed) {
 		return c.opErr("set", net.ErrClosed)
 	}
-	c.rdl.set(t)
-	c.wdl.set(t)
+	c.rdl.Set(t)
+	c.wdl.Set(t)
 	return nil
 }
 
 // SetReadDeadline sets the deadline for current and future Reads.
 func (c *conn) SetReadDeadline(t time.Time) error {
-	if isClosed(c.closed) {
+	if deadline.IsClosed(c.closed) {
 		return c.opErr("set", net.ErrClosed)
 	}
-	c.rdl.set(t)
+	c.rdl.Set(t)
 	return nil
 }
 
 // SetWriteDeadline sets the deadline for current and future Writes.
 func (c *conn) SetWriteDeadline(t time.Time) error {
-	if isClosed(c.closed) {
+	if deadline.IsClosed(c.closed) {
 		return c.opErr("set", net.ErrClosed)
 	}
-	c.wdl.set(t)
+	c.wdl.Set(t)
 	return nil
 }

@@ -1,26 +1,27 @@
-package memnet
+package deadline
 
 import (
 	"sync"
 	"time"
 )
 
-// deadline is a settable deadline for one direction of a conn. wait returns
+// Deadline is a settable deadline for one direction of a conn. Wait returns
 // a channel that is closed once the deadline has passed. This is the design
 // of net.Pipe's pipeDeadline.
-type deadline struct {
+type Deadline struct {
 	mu     sync.Mutex // guards the following
 	timer  *time.Timer
 	cancel chan struct{} // closed when the deadline passes
 }
 
-func makeDeadline() deadline {
-	return deadline{cancel: make(chan struct{})}
+// Make returns a deadline that has not passed and is not set.
+func Make() Deadline {
+	return Deadline{cancel: make(chan struct{})}
 }
 
-// set sets the deadline; the zero time clears it. A blocked call that waits
+// Set sets the deadline; the zero time clears it. A blocked call that waits
 // on the old channel wakes if the new deadline is already past.
-func (d *deadline) set(t time.Time) {
+func (d *Deadline) Set(t time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.timer != nil && !d.timer.Stop() {
@@ -28,7 +29,7 @@ func (d *deadline) set(t time.Time) {
 	}
 	d.timer = nil
 
-	closed := isClosed(d.cancel)
+	closed := IsClosed(d.cancel)
 	if t.IsZero() {
 		if closed {
 			d.cancel = make(chan struct{})
@@ -48,9 +49,9 @@ func (d *deadline) set(t time.Time) {
 	}
 }
 
-// stop cancels a pending timer without changing whether the deadline has
+// Stop cancels a pending timer without changing whether the deadline has
 // passed. Close calls it so that no timer outlives the conn.
-func (d *deadline) stop() {
+func (d *Deadline) Stop() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.timer != nil && !d.timer.Stop() {
@@ -59,13 +60,14 @@ func (d *deadline) stop() {
 	d.timer = nil
 }
 
-func (d *deadline) wait() <-chan struct{} {
+func (d *Deadline) Wait() <-chan struct{} {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.cancel
 }
 
-func isClosed(c <-chan struct{}) bool {
+// IsClosed reports whether c is closed, without blocking.
+func IsClosed(c <-chan struct{}) bool {
 	select {
 	case <-c:
 		return true
