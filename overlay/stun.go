@@ -6,6 +6,7 @@ import (
 
 	"github.com/darkmatter/darkmatter/nat"
 	"github.com/darkmatter/darkmatter/overlay/transport"
+	quictr "github.com/darkmatter/darkmatter/overlay/transport/quic"
 )
 
 // A relay answers STUN Binding requests on the UDP port of each of its
@@ -21,9 +22,15 @@ func (n *Node) startSTUN(addrs []transport.Addr) {
 	if n.cfg.DisableSTUN {
 		return
 	}
+	quic := make(map[string]bool)
 	for _, a := range addrs {
-		if a.Scheme != transport.SchemeTCP {
-			continue
+		if a.Scheme == quictr.Scheme {
+			quic[a.HostPort] = true
+		}
+	}
+	for _, a := range addrs {
+		if a.Scheme != transport.SchemeTCP || quic[a.HostPort] {
+			continue // a QUIC socket at the same address answers already
 		}
 		pc, err := net.ListenPacket("udp", a.HostPort)
 		if err != nil {
