@@ -56,7 +56,7 @@ func TestChromiumHiddenService(t *testing.T) {
 
 	start := time.Now()
 	tn := startProc(t, bin, "testnet", "testnet", "--data", data, "--network", "chromium-test",
-		"--socks", "127.0.0.1:0", "--http", "127.0.0.1:0", "--log-level", "info")
+		"--socks", "127.0.0.1:0", "--http", "127.0.0.1:0", "--gateway", "127.0.0.1:0", "--log-level", "info")
 	m, err := tn.waitLine(reDemoService, time.Minute)
 	if err != nil {
 		t.Fatal(err)

@@ -436,7 +436,7 @@ func TestProcessTestnetCallLines(t *testing.T) {
 	dir := t.TempDir()
 	start := time.Now()
 	tn := startProc(t, bin, "testnet", "testnet", "--data", filepath.Join(dir, "testnet"),
-		"--socks", "127.0.0.1:0", "--http", "127.0.0.1:0", "--log-level", "info")
+		"--socks", "127.0.0.1:0", "--http", "127.0.0.1:0", "--gateway", "127.0.0.1:0", "--log-level", "info")
 	if _, err := tn.waitLine(reTestnetReady, 90*time.Second); err != nil {
 		t.Fatal(err)
 	}
