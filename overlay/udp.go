@@ -7,6 +7,7 @@ import (
 	"net"
 	"sync/atomic"
 
+	"github.com/darkmatter/darkmatter/nat"
 	quictr "github.com/darkmatter/darkmatter/overlay/transport/quic"
 )
 
@@ -31,8 +32,9 @@ func (u *udpTransport) Dial(ctx context.Context, addr string) (net.Conn, error) 
 func (u *udpTransport) Listen(addr string) (net.Listener, error) { return u.zero.Listen(addr) }
 
 // listenQUIC binds a UDP socket at hostport and listens for QUIC links on
-// it; the node's STUN server shares the socket (spec/nat.md §2), and the
-// first such socket is the one the node dials QUIC links from.
+// it; the node's STUN server shares the socket through a nat.Demux
+// (spec/nat.md §2), and the first such socket is the one the node dials
+// QUIC links from.
 func (n *Node) listenQUIC(u *udpTransport, hostport string) (net.Listener, error) {
 	pc, err := net.ListenPacket("udp", hostport)
 	if err != nil {
@@ -49,17 +51,21 @@ func (n *Node) listenQUIC(u *udpTransport, hostport string) (net.Listener, error
 		pc.Close()
 		return nil, fmt.Errorf("overlay: quic: %w", err)
 	}
+	// The socket's datagrams that are not QUIC go to the STUN server or,
+	// for punch packets, to the punch view, kept for hole punching.
+	d := nat.NewDemux(qt.PacketConn())
 	n.mu.Lock()
-	n.udp = append(n.udp, qt, pc)
+	n.udp = append(n.udp, d, qt, pc)
 	n.mu.Unlock()
 	u.shared.CompareAndSwap(nil, qt)
 	if !n.cfg.DisableSTUN {
-		n.serveSTUN(qt.PacketConn())
+		n.serveSTUN(d.STUN())
 	}
 	return ln, nil
 }
 
-// closeUDP closes the QUIC transports, then their sockets.
+// closeUDP closes the demultiplexers, the QUIC transports, then their
+// sockets.
 func (n *Node) closeUDP() {
 	n.mu.Lock()
 	cs := n.udp
