@@ -45,6 +45,10 @@ var ErrNoSiteDir = errors.New("overlay: hosting a site needs Config.SiteDir or C
 // the node's own streams, and, on a host, the sites it keeps and the
 // hidden service it serves them on.
 type siteState struct {
+	// startMu serialises starting the host (siteHost), which publishes a
+	// hidden service: mu is not held over that network I/O, so visits go
+	// on meanwhile.
+	startMu sync.Mutex
 	mu      sync.Mutex // guards the following
 	client  *sites.Client
 	srv     *http.Server // serves sites to the node's streams (dialSite)
@@ -54,6 +58,7 @@ type siteState struct {
 	hostKey *keys.ServicePrivateKey
 	hostSvc *onion.Service
 	hostSrv *http.Server
+	store   *sites.Store // the host's, closed with the node
 	hosted  map[keys.IdentityPublicKey]bool
 	stats   SiteStats
 }
@@ -272,10 +277,13 @@ func (n *Node) SiteHost() string {
 // first use.
 func (n *Node) siteHost(ctx context.Context) (*sites.Host, error) {
 	s := &n.sites
+	s.startMu.Lock()
+	defer s.startMu.Unlock()
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.host != nil {
-		return s.host, nil
+	host := s.host
+	s.mu.Unlock()
+	if host != nil {
+		return host, nil
 	}
 	dir := n.cfg.SiteDir
 	if dir == "" {
@@ -288,24 +296,28 @@ func (n *Node) siteHost(ctx context.Context) (*sites.Host, error) {
 	if err != nil {
 		return nil, err
 	}
-	host := sites.NewHost(store, n.cfg.Network)
+	host = sites.NewHost(store, n.cfg.Network)
 	if err := host.Load(); err != nil {
 		n.logf.Printf("overlay: sites kept before could not all be loaded: %v", err)
 	}
 	key, err := n.siteHostKey()
 	if err != nil {
+		store.Close()
 		return nil, err
 	}
 	svc, err := n.ListenService(ctx, ServiceConfig{Key: key, Ports: []uint16{80}})
 	if err != nil {
+		store.Close()
 		return nil, fmt.Errorf("overlay: host service: %w", err)
 	}
 	srv := &http.Server{Handler: host, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute, ErrorLog: quietLog}
 	n.goFunc(func() { srv.Serve(svc) })
-	s.host, s.hostKey, s.hostSvc, s.hostSrv = host, key, svc, srv
+	s.mu.Lock()
+	s.host, s.hostKey, s.hostSvc, s.hostSrv, s.store = host, key, svc, srv, store
 	if s.hosted == nil {
 		s.hosted = make(map[keys.IdentityPublicKey]bool)
 	}
+	s.mu.Unlock()
 	return host, nil
 }
 
@@ -439,16 +451,11 @@ func (n *Node) dialSite(ctx context.Context, site keys.IdentityPublicKey, port s
 	if port != "80" {
 		return nil, fmt.Errorf("%w: a site answers on port 80 only", ErrBadAddress)
 	}
+	c := n.SiteClient()
 	s := &n.sites
 	s.mu.Lock()
 	if s.srv == nil {
 		s.ln = newPipeListener()
-		c := s.client
-		if c == nil {
-			s.mu.Unlock()
-			c = n.SiteClient()
-			s.mu.Lock()
-		}
 		s.srv = &http.Server{
 			Handler:           siteMux{c},
 			ReadHeaderTimeout: 30 * time.Second,
@@ -683,7 +690,7 @@ func (n *Node) dialName(ctx context.Context, host, port, isolation string) (net.
 func (n *Node) closeSites() {
 	s := &n.sites
 	s.mu.Lock()
-	srv, ln, hostSrv, hostSvc, c := s.srv, s.ln, s.hostSrv, s.hostSvc, s.client
+	srv, ln, hostSrv, hostSvc, c, store := s.srv, s.ln, s.hostSrv, s.hostSvc, s.client, s.store
 	s.mu.Unlock()
 	if ln != nil {
 		ln.Close()
@@ -699,5 +706,8 @@ func (n *Node) closeSites() {
 	}
 	if c != nil {
 		c.Close()
+	}
+	if store != nil {
+		store.Close()
 	}
 }

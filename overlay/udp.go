@@ -3,7 +3,6 @@ package overlay
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"sync/atomic"
 
@@ -75,5 +74,3 @@ func (n *Node) closeUDP() {
 		c.Close()
 	}
 }
-
-var _ io.Closer = (*quictr.Transport)(nil)
