@@ -14,15 +14,17 @@ import (
 // dropped, as a full socket buffer drops them.
 const DemuxQueue = 64
 
-// Demux splits the datagrams of one socket between STUN (IsSTUN) and hole
-// punching (IsPunch), so that a STUN server and a puncher share the socket
+// Demux splits the datagrams of one socket between STUN requests (IsSTUN),
+// STUN responses and hole punching (IsPunch), so that a STUN server, a
+// STUN client and a puncher share the socket
 // whose mapping they are about (spec/nat.md §2); anything else is dropped.
 // Each view is a net.PacketConn: ReadFrom returns its own datagrams,
 // WriteTo writes on the shared socket. Closing a view closes that view
-// only; Close stops the Demux and closes both views, not the socket.
+// only; Close stops the Demux and closes every view, not the socket.
 type Demux struct {
 	pc    net.PacketConn
 	stun  *demuxConn
+	resp  *demuxConn
 	punch *demuxConn
 	done  chan struct{}
 	once  sync.Once
@@ -33,13 +35,18 @@ type Demux struct {
 // stops the Demux too.
 func NewDemux(pc net.PacketConn) *Demux {
 	d := &Demux{pc: pc, done: make(chan struct{})}
-	d.stun, d.punch = newDemuxConn(d), newDemuxConn(d)
+	d.stun, d.resp, d.punch = newDemuxConn(d), newDemuxConn(d), newDemuxConn(d)
 	d.wg.Go(d.run)
 	return d
 }
 
 // STUN returns the view of STUN messages.
 func (d *Demux) STUN() net.PacketConn { return d.stun }
+
+// Responses returns the view of STUN responses (success and error), for
+// a client that probes from the shared socket (nat.Probe): the STUN
+// server has no use for them.
+func (d *Demux) Responses() net.PacketConn { return d.resp }
 
 // Punch returns the view of punch packets.
 func (d *Demux) Punch() net.PacketConn { return d.punch }
@@ -50,6 +57,7 @@ func (d *Demux) Close() error {
 	d.once.Do(func() {
 		close(d.done)
 		d.stun.Close()
+		d.resp.Close()
 		d.punch.Close()
 		// Wake the reader; the socket's owner may set its own deadline
 		// again afterwards.
@@ -73,11 +81,14 @@ func (d *Demux) run() {
 				continue
 			}
 			d.stun.Close()
+			d.resp.Close()
 			d.punch.Close()
 			return
 		}
 		b := buf[:n]
 		switch {
+		case IsSTUN(b) && isResponse(b):
+			d.resp.deliver(b, addr)
 		case IsSTUN(b):
 			d.stun.deliver(b, addr)
 		case IsPunch(b):

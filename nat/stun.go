@@ -28,6 +28,10 @@ func IsSTUN(b []byte) bool {
 		binary.BigEndian.Uint32(b[4:8]) == stunMagicCookie
 }
 
+// isResponse reports whether a STUN message (IsSTUN) is a response: the
+// class bit C1 (0x0100 of the message type) is set (RFC 5389 §6).
+func isResponse(b []byte) bool { return b[0]&0x01 != 0 }
+
 // changeRequest is the CHANGE-REQUEST attribute, which pion/stun names but
 // does not encode.
 type changeRequest struct{ ip, port bool }

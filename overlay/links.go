@@ -119,11 +119,12 @@ type linkEvents Node
 // LinkUp adds the peer's verified HELLO descriptor to the directory if the
 // link comes from an address the descriptor lists (see announcedFrom).
 func (e *linkEvents) LinkUp(l *linkmgr.Link) {
+	(*Node)(e).maybePunch(l)
 	d := l.Descriptor()
 	if d == nil {
 		return
 	}
-	if !announcedFrom(d, l.RemoteAddr()) {
+	if !announcedFrom(d, l.RemoteAddr()) && !(*Node)(e).reservedHere(d, l) {
 		e.helloRefused.Add(1)
 		return
 	}
@@ -191,8 +192,12 @@ func ipOf(a net.Addr) (netip.Addr, bool) {
 // LinkCell hands a circuit-0 cell to the DHT's calls (DHT) or the directory
 // (DIR_GET, DIR_DESC, DIR_DONE, GOSSIP).
 func (e *linkEvents) LinkCell(l *linkmgr.Link, c *cell.Cell) {
-	if c.Cmd() == cell.CmdDHT {
+	switch c.Cmd() {
+	case cell.CmdDHT:
 		e.rpc.HandleCell(l, c)
+		return
+	case cell.CmdNAT:
+		(*Node)(e).natCell(l, c)
 		return
 	}
 	e.dir.HandleCell(l, c)
@@ -203,4 +208,5 @@ func (e *linkEvents) LinkCell(l *linkmgr.Link, c *cell.Cell) {
 func (e *linkEvents) LinkClosed(l *linkmgr.Link) {
 	e.dir.PeerClosed(l)
 	e.rpc.PeerClosed(l)
+	(*Node)(e).natLinkClosed(l)
 }

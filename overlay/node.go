@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,6 +31,7 @@ import (
 	"github.com/darkmatter/darkmatter/overlay/link"
 	"github.com/darkmatter/darkmatter/overlay/linkmgr"
 	"github.com/darkmatter/darkmatter/overlay/linkrpc"
+	"github.com/darkmatter/darkmatter/overlay/relaylink"
 	"github.com/darkmatter/darkmatter/overlay/transport"
 	quictr "github.com/darkmatter/darkmatter/overlay/transport/quic"
 )
@@ -167,6 +170,21 @@ type Config struct {
 	// DisableSTUN stops a relay from answering STUN Binding requests on
 	// the UDP port of its link addresses (spec/nat.md §2).
 	DisableSTUN bool
+
+	// DisableHop stops a relay from relaying links to nodes behind NAT
+	// (the Hop protocol, spec/nat.md §8); Hop sets its limits.
+	DisableHop bool
+	Hop        relaylink.Config
+	// Reserve is how many relays a relay behind NAT reserves with; its
+	// descriptor then lists their "relay://" addresses instead of its
+	// own (spec/nat.md §8.1). Zero reserves nowhere.
+	Reserve int
+	// RelayVia is the scheme of the transport that relayed links reach
+	// their relay over (default "tcp"; tests over memnet use "mem").
+	RelayVia string
+	// DisablePunch stops the node from punching direct QUIC paths to the
+	// other end of its relayed links (spec/nat.md §8.4).
+	DisablePunch bool
 	// SiteDir keeps the files of the sites the node hosts (HostSite;
 	// default StateDir/sites).
 	SiteDir string
@@ -242,6 +260,7 @@ type Node struct {
 	names   nameState    // the name registry's rules and resolved names
 	sites   siteState    // sites visited and hosted
 	reach   reachState   // what STUN answers said of this node
+	relay   relayState   // relayed links and hole punching
 	logf    safelog.Logf
 
 	ctx    context.Context
@@ -250,6 +269,8 @@ type Node struct {
 
 	extendRefused atomic.Uint64 // EXTENDs refused by the extend rules
 	helloRefused  atomic.Uint64 // HELLO descriptors not stored (announcedFrom)
+	natMalformed  atomic.Uint64 // NAT cells that did not parse
+	natRefused    atomic.Uint64 // INCOMING and PUNCH messages not acted on
 
 	// mu guards the following.
 	mu         sync.Mutex
@@ -257,6 +278,7 @@ type Node struct {
 	listening  []transport.Addr // what the listeners are bound to
 	stun       []net.PacketConn // sockets of the STUN server
 	udp        []io.Closer      // QUIC transports and their sockets, closed in order
+	udpSock    *udpSock         // the socket QUIC links are dialled and punched from
 	ownAddrs   []string         // "scheme://host:port" we listen on or advertise
 	dirSources int              // a client's directory sources that answered last
 	closed     bool
@@ -344,6 +366,19 @@ func New(cfg Config) (*Node, error) {
 		budget: link.NewBudget(cfg.MemoryBudget),
 		logf:   cfg.Logf,
 	}
+	n.relay.held = make(map[*linkmgr.Link]*reservation)
+	n.relay.waiting = make(map[*linkmgr.Link]chan relaylink.Msg)
+	n.relay.kick = make(chan struct{}, 1)
+	n.relay.punch.sessions = make(map[*linkmgr.Link]*punchSession)
+	n.relay.punch.started = make(map[*linkmgr.Link]int)
+	if _, ok := n.cfg.Transports[SchemeRelay]; !ok {
+		t := maps.Clone(n.cfg.Transports)
+		t[SchemeRelay] = relayTransport{n}
+		n.cfg.Transports = t
+	}
+	if n.isRelay() && !cfg.DisableHop && cfg.Reserve == 0 {
+		n.relay.hop = n.newHop()
+	}
 	n.rpc = linkrpc.New(linkrpc.Config{Cmd: cell.CmdDHT, Handler: rpcHandler{n}, Rate: cfg.DHTRequestRate, Burst: cfg.DHTRequestBurst})
 	var err error
 	scfg := circuit.Config{Network: cfg.Network, Linker: linker{n}, Logf: cfg.Logf,
@@ -380,7 +415,7 @@ func New(cfg Config) (*Node, error) {
 			StallTimeout:    cfg.StallTimeout,
 			Budget:          n.budget,
 		},
-		Transports:         cfg.Transports,
+		Transports:         n.cfg.Transports,
 		Circuits:           n.sw,
 		Handler:            (*linkEvents)(n),
 		Descriptors:        n.dir,
@@ -389,6 +424,9 @@ func New(cfg Config) (*Node, error) {
 		MaxHandshakes:      cfg.MaxHandshakes,
 		MaxHandshakesPerIP: cfg.MaxHandshakesPerIP,
 		Logf:               cfg.Logf,
+	}
+	if h := n.relay.hop; h != nil {
+		lcfg.Splice = h.ServeConn
 	}
 	if n.isRelay() {
 		// A client uses a fresh key per link so its links cannot be
@@ -474,6 +512,9 @@ func (n *Node) Start(ctx context.Context) error {
 			n.goFunc(n.reachLoop)
 		}
 	}
+	if n.isRelay() && n.cfg.Reserve > 0 {
+		n.goFunc(n.reserveLoop)
+	}
 	return nil
 }
 
@@ -537,6 +578,9 @@ func (n *Node) makeDescriptor(listening []transport.Addr) ([]byte, error) {
 	var addrs []string
 	if len(n.cfg.Advertise) > 0 {
 		addrs = n.cfg.Advertise
+	} else if relayed := n.relayedAddrs(); n.cfg.Reserve > 0 && len(relayed) > 0 {
+		// Behind NAT: reachable through the relays only.
+		addrs = relayed
 	} else {
 		for _, a := range listening {
 			addrs = append(addrs, a.String())
@@ -600,6 +644,14 @@ func (n *Node) relayProtocols() protover.Set {
 	}
 	if n.cfg.Executor != nil {
 		p[protover.Compute] = "1"
+	}
+	if n.relay.hop != nil {
+		p[protover.Hop] = "1"
+	}
+	if !n.cfg.DisablePunch && slices.ContainsFunc(n.cfg.Listen, func(a string) bool {
+		return strings.HasPrefix(a, quictr.Scheme+transport.SchemeSep)
+	}) {
+		p[protover.Punch] = "1"
 	}
 	return protover.New(p)
 }
@@ -718,17 +770,18 @@ func (n *Node) isClosed() bool {
 	return n.closed
 }
 
-func (n *Node) goFunc(f func()) {
+func (n *Node) goFunc(f func()) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
-		return
+		return false
 	}
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
 		f()
 	}()
+	return true
 }
 
 // Close shuts the node down: circuits, links and listeners; it waits for
@@ -742,6 +795,9 @@ func (n *Node) Close() error {
 	n.closed = true
 	n.mu.Unlock()
 	n.cancel()
+	if h := n.relay.hop; h != nil {
+		h.Close()
+	}
 	n.closeSites()
 	n.closeHidden()
 	n.closeSTUN()
@@ -852,17 +908,30 @@ func (n *Node) relayInfos() []circuit.RelayInfo {
 	return out
 }
 
+// schemeRank orders a relay's addresses by transport: 0 for TCP (and
+// any other direct transport), 1 for QUIC, 2 for a relayed address.
+func schemeRank(a string) int {
+	switch {
+	case strings.HasPrefix(a, quictr.Scheme+transport.SchemeSep):
+		return 1
+	case strings.HasPrefix(a, SchemeRelay+transport.SchemeSep):
+		return 2
+	}
+	return 0
+}
+
 // hopOf returns what a client needs to extend to the relay d describes,
 // with the first of its addresses that one of our transports carries;
 // false if there is none.
 func (n *Node) hopOf(d *descriptor.Descriptor) (circuit.Hop, bool) {
 	// An address with an IP address first: a relay extends only to
 	// those (spec/descriptor.md §4.2); then TCP before QUIC, which carries
-	// less on the same hosts (spec/links-quic.md).
+	// less on the same hosts (spec/links-quic.md), and a relayed address
+	// last.
 	for _, names := range []bool{false, true} {
-		for _, quic := range []bool{false, true} {
+		for rank := range 3 {
 			for _, a := range d.Addrs {
-				if hostIsName(a) != names || strings.HasPrefix(a, quictr.Scheme+transport.SchemeSep) != quic || !n.links.Supports(a) {
+				if hostIsName(a) != names || schemeRank(a) != rank || !n.links.Supports(a) {
 					continue
 				}
 				// Descriptors are immutable once parsed, so the hop can point

@@ -2,8 +2,10 @@ package overlay
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
+	"sync"
 	"sync/atomic"
 
 	"github.com/darkmatter/darkmatter/nat"
@@ -55,6 +57,9 @@ func (n *Node) listenQUIC(u *udpTransport, hostport string) (net.Listener, error
 	d := nat.NewDemux(qt.PacketConn())
 	n.mu.Lock()
 	n.udp = append(n.udp, d, qt, pc)
+	if n.udpSock == nil {
+		n.udpSock = &udpSock{qt: qt, d: d}
+	}
 	n.mu.Unlock()
 	u.shared.CompareAndSwap(nil, qt)
 	if !n.cfg.DisableSTUN {
@@ -73,4 +78,63 @@ func (n *Node) closeUDP() {
 	for _, c := range cs {
 		c.Close()
 	}
+}
+
+// udpSock is the socket a node punches from and dials its QUIC links from
+// (spec/nat.md §8.4): its first QUIC listening socket, or, for a node
+// without one, a socket opened for the first punch.
+type udpSock struct {
+	qt *quictr.Transport
+	d  *nat.Demux
+	mu sync.Mutex // one punch at a time: they share the punch view
+}
+
+// punchSocket returns the node's udpSock, opening a client socket (bound
+// to an ephemeral port on every interface) if the node has none; QUIC
+// links are dialled from it from then on, so that a punched mapping
+// serves the link that follows.
+func (n *Node) punchSocket() (*udpSock, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.udpSock != nil {
+		return n.udpSock, nil
+	}
+	if n.closed {
+		return nil, ErrClosed
+	}
+	u, ok := n.cfg.Transports[quictr.Scheme].(*udpTransport)
+	if !ok {
+		return nil, errors.New("overlay: no quic transport to punch with")
+	}
+	pc, err := net.ListenPacket("udp", ":0")
+	if err != nil {
+		return nil, err
+	}
+	qt, err := quictr.New(pc, quictr.Config{})
+	if err != nil {
+		pc.Close()
+		return nil, err
+	}
+	d := nat.NewDemux(qt.PacketConn())
+	n.udp = append(n.udp, d, qt, pc)
+	n.udpSock = &udpSock{qt: qt, d: d}
+	if !u.shared.CompareAndSwap(nil, qt) {
+		// A listener came first; this cannot happen under n.mu, as
+		// listenQUIC sets udpSock, but keep the invariant visible.
+		return nil, errors.New("overlay: quic socket changed")
+	}
+	return n.udpSock, nil
+}
+
+// hasQUICListener reports whether the node listens for QUIC links: the
+// punched path ends at a QUIC listener.
+func (n *Node) hasQUICListener() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, a := range n.listening {
+		if a.Scheme == quictr.Scheme {
+			return true
+		}
+	}
+	return false
 }

@@ -43,7 +43,8 @@ const (
 	CmdRekey   Command = 9  // circ 0; empty body; the last cell of a link message before the sender rekeys (spec/links.md §5)
 	CmdGossip  Command = 10 // circ 0; body: a gossip message (spec/gossip.md); only to peers with Dir=3
 	CmdDHT     Command = 11 // circ 0; body: a DHT message fragment (spec/dht.md); only to peers with DHT=1
-	maxCommand         = CmdDHT
+	CmdNAT     Command = 12 // circ 0; body: a relayed-link or punch message (spec/nat.md §8); only to peers with Hop=1 or Punch=1
+	maxCommand         = CmdNAT
 )
 
 func (c Command) String() string {
@@ -72,6 +73,8 @@ func (c Command) String() string {
 		return "GOSSIP"
 	case CmdDHT:
 		return "DHT"
+	case CmdNAT:
+		return "NAT"
 	}
 	return fmt.Sprintf("CMD(%d)", uint8(c))
 }

@@ -44,6 +44,13 @@ const (
 	// Compute means the relay runs delegated calls: BEGIN_COMPUTE streams
 	// at a circuit's last hop (spec/streams.md §5.2, spec/compute.md §4).
 	Compute ID = 9
+	// Hop means the relay relays links to nodes behind NAT: it takes
+	// RESERVE messages in NAT cells and splices connections
+	// (spec/nat.md §8).
+	Hop ID = 10
+	// Punch means the node takes PUNCH messages in NAT cells and punches
+	// a direct QUIC path to the link's other end (spec/nat.md §8.4).
+	Punch ID = 11
 )
 
 // MaxVersion is the highest version a Set can hold.
@@ -168,7 +175,7 @@ func Parse(b []byte) (Set, int, error) {
 	return Set{e}, used, nil
 }
 
-var names = map[ID]string{Link: "Link", Relay: "Relay", Exit: "Exit", Dir: "Dir", Joint: "Joint", LinkAES: "LinkAES", DHT: "DHT", Intro: "Intro", Compute: "Compute"}
+var names = map[ID]string{Link: "Link", Relay: "Relay", Exit: "Exit", Dir: "Dir", Joint: "Joint", LinkAES: "LinkAES", DHT: "DHT", Intro: "Intro", Compute: "Compute", Hop: "Hop", Punch: "Punch"}
 
 // String returns s in Tor's "proto" form, "Link=1 Relay=1-2 Exit=1";
 // unknown protocols appear as "P<id>=...".

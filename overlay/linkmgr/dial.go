@@ -141,7 +141,13 @@ func (m *Manager) dial(ctx context.Context, identity keys.IdentityPublicKey, lk 
 	}
 	var dialErr error
 	dial := func(ctx context.Context) (net.Conn, error) {
-		c, err := t.Dial(ctx, a.HostPort)
+		var c net.Conn
+		var err error
+		if pd, ok := t.(transport.PeerDialer); ok {
+			c, err = pd.DialPeer(ctx, a.HostPort, lk)
+		} else {
+			c, err = t.Dial(ctx, a.HostPort)
+		}
 		dialErr = err
 		return c, err
 	}

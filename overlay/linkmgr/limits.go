@@ -135,6 +135,9 @@ func (m *Manager) admit(remote net.Addr) *slot {
 
 // handshakeDone moves s from the handshake count to the link count.
 func (m *Manager) handshakeDone(s *slot) {
+	if s == nil {
+		return
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if s.released || !s.handshaking {

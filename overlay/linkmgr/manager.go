@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"sync"
 	"time"
@@ -17,6 +18,10 @@ import (
 	"github.com/darkmatter/darkmatter/overlay/link"
 	"github.com/darkmatter/darkmatter/overlay/transport"
 )
+
+// SpliceMagic opens a connection for Config.Splice (spec/nat.md §8.3),
+// where a link's preamble opens with "DMK".
+var SpliceMagic = [3]byte{'D', 'M', 'R'}
 
 // Tuning constants.
 const (
@@ -115,6 +120,11 @@ type Config struct {
 	// MaxHandshakesPerIP bounds the inbound handshakes in flight from one
 	// IPv4 address or IPv6 /64 (default DefaultMaxHandshakesPerIP).
 	MaxHandshakesPerIP int
+	// Splice, if set, takes accepted connections that open with
+	// SpliceMagic instead of a link preamble: a relay's side of relayed
+	// links (overlay/relaylink). It owns the connection until it returns;
+	// the connection holds its accept slot until then.
+	Splice func(conn net.Conn)
 	// Logf receives debug logs; nil is silent.
 	Logf safelog.Logf
 }
@@ -315,7 +325,69 @@ func (m *Manager) acceptLoop(ln net.Listener, scheme string) {
 // accept runs the responder side of a link on conn, which holds slot s,
 // and records it.
 func (m *Manager) accept(conn net.Conn, scheme string, s *slot) {
-	l := m.newLink(transport.Addr{Scheme: scheme, HostPort: conn.RemoteAddr().String()})
+	if m.cfg.Splice != nil {
+		var ok bool
+		if conn, ok = m.splice(conn, s); !ok {
+			return
+		}
+	}
+	m.acceptLink(conn, transport.Addr{Scheme: scheme, HostPort: conn.RemoteAddr().String()}, s)
+}
+
+// splice reads the first bytes of an accepted connection: a splice
+// header's magic hands it to Config.Splice, which holds slot s until it
+// returns (false); anything else is given back as a connection that
+// replays those bytes to the link (true).
+func (m *Manager) splice(conn net.Conn, s *slot) (net.Conn, bool) {
+	var magic [len(SpliceMagic)]byte
+	_ = conn.SetReadDeadline(time.Now().Add(m.linkConfig().WithDefaults().HandshakeTimeout))
+	n, err := io.ReadFull(conn, magic[:])
+	_ = conn.SetReadDeadline(time.Time{})
+	if err != nil {
+		m.release(s)
+		conn.Close()
+		return nil, false
+	}
+	if magic != SpliceMagic {
+		return &prefixConn{Conn: conn, prefix: magic[:n]}, true
+	}
+	m.handshakeDone(s)
+	m.cfg.Splice(&prefixConn{Conn: conn, prefix: magic[:n]})
+	conn.Close()
+	m.release(s)
+	return nil, false
+}
+
+// prefixConn is a connection whose first bytes were read already.
+type prefixConn struct {
+	net.Conn
+	prefix []byte
+}
+
+func (c *prefixConn) Read(b []byte) (int, error) {
+	if len(c.prefix) > 0 {
+		n := copy(b, c.prefix)
+		c.prefix = c.prefix[n:]
+		return n, nil
+	}
+	return c.Conn.Read(b)
+}
+
+// AcceptConn runs the responder side of a link on conn, a connection this
+// node obtained itself (a relayed link that a relay spliced to it, with
+// addr "relay://HOST:PORT" of that relay), and records the link. It takes
+// no accept slot: the caller bounds such connections. It returns when the
+// handshake is over.
+func (m *Manager) AcceptConn(conn net.Conn, addr transport.Addr) {
+	if !m.goFunc(func() { m.acceptLink(conn, addr, nil) }) {
+		conn.Close()
+	}
+}
+
+// acceptLink runs the responder side of a link on conn, which holds slot
+// s (nil for AcceptConn), and records it.
+func (m *Manager) acceptLink(conn net.Conn, addr transport.Addr, s *slot) {
+	l := m.newLink(addr)
 	l.slot = s
 	ll, err := link.Accept(m.ctx, conn, m.linkConfig(), (*handler)(l))
 	if err != nil {

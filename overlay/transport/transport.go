@@ -3,6 +3,8 @@ package transport
 import (
 	"context"
 	"net"
+
+	"github.com/darkmatter/darkmatter/crypto/keys"
 )
 
 // Transport opens and accepts reliable byte streams.
@@ -18,4 +20,12 @@ type Transport interface {
 	// Listen listens on addr ("host:port"; port 0 picks a free one, and
 	// the listener's Addr reports it).
 	Listen(addr string) (net.Listener, error)
+}
+
+// PeerDialer is a Transport that must know whom it connects to, not only
+// where: a relayed link (overlay/relaylink) asks the relay at addr for the
+// node with static link key peer. The link manager calls DialPeer instead
+// of Dial when a transport has it.
+type PeerDialer interface {
+	DialPeer(ctx context.Context, addr string, peer keys.LinkPublicKey) (net.Conn, error)
 }
