@@ -6,6 +6,8 @@ import (
 	"net"
 	"os/exec"
 	"slices"
+	"strconv"
+	"strings"
 )
 
 // Processes and stream sockets inside the lab's namespaces: what a test of
@@ -65,4 +67,29 @@ func (l *Lab) check(ns string) error {
 		return fmt.Errorf("natlab: %q is not a namespace of this lab", ns)
 	}
 	return nil
+}
+
+// Masqueraded returns how many connections (conntrack entries: a TCP
+// connection, a UDP flow) router ns has masqueraded so far: the packet
+// count of its MASQUERADE rule, which sees only the first packet of each.
+// A test uses it to check that its traffic really crossed the NAT.
+func (l *Lab) Masqueraded(router string) (uint64, error) {
+	if router == "" || (router != l.RouterA && router != l.RouterB) {
+		return 0, fmt.Errorf("natlab: %q is not a router of this lab", router)
+	}
+	out, err := output("ip", "netns", "exec", router, "iptables", "-w", "5", "-t", "nat", "-L", "POSTROUTING", "-v", "-n", "-x")
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(string(out)) {
+		f := strings.Fields(line)
+		if len(f) > 2 && f[2] == "MASQUERADE" {
+			n, err := strconv.ParseUint(f[0], 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("natlab: iptables counter %q: %w", f[0], err)
+			}
+			return n, nil
+		}
+	}
+	return 0, fmt.Errorf("natlab: no MASQUERADE rule in %s:\n%s", router, out)
 }

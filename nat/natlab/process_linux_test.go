@@ -84,8 +84,8 @@ func TestCommand(t *testing.T) {
 }
 
 // A TCP connection from home A to a listener in the public namespace
-// arrives from router A's public address; the listener is not reachable
-// from outside the lab.
+// arrives from router A's public address, and router A counts it as one
+// masqueraded connection (router B none).
 func TestListenDial(t *testing.T) {
 	l := New(t, Options{})
 	ln, err := l.Listen(l.Public, netip.AddrPortFrom(STUN1, 0).String())
@@ -132,6 +132,14 @@ func TestListenDial(t *testing.T) {
 	}
 	if ra := a.remote.(*net.TCPAddr).AddrPort().Addr(); ra != PublicA {
 		t.Errorf("the listener saw %v, want router A's %v", ra, PublicA)
+	}
+	for r, want := range map[string]uint64{l.RouterA: 1, l.RouterB: 0} {
+		if n, err := l.Masqueraded(r); err != nil || n != want {
+			t.Errorf("Masqueraded(%s) = %d, %v; want %d", r, n, err, want)
+		}
+	}
+	if _, err := l.Masqueraded(l.HomeA); err == nil {
+		t.Error("Masqueraded of a home namespace succeeded")
 	}
 	if _, err := l.DialContext(ctx, "elsewhere", "tcp4", ln.Addr().String()); err == nil {
 		t.Error("DialContext from a namespace outside the lab succeeded")
