@@ -118,8 +118,8 @@ var (
 // what the router's NAT does: MASQUERADE keeps one port for every
 // destination, --random-fully draws one per destination.
 func TestLabNATProbe(t *testing.T) {
-	bin := darkmatterBinary(t)
 	l := natlab.New(t, natlab.Options{A: natlab.Masquerade, B: natlab.RandomFully})
+	bin := darkmatterBinary(t)
 	dir := t.TempDir()
 	start := time.Now()
 	var boots []string
@@ -183,11 +183,11 @@ func TestLabNATProbe(t *testing.T) {
 // the test reaches from home B. A page of labPageSize bytes arrives
 // byte-identical.
 func TestLabHiddenServiceBehindNAT(t *testing.T) {
-	bin := darkmatterBinary(t)
 	for _, b := range []natlab.NAT{natlab.Masquerade, natlab.RandomFully} {
 		t.Run("client-"+b.String(), func(t *testing.T) {
 			start := time.Now()
 			l := natlab.New(t, natlab.Options{A: natlab.Masquerade, B: b})
+			bin := darkmatterBinary(t)
 			dir := t.TempDir()
 			relays := startLabNetwork(t, l, bin, dir, 4, 1)
 			boot := relays[0].boot
