@@ -20,7 +20,10 @@
 // --random-fully when its [NAT] is [RandomFully], which gives a new random
 // port to every conntrack entry: a symmetric NAT) and, like a home router,
 // drops unsolicited packets to itself from wan. [Lab.ListenPacket] opens a
-// UDP socket inside one of the namespaces from the test process.
+// UDP socket inside one of the namespaces from the test process,
+// [Lab.Listen] a TCP listener and [Lab.DialContext] a connection;
+// [Lab.Command] runs a program (a relay, a proxy) inside one, so whole
+// processes can be tested behind the routers.
 //
 // [New] needs root, the ip and iptables commands, and a kernel that lets it
 // create network namespaces; otherwise it skips the test, or fails it when

@@ -312,8 +312,8 @@ func (l *Lab) ListenPacket(ns, addr string) (net.PacketConn, error) {
 // itself, not in goroutines it starts. When the thread cannot be moved
 // back, it is left locked so that it ends with the goroutine.
 func (l *Lab) Run(ns string, f func() error) error {
-	if !slices.Contains(l.Namespaces(), ns) {
-		return fmt.Errorf("natlab: %q is not a namespace of this lab", ns)
+	if err := l.check(ns); err != nil {
+		return err
 	}
 	done := make(chan error, 1)
 	go func() {

@@ -1,0 +1,320 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/darkmatter/darkmatter/nat/natlab"
+	"github.com/darkmatter/darkmatter/overlay/descriptor"
+)
+
+// Issue 16's process scenarios in the kernel NAT lab (package
+// nat/natlab): relay processes in the lab's public namespace, and
+// publish, proxy and "nat probe" processes in the home namespaces behind
+// the routers' MASQUERADE, as users behind home routers run them.
+
+// labPageSize is the size of the page the hidden service serves.
+const labPageSize = 300 << 10
+
+// labPage is a deterministic page of labPageSize bytes.
+var labPage = sync.OnceValue(func() []byte {
+	b := make([]byte, labPageSize)
+	_, _ = rand.NewChaCha8([32]byte{'n', 'a', 't', 'l', 'a', 'b'}).Read(b)
+	return b
+})
+
+// startCmd is startProc for a command made elsewhere (natlab.Lab.Command:
+// a program in one of the lab's namespaces). The process is killed at the
+// end of the test if it is still running, before the lab's namespaces go
+// (t.Cleanup runs last-registered first, and the lab is made before any
+// process); its output is logged if the test failed.
+func startCmd(t *testing.T, name string, cmd *exec.Cmd) *proc {
+	t.Helper()
+	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
+	p.cmd.Stderr = stderrWriter{p}
+	p.cmd.Stdout = stdoutWriter{p}
+	// Nothing may land in the real data directory.
+	p.cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+t.TempDir(), "HOME="+t.TempDir())
+	p.cmd.WaitDelay = 5 * time.Second
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			p.cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("--- %s (%s) output:\n%s", p.name, strings.Join(p.cmd.Args, " "), p.output())
+		}
+	})
+	return p
+}
+
+// labRelay is one relay process in the lab's public namespace.
+type labRelay struct {
+	name, data, boot string
+	p                *proc
+}
+
+// startLabRelay starts a relay listening on ip (one of the public
+// namespace's addresses) and waits for its ready and bootstrap lines. The
+// lab's addresses are TEST-NET-3, which the overlay counts as private:
+// relays need --allow-private-addrs to extend to each other.
+func startLabRelay(t *testing.T, l *natlab.Lab, bin, dir, name string, ip netip.Addr, args ...string) *labRelay {
+	t.Helper()
+	r := &labRelay{name: name, data: filepath.Join(dir, name)}
+	args = append([]string{"relay", "--listen", netip.AddrPortFrom(ip, 0).String(), "--allow-private-addrs",
+		"--data", r.data, "--log-level", "info"}, args...)
+	r.p = startCmd(t, name, l.Command(l.Public, bin, args...))
+	m, err := r.p.waitLine(reRelayReady, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(m[1], ip.String()+":") {
+		t.Fatalf("%s ready on %s, want an address on %v", name, m[1], ip)
+	}
+	m, err = r.p.waitLine(reBootstrap, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := descriptor.ParseBootstrap(m[1]); err != nil {
+		t.Fatalf("%s prints a bootstrap string that does not parse: %v", name, err)
+	}
+	r.boot = m[1]
+	return r
+}
+
+var (
+	reLabMapped  = regexp.MustCompile(`(?m)^server (\S+): mapped (\S+)$`)
+	reLabMapping = regexp.MustCompile(`(?m)^mapping: (\S+)$`)
+)
+
+// "darkmatter nat probe" behind each router asks three relay processes
+// (two ports of one public IP and a second IP): every relay sees the
+// router's public address, the node is not public, and the mapping is
+// what the router's NAT does: MASQUERADE keeps one port for every
+// destination, --random-fully draws one per destination.
+func TestLabNATProbe(t *testing.T) {
+	l := natlab.New(t, natlab.Options{A: natlab.Masquerade, B: natlab.RandomFully})
+	bin := darkmatterBinary(t)
+	dir := t.TempDir()
+	start := time.Now()
+	var boots []string
+	for i, ip := range []netip.Addr{natlab.STUN1, natlab.STUN1, natlab.STUN2} {
+		r := startLabRelay(t, l, bin, dir, fmt.Sprintf("relay%d", i+1), ip)
+		boots = append(boots, "--bootstrap", r.boot)
+	}
+	t.Logf("3 relays up in %v", time.Since(start).Round(time.Millisecond))
+	for _, tc := range []struct {
+		ns      string
+		router  string
+		nat     natlab.NAT
+		public  netip.Addr
+		mapping string
+	}{
+		{l.HomeA, l.RouterA, natlab.Masquerade, natlab.PublicA, "endpoint-independent"},
+		{l.HomeB, l.RouterB, natlab.RandomFully, natlab.PublicB, "address-and-port-dependent"},
+	} {
+		t.Run(tc.nat.String(), func(t *testing.T) {
+			args := append([]string{"nat", "probe", "--timeout", "2s"}, boots...)
+			p := startCmd(t, "nat-probe", l.Command(tc.ns, bin, args...))
+			err, ok := p.wait(15 * time.Second)
+			if !ok || err != nil {
+				t.Fatalf("nat probe: %v (finished: %v)\n%s", err, ok, p.output())
+			}
+			p.mu.Lock()
+			out := p.stdout.String()
+			p.mu.Unlock()
+			t.Logf("nat probe behind %s:\n%s", tc.nat, out)
+			ms := reLabMapped.FindAllStringSubmatch(out, -1)
+			if len(ms) != 3 {
+				t.Fatalf("%d mapped addresses, want one from each of the 3 relays", len(ms))
+			}
+			for _, m := range ms {
+				ap, err := netip.ParseAddrPort(m[2])
+				if err != nil {
+					t.Fatalf("server %s: mapped %q: %v", m[1], m[2], err)
+				}
+				if ap.Addr() != tc.public {
+					t.Errorf("server %s saw %v, want router's public address %v", m[1], ap.Addr(), tc.public)
+				}
+			}
+			if !strings.Contains(out, "public: no\n") {
+				t.Error("the probe does not say the node is behind a NAT")
+			}
+			if m := reLabMapping.FindStringSubmatch(out); m == nil || m[1] != tc.mapping {
+				t.Errorf("mapping line %q, want %q", m, tc.mapping)
+			}
+			if n, err := l.Masqueraded(tc.router); err != nil || n < 3 {
+				t.Errorf("the router masqueraded %d flows (%v), want one to each of the 3 relays at least", n, err)
+			}
+		})
+	}
+}
+
+// A hidden service published from behind router A and visited through a
+// proxy behind router B, both NATs doing MASQUERADE, and B also as a
+// symmetric NAT (--random-fully): four relay processes in the public
+// namespace, a publish process in home A forwarding to an HTTP server
+// whose socket is in home A, a proxy process in home B whose HTTP proxy
+// the test reaches from home B. A page of labPageSize bytes arrives
+// byte-identical.
+func TestLabHiddenServiceBehindNAT(t *testing.T) {
+	for _, b := range []natlab.NAT{natlab.Masquerade, natlab.RandomFully} {
+		t.Run("client-"+b.String(), func(t *testing.T) {
+			start := time.Now()
+			l := natlab.New(t, natlab.Options{A: natlab.Masquerade, B: b})
+			bin := darkmatterBinary(t)
+			dir := t.TempDir()
+			relays := startLabNetwork(t, l, bin, dir, 4, 1)
+			boot := relays[0].boot
+
+			target := startLabTarget(t, l, l.HomeA)
+			keyFile, addr := newServiceKey(t, dir)
+			pubArgs := append([]string{"publish", "--key", keyFile, "--target", target, "--port", "80",
+				"--bootstrap", boot, "--data", filepath.Join(dir, "publish"), "--log-level", "info"}, hsNetFlags...)
+			pub := startCmd(t, "publish", l.Command(l.HomeA, bin, pubArgs...))
+			m, err := pub.waitLine(rePublished, time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m[2] != addr {
+				t.Fatalf("publish prints address %s, the key's is %s", m[2], addr)
+			}
+			t.Logf("service published from behind NAT A %v after the start (it says %s)", time.Since(start).Round(time.Millisecond), m[1])
+
+			pxArgs := append([]string{"proxy", "--bootstrap", boot, "--socks", "127.0.0.1:0", "--http", "127.0.0.1:0",
+				"--data", filepath.Join(dir, "proxy"), "--log-level", "info"}, hsNetFlags...)
+			px := startCmd(t, "proxy", l.Command(l.HomeB, bin, pxArgs...))
+			m, err = px.waitLine(reProxyReady, time.Minute)
+			if err != nil {
+				t.Fatal(err)
+			}
+			httpAddr := m[2]
+
+			// The proxy listens on home B's loopback: only a
+			// connection made in home B reaches it.
+			tr := &http.Transport{
+				Proxy: http.ProxyURL(&url.URL{Scheme: "http", Host: httpAddr}),
+				DialContext: func(ctx context.Context, network, a string) (net.Conn, error) {
+					return l.DialContext(ctx, l.HomeB, network, a)
+				},
+			}
+			defer tr.CloseIdleConnections()
+			cl := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+			t0 := time.Now()
+			resp, err := cl.Get("http://" + addr + "/page")
+			if err != nil {
+				t.Fatalf("GET through the proxy behind NAT B: %v", err)
+			}
+			body, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err != nil || resp.StatusCode != http.StatusOK {
+				t.Fatalf("GET http://%s/page: %s, %d bytes, %v", addr, resp.Status, len(body), err)
+			}
+			if !bytes.Equal(body, labPage()) {
+				t.Fatalf("got %d bytes, not the %d bytes the service serves", len(body), labPageSize)
+			}
+			t.Logf("%d KiB byte-identical from behind NAT A to behind NAT B (%s) in %v; whole scenario %v",
+				labPageSize>>10, b, time.Since(t0).Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+			// Both processes reached the relays only through their
+			// routers' NAT.
+			for _, r := range []string{l.RouterA, l.RouterB} {
+				n, err := l.Masqueraded(r)
+				if err != nil || n == 0 {
+					t.Errorf("router %s masqueraded %d connections (%v)", r, n, err)
+				}
+				t.Logf("router %s masqueraded %d connections", r, n)
+			}
+
+			px.interrupt(t)
+			pub.interrupt(t)
+		})
+	}
+}
+
+// startLabNetwork starts n relay processes on the public namespace's
+// first address (the first is everybody's bootstrap relay, the next exits
+// ones are exits accepting only 127.0.0.1:9, which nothing uses), and
+// waits until each knows all n. Not on its second address: a relay
+// listening there dials its links from the first (the kernel's source
+// address; the TCP transport does not bind the listen address), and its
+// peers refuse a HELLO whose addresses do not include the link's IP.
+func startLabNetwork(t *testing.T, l *natlab.Lab, bin, dir string, n, exits int) []*labRelay {
+	t.Helper()
+	start := time.Now()
+	var relays []*labRelay
+	for i := 1; i <= n; i++ {
+		args := append([]string{"--gossip-interval", "300ms"}, hsNetFlags...)
+		if i > 1 {
+			args = append(args, "--bootstrap", relays[0].boot)
+		}
+		if i > 1 && i <= 1+exits {
+			args = append(args, "--exit", "--exit-policy", "accept 127.0.0.1:9,reject *:*")
+		}
+		relays = append(relays, startLabRelay(t, l, bin, dir, fmt.Sprintf("relay%d", i), natlab.STUN1, args...))
+	}
+	for _, r := range relays {
+		var last int
+		if err := pollUntil(30*time.Second, func() (bool, error) {
+			st, err := queryStatus(r.data, false)
+			if err != nil {
+				return false, err
+			}
+			last = st.Relays
+			return st.Relays == n, nil
+		}); err != nil {
+			t.Fatalf("%s knows %d relays, want %d: %v", r.name, last, n, err)
+		}
+	}
+	t.Logf("%d relays up in the public namespace, each knowing all, in %v", n, time.Since(start).Round(time.Millisecond))
+	return relays
+}
+
+// startLabTarget serves labPage at /page on a listener on the loopback of
+// namespace ns, until the test ends, and returns its address.
+func startLabTarget(t *testing.T, l *natlab.Lab, ns string) string {
+	t.Helper()
+	ln, err := l.Listen(ns, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/page", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Write(labPage())
+	})
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		srv.Close()
+		if err := <-done; !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("target: %v", err)
+		}
+	})
+	return ln.Addr().String()
+}
