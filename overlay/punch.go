@@ -328,3 +328,56 @@ func addrPortOf(a net.Addr) (netip.AddrPort, bool) {
 	ap, err := netip.ParseAddrPort(a.String())
 	return ap, err == nil
 }
+
+// ConnectReport is what Connect saw.
+type ConnectReport struct {
+	Addr   string        // the address the link was opened to
+	Linked time.Duration // time to the link (handshake and HELLO)
+	// Direct is the punched QUIC address the link moved to, "" if none;
+	// DirectAfter is the time from the start of Connect to that link.
+	Direct      string
+	DirectAfter time.Duration
+	// Punched is true when a punch ran on the link (Direct tells whether
+	// it succeeded).
+	Punched bool
+}
+
+// Connect opens a link to the relay b names, as a circuit's first hop
+// would, and, when that link is relayed and a punch starts on it, waits
+// up to wait for the punch's outcome. It is the diagnostic behind
+// "darkmatter nat connect".
+func (n *Node) Connect(ctx context.Context, b descriptor.Bootstrap, wait time.Duration) (ConnectReport, error) {
+	start := time.Now()
+	l, err := n.links.Channel(ctx, b.Identity, b.Link, b.Addr)
+	if err != nil {
+		return ConnectReport{}, err
+	}
+	r := ConnectReport{Addr: l.Addr().String(), Linked: time.Since(start)}
+	if d := l.Descriptor(); l.Addr().Scheme != SchemeRelay || !n.punchable() || d == nil || !d.Protocols.Supports(protover.Punch, 1) {
+		return r, nil // no punch will run on this link
+	}
+	end := time.Now().Add(wait)
+	for time.Now().Before(end) && ctx.Err() == nil {
+		if p := n.links.Preferred(b.Link); p != nil && p.Addr().Scheme == quictr.Scheme {
+			r.Punched, r.Direct, r.DirectAfter = true, p.Addr().String(), time.Since(start)
+			return r, nil
+		}
+		n.relay.mu.Lock()
+		started := n.relay.punch.started[l]
+		running := n.relay.punch.sessions[l] != nil
+		n.relay.mu.Unlock()
+		if started > 0 {
+			r.Punched = true
+			if !running {
+				// Ended without a direct link (the dial, if any, records
+				// the link before the session ends).
+				if p := n.links.Preferred(b.Link); p != nil && p.Addr().Scheme == quictr.Scheme {
+					r.Direct, r.DirectAfter = p.Addr().String(), time.Since(start)
+				}
+				return r, nil
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return r, nil
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/darkmatter/darkmatter/nat"
+	"github.com/darkmatter/darkmatter/overlay"
 	"github.com/darkmatter/darkmatter/overlay/transport"
 	"github.com/urfave/cli/v2"
 )
@@ -75,6 +76,71 @@ func natCommand() *cli.Command {
 				_, err = fmt.Fprint(c.App.Writer, r)
 				return err
 			},
-		}},
+		}, natConnectCommand()},
+	}
+}
+
+// natConnectCommand links to one relay, through the relay it reserved at
+// when it is behind NAT, and reports whether a hole punch moved the link
+// to a direct QUIC path (spec/nat.md §8).
+func natConnectCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "connect",
+		Usage:     "link to a relay (through its relay if it is behind NAT) and report whether a direct path was punched",
+		ArgsUsage: "ID@ADDR",
+		Description: "Starts a client, learns the network from --bootstrap, then opens a link to the relay named by\n" +
+			"ID@ADDR (ADDR may be relay://HOST:PORT, the address a relay behind NAT prints). A relayed link\n" +
+			"runs a hole punch when the relay listens on QUIC; the command prints how the link was made,\n" +
+			"and the punched address when the link moved to a direct path. It opens no circuit.",
+		Flags: append(commonFlags(),
+			&cli.StringSliceFlag{Name: "bootstrap", Usage: "relay ID@HOST:PORT to learn the network from (repeatable)", Required: true},
+			&cli.DurationFlag{Name: "wait", Usage: "how long to wait for a punch to finish", Value: 20 * time.Second},
+			&cli.BoolFlag{Name: "no-punch", Usage: "do not punch: keep the link relayed"},
+		),
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return errors.New("usage: darkmatter nat connect --bootstrap ID@HOST:PORT ID@ADDR")
+			}
+			targets, err := parseBootstraps(c.Args().Slice())
+			if err != nil {
+				return err
+			}
+			bs, err := parseBootstraps(c.StringSlice("bootstrap"))
+			if err != nil {
+				return err
+			}
+			_, debug, err := logger(c)
+			if err != nil {
+				return err
+			}
+			ctx, stop := signalContext(c.Context)
+			defer stop()
+			n, err := overlay.New(overlay.Config{Network: c.String("network"), Bootstrap: bs, Preemptive: -1,
+				DisablePunch: c.Bool("no-punch"), Logf: debug})
+			if err != nil {
+				return err
+			}
+			defer n.Close()
+			if err := n.Start(ctx); err != nil {
+				return err
+			}
+			wctx, cancel := context.WithTimeout(ctx, c.Duration("wait")+30*time.Second)
+			defer cancel()
+			r, err := n.Connect(wctx, targets[0], c.Duration("wait"))
+			if err != nil {
+				return err
+			}
+			w := c.App.Writer
+			fmt.Fprintf(w, "link: %s in %v\n", r.Addr, r.Linked.Round(time.Millisecond))
+			switch {
+			case r.Direct != "":
+				fmt.Fprintf(w, "direct: %s after %v (hole punched)\n", r.Direct, r.DirectAfter.Round(time.Millisecond))
+			case r.Punched:
+				fmt.Fprintln(w, "direct: none (the punch failed; the link stays relayed)")
+			default:
+				fmt.Fprintln(w, "direct: none (no punch on this link)")
+			}
+			return nil
+		},
 	}
 }

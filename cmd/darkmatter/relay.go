@@ -1,8 +1,11 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
+	"time"
 
 	"github.com/darkmatter/darkmatter/circuit"
 	"github.com/darkmatter/darkmatter/circuit/cell"
@@ -32,6 +35,8 @@ func relayCommand() *cli.Command {
 			&cli.IntFlag{Name: "max-circuits-per-link", Usage: "circuits at most that one link's peer opens", Value: circuit.DefaultMaxCircuitsPerChannel},
 			&cli.IntFlag{Name: "max-circuits-per-ip", Usage: "circuits at most opened from one IPv4 address or IPv6 /64 (default: max-circuits/8)"},
 			&cli.IntFlag{Name: "max-circuits", Usage: "circuits at most that peers open at this relay", Value: circuit.DefaultMaxCircuits},
+			&cli.IntFlag{Name: "reserve", Usage: "behind NAT: reserve at this many public relays and be reached through them (the descriptor lists relay://HOST:PORT addresses; listen on quic:// to punch direct paths)"},
+			&cli.BoolFlag{Name: "no-hop", Usage: "do not relay links to relays behind NAT"},
 			&cli.IntFlag{Name: "memory-budget", Usage: "MiB of cells queued on all links at most; over it the circuits holding the oldest cells are destroyed", Value: link.DefaultBudget * cell.Size >> 20},
 		), append(append(discoveryFlags(true), executorFlags()...), metricsFlags()...)...),
 		Action: func(c *cli.Context) error {
@@ -81,6 +86,8 @@ func relayCommand() *cli.Command {
 				MaxCircuitsPerIP:   c.Int("max-circuits-per-ip"),
 				MaxCircuits:        c.Int("max-circuits"),
 				MemoryBudget:       c.Int("memory-budget") << 20 / cell.Size,
+				Reserve:            c.Int("reserve"),
+				DisableHop:         c.Bool("no-hop"),
 				Progress:           prog.report,
 				Logf:               debug,
 			}
@@ -118,9 +125,31 @@ func relayCommand() *cli.Command {
 			}
 			say("darkmatter %s ready on %s", ready, n.Addr())
 			say("bootstrap: %s", n.Bootstrap())
+			if cfg.Reserve > 0 {
+				go reportRelayed(ctx, n)
+			}
 			<-ctx.Done()
 			info.Printf("shutting down")
 			return nil
 		},
+	}
+}
+
+// reportRelayed prints the relay's bootstrap line again whenever the
+// relays it is reached through change (a relay behind NAT, --reserve).
+func reportRelayed(ctx context.Context, n *overlay.Node) {
+	var last []string
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if a := n.RelayedAddrs(); !slices.Equal(a, last) {
+			last = a
+			say("reachable through %d relay(s); bootstrap: %s", len(a), n.Bootstrap())
+		}
 	}
 }

@@ -104,6 +104,7 @@ func nodeStatus(role string, n *overlay.Node, p *progress, req control.Request) 
 	st.Counters = append(st.Counters, computeValues(n)...)
 	st.Counters = append(st.Counters, siteValues(n)...)
 	st.Counters = append(st.Counters, control.Value{Name: "reachability", Value: reachText(n)})
+	st.Counters = append(st.Counters, natValues(n)...)
 	return st
 }
 
@@ -293,4 +294,24 @@ func behaviorText(b uint8) string {
 		return "address-and-port-dependent"
 	}
 	return "unknown"
+}
+
+// natValues are the counters of relayed links and hole punching
+// (spec/nat.md §8): the Hop service a public relay runs, the reservations
+// of a relay behind NAT (how many, never where) and the punches made.
+func natValues(n *overlay.Node) []control.Value {
+	var v []control.Value
+	add := func(name string, x any) { v = append(v, control.Value{Name: name, Value: fmt.Sprint(x)}) }
+	h := n.HopStats()
+	add("relayed links: reservations held for others", h.Reservations)
+	add("relayed links: splices open", h.Splices)
+	add("relayed links: splices made", h.Spliced)
+	add("relayed links: bytes relayed", h.Bytes)
+	add("relayed links: requests refused", h.Refused)
+	add("relayed links: own reservations", len(n.RelayedAddrs()))
+	p := n.PunchStats()
+	add("hole punching: attempts", p.Attempts)
+	add("hole punching: direct paths", p.Direct)
+	add("hole punching: failed (link stays relayed)", p.Failed)
+	return v
 }
