@@ -1,12 +1,15 @@
 package overlay
 
 import (
+	"fmt"
 	"io"
+	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/darkmatter/darkmatter/circuit"
+	"github.com/darkmatter/darkmatter/circuit/exitpolicy"
 	"github.com/darkmatter/darkmatter/overlay/descriptor"
 	"github.com/darkmatter/darkmatter/overlay/linkmgr"
 )
@@ -15,7 +18,7 @@ import (
 // relay behind NAT would on its home network, and reserves at one of the
 // harness's relays; it returns once its descriptor lists the relayed
 // address.
-func natRelay(t *testing.T, h *harness, opt func(*Config)) *Node {
+func natRelay(t testing.TB, h *harness, opt func(*Config)) *Node {
 	t.Helper()
 	cfg := Config{Network: "test-tcp", Listen: []string{"quic://127.0.0.1:0"}, Reserve: 1,
 		AllowPrivateAddrs: true, AllowSameSubnet: true, Gossip: 500 * time.Millisecond,
@@ -39,7 +42,7 @@ func natRelay(t *testing.T, h *harness, opt func(*Config)) *Node {
 }
 
 // hopTo returns the client's hop to relay r, from r's own descriptor.
-func hopTo(t *testing.T, c, r *Node) circuit.Hop {
+func hopTo(t testing.TB, c, r *Node) circuit.Hop {
 	t.Helper()
 	hp, ok := c.hopOf(r.Descriptor())
 	if !ok {
@@ -157,5 +160,83 @@ func TestRelayedLinkPunch(t *testing.T) {
 	}
 	if st := n.PunchStats(); st.Direct != 1 {
 		t.Fatalf("relay behind NAT punch stats %+v", st)
+	}
+}
+
+// natNet is the harness's network plus three relays behind NAT (on
+// loopback, QUIC only, reached through the harness's relays) that exit to
+// the target, for a circuit whose every link is relayed or punched.
+func natNet(b testing.TB, punch bool) (*harness, []*Node) {
+	h := newHarnessWith(b, "tcp", 3, func(c *Config) {
+		c.DisablePunch = !punch
+		// Every node is on 127.0.0.1: the per-address accept limits
+		// would count them as one source.
+		c.MaxLinksPerIP, c.MaxHandshakesPerIP = 1000, 1000
+	})
+	var ns []*Node
+	for range 3 {
+		ns = append(ns, natRelay(b, h, func(c *Config) {
+			c.DisablePunch = !punch
+			c.Exit = &circuit.ExitConfig{Policy: exitpolicy.AcceptAll(), ConnectTimeout: 5 * time.Second}
+		}))
+	}
+	return h, ns
+}
+
+// BenchmarkCircuitNAT moves data through a 3-hop circuit of relays behind
+// NAT (natNet) whose links are relayed through public relays, or punched
+// to direct QUIC paths (on loopback every punch succeeds), and reports
+// MB/s and the time to the first byte of a new stream on the built
+// circuit. BenchmarkCircuitLinks gives the same figures with direct TCP
+// and QUIC links for comparison; run both in one go.
+func BenchmarkCircuitNAT(b *testing.B) {
+	for _, mode := range []string{"relayed", "punched"} {
+		b.Run(mode, func(b *testing.B) {
+			h, ns := natNet(b, mode == "punched")
+			defer h.close()
+			path := []circuit.Hop{hopTo(b, h.client, ns[0]), hopTo(b, h.client, ns[1]), hopTo(b, h.client, ns[2])}
+			cc, err := h.client.sw.BuildCircuit(ctxT(b), path)
+			if err != nil {
+				b.Fatal(err)
+			}
+			want := SchemeRelay
+			if mode == "punched" {
+				want = "quic"
+			}
+			links := func() bool {
+				return linkScheme(h.client.links.Preferred(ns[0].keys.Link.Public())) == want &&
+					linkScheme(ns[0].links.Preferred(ns[1].keys.Link.Public())) == want &&
+					linkScheme(ns[1].links.Preferred(ns[2].keys.Link.Public())) == want
+			}
+			waitFor(b, links, "every link of the path is "+want)
+			if mode == "punched" {
+				// A circuit on the punched links.
+				cc.Close()
+				if cc, err = h.client.sw.BuildCircuit(ctxT(b), path); err != nil {
+					b.Fatal(err)
+				}
+			}
+			defer cc.Close()
+			const size = 16 << 20
+			dial := func() (net.Conn, error) { return cc.OpenStream(ctxT(b), h.target.addr) }
+			var total, first time.Duration
+			b.SetBytes(size)
+			for b.Loop() {
+				total += timedDownload(b, dial, size)
+				start := time.Now()
+				c, err := dial()
+				if err != nil {
+					b.Fatal(err)
+				}
+				fmt.Fprintf(c, "D 1\n")
+				if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
+					b.Fatal(err)
+				}
+				first += time.Since(start)
+				c.Close()
+			}
+			b.ReportMetric(float64(size)*float64(b.N)/total.Seconds()/1e6, "MB/s")
+			b.ReportMetric(float64(first.Microseconds())/float64(b.N), "ttfb-µs")
+		})
 	}
 }
