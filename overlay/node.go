@@ -304,6 +304,10 @@ type Stats struct {
 	// HelloRefused counts peers' HELLO descriptors not stored because
 	// the link did not come from an address they list.
 	HelloRefused uint64
+	// NATMalformed counts NAT cells that did not parse; NATRefused the
+	// INCOMING and PUNCH messages not acted on (no reservation through
+	// that link, not a relayed link, a bound reached).
+	NATMalformed, NATRefused uint64
 }
 
 var (
@@ -831,6 +835,8 @@ func (n *Node) Stats() Stats {
 		Budget:        n.budget.Stats(),
 		ExtendRefused: n.extendRefused.Load(),
 		HelloRefused:  n.helloRefused.Load(),
+		NATMalformed:  n.natMalformed.Load(),
+		NATRefused:    n.natRefused.Load(),
 	}
 }
 

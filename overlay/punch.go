@@ -121,7 +121,10 @@ func (n *Node) punchMsg(l *linkmgr.Link, msg []byte) {
 	sess := s.punch.sessions[l]
 	s.mu.Unlock()
 	if sess == nil {
-		if !n.punchable() || !n.hasQUICListener() {
+		// Only the end a relay spliced a link to answers: a peer with a
+		// direct link has a path already, and could otherwise make this
+		// node spray punch packets at addresses of its choosing.
+		if l.Addr().Scheme != SchemeRelay || l.Initiator() || !n.punchable() || !n.hasQUICListener() {
 			n.natRefused.Add(1)
 			return
 		}

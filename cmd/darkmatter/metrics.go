@@ -187,6 +187,8 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		{"create_replay", s.Circuits.Replays},
 		{"extend", s.ExtendRefused},
 		{"hello_descriptor", s.HelloRefused},
+		{"nat_message", s.NATRefused},
+		{"nat_malformed", s.NATMalformed},
 		{"dir_get", s.Dir.GetsRefused},
 		{"bad_descriptor", s.Dir.Bad},
 		{"descriptor_subnet", s.Dir.Admit.Subnet},

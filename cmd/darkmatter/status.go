@@ -171,6 +171,8 @@ func counterValues(s overlay.Stats) []control.Value {
 	add("CREATE replays", s.Circuits.Replays)
 	add("EXTEND refused", s.ExtendRefused)
 	add("HELLO descriptors refused", s.HelloRefused)
+	add("NAT messages refused", s.NATRefused)
+	add("NAT messages malformed", s.NATMalformed)
 	add("DIR_GET refused", s.Dir.GetsRefused)
 	add("bad descriptors", s.Dir.Bad)
 	add("cells queued", s.Budget.Queued)
@@ -311,7 +313,7 @@ func natValues(n *overlay.Node) []control.Value {
 	add("relayed links: own reservations", len(n.RelayedAddrs()))
 	p := n.PunchStats()
 	add("hole punching: attempts", p.Attempts)
-	add("hole punching: direct paths", p.Direct)
+	add("hole punching: direct links made", p.Direct)
 	add("hole punching: failed (link stays relayed)", p.Failed)
 	return v
 }
