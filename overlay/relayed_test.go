@@ -4,14 +4,19 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/darkmatter/darkmatter/circuit"
+	"github.com/darkmatter/darkmatter/circuit/cell"
 	"github.com/darkmatter/darkmatter/circuit/exitpolicy"
 	"github.com/darkmatter/darkmatter/overlay/descriptor"
 	"github.com/darkmatter/darkmatter/overlay/linkmgr"
+	"github.com/darkmatter/darkmatter/overlay/relaylink"
+	"github.com/darkmatter/darkmatter/overlay/transport"
+	"github.com/darkmatter/darkmatter/overlay/transport/memnet"
 )
 
 // natRelay starts a relay that listens for QUIC on loopback only, as a
@@ -239,4 +244,134 @@ func BenchmarkCircuitNAT(b *testing.B) {
 			b.ReportMetric(float64(first.Microseconds())/float64(b.N), "ttfb-µs")
 		})
 	}
+}
+
+// Peers that complete real link handshakes and then send what the NAT
+// messages' rules forbid get nothing: reservations beyond the per-address
+// bound are refused while a legitimate relay behind NAT still reserves
+// and carries a circuit; malformed NAT cells, an INCOMING from a link
+// holding no reservation and a PUNCH on a direct link are dropped and
+// counted, and the links they came on stay up.
+func TestNATHostile(t *testing.T) {
+	h := newHarnessWith(t, "mem", 3, func(c *Config) {
+		c.RelayVia = "mem"
+		c.Hop.MaxReservationsPerIP = 2
+	})
+	defer h.close()
+	r0 := h.relays[0]
+	d0 := r0.Descriptor()
+
+	// The attacker: a client on one address opening fresh links (a fresh
+	// key each) to r0 and reserving on each.
+	atk, err := New(Config{Network: "test-mem", Transports: transport.Registry{memnet.Scheme: h.mem.Host("10.66.0.1")},
+		Bootstrap: []descriptor.Bootstrap{r0.Bootstrap()}, Preemptive: -1, RelayVia: "mem"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer atk.Close()
+	if err := atk.Start(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	var granted, refused int
+	var atkLinks []*linkmgr.Link
+	for i := range 4 {
+		dial := atk.links.Dial // a new link (up to linkmgr's 4 per peer)
+		if i == 0 {
+			dial = atk.links.Channel // the bootstrap link, or a first one
+		}
+		l, err := dial(ctxT(t), d0.Identity, d0.Link, d0.Addrs[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		atkLinks = append(atkLinks, l)
+		if _, err := atk.reserveOn(ctxT(t), l); err != nil {
+			refused++
+		} else {
+			granted++
+		}
+	}
+	if granted != 2 || refused != 2 || r0.HopStats().Reservations != 2 {
+		t.Fatalf("reservations from one address: %d granted, %d refused, %d held; want 2, 2, 2", granted, refused, r0.HopStats().Reservations)
+	}
+
+	// A legitimate relay behind NAT, on another address, still reserves
+	// and carries a circuit through its relayed link.
+	n := natRelayMem(t, h, "10.50.0.1")
+	cc, err := h.client.sw.BuildCircuit(ctxT(t), []circuit.Hop{hopTo(t, h.client, n), hopTo(t, h.client, h.relays[1])})
+	if err != nil {
+		t.Fatalf("circuit through the relay behind NAT: %v", err)
+	}
+	circEcho(t, h, cc)
+	cc.Close()
+
+	// Malformed NAT cells: counted, the link stays.
+	l := atkLinks[0]
+	for _, body := range [][]byte{{9, 0, 0}, {1, 0, 5}, {2, 0, 1, 0}, {3, 0, 2, 1, 2}, {4, 0, 0}} {
+		c := cell.New(0, cell.CmdNAT)
+		copy(c.Body(), body)
+		if err := l.Send(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, func() bool { return r0.Stats().NATMalformed == 5 }, "r0 counts 5 malformed NAT cells")
+	// A PUNCH on a direct link: dropped and counted, no session.
+	if err := atk.sendNAT(l, relaylink.Msg{Type: relaylink.TypePunch, Punch: []byte{1, 2, 3}}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return r0.Stats().NATRefused == 1 }, "r0 refuses a PUNCH on a direct link")
+	// An INCOMING over a link that holds none of n's reservations (the
+	// attacker's link to n, made through n's relay): n dials nothing.
+	nd := n.Descriptor()
+	la, err := atk.links.Channel(ctxT(t), nd.Identity, nd.Link, nd.Addrs[0])
+	if err != nil {
+		t.Fatalf("the attacker's relayed link to n: %v", err)
+	}
+	hopRefused := func() (sum uint64) {
+		for _, r := range h.relays {
+			sum += r.HopStats().Refused
+		}
+		return sum
+	}
+	before := hopRefused()
+	if err := atk.sendNAT(la, relaylink.Msg{Type: relaylink.TypeIncoming}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return n.Stats().NATRefused == 1 }, "n refuses an INCOMING from a link without its reservation")
+	time.Sleep(50 * time.Millisecond)
+	if got := hopRefused(); got != before {
+		t.Errorf("n connected back with a forged token: the relays refused %d ACCEPTs", got-before)
+	}
+	select {
+	case <-l.Done():
+		t.Fatal("r0 closed the attacker's link over NAT messages")
+	default:
+	}
+	waitFor(t, func() bool {
+		d := r0.dir.Get(n.NodeID())
+		return d != nil && slices.Equal(d.Addrs, nd.Addrs)
+	}, "r0 learns the relayed descriptor")
+	if _, err := h.client.sw.BuildCircuit(ctxT(t), []circuit.Hop{hopTo(t, h.client, r0), hopTo(t, h.client, n)}); err != nil {
+		t.Fatalf("a circuit after the attack: %v", err)
+	}
+}
+
+// natRelayMem starts a relay behind NAT on memnet at ip.
+func natRelayMem(t *testing.T, h *harness, ip string) *Node {
+	t.Helper()
+	n, err := New(Config{Network: "test-mem", Transports: transport.Registry{memnet.Scheme: h.mem.Host(ip)},
+		Listen: []string{memnet.Scheme + "://" + ip + ":7000"}, Reserve: 1, RelayVia: "mem", AllowPrivateAddrs: true,
+		Gossip: 500 * time.Millisecond, Bootstrap: []descriptor.Bootstrap{h.relays[0].Bootstrap()},
+		Exit: &circuit.ExitConfig{Policy: exitpolicy.AcceptAll()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	if err := n.Start(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		d := n.Descriptor()
+		return len(d.Addrs) == 1 && strings.HasPrefix(d.Addrs[0], "relay://")
+	}, "the relay behind NAT lists its relayed address")
+	return n
 }
