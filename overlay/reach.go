@@ -77,14 +77,28 @@ func (n *Node) probeReach(ctx context.Context) (changed, ok bool) {
 	if len(servers) == 0 {
 		return false, false
 	}
-	pc, err := net.ListenPacket("udp", ":0")
-	if err != nil {
-		return false, false
-	}
-	defer pc.Close()
 	ctx, cancel := context.WithTimeout(ctx, reachTimeout+time.Second)
 	defer cancel()
-	r, err := nat.Probe(ctx, pc, servers, nat.ProbeOptions{Timeout: reachTimeout})
+	// A node that listens for QUIC probes from that socket (its STUN
+	// responses have their own view of it): the mapping peers and
+	// punches meet. Others probe from a fresh socket.
+	n.mu.Lock()
+	sock := n.udpSock
+	n.mu.Unlock()
+	var r *nat.Report
+	var err error
+	if sock != nil {
+		sock.mu.Lock()
+		r, err = nat.Probe(ctx, sock.d.Responses(), servers, nat.ProbeOptions{Timeout: reachTimeout})
+		sock.mu.Unlock()
+	} else {
+		pc, lerr := net.ListenPacket("udp", ":0")
+		if lerr != nil {
+			return false, false
+		}
+		defer pc.Close()
+		r, err = nat.Probe(ctx, pc, servers, nat.ProbeOptions{Timeout: reachTimeout})
+	}
 	if err != nil {
 		return false, false
 	}
@@ -97,6 +111,9 @@ func (n *Node) probeReach(ctx context.Context) (changed, ok bool) {
 	}
 	if !mapped.IsValid() {
 		return false, false
+	}
+	if sock != nil {
+		n.noteMapped(mapped)
 	}
 	reach := descriptor.Reach{Status: descriptor.ReachNAT, Mapping: behavior(r.Mapping), Filtering: behavior(r.Filtering)}
 	if isLocalIP(mapped.Addr()) {

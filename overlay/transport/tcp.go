@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -26,6 +27,9 @@ type TCP struct {
 	// conns, as in net.Dialer.KeepAlive: zero means the net package's
 	// default (15s), negative disables keep-alives.
 	KeepAlive time.Duration
+
+	mu      sync.Mutex
+	sources []netip.Addr // IPs Listen bound (not loopback, not unspecified)
 }
 
 var _ Transport = (*TCP)(nil)
@@ -36,6 +40,12 @@ func (t *TCP) Dial(ctx context.Context, addr string) (net.Conn, error) {
 	ctx, cancel := t.dialContext(ctx)
 	defer cancel()
 	d := net.Dialer{KeepAlive: t.KeepAlive}
+	if src, ok := t.source(addr); ok {
+		// A relay listening on one address of a host with several
+		// dials from it, so that peers see the address its descriptor
+		// lists (spec/descriptor.md §4).
+		d.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, 0))
+	}
 	c, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("transport: %w", err)
@@ -69,6 +79,13 @@ func (t *TCP) Listen(addr string) (net.Listener, error) {
 	l, err := lc.Listen(context.Background(), "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("transport: %w", err)
+	}
+	if a, ok := l.Addr().(*net.TCPAddr); ok {
+		if ip := a.AddrPort().Addr().Unmap(); !ip.IsLoopback() && !ip.IsUnspecified() {
+			t.mu.Lock()
+			t.sources = append(t.sources, ip)
+			t.mu.Unlock()
+		}
 	}
 	return &tcpListener{Listener: l}, nil
 }
@@ -104,4 +121,23 @@ func setNoDelay(c net.Conn) error {
 		return tc.SetNoDelay(true)
 	}
 	return nil
+}
+
+// source returns the address to dial addr from: the first address Listen
+// bound of the destination's family, unless the destination is an IP
+// literal on loopback or not an IP literal at all.
+func (t *TCP) source(addr string) (netip.Addr, bool) {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil || ap.Addr().IsLoopback() {
+		return netip.Addr{}, false
+	}
+	dst := ap.Addr().Unmap()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, ip := range t.sources {
+		if ip.Is4() == dst.Is4() {
+			return ip, true
+		}
+	}
+	return netip.Addr{}, false
 }

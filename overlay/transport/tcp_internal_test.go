@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/netip"
 	"strings"
 	"syscall"
 	"testing"
@@ -83,16 +84,16 @@ func TestTCPListenEphemeral(t *testing.T) {
 func TestTCPDialTimeout(t *testing.T) {
 	tests := []struct {
 		name    string
-		tr      TCP
+		tr      *TCP
 		ctx     func() (context.Context, context.CancelFunc)
 		wantMin time.Duration
 		wantMax time.Duration
 		none    bool
 	}{
-		{name: "default", ctx: background, wantMin: DefaultDialTimeout - time.Second, wantMax: DefaultDialTimeout},
-		{name: "field", tr: TCP{DialTimeout: time.Second}, ctx: background, wantMin: 500 * time.Millisecond, wantMax: time.Second},
-		{name: "unbounded", tr: TCP{DialTimeout: -1}, ctx: background, none: true},
-		{name: "ctx wins", tr: TCP{DialTimeout: time.Hour}, ctx: func() (context.Context, context.CancelFunc) {
+		{name: "default", tr: &TCP{}, ctx: background, wantMin: DefaultDialTimeout - time.Second, wantMax: DefaultDialTimeout},
+		{name: "field", tr: &TCP{DialTimeout: time.Second}, ctx: background, wantMin: 500 * time.Millisecond, wantMax: time.Second},
+		{name: "unbounded", tr: &TCP{DialTimeout: -1}, ctx: background, none: true},
+		{name: "ctx wins", tr: &TCP{DialTimeout: time.Hour}, ctx: func() (context.Context, context.CancelFunc) {
 			return context.WithTimeout(context.Background(), 3*time.Second)
 		}, wantMin: 2 * time.Second, wantMax: 3 * time.Second},
 	}
@@ -161,5 +162,36 @@ func TestTCPListenerCloseIdempotent(t *testing.T) {
 	}
 	if _, err := ln.Accept(); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("Accept after Close: %v", err)
+	}
+}
+
+// A TCP transport that listens on a non-loopback address dials from it
+// (peers check that a relay speaks from an address it lists); loopback
+// and unspecified listeners, and loopback destinations, change nothing.
+func TestTCPDialSource(t *testing.T) {
+	var tr TCP
+	if _, ok := tr.source("192.0.2.1:7000"); ok {
+		t.Fatal("a source before any Listen")
+	}
+	ln, err := tr.Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if _, ok := tr.source("192.0.2.1:7000"); ok {
+		t.Fatal("a loopback listener became a source")
+	}
+	tr.sources = append(tr.sources, netip.MustParseAddr("203.0.113.2"), netip.MustParseAddr("2001:db8::2"))
+	for addr, want := range map[string]string{
+		"203.0.113.1:7000":    "203.0.113.2",
+		"[2001:db8::1]:7000":  "2001:db8::2",
+		"127.0.0.1:7000":      "",
+		"relay.example:7000":  "",
+		"[::ffff:1.2.3.4]:80": "203.0.113.2",
+	} {
+		got, ok := tr.source(addr)
+		if (want == "") == ok || ok && got.String() != want {
+			t.Errorf("source(%s) = %v, %v; want %q", addr, got, ok, want)
+		}
 	}
 }
