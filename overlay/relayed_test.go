@@ -375,3 +375,35 @@ func natRelayMem(t *testing.T, h *harness, ip string) *Node {
 	}, "the relay behind NAT lists its relayed address")
 	return n
 }
+
+// When the punch fails (here the relay behind NAT stops reading punch
+// packets, as when a NAT maps per destination and nothing gets through),
+// the session ends cleanly within its timeout and the link stays
+// relayed, carrying circuits as before.
+func TestRelayedLinkPunchFails(t *testing.T) {
+	h := newHarness(t, "tcp", 3)
+	defer h.close()
+	n := natRelay(t, h, nil)
+	n.mu.Lock()
+	sock := n.udpSock
+	n.mu.Unlock()
+	sock.d.Punch().Close()
+	cc, err := h.client.sw.BuildCircuit(ctxT(t), []circuit.Hop{hopTo(t, h.client, n), hopTo(t, h.client, h.relays[1])})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cc.Close()
+	// The punch gives up after nat.DefaultPunchTimeout (5 s).
+	for end := time.Now().Add(30 * time.Second); h.client.PunchStats().Failed != 1; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("the client's punch did not end: %+v", h.client.PunchStats())
+		}
+	}
+	if st := h.client.PunchStats(); st.Attempts != 1 || st.Direct != 0 {
+		t.Fatalf("client punch stats %+v", st)
+	}
+	if s := linkScheme(h.client.links.Preferred(n.keys.Link.Public())); s != SchemeRelay {
+		t.Fatalf("after a failed punch the preferred link is %s, want relay", s)
+	}
+	circEcho(t, h, cc)
+}
