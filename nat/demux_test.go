@@ -80,3 +80,30 @@ func TestDemux(t *testing.T) {
 		t.Fatalf("the socket was closed with the demux: %v", err)
 	}
 }
+
+// Two sockets that each run a STUN server behind a Demux probe each other
+// through the Responses view: requests reach the server, responses the
+// prober, on the same sockets.
+func TestDemuxResponses(t *testing.T) {
+	var socks [2]net.PacketConn
+	var ds [2]*Demux
+	for i := range socks {
+		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pc.Close()
+		socks[i], ds[i] = pc, NewDemux(pc)
+		defer ds[i].Close()
+		go NewServer(ServerConfig{}).Serve(ds[i].STUN())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for i := range socks {
+		other := netip.MustParseAddrPort(socks[1-i].LocalAddr().String())
+		r, err := Probe(ctx, ds[i].Responses(), []netip.AddrPort{other}, ProbeOptions{Timeout: time.Second})
+		if err != nil || r.Mapped[0] != netip.MustParseAddrPort(socks[i].LocalAddr().String()) {
+			t.Fatalf("probe %d from a shared socket: %v, %v", i, r, err)
+		}
+	}
+}

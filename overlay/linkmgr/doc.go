@@ -57,11 +57,20 @@
 // Config.ReplaceGrace, it is closed. A peer has at most Config.MaxLinksPerPeer
 // links; a further one is refused.
 //
+// Relayed links (spec/nat.md §8). With [Config].Splice set (a hop relay),
+// the manager reads the first three bytes of each accepted connection,
+// within the handshake timeout: [SpliceMagic] hands the connection, those
+// bytes replayed, to Splice, which keeps the accept slot until it returns;
+// anything else goes to the link handshake with its bytes replayed.
+// [Manager.AcceptConn] runs the responder side on a connection the node
+// obtained itself (a relay spliced it), with no slot. A transport that is
+// a [transport.PeerDialer] is dialled with the peer's link key.
+//
 // What it does not do: no cell or circuit processing (package circuit), no
 // directory logic (overlay/dir), no decision about which relays to talk to
-// (the circuit manager and the Node's bootstrap policy), no NAT traversal or
-// hole punching (nat/), and no decision about which addresses may be dialled
-// (the Node's extend rules).
+// (the circuit manager and the Node's bootstrap policy), no reservations or
+// hole punching (overlay, nat/), and no decision about which addresses may
+// be dialled (the Node's extend rules).
 // spec/links.md is normative for links; address syntax is spec/descriptor.md
 // §2.
 package linkmgr
