@@ -90,4 +90,4 @@ func TestSplice(t *testing.T) {
 type pipeTransport struct{ conn net.Conn }
 
 func (p *pipeTransport) Dial(ctx context.Context, addr string) (net.Conn, error) { return p.conn, nil }
-func (p *pipeTransport) Listen(string) (net.Listener, error)                    { return nil, io.EOF }
+func (p *pipeTransport) Listen(string) (net.Listener, error)                     { return nil, io.EOF }
