@@ -12,6 +12,7 @@ import (
 	"github.com/darkmatter/darkmatter/circuit"
 	"github.com/darkmatter/darkmatter/circuit/cell"
 	"github.com/darkmatter/darkmatter/circuit/exitpolicy"
+	"github.com/darkmatter/darkmatter/crypto/keys"
 	"github.com/darkmatter/darkmatter/overlay/descriptor"
 	"github.com/darkmatter/darkmatter/overlay/linkmgr"
 	"github.com/darkmatter/darkmatter/overlay/relaylink"
@@ -406,4 +407,70 @@ func TestRelayedLinkPunchFails(t *testing.T) {
 		t.Fatalf("after a failed punch the preferred link is %s, want relay", s)
 	}
 	circEcho(t, h, cc)
+}
+
+// Nothing above the link changes: in a network where half the relays are
+// behind NAT (reached through relayed links, punched where possible),
+// clients' streams and a hidden service work as in any other, and some
+// circuits do run through relays behind NAT.
+func TestNATMixedNetwork(t *testing.T) {
+	hn := newHiddenNet(t, "tcp", 3)
+	defer hn.close()
+	var natted []*Node
+	for range 3 {
+		natted = append(natted, natRelay(t, hn.harness, func(c *Config) {
+			c.DHTMinAge = -1
+			c.Exit = &circuit.ExitConfig{Policy: exitpolicy.AcceptAll(), ConnectTimeout: 5 * time.Second,
+				Resolve: hn.relays[0].cfg.Exit.Resolve}
+		}))
+	}
+	for _, n := range []*Node{hn.client, hn.svc} {
+		for end := time.Now().Add(30 * time.Second); len(n.Relays()) != 6; time.Sleep(50 * time.Millisecond) {
+			if time.Now().After(end) {
+				t.Fatalf("a client knows %d relays, want 6", len(n.Relays()))
+			}
+			n.refreshRound()
+		}
+	}
+	isNAT := map[keys.NodeID]bool{}
+	for _, n := range natted {
+		isNAT[n.NodeID()] = true
+	}
+	through := 0
+	for i := range 12 {
+		st, err := hn.client.DialStream(ctxT(t), hn.target.addr, fmt.Sprint("isolation ", i))
+		if err != nil {
+			t.Fatalf("stream %d: %v", i, err)
+		}
+		msg := fmt.Sprintf("E\nstream %d", i)
+		io.WriteString(st, msg)
+		got := make([]byte, len(msg)-2)
+		st.SetReadDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.ReadFull(st, got); err != nil || string(got) != msg[2:] {
+			t.Fatalf("stream %d: echo %q, %v", i, got, err)
+		}
+		for _, hop := range st.(*circuit.Stream).Circuit().Hops() {
+			if isNAT[hop.Identity.NodeID()] {
+				through++
+				break
+			}
+		}
+		st.Close()
+	}
+	if through == 0 {
+		t.Fatal("no circuit ran through a relay behind NAT")
+	}
+	addr, _ := hn.listen(t)
+	c, err := hn.client.Dial(ctxT(t), "tcp", addr)
+	if err != nil {
+		t.Fatalf("hidden service: %v", err)
+	}
+	defer c.Close()
+	io.WriteString(c, "E\nhidden")
+	got := make([]byte, 6)
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadFull(c, got); err != nil || string(got) != "hidden" {
+		t.Fatalf("hidden service echo %q, %v", got, err)
+	}
+	t.Logf("%d of 12 circuits ran through a relay behind NAT", through)
 }
