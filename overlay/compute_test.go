@@ -378,3 +378,34 @@ func TestExecutorChoice(t *testing.T) {
 		t.Errorf("the executor that holds the module came first %d times in 400", first)
 	}
 }
+
+// A delegated call runs on an executor behind NAT, the only one of the
+// network, reached through its relayed link.
+func TestCallExecutorBehindNAT(t *testing.T) {
+	h := newComputeNet(t, 4, func(c *Config) {
+		c.Executor = nil
+		c.RelayVia = "mem"
+	})
+	n := natRelayMem(t, h, "10.60.0.1", func(c *Config) {
+		c.DHTMinAge = -1
+		c.Executor = &ExecutorConfig{Policy: executor.Policy{Timeout: time.Minute}, CompileCacheDir: sharedCompileCache(t)}
+	})
+	for end := time.Now().Add(30 * time.Second); h.client.dir.Get(n.NodeID()) == nil || len(h.client.dir.Get(n.NodeID()).Addrs) != 1 ||
+		!strings.HasPrefix(h.client.dir.Get(n.NodeID()).Addrs[0], "relay://"); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("the client never learnt the executor behind NAT")
+		}
+		h.client.refreshRound()
+	}
+	hash, _ := publish(t, h.client, wasmbuild.WordCount, 0, "count")
+	out, err := h.client.Call(ctxT(t), hash, "count", []byte("one two three"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(out) != "3" {
+		t.Fatalf("count = %q, want 3", out)
+	}
+	if st := n.Executor().Stats(); st.Calls == 0 {
+		t.Fatalf("the executor behind NAT ran no call: %+v", st)
+	}
+}

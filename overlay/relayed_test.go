@@ -357,12 +357,16 @@ func TestNATHostile(t *testing.T) {
 }
 
 // natRelayMem starts a relay behind NAT on memnet at ip.
-func natRelayMem(t *testing.T, h *harness, ip string) *Node {
+func natRelayMem(t *testing.T, h *harness, ip string, opts ...func(*Config)) *Node {
 	t.Helper()
-	n, err := New(Config{Network: "test-mem", Transports: transport.Registry{memnet.Scheme: h.mem.Host(ip)},
+	cfg := Config{Network: "test-mem", Transports: transport.Registry{memnet.Scheme: h.mem.Host(ip)},
 		Listen: []string{memnet.Scheme + "://" + ip + ":7000"}, Reserve: 1, RelayVia: "mem", AllowPrivateAddrs: true,
 		Gossip: 500 * time.Millisecond, Bootstrap: []descriptor.Bootstrap{h.relays[0].Bootstrap()},
-		Exit: &circuit.ExitConfig{Policy: exitpolicy.AcceptAll()}})
+		Exit: &circuit.ExitConfig{Policy: exitpolicy.AcceptAll()}}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	n, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
