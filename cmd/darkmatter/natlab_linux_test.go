@@ -15,6 +15,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -44,7 +46,7 @@ var labPage = sync.OnceValue(func() []byte {
 // end of the test if it is still running, before the lab's namespaces go
 // (t.Cleanup runs last-registered first, and the lab is made before any
 // process); its output is logged if the test failed.
-func startCmd(t *testing.T, name string, cmd *exec.Cmd) *proc {
+func startCmd(t testing.TB, name string, cmd *exec.Cmd) *proc {
 	t.Helper()
 	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
 	p.cmd.Stderr = stderrWriter{p}
@@ -83,7 +85,7 @@ type labRelay struct {
 // namespace's addresses) and waits for its ready and bootstrap lines. The
 // lab's addresses are TEST-NET-3, which the overlay counts as private:
 // relays need --allow-private-addrs to extend to each other.
-func startLabRelay(t *testing.T, l *natlab.Lab, bin, dir, name string, ip netip.Addr, args ...string) *labRelay {
+func startLabRelay(t testing.TB, l *natlab.Lab, bin, dir, name string, ip netip.Addr, args ...string) *labRelay {
 	t.Helper()
 	r := &labRelay{name: name, data: filepath.Join(dir, name)}
 	args = append([]string{"relay", "--listen", netip.AddrPortFrom(ip, 0).String(), "--allow-private-addrs",
@@ -263,7 +265,7 @@ func TestLabHiddenServiceBehindNAT(t *testing.T) {
 // listening there dials its links from the first (the kernel's source
 // address; the TCP transport does not bind the listen address), and its
 // peers refuse a HELLO whose addresses do not include the link's IP.
-func startLabNetwork(t *testing.T, l *natlab.Lab, bin, dir string, n, exits int) []*labRelay {
+func startLabNetwork(t testing.TB, l *natlab.Lab, bin, dir string, n, exits int) []*labRelay {
 	t.Helper()
 	start := time.Now()
 	var relays []*labRelay
@@ -317,4 +319,298 @@ func startLabTarget(t *testing.T, l *natlab.Lab, ns string) string {
 		}
 	})
 	return ln.Addr().String()
+}
+
+// labNATPairs are the NAT pairs of the punch tests: router A's (the home
+// of the relay behind NAT), then router B's (the home of the client).
+var labNATPairs = []struct{ a, b natlab.NAT }{
+	{natlab.Masquerade, natlab.Masquerade},
+	{natlab.Masquerade, natlab.RandomFully},
+	{natlab.RandomFully, natlab.Masquerade},
+	{natlab.RandomFully, natlab.RandomFully},
+}
+
+// labPairName names a NAT pair in test and benchmark names.
+func labPairName(a, b natlab.NAT) string { return "A=" + a.String() + ",B=" + b.String() }
+
+// labNattedPort is the QUIC port the relay behind NAT A listens on, on
+// home A's address: on 0.0.0.0 the relay would need --advertise.
+const labNattedPort = 7000
+
+// labPunch is a punch scene: two relays in the public namespace (on
+// STUN1, see startLabNetwork) and a relay in home A, behind router A,
+// that reserved at one of them and listens for QUIC, so it takes hole
+// punches.
+type labPunch struct {
+	l        *natlab.Lab
+	bin, dir string
+	boot     string // the first public relay's bootstrap string
+	target   string // the relayed bootstrap string of the relay behind NAT
+	natted   *proc
+	clients  int // nat connect processes started so far
+}
+
+// startLabPunch starts the scene in l and waits until the relay behind
+// NAT prints its relayed bootstrap string.
+func startLabPunch(tb testing.TB, l *natlab.Lab, bin string) *labPunch {
+	tb.Helper()
+	start := time.Now()
+	s := &labPunch{l: l, bin: bin, dir: tb.TempDir()}
+	relays := startLabNetwork(tb, l, bin, s.dir, 2, 0)
+	s.boot = relays[0].boot
+	s.natted = startCmd(tb, "natted", l.Command(l.HomeA, bin, "relay",
+		"--listen", "quic://"+netip.AddrPortFrom(natlab.HomeAddrA, labNattedPort).String(), "--reserve", "1", "--allow-private-addrs",
+		"--bootstrap", s.boot, "--data", filepath.Join(s.dir, "natted"), "--log-level", "debug"))
+	m, err := s.natted.waitLine(reReachable, 30*time.Second)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s.target = m[1]
+	tb.Logf("relay behind NAT A reachable as %s, %v after the start", s.target, time.Since(start).Round(time.Millisecond))
+	return s
+}
+
+var (
+	reLabLink   = regexp.MustCompile(`(?m)^link: relay://(\S+) in (\S+)$`)
+	reLabDirect = regexp.MustCompile(`(?m)^direct: quic://(\S+) after (\S+) \(hole punched\)$`)
+)
+
+// labPunchFailed is what nat connect prints when the punch ran and failed.
+const labPunchFailed = "direct: none (the punch failed; the link stays relayed)"
+
+// labConnect is what one nat connect process printed and how long it ran.
+type labConnect struct {
+	out    string         // its standard output
+	log    string         // its log (standard error)
+	took   time.Duration  // its run time, start to exit
+	end    time.Time      // when its exit was seen
+	link   netip.AddrPort // the relay the link went through
+	direct netip.AddrPort // the punched address, invalid if none
+	after  time.Duration  // nat connect's time to the direct link
+}
+
+// connect runs nat connect in home B against the relay behind NAT A,
+// waiting at most wait for the punch, and fails tb unless it exits
+// cleanly within bound and prints its link line.
+func (s *labPunch) connect(tb testing.TB, wait, bound time.Duration, extra ...string) labConnect {
+	tb.Helper()
+	s.clients++
+	args := append([]string{"nat", "connect", "--bootstrap", s.boot, "--wait", wait.String(),
+		"--data", filepath.Join(s.dir, fmt.Sprintf("client%d", s.clients))}, extra...)
+	args = append(args, s.target)
+	start := time.Now()
+	p := startCmd(tb, fmt.Sprintf("nat-connect-%d", s.clients), s.l.Command(s.l.HomeB, s.bin, args...))
+	err, ok := p.wait(bound)
+	if !ok || err != nil {
+		tb.Fatalf("nat connect: %v (exited within %v: %v)\n%s", err, bound, ok, p.output())
+	}
+	var c labConnect
+	c.end = time.Now()
+	c.log = p.output()
+	c.took = c.end.Sub(start)
+	p.mu.Lock()
+	c.out = p.stdout.String()
+	p.mu.Unlock()
+	m := reLabLink.FindStringSubmatch(c.out)
+	if m == nil {
+		tb.Fatalf("nat connect printed no link line:\n%s\n%s", c.out, p.output())
+	}
+	if c.link, err = netip.ParseAddrPort(m[1]); err != nil {
+		tb.Fatalf("link address %q: %v", m[1], err)
+	}
+	if m := reLabDirect.FindStringSubmatch(c.out); m != nil {
+		if c.direct, err = netip.ParseAddrPort(m[1]); err != nil {
+			tb.Fatalf("direct address %q: %v", m[1], err)
+		}
+		if c.after, err = time.ParseDuration(m[2]); err != nil {
+			tb.Fatalf("direct after %q: %v", m[2], err)
+		}
+	}
+	return c
+}
+
+// A client behind router B links to a relay behind router A through the
+// public relay the latter reserved at, and the two punch over that link
+// (spec/nat.md §6). With MASQUERADE on both routers (endpoint-independent
+// mapping) the punch opens a direct QUIC path to router A's public
+// address; when either router does --random-fully (a symmetric NAT: the
+// port the peer was told is not the one it punches from) the punch fails
+// within its timeout and the link stays relayed.
+func TestLabPunch(t *testing.T) {
+	for _, pair := range labNATPairs {
+		t.Run(labPairName(pair.a, pair.b), func(t *testing.T) {
+			start := time.Now()
+			l := natlab.New(t, natlab.Options{A: pair.a, B: pair.b})
+			bin := darkmatterBinary(t)
+			s := startLabPunch(t, l, bin)
+			c := s.connect(t, 10*time.Second, 30*time.Second, "--log-level", "debug")
+			t.Logf("nat connect in %v:\n%s", c.took.Round(time.Millisecond), c.out)
+			if c.link.Addr() != natlab.STUN1 {
+				t.Errorf("linked through %v, want a public relay on %v", c.link, natlab.STUN1)
+			}
+			if pair.a == natlab.Masquerade && pair.b == natlab.Masquerade {
+				if !c.direct.IsValid() {
+					t.Fatalf("no direct path between two MASQUERADE routers")
+				}
+				if c.direct.Addr() != natlab.PublicA {
+					t.Errorf("punched to %v, want router A's public address %v", c.direct, natlab.PublicA)
+				}
+			} else {
+				if c.direct.IsValid() {
+					t.Fatalf("punched to %v through a --random-fully router", c.direct)
+				}
+				if !strings.Contains(c.out, labPunchFailed) {
+					t.Fatalf("nat connect does not say the punch failed")
+				}
+				// Coordination worked: what failed is the punch
+				// itself, at its packet or time bound.
+				if !strings.Contains(c.log, "hole punch failed") {
+					t.Errorf("nat connect's log does not say the hole punch failed:\n%s", c.log)
+				}
+			}
+			// The relay behind NAT counts the punch as the client
+			// saw it (its side ends within the same timeout), and
+			// the public relay spliced the link.
+			want := labPunchCounts{attempts: 1, direct: 1}
+			if c.direct == (netip.AddrPort{}) {
+				want = labPunchCounts{attempts: 1, failed: 1}
+			}
+			var got labPunchCounts
+			if err := pollUntil(10*time.Second, func() (bool, error) {
+				var err error
+				got, err = labPunchStatus(s.natted.name, filepath.Join(s.dir, "natted"))
+				return got == want, err
+			}); err != nil {
+				t.Errorf("relay behind NAT counts punches %+v, want %+v: %v", got, want, err)
+			}
+			t.Logf("relay behind NAT counts %+v %v after nat connect's exit", got, time.Since(c.end).Round(time.Millisecond))
+			if n, err := labCounter(filepath.Join(s.dir, "relay1"), "relayed links: splices made"); err != nil || n+labCounterOr0(filepath.Join(s.dir, "relay2"), "relayed links: splices made") == 0 {
+				t.Errorf("the public relays made no splice (%v)", err)
+			}
+			for _, r := range []string{l.RouterA, l.RouterB} {
+				if n, err := l.Masqueraded(r); err != nil || n == 0 {
+					t.Errorf("router %s masqueraded %d connections (%v)", r, n, err)
+				}
+			}
+			t.Logf("whole scenario %v", time.Since(start).Round(time.Millisecond))
+		})
+	}
+}
+
+// labPunchCounts are a node's hole punching counters from its status.
+type labPunchCounts struct{ attempts, direct, failed uint64 }
+
+// labPunchStatus reads the punch counters of the node whose data
+// directory is data.
+func labPunchStatus(name, data string) (labPunchCounts, error) {
+	var c labPunchCounts
+	for _, f := range []struct {
+		name string
+		to   *uint64
+	}{
+		{"hole punching: attempts", &c.attempts},
+		{"hole punching: direct paths", &c.direct},
+		{"hole punching: failed (link stays relayed)", &c.failed},
+	} {
+		n, err := labCounter(data, f.name)
+		if err != nil {
+			return c, fmt.Errorf("%s: %w", name, err)
+		}
+		*f.to = n
+	}
+	return c, nil
+}
+
+// labCounter returns the status counter called name of the node whose
+// data directory is data.
+func labCounter(data, name string) (uint64, error) {
+	st, err := queryStatus(data, false)
+	if err != nil {
+		return 0, err
+	}
+	for _, v := range st.Counters {
+		if v.Name == name {
+			return strconv.ParseUint(v.Value, 10, 64)
+		}
+	}
+	return 0, fmt.Errorf("no counter %q in the status", name)
+}
+
+// labCounterOr0 is labCounter, 0 on an error.
+func labCounterOr0(data, name string) uint64 {
+	n, _ := labCounter(data, name)
+	return n
+}
+
+// labBenchBinary is darkmatterBinary for a benchmark: the same build,
+// shared with the tests.
+func labBenchBinary(b *testing.B) string {
+	b.Helper()
+	if testing.Short() {
+		b.Skip("builds and runs the binary; skipped in -short mode")
+	}
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		b.Skip("no go tool on PATH")
+	}
+	buildOnce.Do(func() {
+		buildDir, buildErr = os.MkdirTemp("", "darkmatter-cmd-test-")
+		if buildErr != nil {
+			return
+		}
+		buildBin = filepath.Join(buildDir, "darkmatter")
+		if out, err := exec.Command(gobin, "build", "-o", buildBin, ".").CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		b.Fatal(buildErr)
+	}
+	return buildBin
+}
+
+// labBenchRuns is how many nat connect processes BenchmarkLabPunch runs
+// per NAT pair and iteration.
+const labBenchRuns = 10
+
+// BenchmarkLabPunch runs labBenchRuns fresh nat connect processes per
+// iteration from behind router B to the relay behind router A, for each
+// NAT pair, and reports the share of runs that punched a direct path
+// (direct%) and the median time nat connect took to the direct link
+// (ms-to-direct, successes only; 0 when none). One iteration is enough:
+//
+//	DARKMATTER_NATLAB=require go test -run XXX -bench BenchmarkLabPunch -benchtime 1x ./cmd/darkmatter/
+func BenchmarkLabPunch(b *testing.B) {
+	for _, pair := range labNATPairs {
+		b.Run(labPairName(pair.a, pair.b), func(b *testing.B) {
+			l := natlab.New(b, natlab.Options{A: pair.a, B: pair.b})
+			s := startLabPunch(b, l, labBenchBinary(b))
+			var direct []time.Duration
+			var runs int
+			var took time.Duration
+			b.ResetTimer()
+			for range b.N {
+				for range labBenchRuns {
+					c := s.connect(b, 10*time.Second, 30*time.Second)
+					runs++
+					took += c.took
+					if c.direct.IsValid() {
+						direct = append(direct, c.after)
+					} else if !strings.Contains(c.out, labPunchFailed) {
+						b.Fatalf("nat connect says neither a direct path nor a failed punch:\n%s", c.out)
+					}
+				}
+			}
+			b.StopTimer()
+			slices.Sort(direct)
+			var median time.Duration
+			if len(direct) > 0 {
+				median = direct[len(direct)/2]
+			}
+			b.ReportMetric(100*float64(len(direct))/float64(runs), "direct%")
+			b.ReportMetric(float64(median)/float64(time.Millisecond), "ms-to-direct")
+			b.Logf("%s: %d/%d punched, median %v to the direct link, %v per nat connect",
+				labPairName(pair.a, pair.b), len(direct), runs, median, (took / time.Duration(runs)).Round(time.Millisecond))
+		})
+	}
 }
