@@ -582,9 +582,10 @@ func (n *Node) makeDescriptor(listening []transport.Addr) ([]byte, error) {
 	var addrs []string
 	if len(n.cfg.Advertise) > 0 {
 		addrs = n.cfg.Advertise
-	} else if relayed := n.relayedAddrs(); n.cfg.Reserve > 0 && len(relayed) > 0 {
-		// Behind NAT: reachable through the relays only.
-		addrs = relayed
+	} else if n.cfg.Reserve > 0 {
+		// Behind NAT: reachable through the relays only, and not at
+		// all before the first reservation.
+		addrs = n.relayedAddrs()
 	} else {
 		for _, a := range listening {
 			addrs = append(addrs, a.String())
@@ -855,6 +856,9 @@ func checkListen(cfg Config) error {
 			}
 		}
 		return nil
+	}
+	if cfg.Reserve > 0 {
+		return nil // the descriptor lists the relays' addresses only
 	}
 	for _, a := range cfg.Listen {
 		if pa, err := transport.ParseAddr(a); err == nil && unspecifiedHost(pa.String()) {
