@@ -265,6 +265,10 @@ func (s *Service) ServeConn(conn net.Conn) {
 		s.refuse(conn, StatusProtocol)
 		return
 	}
+	// The header deadline is spent: a CONNECT waits up to AcceptTimeout
+	// more for its target and must still be able to write its status, and
+	// splice sets the splice's own deadline.
+	_ = conn.SetDeadline(time.Time{})
 	switch h.Kind {
 	case KindConnect:
 		s.connect(conn, h.Target)
@@ -287,7 +291,9 @@ func (s *Service) connect(conn net.Conn, target keys.LinkPublicKey) {
 		return
 	}
 	s.mu.Lock()
-	if s.splices >= s.cfg.MaxSplices || s.ctx.Err() != nil {
+	// Checked again: CONNECTs that were pending together all passed
+	// await's check before any of them was spliced.
+	if s.splices >= s.cfg.MaxSplices || r.splices >= s.cfg.MaxSplicesPerTarget || s.ctx.Err() != nil {
 		s.stats.Refused++
 		s.mu.Unlock()
 		_, _ = conn.Write([]byte{StatusResource})
@@ -460,6 +466,9 @@ func (c *spliceConn) Close() error {
 func (s *Service) splice(a, b net.Conn) {
 	defer a.Close()
 	defer b.Close()
+	end := time.Now().Add(s.cfg.MaxSpliceDuration)
+	_ = a.SetDeadline(end)
+	_ = b.SetDeadline(end)
 	ok := []byte{StatusOK}
 	if _, err := a.Write(ok); err != nil {
 		return
@@ -467,9 +476,6 @@ func (s *Service) splice(a, b net.Conn) {
 	if _, err := b.Write(ok); err != nil {
 		return
 	}
-	end := time.Now().Add(s.cfg.MaxSpliceDuration)
-	_ = a.SetDeadline(end)
-	_ = b.SetDeadline(end)
 	var wg sync.WaitGroup
 	copyOne := func(dst, src net.Conn) {
 		_, _ = io.Copy(countWriter{dst, &s.bytes}, io.LimitReader(src, s.cfg.MaxSpliceBytes))
@@ -527,12 +533,12 @@ func handshake(ctx context.Context, conn net.Conn, h Header) error {
 		_ = conn.SetDeadline(dl)
 	}
 	if _, err := conn.Write(h.Marshal()); err != nil {
-		return fmt.Errorf("relaylink: %w", err)
+		return fmt.Errorf("relaylink: %w", ctxErr(ctx, err))
 	}
 	var st [1]byte
 	if _, err := io.ReadFull(conn, st[:]); err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("relaylink: %w", ctx.Err())
+		if err := ctxErr(ctx, nil); err != nil {
+			return fmt.Errorf("relaylink: %w", err)
 		}
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return fmt.Errorf("%w: the relay closed the connection", ErrRefused)
@@ -544,6 +550,19 @@ func handshake(ctx context.Context, conn net.Conn, h Header) error {
 	}
 	_ = conn.SetDeadline(time.Time{})
 	return nil
+}
+
+// ctxErr returns ctx's error if ctx has ended or its deadline (which the
+// connection's deadline copies, and which may pass a moment before ctx's
+// own timer fires) has passed; otherwise err.
+func ctxErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	return err
 }
 
 // countWriter counts the bytes written through it.
