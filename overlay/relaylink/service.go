@@ -285,7 +285,7 @@ func (s *Service) refuse(conn net.Conn, status byte) {
 // connect handles a CONNECT: it asks the target to connect back, waits,
 // and splices.
 func (s *Service) connect(conn net.Conn, target keys.LinkPublicKey) {
-	other, r, status := s.await(target)
+	other, r, status := s.await(s.ctx, target)
 	if status != StatusOK {
 		_, _ = conn.Write([]byte{status})
 		return
@@ -321,8 +321,11 @@ func (s *Service) connect(conn net.Conn, target keys.LinkPublicKey) {
 // INCOMING and returns the target's ACCEPT connection, told OK, for a
 // link this relay initiates. Closing it ends the ACCEPT's ServeConn.
 func (s *Service) DialTarget(ctx context.Context, target keys.LinkPublicKey) (net.Conn, error) {
-	other, _, status := s.await(target)
+	other, _, status := s.await(ctx, target)
 	if status != StatusOK {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("relaylink: %w", ctx.Err())
+		}
 		return nil, statusError(status)
 	}
 	if _, err := other.Write([]byte{StatusOK}); err != nil {
@@ -339,8 +342,8 @@ func (s *Service) DialTarget(ctx context.Context, target keys.LinkPublicKey) (ne
 
 // await checks target's reservation and limits, sends it an INCOMING and
 // waits for its ACCEPT connection, which it returns with the reservation,
-// or a status other than StatusOK.
-func (s *Service) await(target keys.LinkPublicKey) (net.Conn, *reservation, byte) {
+// or a status other than StatusOK. It gives up when ctx ends (StatusTimeout).
+func (s *Service) await(ctx context.Context, target keys.LinkPublicKey) (net.Conn, *reservation, byte) {
 	now := time.Now()
 	var token [TokenSize]byte
 	_, _ = rand.Read(token[:])
@@ -408,6 +411,7 @@ func (s *Service) await(target keys.LinkPublicKey) (net.Conn, *reservation, byte
 	case other = <-p.target:
 	case <-t.C:
 	case <-s.ctx.Done():
+	case <-ctx.Done():
 	}
 	if other == nil {
 		done()

@@ -845,3 +845,29 @@ func TestDialContext(t *testing.T) {
 		t.Fatalf("Dial with an ending context: %v", err)
 	}
 }
+
+// TestDialTargetContext: DialTarget gives up its wait when its context
+// ends, and a late ACCEPT is refused.
+func TestDialTargetContext(t *testing.T) {
+	r := newRelay(t, Config{AcceptTimeout: 5 * time.Second})
+	p := newPeer(1, "192.0.2.1")
+	r.mustReserve(t, p)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := r.svc.DialTarget(ctx, p.key)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("DialTarget with an ending context: %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("DialTarget returned %v after its context ended", d)
+	}
+	if st := r.svc.Stats(); st.Pending != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	tok := p.token(t)
+	if err := Accept(ctx5(t), r.dial(t), link.DefaultNetwork, tok); !errors.Is(err, ErrRefused) {
+		t.Fatalf("late Accept: %v", err)
+	}
+	r.checkWorks(t, 50)
+}
