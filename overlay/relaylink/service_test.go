@@ -243,19 +243,19 @@ func (r *testRelay) checkWorks(t *testing.T, id byte) {
 	tg.Close()
 }
 
-// expectEOF reads from c until EOF, which must come within 5 s, and
+// expectEOF reads from c until EOF (or a reset), which must come within 5 s, and
 // returns the bytes read.
 func expectEOF(t *testing.T, c net.Conn) []byte {
 	t.Helper()
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	b, err := io.ReadAll(c)
-	if err != nil && !errors.Is(err, net.ErrClosed) && !isReset(err) {
+	if err != nil && !errors.Is(err, net.ErrClosed) && !notTimeout(err) {
 		t.Fatalf("read until EOF: %v", err)
 	}
 	return b
 }
 
-func isReset(err error) bool {
+func notTimeout(err error) bool {
 	var ne net.Error
 	return err != nil && !(errors.As(err, &ne) && ne.Timeout())
 }
