@@ -265,6 +265,10 @@ func (s *Service) ServeConn(conn net.Conn) {
 		s.refuse(conn, StatusProtocol)
 		return
 	}
+	// The header deadline is spent: a CONNECT waits up to AcceptTimeout
+	// more for its target and must still be able to write its status, and
+	// splice sets the splice's own deadline.
+	_ = conn.SetDeadline(time.Time{})
 	switch h.Kind {
 	case KindConnect:
 		s.connect(conn, h.Target)
@@ -281,13 +285,15 @@ func (s *Service) refuse(conn net.Conn, status byte) {
 // connect handles a CONNECT: it asks the target to connect back, waits,
 // and splices.
 func (s *Service) connect(conn net.Conn, target keys.LinkPublicKey) {
-	other, r, status := s.await(target)
+	other, r, status := s.await(s.ctx, target)
 	if status != StatusOK {
 		_, _ = conn.Write([]byte{status})
 		return
 	}
 	s.mu.Lock()
-	if s.splices >= s.cfg.MaxSplices || s.ctx.Err() != nil {
+	// Checked again: CONNECTs that were pending together all passed
+	// await's check before any of them was spliced.
+	if s.splices >= s.cfg.MaxSplices || r.splices >= s.cfg.MaxSplicesPerTarget || s.ctx.Err() != nil {
 		s.stats.Refused++
 		s.mu.Unlock()
 		_, _ = conn.Write([]byte{StatusResource})
@@ -315,8 +321,11 @@ func (s *Service) connect(conn net.Conn, target keys.LinkPublicKey) {
 // INCOMING and returns the target's ACCEPT connection, told OK, for a
 // link this relay initiates. Closing it ends the ACCEPT's ServeConn.
 func (s *Service) DialTarget(ctx context.Context, target keys.LinkPublicKey) (net.Conn, error) {
-	other, _, status := s.await(target)
+	other, _, status := s.await(ctx, target)
 	if status != StatusOK {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("relaylink: %w", ctx.Err())
+		}
 		return nil, statusError(status)
 	}
 	if _, err := other.Write([]byte{StatusOK}); err != nil {
@@ -333,8 +342,8 @@ func (s *Service) DialTarget(ctx context.Context, target keys.LinkPublicKey) (ne
 
 // await checks target's reservation and limits, sends it an INCOMING and
 // waits for its ACCEPT connection, which it returns with the reservation,
-// or a status other than StatusOK.
-func (s *Service) await(target keys.LinkPublicKey) (net.Conn, *reservation, byte) {
+// or a status other than StatusOK. It gives up when ctx ends (StatusTimeout).
+func (s *Service) await(ctx context.Context, target keys.LinkPublicKey) (net.Conn, *reservation, byte) {
 	now := time.Now()
 	var token [TokenSize]byte
 	_, _ = rand.Read(token[:])
@@ -402,6 +411,7 @@ func (s *Service) await(target keys.LinkPublicKey) (net.Conn, *reservation, byte
 	case other = <-p.target:
 	case <-t.C:
 	case <-s.ctx.Done():
+	case <-ctx.Done():
 	}
 	if other == nil {
 		done()
@@ -460,6 +470,9 @@ func (c *spliceConn) Close() error {
 func (s *Service) splice(a, b net.Conn) {
 	defer a.Close()
 	defer b.Close()
+	end := time.Now().Add(s.cfg.MaxSpliceDuration)
+	_ = a.SetDeadline(end)
+	_ = b.SetDeadline(end)
 	ok := []byte{StatusOK}
 	if _, err := a.Write(ok); err != nil {
 		return
@@ -467,9 +480,6 @@ func (s *Service) splice(a, b net.Conn) {
 	if _, err := b.Write(ok); err != nil {
 		return
 	}
-	end := time.Now().Add(s.cfg.MaxSpliceDuration)
-	_ = a.SetDeadline(end)
-	_ = b.SetDeadline(end)
 	var wg sync.WaitGroup
 	copyOne := func(dst, src net.Conn) {
 		_, _ = io.Copy(countWriter{dst, &s.bytes}, io.LimitReader(src, s.cfg.MaxSpliceBytes))
@@ -527,12 +537,12 @@ func handshake(ctx context.Context, conn net.Conn, h Header) error {
 		_ = conn.SetDeadline(dl)
 	}
 	if _, err := conn.Write(h.Marshal()); err != nil {
-		return fmt.Errorf("relaylink: %w", err)
+		return fmt.Errorf("relaylink: %w", ctxErr(ctx, err))
 	}
 	var st [1]byte
 	if _, err := io.ReadFull(conn, st[:]); err != nil {
-		if ctx.Err() != nil {
-			return fmt.Errorf("relaylink: %w", ctx.Err())
+		if err := ctxErr(ctx, nil); err != nil {
+			return fmt.Errorf("relaylink: %w", err)
 		}
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return fmt.Errorf("%w: the relay closed the connection", ErrRefused)
@@ -544,6 +554,19 @@ func handshake(ctx context.Context, conn net.Conn, h Header) error {
 	}
 	_ = conn.SetDeadline(time.Time{})
 	return nil
+}
+
+// ctxErr returns ctx's error if ctx has ended or its deadline (which the
+// connection's deadline copies, and which may pass a moment before ctx's
+// own timer fires) has passed; otherwise err.
+func ctxErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	return err
 }
 
 // countWriter counts the bytes written through it.
