@@ -131,7 +131,7 @@ func natConnectCommand() *cli.Command {
 				return err
 			}
 			w := c.App.Writer
-			fmt.Fprintf(w, "link: %s in %v\n", r.Addr, r.Linked.Round(time.Millisecond))
+			fmt.Fprintf(w, "link: %s in %v\n", r.Addr, r.Linked.Round(100*time.Microsecond))
 			switch {
 			case r.Direct != "":
 				fmt.Fprintf(w, "direct: %s after %v (hole punched)\n", r.Direct, r.DirectAfter.Round(time.Millisecond))
