@@ -544,7 +544,6 @@ func labCounter(data, name string) (uint64, error) {
 	return 0, fmt.Errorf("no counter %q in the status", name)
 }
 
-
 // labBenchBinary is darkmatterBinary for a benchmark: the same build,
 // shared with the tests.
 func labBenchBinary(b *testing.B) string {
