@@ -152,11 +152,7 @@ func (n *Node) sendNAT(l *linkmgr.Link, m relaylink.Msg) error {
 	if err != nil {
 		return err
 	}
-	if err := l.Send(c); err != nil {
-		c.Free()
-		return err
-	}
-	return nil
+	return l.Send(c) // Send owns c, sent or not
 }
 
 // natLinkClosed forgets what l held: a reservation at this relay, one of

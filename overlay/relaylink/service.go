@@ -37,7 +37,8 @@ const (
 )
 
 // Peer is the link a RESERVE came over: the relay tells the target of
-// incoming connections on it.
+// incoming connections on it. Send takes ownership of c (it frees it
+// when it cannot send it), as linkmgr.Link.Send does.
 type Peer interface {
 	Send(c *cell.Cell) error
 	Peer() keys.LinkPublicKey
@@ -171,9 +172,7 @@ func (s *Service) HandleMsg(p Peer, m Msg) {
 	status, life := s.reserve(p, time.Now())
 	reply := Msg{Type: TypeReservation, Status: status, Lifetime: life}
 	if c, err := reply.Cell(); err == nil {
-		if p.Send(c) != nil {
-			c.Free()
-		}
+		_ = p.Send(c) // Send owns c, sent or not
 	}
 }
 
@@ -395,9 +394,7 @@ func (s *Service) await(ctx context.Context, target keys.LinkPublicKey) (net.Con
 	in := Msg{Type: TypeIncoming, Token: token}
 	c, err := in.Cell()
 	if err == nil {
-		if err = peer.Send(c); err != nil {
-			c.Free()
-		}
+		err = peer.Send(c) // Send owns c, sent or not
 	}
 	if err != nil {
 		done()
