@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/hex"
 	"errors"
+	"github.com/darkmatter/darkmatter/circuit/protover"
 	"net"
 	"os"
 	"slices"
@@ -382,7 +383,7 @@ func TestExecutorChoice(t *testing.T) {
 // A delegated call runs on an executor behind NAT, the only one of the
 // network, reached through its relayed link.
 func TestCallExecutorBehindNAT(t *testing.T) {
-	h := newComputeNet(t, 4, func(c *Config) {
+	h := newComputeNet(t, 5, func(c *Config) {
 		c.Executor = nil
 		c.RelayVia = "mem"
 	})
@@ -400,6 +401,12 @@ func TestCallExecutorBehindNAT(t *testing.T) {
 	hash, _ := publish(t, h.client, wasmbuild.WordCount, 0, "count")
 	out, err := h.client.Call(ctxT(t), hash, "count", []byte("one two three"))
 	if err != nil {
+		for _, d := range h.client.Relays() {
+			t.Logf("relay %v %v exec=%v", d.NodeID(), d.Addrs, d.Protocols.Supports(protover.Compute, 1))
+		}
+		for _, g := range h.client.Manager().PrimaryGuards() {
+			t.Logf("guard %v", g.Addr)
+		}
 		t.Fatal(err)
 	}
 	if string(out) != "3" {

@@ -125,6 +125,13 @@ func (e *linkEvents) LinkUp(l *linkmgr.Link) {
 		return
 	}
 	if !announcedFrom(d, l.RemoteAddr()) && !(*Node)(e).reservedHere(d, l) {
+		if (*Node)(e).relayedAtKnownHops(d) {
+			// A relay behind NAT, reached through hop relays this node
+			// knows: stored, not confirmed (nobody here saw a relay
+			// splice to it), so never a guard.
+			e.dir.AddFrom(d, l.Source())
+			return
+		}
 		e.helloRefused.Add(1)
 		return
 	}

@@ -420,3 +420,30 @@ func (n *Node) reservedHere(d *descriptor.Descriptor, l *linkmgr.Link) bool {
 	}
 	return false
 }
+
+// relayedAtKnownHops reports whether every address of d is relayed
+// ("relay://HOST:PORT") through a relay of this node's directory that
+// offers Hop and lists HOST:PORT over Config.RelayVia. Such a descriptor
+// makes this node dial only relays it knows, which refuse a CONNECT for a
+// node without a reservation: it cannot point anyone at someone else's
+// address (the concern announcedFrom answers for direct addresses).
+func (n *Node) relayedAtKnownHops(d *descriptor.Descriptor) bool {
+	if len(d.Addrs) == 0 {
+		return false
+	}
+	hops := map[string]bool{}
+	for _, r := range n.dir.List() {
+		if r.Protocols.Supports(protover.Hop, 1) {
+			for _, a := range r.Addrs {
+				hops[a] = true
+			}
+		}
+	}
+	for _, a := range d.Addrs {
+		scheme, hp, err := descriptor.SplitAddr(a)
+		if err != nil || scheme != SchemeRelay || !hops[descriptor.JoinAddr(n.relayVia(), hp)] {
+			return false
+		}
+	}
+	return true
+}

@@ -32,6 +32,13 @@ func natRelay(t testing.TB, h *harness, opt func(*Config)) *Node {
 	if opt != nil {
 		opt(&cfg)
 	}
+	return startNATRelay(t, cfg)
+}
+
+// startNATRelay starts a relay that reserves and returns once its
+// descriptor lists its relayed address.
+func startNATRelay(t testing.TB, cfg Config) *Node {
+	t.Helper()
 	n, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -223,26 +230,7 @@ func BenchmarkCircuitNAT(b *testing.B) {
 				}
 			}
 			defer cc.Close()
-			const size = 16 << 20
-			dial := func() (net.Conn, error) { return cc.OpenStream(ctxT(b), h.target.addr) }
-			var total, first time.Duration
-			b.SetBytes(size)
-			for b.Loop() {
-				total += timedDownload(b, dial, size)
-				start := time.Now()
-				c, err := dial()
-				if err != nil {
-					b.Fatal(err)
-				}
-				fmt.Fprintf(c, "D 1\n")
-				if _, err := io.ReadFull(c, make([]byte, 1)); err != nil {
-					b.Fatal(err)
-				}
-				first += time.Since(start)
-				c.Close()
-			}
-			b.ReportMetric(float64(size)*float64(b.N)/total.Seconds()/1e6, "MB/s")
-			b.ReportMetric(float64(first.Microseconds())/float64(b.N), "ttfb-µs")
+			benchCircuit(b, func() (net.Conn, error) { return cc.OpenStream(ctxT(b), h.target.addr) })
 		})
 	}
 }
@@ -366,19 +354,7 @@ func natRelayMem(t *testing.T, h *harness, ip string, opts ...func(*Config)) *No
 	for _, o := range opts {
 		o(&cfg)
 	}
-	n, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close() })
-	if err := n.Start(ctxT(t)); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, func() bool {
-		d := n.Descriptor()
-		return len(d.Addrs) == 1 && strings.HasPrefix(d.Addrs[0], "relay://")
-	}, "the relay behind NAT lists its relayed address")
-	return n
+	return startNATRelay(t, cfg)
 }
 
 // When the punch fails (here the relay behind NAT stops reading punch

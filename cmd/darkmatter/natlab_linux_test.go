@@ -41,40 +41,6 @@ var labPage = sync.OnceValue(func() []byte {
 	return b
 })
 
-// startCmd is startProc for a command made elsewhere (natlab.Lab.Command:
-// a program in one of the lab's namespaces). The process is killed at the
-// end of the test if it is still running, before the lab's namespaces go
-// (t.Cleanup runs last-registered first, and the lab is made before any
-// process); its output is logged if the test failed.
-func startCmd(t testing.TB, name string, cmd *exec.Cmd) *proc {
-	t.Helper()
-	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
-	p.cmd.Stderr = stderrWriter{p}
-	p.cmd.Stdout = stdoutWriter{p}
-	// Nothing may land in the real data directory.
-	p.cmd.Env = append(os.Environ(), "XDG_DATA_HOME="+t.TempDir(), "HOME="+t.TempDir())
-	p.cmd.WaitDelay = 5 * time.Second
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.done:
-		default:
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-		if t.Failed() {
-			t.Logf("--- %s (%s) output:\n%s", p.name, strings.Join(p.cmd.Args, " "), p.output())
-		}
-	})
-	return p
-}
-
 // labRelay is one relay process in the lab's public namespace.
 type labRelay struct {
 	name, data, boot string

@@ -115,8 +115,17 @@ func (w stdoutWriter) Write(b []byte) (int, error) {
 // failed.
 func startProc(t *testing.T, bin, name string, args ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, args...)
+	return startCmd(t, name, exec.Command(bin, args...))
+}
+
+// startCmd is startProc for a command made elsewhere (natlab.Lab.Command:
+// a program in one of the lab's namespaces). The process is killed at the
+// end of the test if it is still running, before the lab's namespaces go
+// (t.Cleanup runs last-registered first, and the lab is made before any
+// process); its output is logged if the test failed.
+func startCmd(t testing.TB, name string, cmd *exec.Cmd) *proc {
+	t.Helper()
+	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
 	p.cmd.Stderr = stderrWriter{p}
 	p.cmd.Stdout = stdoutWriter{p}
 	// Nothing may land in the real data directory.
@@ -137,7 +146,7 @@ func startProc(t *testing.T, bin, name string, args ...string) *proc {
 			<-p.done
 		}
 		if t.Failed() {
-			t.Logf("--- %s (%s) output:\n%s", p.name, strings.Join(args, " "), p.output())
+			t.Logf("--- %s (%s) output:\n%s", p.name, strings.Join(p.cmd.Args, " "), p.output())
 		}
 	})
 	return p
