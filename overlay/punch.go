@@ -12,6 +12,7 @@ import (
 	"github.com/darkmatter/darkmatter/overlay/descriptor"
 	"github.com/darkmatter/darkmatter/overlay/linkmgr"
 	"github.com/darkmatter/darkmatter/overlay/relaylink"
+	"github.com/darkmatter/darkmatter/overlay/transport"
 	quictr "github.com/darkmatter/darkmatter/overlay/transport/quic"
 )
 
@@ -30,6 +31,10 @@ const (
 	// fresh mapped address.
 	punchProbeTimeout = 2 * time.Second
 )
+
+// punchDelay holds an initiator's punch back, so that tests can move a
+// link with streams in flight; zero outside tests.
+var punchDelay time.Duration
 
 // punchState is the node's punch sessions and what they achieved.
 type punchState struct {
@@ -207,6 +212,13 @@ func (n *Node) runPunch(l *linkmgr.Link, d *descriptor.Descriptor, sess *punchSe
 		case <-ctx.Done():
 		}
 	}()
+	if initiator && punchDelay > 0 {
+		select {
+		case <-time.After(punchDelay):
+		case <-ctx.Done():
+			return
+		}
+	}
 	sock, err := n.punchSocket()
 	if err != nil {
 		n.logf.Printf("overlay: punch: %v", err)
@@ -229,12 +241,29 @@ func (n *Node) runPunch(l *linkmgr.Link, d *descriptor.Descriptor, sess *punchSe
 		ok = true // the initiator dials our QUIC listener on the path
 		return
 	}
-	nl, err := n.links.Dial(ctx, d.Identity, d.Link, descriptor.JoinAddr(quictr.Scheme, addr.String()))
-	if err != nil {
+	direct := transport.Addr{Scheme: quictr.Scheme, HostPort: addr.String()}
+	if l.CanMove() {
+		// The link itself moves: every circuit on it goes on over
+		// the punched path (spec/links.md §5.4).
+		conn, err := n.cfg.Transports[quictr.Scheme].Dial(ctx, direct.HostPort)
+		if err != nil {
+			n.logf.Printf("overlay: punch: direct connection: %v", err)
+			return
+		}
+		if err := l.Move(conn, direct); err != nil {
+			n.logf.Printf("overlay: punch: moving the link: %v", err)
+			return
+		}
+		ok = true
+		return
+	}
+	// A peer that cannot move a link gets a second one: new circuits
+	// take it, the relayed one closes once its circuits end.
+	if _, err := n.links.Dial(ctx, d.Identity, d.Link, direct.String()); err != nil {
 		n.logf.Printf("overlay: punch: direct link: %v", err)
 		return
 	}
-	ok = nl != nil
+	ok = true
 }
 
 // punchCandidates returns the addresses a peer may reach the punch socket

@@ -1,6 +1,7 @@
 package overlay
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"net"
@@ -145,9 +146,13 @@ func linkScheme(l *linkmgr.Link) string {
 }
 
 // Two ends of a relayed link punch a direct QUIC path (on loopback, with
-// no NAT, the first candidates answer), the link manager prefers the new
-// link for new circuits, and the relayed link stays usable meanwhile.
+// no NAT, the first candidates answer) and the link moves onto it (MOVE,
+// spec/links.md §5.4) while a download runs on a circuit through it: the
+// bytes arrive whole, the client keeps one link to the relay behind NAT,
+// now on QUIC, and the hop relay's splice closes.
 func TestRelayedLinkPunch(t *testing.T) {
+	punchDelay = 300 * time.Millisecond
+	t.Cleanup(func() { punchDelay = 0 })
 	h := newHarness(t, "tcp", 3)
 	defer h.close()
 	n := natRelay(t, h, nil)
@@ -155,25 +160,42 @@ func TestRelayedLinkPunch(t *testing.T) {
 	if err != nil {
 		t.Fatalf("circuit through a relayed first hop: %v", err)
 	}
-	circEcho(t, h, cc)
-	waitFor(t, func() bool {
-		return linkScheme(h.client.links.Preferred(n.keys.Link.Public())) == "quic"
-	}, "the client's preferred link to the relay behind NAT is the punched QUIC link")
-	// The circuit on the relayed link is still up.
-	circEcho(t, h, cc)
-	cc.Close()
-	cc, err = h.client.sw.BuildCircuit(ctxT(t), []circuit.Hop{hopTo(t, h.client, n), hopTo(t, h.client, h.relays[1])})
-	if err != nil {
-		t.Fatalf("circuit on the punched link: %v", err)
+	defer cc.Close()
+	l := h.client.links.Preferred(n.keys.Link.Public())
+	if linkScheme(l) != SchemeRelay {
+		t.Fatalf("the first link is %s, want relay", linkScheme(l))
 	}
-	circEcho(t, h, cc)
-	cc.Close()
+	st, err := cc.OpenStream(ctxT(t), h.target.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	const size = 64 << 20
+	fmt.Fprintf(st, "D %d\n", size)
+	sum := sha256.New()
+	st.SetReadDeadline(time.Now().Add(60 * time.Second))
+	if n, err := io.CopyN(sum, st, size); err != nil || n != size {
+		t.Fatalf("download across the move: %d bytes, %v", n, err)
+	}
+	if [32]byte(sum.Sum(nil)) != patternSum(size) {
+		t.Fatal("download across the move: SHA-256 mismatch")
+	}
+	waitFor(t, l.Moved, "the link moves to the punched path")
+	if got := h.client.links.Preferred(n.keys.Link.Public()); got != l || linkScheme(l) != "quic" {
+		t.Fatalf("after the move the preferred link is %v (%s), want the same link on quic", got, linkScheme(got))
+	}
+	circEcho(t, h, cc) // the circuit built on the relayed link goes on
 	if st := h.client.PunchStats(); st.Direct != 1 || st.Failed != 0 || st.Last <= 0 {
 		t.Fatalf("client punch stats %+v", st)
 	}
-	if st := n.PunchStats(); st.Direct != 1 {
-		t.Fatalf("relay behind NAT punch stats %+v", st)
-	}
+	waitFor(t, func() bool { return n.PunchStats().Direct == 1 }, "the relay behind NAT counts the punch")
+	waitFor(t, func() bool {
+		var open uint64
+		for _, r := range h.relays {
+			open += uint64(r.HopStats().Splices)
+		}
+		return open == 0
+	}, "the hop relay's splice closes")
 }
 
 // natNet is the harness's network plus three relays behind NAT (on

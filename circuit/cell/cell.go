@@ -44,7 +44,8 @@ const (
 	CmdGossip  Command = 10 // circ 0; body: a gossip message (spec/gossip.md); only to peers with Dir=3
 	CmdDHT     Command = 11 // circ 0; body: a DHT message fragment (spec/dht.md); only to peers with DHT=1
 	CmdNAT     Command = 12 // circ 0; body: a relayed-link or punch message (spec/nat.md §8); only to peers with Hop=1 or Punch=1
-	maxCommand         = CmdNAT
+	CmdMove    Command = 13 // circ 0; empty body; the last cell on a link's old connection (spec/links.md §5.4); only to peers with LinkMove=1
+	maxCommand         = CmdMove
 )
 
 func (c Command) String() string {
@@ -75,6 +76,8 @@ func (c Command) String() string {
 		return "DHT"
 	case CmdNAT:
 		return "NAT"
+	case CmdMove:
+		return "MOVE"
 	}
 	return fmt.Sprintf("CMD(%d)", uint8(c))
 }

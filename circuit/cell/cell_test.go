@@ -588,7 +588,7 @@ func TestBeginRoundTrip(t *testing.T) {
 func TestStrings(t *testing.T) {
 	for cmd, want := range map[Command]string{CmdPadding: "PADDING", CmdCreate: "CREATE", CmdCreated: "CREATED",
 		CmdRelay: "RELAY", CmdDestroy: "DESTROY", CmdHello: "HELLO", CmdDirGet: "DIR_GET", CmdDirDesc: "DIR_DESC",
-		CmdDirDone: "DIR_DONE", CmdRekey: "REKEY", CmdGossip: "GOSSIP", CmdDHT: "DHT", CmdNAT: "NAT", 13: "CMD(13)"} {
+		CmdDirDone: "DIR_DONE", CmdRekey: "REKEY", CmdGossip: "GOSSIP", CmdDHT: "DHT", CmdNAT: "NAT", CmdMove: "MOVE", 14: "CMD(14)"} {
 		if cmd.String() != want {
 			t.Errorf("%d: %q", cmd, cmd.String())
 		}

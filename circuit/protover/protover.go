@@ -51,6 +51,9 @@ const (
 	// Punch means the node takes PUNCH messages in NAT cells and punches
 	// a direct QUIC path to the link's other end (spec/nat.md §8.4).
 	Punch ID = 11
+	// LinkMove means the node can move a link to another connection with
+	// a MOVE cell (spec/links.md §5.4), as after hole punching.
+	LinkMove ID = 12
 )
 
 // MaxVersion is the highest version a Set can hold.
@@ -175,7 +178,7 @@ func Parse(b []byte) (Set, int, error) {
 	return Set{e}, used, nil
 }
 
-var names = map[ID]string{Link: "Link", Relay: "Relay", Exit: "Exit", Dir: "Dir", Joint: "Joint", LinkAES: "LinkAES", DHT: "DHT", Intro: "Intro", Compute: "Compute", Hop: "Hop", Punch: "Punch"}
+var names = map[ID]string{Link: "Link", Relay: "Relay", Exit: "Exit", Dir: "Dir", Joint: "Joint", LinkAES: "LinkAES", DHT: "DHT", Intro: "Intro", Compute: "Compute", Hop: "Hop", Punch: "Punch", LinkMove: "LinkMove"}
 
 // String returns s in Tor's "proto" form, "Link=1 Relay=1-2 Exit=1";
 // unknown protocols appear as "P<id>=...".

@@ -86,6 +86,14 @@
 // §11.3); the counter goes on. A side rekeys after Config.RekeyMessages
 // messages or Config.RekeyInterval, whichever comes first.
 //
+// [Link.Move] continues the link on another connection to the same peer
+// (both list LinkMove): each side writes a message holding a MOVE cell
+// (command 13) as its last on the old connection and then writes on the
+// new one; the reader switches after the peer's MOVE; the old connection
+// closes once both have. The session goes on, so nothing above notices.
+// [Link.MoveToken], from the handshake hash, lets the accepting side find
+// the link a new connection belongs to (spec/links.md §5.4).
+//
 // PADDING cells are keepalives and are dropped. Cells of unknown commands
 // are dropped and counted (Stats.UnknownCells), on any circuit. A second
 // HELLO, a REKEY that is not last, a message that is not whole cells, a

@@ -40,6 +40,9 @@ func newFrameReader(conn net.Conn) *frameReader {
 	return &frameReader{conn: conn, buf: small, small: small, epoch: time.Now()}
 }
 
+// buffered reports whether bytes read from the connection wait unread.
+func (f *frameReader) buffered() bool { return f.r != f.w }
+
 // release gives the large buffer back when nothing is buffered. Messages
 // returned earlier must no longer be in use.
 func (f *frameReader) release() {

@@ -18,6 +18,7 @@ type session struct {
 	suite      Suite
 	send, recv *transportCipher
 	peer       keys.LinkPublicKey
+	binding    [32]byte // the handshake hash (Noise channel binding)
 }
 
 // prologue returns the Noise prologue: "darkmatter link v2\x00" ||
@@ -84,7 +85,12 @@ func (i *initiator) finish(msg2 []byte, peer keys.LinkPublicKey) (*session, erro
 	if len(payload) != 0 || cs1 == nil {
 		return nil, fmt.Errorf("%w: malformed second message", ErrHandshake)
 	}
-	return newSession(i.suite, cs1, cs2, peer)
+	sess, err := newSession(i.suite, cs1, cs2, peer)
+	if err != nil {
+		return nil, err
+	}
+	copy(sess.binding[:], i.hs.ChannelBinding())
+	return sess, nil
 }
 
 // respond reads the initiator's first message, sent after the preamble p
@@ -130,6 +136,7 @@ func respond(s *settings, p preamble, msg1 []byte) (*session, []byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	copy(sess.binding[:], hs.ChannelBinding())
 	return sess, msg2, nil
 }
 

@@ -81,7 +81,7 @@ type Stats struct {
 // circuits. Create one with Dial or Accept. Its methods are safe for
 // concurrent use.
 type Link struct {
-	conn      net.Conn
+	conn      net.Conn // the first connection; see cur
 	h         Handler
 	initiator bool
 	peer      keys.LinkPublicKey
@@ -103,8 +103,20 @@ type Link struct {
 	rekeyInterval time.Duration
 
 	// Owned by the reader goroutine after the handshake.
-	rd   *frameReader
-	recv *transportCipher
+	rd        *frameReader
+	readMoved bool // the reader has switched (reader goroutine only)
+
+	// Moving (move.go). connMu guards conns, next and connClosed.
+	moveToken  [MoveTokenLen]byte       // from the Noise handshake hash
+	cur        atomic.Pointer[net.Conn] // the newest connection, for the addresses
+	connMu     sync.Mutex
+	conns      []net.Conn    // open connections, oldest first
+	next       net.Conn      // Move's connection, or nil
+	nextReady  chan struct{} // closed by Move
+	connClosed bool
+	switched   atomic.Int32 // directions that moved to next
+	oldClosed  atomic.Bool  // both moved and the first conn is closed
+	recv       *transportCipher
 
 	// Owned by the writer goroutine after the handshake.
 	send  *transportCipher
@@ -164,6 +176,9 @@ func newLink(conn net.Conn, s *settings, h Handler, initiator bool, rd *frameRea
 		rekeyMessages: s.rekeyMessages,
 		rekeyInterval: s.rekeyInterval,
 		rd:            rd,
+		moveToken:     moveToken(sess.binding),
+		conns:         []net.Conn{conn},
+		nextReady:     make(chan struct{}),
 		recv:          sess.recv,
 		send:          sess.send,
 		wake:          make(chan struct{}, 1),
@@ -173,6 +188,7 @@ func newLink(conn net.Conn, s *settings, h Handler, initiator bool, rd *frameRea
 		finished:      make(chan struct{}),
 	}
 	l.dropper, _ = h.(CircuitDropper)
+	l.cur.Store(&conn)
 	return l
 }
 
@@ -214,7 +230,7 @@ func (l *Link) closeWith(err error) {
 		l.closed = true
 		l.qmu.Unlock()
 		close(l.quit)
-		l.conn.Close()
+		l.closeConns()
 	})
 }
 
@@ -274,10 +290,10 @@ func (l *Link) Initiator() bool { return l.initiator }
 
 // RemoteAddr returns the conn's remote address. Log it only through
 // safelog.S.
-func (l *Link) RemoteAddr() net.Addr { return l.conn.RemoteAddr() }
+func (l *Link) RemoteAddr() net.Addr { return (*l.cur.Load()).RemoteAddr() }
 
 // LocalAddr returns the conn's local address.
-func (l *Link) LocalAddr() net.Addr { return l.conn.LocalAddr() }
+func (l *Link) LocalAddr() net.Addr { return (*l.cur.Load()).LocalAddr() }
 
 // QueueLen returns how many cells wait to be written, on all circuits
 // (those the writer has taken but not yet written included).

@@ -18,8 +18,14 @@ func (l *Link) readLoop() error {
 		if err != nil {
 			return readErr(err)
 		}
-		if err := l.receive(msg); err != nil {
+		move, err := l.receive(msg)
+		if err != nil {
 			return err
+		}
+		if move {
+			if err := l.moveReader(); err != nil {
+				return err
+			}
 		}
 		select {
 		case <-l.quit:
@@ -30,18 +36,19 @@ func (l *Link) readLoop() error {
 }
 
 // receive checks, decrypts and dispatches one transport message. A
-// message whose last cell is REKEY rekeys the receive cipher after it.
-func (l *Link) receive(msg []byte) error {
+// message whose last cell is REKEY rekeys the receive cipher after it; a
+// message that holds MOVE is the last on its connection (move is true).
+func (l *Link) receive(msg []byte) (move bool, err error) {
 	n := len(msg)
 	if n == 0 {
-		return protoErr("reject frame after the handshake")
+		return false, protoErr("reject frame after the handshake")
 	}
 	if n < MinMessageLen || (n-TagLen)%cell.Size != 0 {
-		return protoErr("transport message of %d bytes is not whole cells", n)
+		return false, protoErr("transport message of %d bytes is not whole cells", n)
 	}
-	pt, err := l.recv.open(msg)
-	if err != nil {
-		return protoErr("transport message failed authentication")
+	pt, oerr := l.recv.open(msg)
+	if oerr != nil {
+		return false, protoErr("transport message failed authentication")
 	}
 	cells := len(pt) / cell.Size
 	l.bytesRecv.Add(uint64(FrameHeaderLen + n))
@@ -52,25 +59,28 @@ func (l *Link) receive(msg []byte) error {
 		case cell.CmdPadding:
 			continue
 		case cell.CmdHello:
-			return protoErr("second HELLO")
+			return false, protoErr("second HELLO")
+		case cell.CmdMove:
+			move = true
+			continue
 		case cell.CmdRekey:
 			if off+cell.Size != len(pt) {
-				return protoErr("REKEY is not the last cell of its message")
+				return false, protoErr("REKEY is not the last cell of its message")
 			}
 			if err := l.recv.rekey(); err != nil {
-				return err
+				return false, err
 			}
 			l.rekeysRecv.Add(1)
 			continue
 		}
-		c, err := cell.Parse(b)
-		if errors.Is(err, cell.ErrCommand) {
+		c, perr := cell.Parse(b)
+		if errors.Is(perr, cell.ErrCommand) {
 			// A command of a newer Link version: drop and count it.
 			l.unknownCells.Add(1)
 			continue
 		}
-		if err != nil {
-			return protoErr("%w", err)
+		if perr != nil {
+			return false, protoErr("%w", perr)
 		}
 		if l.h == nil {
 			c.Free()
@@ -78,7 +88,7 @@ func (l *Link) receive(msg []byte) error {
 		}
 		l.h.HandleCell(l, c)
 	}
-	return nil
+	return move, nil
 }
 
 func readErr(err error) error {

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"sync"
 	"time"
@@ -267,7 +268,7 @@ func (l *Link) checkStall() {
 func (l *Link) writeLoop() error {
 	rekey := time.NewTimer(l.rekeyInterval)
 	defer rekey.Stop()
-	w := writer{l: l, rekeyTimer: rekey}
+	w := writer{l: l, conn: l.conn, rekeyTimer: rekey}
 	keepAlive := time.NewTimer(l.keepAlive)
 	defer keepAlive.Stop()
 	idle := time.NewTimer(l.idle)
@@ -275,6 +276,9 @@ func (l *Link) writeLoop() error {
 	for {
 		wrote, err := w.flushQueue()
 		if err != nil {
+			return err
+		}
+		if err := w.moveWriter(); err != nil {
 			return err
 		}
 		if wrote {
@@ -312,9 +316,11 @@ var bufPool = sync.Pool{New: func() any {
 
 // writer is the writer goroutine's state.
 type writer struct {
-	l   *Link
-	buf *[]byte   // from bufPool while there is something to write
-	wdl time.Time // the write deadline currently set on the conn
+	l     *Link
+	conn  net.Conn // where the writer writes: the link's conn, then Move's
+	moved bool
+	buf   *[]byte   // from bufPool while there is something to write
+	wdl   time.Time // the write deadline currently set on the conn
 
 	sinceRekey int         // messages sealed with the current send key
 	rekeyDue   bool        // RekeyInterval passed: the next message ends with REKEY
@@ -434,11 +440,11 @@ func (w *writer) write(b []byte) error {
 	now := time.Now()
 	if w.wdl.Sub(now) < l.idle*3/4 {
 		w.wdl = now.Add(l.idle)
-		if err := l.conn.SetWriteDeadline(w.wdl); err != nil {
+		if err := w.conn.SetWriteDeadline(w.wdl); err != nil {
 			return writeErr(err)
 		}
 	}
-	_, err := l.conn.Write(b)
+	_, err := w.conn.Write(b)
 	l.writes.Add(1)
 	l.bytesSent.Add(uint64(len(b)))
 	if err != nil {

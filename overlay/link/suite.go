@@ -67,7 +67,7 @@ func HardwareAES() bool { return hasHardwareAES() }
 func Protocols(s protover.Set) protover.Set { return withOwnProtocols(s, hasHardwareAES()) }
 
 func withOwnProtocols(s protover.Set, hwAES bool) protover.Set {
-	s = s.With(protover.Link, LinkVersion)
+	s = s.With(protover.Link, LinkVersion).With(protover.LinkMove, MoveVersion)
 	if hwAES {
 		s = s.With(protover.LinkAES, 1)
 	}

@@ -91,8 +91,8 @@ func generateLinkVectors() *linkVectors {
 		suite Suite
 		proto string
 	}{
-		{SuiteChaChaPoly, "Link=1"},
-		{SuiteAESGCM, "Link=1 LinkAES=1"},
+		{SuiteChaChaPoly, "Link=1 LinkMove=1"},
+		{SuiteAESGCM, "Link=1 LinkAES=1 LinkMove=1"},
 	} {
 		v.Handshakes = append(v.Handshakes, handshakeVector{
 			Suite:              tc.suite.String(),

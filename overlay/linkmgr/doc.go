@@ -66,6 +66,12 @@
 // obtained itself (a relay spliced it), with no slot. A transport that is
 // a [transport.PeerDialer] is dialled with the peer's link key.
 //
+// Moving a link (spec/links.md §5.4). [Link.Move] continues a link on a
+// new connection (a punched QUIC path) after writing [MoveMagic] and the
+// link's token on it; an accepted connection that opens with MoveMagic is
+// handed to the accepted link whose token it names, and the link's Addr
+// becomes the new connection's. Circuits do not notice.
+//
 // What it does not do: no cell or circuit processing (package circuit), no
 // directory logic (overlay/dir), no decision about which relays to talk to
 // (the circuit manager and the Node's bootstrap policy), no reservations or

@@ -1,6 +1,7 @@
 package linkmgr
 
 import (
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -20,7 +21,7 @@ import (
 // methods are safe for concurrent use.
 type Link struct {
 	m    *Manager
-	addr transport.Addr // the address dialled, or the peer's as accepted
+	addr atomic.Pointer[transport.Addr] // the address dialled, or the peer's as accepted; a move changes it
 
 	// ll is the underlying link. It is set once, by whichever comes first:
 	// Dial or Accept returning, or the link's first callback (which can
@@ -47,7 +48,9 @@ type Link struct {
 var _ circuit.Channel = (*Link)(nil)
 
 func (m *Manager) newLink(addr transport.Addr) *Link {
-	return &Link{m: m, addr: addr, circs: make(map[uint32]struct{})}
+	l := &Link{m: m, circs: make(map[uint32]struct{})}
+	l.addr.Store(&addr)
+	return l
 }
 
 // opened sets the underlying link once Dial or Accept returned it, and
@@ -138,7 +141,7 @@ func (l *Link) Descriptor() *descriptor.Descriptor {
 
 // Addr returns the address with its scheme: the one dialled, or the peer's
 // as the listener saw it. Log it only through safelog.S.
-func (l *Link) Addr() transport.Addr { return l.addr }
+func (l *Link) Addr() transport.Addr { return *l.addr.Load() }
 
 // RemoteAddr returns the conn's remote address. Log it only through
 // safelog.S.
@@ -235,3 +238,42 @@ func (h *handler) Closed(ll *link.Link, err error) {
 }
 
 var _ circuit.Sourcer = (*Link)(nil)
+
+// MoveMagic opens a connection that continues an open link (spec/links.md
+// §5.4): MoveMagic | version 0x01 | the link's move token (32).
+var MoveMagic = [3]byte{'D', 'M', 'V'}
+
+// moveHeaderLen is the move preamble's length.
+const moveHeaderLen = 3 + 1 + link.MoveTokenLen
+
+// Move continues the link on conn, a new connection to the same peer at
+// addr (a punched QUIC path): it writes the move preamble with the link's
+// token, then hands conn to the link (link.Link.Move), which sends MOVE on
+// the old connection and carries every circuit on, none broken. The peer's
+// link manager finds the link by its token. The link takes conn over.
+func (l *Link) Move(conn net.Conn, addr transport.Addr) error {
+	ll := l.ll.Load()
+	if !ll.CanMove() {
+		conn.Close()
+		return link.ErrMoveUnsupported
+	}
+	tok := ll.MoveToken()
+	b := append(append(append(make([]byte, 0, moveHeaderLen), MoveMagic[:]...), 1), tok[:]...)
+	_ = conn.SetWriteDeadline(time.Now().Add(l.m.linkConfig().WithDefaults().HandshakeTimeout))
+	if _, err := conn.Write(b); err != nil {
+		conn.Close()
+		return fmt.Errorf("linkmgr: move: %w", err)
+	}
+	_ = conn.SetWriteDeadline(time.Time{})
+	if err := ll.Move(conn); err != nil {
+		return err
+	}
+	l.addr.Store(&addr)
+	return nil
+}
+
+// CanMove reports whether both ends can move the link (LinkMove).
+func (l *Link) CanMove() bool { return l.ll.Load().CanMove() }
+
+// Moved reports whether the link has moved to a second connection.
+func (l *Link) Moved() bool { return l.ll.Load().Moved() }

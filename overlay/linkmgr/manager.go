@@ -325,37 +325,80 @@ func (m *Manager) acceptLoop(ln net.Listener, scheme string) {
 // accept runs the responder side of a link on conn, which holds slot s,
 // and records it.
 func (m *Manager) accept(conn net.Conn, scheme string, s *slot) {
-	if m.cfg.Splice != nil {
-		var ok bool
-		if conn, ok = m.splice(conn, s); !ok {
-			return
-		}
+	conn, ok := m.peek(conn, scheme, s)
+	if !ok {
+		return
 	}
 	m.acceptLink(conn, transport.Addr{Scheme: scheme, HostPort: conn.RemoteAddr().String()}, s)
 }
 
-// splice reads the first bytes of an accepted connection: a splice
-// header's magic hands it to Config.Splice, which holds slot s until it
-// returns (false); anything else is given back as a connection that
-// replays those bytes to the link (true).
-func (m *Manager) splice(conn net.Conn, s *slot) (net.Conn, bool) {
+// peek reads the first bytes of an accepted connection: SpliceMagic hands
+// it to Config.Splice (a hop relay), which holds slot s until it returns;
+// MoveMagic continues an open link on it; anything else is given back as
+// a connection that replays those bytes to the link handshake (true).
+func (m *Manager) peek(conn net.Conn, scheme string, s *slot) (net.Conn, bool) {
 	var magic [len(SpliceMagic)]byte
 	_ = conn.SetReadDeadline(time.Now().Add(m.linkConfig().WithDefaults().HandshakeTimeout))
 	n, err := io.ReadFull(conn, magic[:])
-	_ = conn.SetReadDeadline(time.Time{})
-	if err != nil {
-		m.release(s)
-		conn.Close()
-		return nil, false
-	}
-	if magic != SpliceMagic {
+	if err == nil && magic != SpliceMagic && magic != MoveMagic {
+		_ = conn.SetReadDeadline(time.Time{})
 		return &prefixConn{Conn: conn, prefix: magic[:n]}, true
 	}
-	m.handshakeDone(s)
-	m.cfg.Splice(&prefixConn{Conn: conn, prefix: magic[:n]})
-	conn.Close()
+	switch {
+	case err != nil:
+		m.mu.Lock()
+		m.stats.FailedHandshakes++ // as the handshake would have
+		m.mu.Unlock()
+	case magic == MoveMagic:
+		m.acceptMove(conn, scheme)
+	case m.cfg.Splice != nil:
+		_ = conn.SetReadDeadline(time.Time{})
+		m.handshakeDone(s)
+		m.cfg.Splice(&prefixConn{Conn: conn, prefix: magic[:n]})
+	}
 	m.release(s)
+	if err != nil || magic != MoveMagic {
+		conn.Close()
+	}
 	return nil, false
+}
+
+// acceptMove reads the rest of a move preamble and hands conn to the
+// link, accepted here, whose token it names; conn then belongs to that
+// link (and counts under its accept slot, not its own). An unknown token
+// closes conn.
+func (m *Manager) acceptMove(conn net.Conn, scheme string) {
+	var b [moveHeaderLen - len(MoveMagic)]byte
+	if _, err := io.ReadFull(conn, b[:]); err != nil || b[0] != 1 {
+		m.mu.Lock()
+		m.stats.FailedHandshakes++
+		m.mu.Unlock()
+		conn.Close()
+		return
+	}
+	_ = conn.SetReadDeadline(time.Time{})
+	tok := [link.MoveTokenLen]byte(b[1:])
+	var found *Link
+	m.mu.Lock()
+	for l := range m.all {
+		if ll := l.ll.Load(); ll != nil && !ll.Initiator() && ll.MoveToken() == tok {
+			found = l
+			break
+		}
+	}
+	if found == nil {
+		m.stats.FailedHandshakes++
+	}
+	m.mu.Unlock()
+	if found == nil {
+		conn.Close()
+		return
+	}
+	if err := found.ll.Load().Move(conn); err != nil {
+		m.logf.Printf("linkmgr: move: %v", err)
+		return
+	}
+	found.addr.Store(&transport.Addr{Scheme: scheme, HostPort: conn.RemoteAddr().String()})
 }
 
 // prefixConn is a connection whose first bytes were read already.

@@ -91,3 +91,50 @@ type pipeTransport struct{ conn net.Conn }
 
 func (p *pipeTransport) Dial(ctx context.Context, addr string) (net.Conn, error) { return p.conn, nil }
 func (p *pipeTransport) Listen(string) (net.Listener, error)                     { return nil, io.EOF }
+
+// A move preamble with an unknown token or version is closed and counted;
+// Link.Move with the link's token moves it, and the relay's side of the
+// link then reports the new connection's address.
+func TestMoveAccept(t *testing.T) {
+	var mn memnet.Network
+	r := newNode(t, &mn, "10.0.0.1", true)
+	c := newNode(t, &mn, "10.0.0.2", false)
+	l := c.channel(t, r)
+	if !l.CanMove() {
+		t.Fatal("the link cannot move")
+	}
+	host := mn.Host("10.0.0.2")
+	tok := l.ll.Load().MoveToken()
+	for _, bad := range [][]byte{
+		append(append([]byte("DMV\x01"), make([]byte, 31)...), 1), // a token of no link
+		append([]byte("DMV\x02"), tok[:]...),                      // another version
+	} {
+		conn, err := host.Dial(ctxT(t), "10.0.0.1:7000")
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.Write(bad)
+		if !closedSoon(conn) {
+			t.Fatalf("a move preamble %x was not refused", bad[:4])
+		}
+		conn.Close()
+	}
+	if st := r.m.Stats(); st.FailedHandshakes != 2 {
+		t.Fatalf("failed handshakes %d, want 2", st.FailedHandshakes)
+	}
+	conn, err := mn.Host("10.0.0.3").Dial(ctxT(t), "10.0.0.1:7000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Move(conn, transport.Addr{Scheme: "mem", HostPort: "10.0.0.1:7000"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the link moves", l.Moved)
+	var rl *Link
+	for _, x := range r.m.Links() {
+		rl = x
+	}
+	if rl == nil || !rl.Moved() || rl.Addr().HostPort[:9] != "10.0.0.3:" {
+		t.Fatalf("the relay's side of the link: %v", rl.Addr())
+	}
+}
