@@ -263,9 +263,9 @@ func FuzzReceive(f *testing.F) {
 					copy(c[:cell.HeaderLen], headers)
 					headers = headers[min(len(headers), cell.HeaderLen):]
 					switch cmd := cell.Command(c[4]); {
-					case cmd > cell.CmdDHT: // the highest command defined
+					case cmd > cell.CmdMove: // the highest command defined
 						unknown++
-					case cmd != cell.CmdPadding && cmd != cell.CmdHello && cmd != cell.CmdRekey:
+					case cmd != cell.CmdPadding && cmd != cell.CmdHello && cmd != cell.CmdRekey && cmd != cell.CmdMove:
 						want++
 					}
 					buf = append(buf, c[:]...)
