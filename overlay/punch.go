@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/darkmatter/darkmatter/circuit/protover"
+	"github.com/darkmatter/darkmatter/internal/safelog"
 	"github.com/darkmatter/darkmatter/nat"
 	"github.com/darkmatter/darkmatter/overlay/descriptor"
 	"github.com/darkmatter/darkmatter/overlay/linkmgr"
@@ -188,11 +189,10 @@ func (n *Node) punchClosed(l *linkmgr.Link) {
 	n.relay.mu.Unlock()
 }
 
-// runPunch coordinates with the other end of l (spec/nat.md §4), punches
-// from the node's QUIC socket and, as the initiator, opens a QUIC link on
-// the punched path. The link manager then prefers the newer link to the
-// same peer (both initiated by this node) for new circuits, and the
-// relayed one closes once its circuits end.
+// runPunch coordinates with the other end of l (spec/nat.md §6), punches
+// from the node's QUIC socket and, as the initiator, moves l onto a QUIC
+// connection on the punched path (spec/links.md §5.4), with every circuit
+// on it; a peer that cannot move a link gets a second link there instead.
 func (n *Node) runPunch(l *linkmgr.Link, d *descriptor.Descriptor, sess *punchSession, initiator bool) {
 	start := time.Now()
 	ok := false
@@ -221,20 +221,20 @@ func (n *Node) runPunch(l *linkmgr.Link, d *descriptor.Descriptor, sess *punchSe
 	}
 	sock, err := n.punchSocket()
 	if err != nil {
-		n.logf.Printf("overlay: punch: %v", err)
+		n.logf.Printf("overlay: punch: %v", safelog.Scrub(err))
 		return
 	}
 	local := nat.Candidates{Addrs: n.punchCandidates(ctx, sock)}
 	peer, at, err := nat.Coordinate(ctx, linkSignal{n, l, sess.in}, local, initiator)
 	if err != nil {
-		n.logf.Printf("overlay: punch: %v", err)
+		n.logf.Printf("overlay: punch: %v", safelog.Scrub(err))
 		return
 	}
 	sock.mu.Lock()
 	addr, err := nat.Punch(ctx, sock.d.Punch(), peer, nat.PunchOptions{Start: at})
 	sock.mu.Unlock()
 	if err != nil {
-		n.logf.Printf("overlay: punch: %v", err)
+		n.logf.Printf("overlay: punch: %v", safelog.Scrub(err))
 		return
 	}
 	if !initiator {
@@ -247,11 +247,11 @@ func (n *Node) runPunch(l *linkmgr.Link, d *descriptor.Descriptor, sess *punchSe
 		// the punched path (spec/links.md §5.4).
 		conn, err := n.cfg.Transports[quictr.Scheme].Dial(ctx, direct.HostPort)
 		if err != nil {
-			n.logf.Printf("overlay: punch: direct connection: %v", err)
+			n.logf.Printf("overlay: punch: direct connection: %v", safelog.Scrub(err))
 			return
 		}
 		if err := l.Move(conn, direct); err != nil {
-			n.logf.Printf("overlay: punch: moving the link: %v", err)
+			n.logf.Printf("overlay: punch: moving the link: %v", safelog.Scrub(err))
 			return
 		}
 		ok = true
@@ -260,7 +260,7 @@ func (n *Node) runPunch(l *linkmgr.Link, d *descriptor.Descriptor, sess *punchSe
 	// A peer that cannot move a link gets a second one: new circuits
 	// take it, the relayed one closes once its circuits end.
 	if _, err := n.links.Dial(ctx, d.Identity, d.Link, direct.String()); err != nil {
-		n.logf.Printf("overlay: punch: direct link: %v", err)
+		n.logf.Printf("overlay: punch: direct link: %v", safelog.Scrub(err))
 		return
 	}
 	ok = true

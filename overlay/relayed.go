@@ -14,6 +14,7 @@ import (
 	"github.com/darkmatter/darkmatter/circuit/cell"
 	"github.com/darkmatter/darkmatter/circuit/protover"
 	"github.com/darkmatter/darkmatter/crypto/keys"
+	"github.com/darkmatter/darkmatter/internal/safelog"
 	"github.com/darkmatter/darkmatter/overlay/descriptor"
 	"github.com/darkmatter/darkmatter/overlay/linkmgr"
 	"github.com/darkmatter/darkmatter/overlay/relaylink"
@@ -200,12 +201,12 @@ func (n *Node) answerIncoming(l *linkmgr.Link, token [relaylink.TokenSize]byte) 
 		}
 		conn, err := inner.Dial(ctx, r.hostport)
 		if err != nil {
-			n.logf.Printf("overlay: relayed link: connecting back: %v", err)
+			n.logf.Printf("overlay: relayed link: connecting back: %v", safelog.Scrub(err))
 			return
 		}
 		if err := relaylink.Accept(ctx, conn, n.cfg.Network, token); err != nil {
 			conn.Close()
-			n.logf.Printf("overlay: relayed link: %v", err)
+			n.logf.Printf("overlay: relayed link: %v", safelog.Scrub(err))
 			return
 		}
 		n.links.AcceptConn(conn, transport.Addr{Scheme: SchemeRelay, HostPort: r.hostport})
@@ -230,7 +231,7 @@ func (n *Node) reserveLoop() {
 		changed := n.reserveOnce(n.ctx)
 		if changed {
 			if err := n.republish(); err != nil {
-				n.logf.Printf("overlay: republish after a reservation change: %v", err)
+				n.logf.Printf("overlay: republish after a reservation change: %v", safelog.Scrub(err))
 			}
 		}
 		t := time.NewTimer(reserveCheck)
@@ -286,7 +287,7 @@ func (n *Node) reserveOnce(ctx context.Context) bool {
 		_, hostport, _ := descriptor.SplitAddr(addr)
 		r, err := n.reserveOn(ctx, l)
 		if err != nil {
-			n.logf.Printf("overlay: reserve: %v", err)
+			n.logf.Printf("overlay: reserve: %v", safelog.Scrub(err))
 			continue
 		}
 		r.relay, r.hostport = d.NodeID(), hostport

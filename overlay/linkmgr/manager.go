@@ -395,7 +395,7 @@ func (m *Manager) acceptMove(conn net.Conn, scheme string) {
 		return
 	}
 	if err := found.ll.Load().Move(conn); err != nil {
-		m.logf.Printf("linkmgr: move: %v", err)
+		m.logf.Printf("linkmgr: move: %v", safelog.Scrub(err))
 		return
 	}
 	found.addr.Store(&transport.Addr{Scheme: scheme, HostPort: conn.RemoteAddr().String()})
