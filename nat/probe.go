@@ -150,7 +150,7 @@ func Probe(ctx context.Context, pc net.PacketConn, servers []netip.AddrPort, opt
 	if opts.InitialRTO <= 0 {
 		opts.InitialRTO = DefaultInitialRTO
 	}
-	local, _ := addrPortOf(pc.LocalAddr())
+	local, _ := AddrPortOf(pc.LocalAddr())
 	r := &Report{Local: local, Mapped: make([]netip.AddrPort, len(servers))}
 	for _, s := range servers {
 		r.Servers = append(r.Servers, netip.AddrPortFrom(s.Addr().Unmap(), s.Port()))

@@ -158,12 +158,12 @@ func TestProbeLoopbackUDP(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pc.Close()
-	srv, _ := addrPortOf(spc.LocalAddr())
+	srv, _ := AddrPortOf(spc.LocalAddr())
 	r, err := Probe(context.Background(), pc, []netip.AddrPort{srv}, ProbeOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if local, _ := addrPortOf(pc.LocalAddr()); r.Mapped[0] != local || !r.Public || r.Filtering != Unknown {
+	if local, _ := AddrPortOf(pc.LocalAddr()); r.Mapped[0] != local || !r.Public || r.Filtering != Unknown {
 		t.Fatalf("report %+v for a socket at %v", r, local)
 	}
 }

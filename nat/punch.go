@@ -131,7 +131,7 @@ func Punch(ctx context.Context, pc net.PacketConn, peer Candidates, opts PunchOp
 				return netip.AddrPort{}, fmt.Errorf("nat: punch: %w", err)
 			}
 			var p PunchPacket
-			src, ok := addrPortOf(from)
+			src, ok := AddrPortOf(from)
 			if !ok || p.UnmarshalBinary(buf[:n]) != nil || p.Nonce != self.Nonce || p.Sender == self.Sender {
 				continue
 			}

@@ -79,7 +79,7 @@ func newSide(t *testing.T, n *natsim.Network, public string, behind bool, m, f n
 	if err != nil {
 		t.Fatal(err)
 	}
-	local, _ := addrPortOf(pc.LocalAddr())
+	local, _ := AddrPortOf(pc.LocalAddr())
 	c := Candidates{Addrs: []netip.AddrPort{local}}
 	if r.Mapped[0] != local {
 		c.Addrs = append(c.Addrs, r.Mapped[0])
@@ -134,7 +134,7 @@ func checkPath(t *testing.T, a, b side, ra, rb punchResult) {
 			if IsPunch(buf[:n]) {
 				continue // a late ack
 			}
-			if got, _ := addrPortOf(from); got != d.src || string(buf[:n]) != "data" {
+			if got, _ := AddrPortOf(from); got != d.src || string(buf[:n]) != "data" {
 				t.Fatalf("got %q from %v, want data from %v", buf[:n], got, d.src)
 			}
 			break

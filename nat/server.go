@@ -105,7 +105,7 @@ func (s *Server) Serve(pc net.PacketConn) error {
 		if c == nil {
 			continue
 		}
-		ap, ok := addrPortOf(c.LocalAddr())
+		ap, ok := AddrPortOf(c.LocalAddr())
 		if !ok {
 			return fmt.Errorf("%w: socket %d has no UDP address", ErrBadConfig, i)
 		}
@@ -160,7 +160,7 @@ func (s *Server) serveOne(socks [4]net.PacketConn, addrs [4]netip.AddrPort, role
 			}
 			return fmt.Errorf("nat: stun read: %w", err)
 		}
-		src, ok := addrPortOf(from)
+		src, ok := AddrPortOf(from)
 		if !ok || src.Port() == 0 || src.Addr().IsUnspecified() {
 			continue
 		}

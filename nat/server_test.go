@@ -30,7 +30,7 @@ func ask(t *testing.T, pc net.PacketConn, dst netip.AddrPort, raw []byte) ([]byt
 		}
 		t.Fatal(err)
 	}
-	src, _ := addrPortOf(from)
+	src, _ := AddrPortOf(from)
 	return buf[:n], src
 }
 

@@ -73,9 +73,9 @@ func (p padding) AddTo(m *stun.Message) error {
 	return nil
 }
 
-// addrPortOf converts a net.Addr of a UDP socket into a netip.AddrPort
+// AddrPortOf converts a net.Addr of a UDP socket into a netip.AddrPort
 // with an unmapped address; ok is false for other addresses.
-func addrPortOf(a net.Addr) (netip.AddrPort, bool) {
+func AddrPortOf(a net.Addr) (netip.AddrPort, bool) {
 	var ap netip.AddrPort
 	switch a := a.(type) {
 	case *net.UDPAddr:

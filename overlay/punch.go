@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/darkmatter/darkmatter/circuit/protover"
@@ -275,7 +276,7 @@ func (n *Node) punchCandidates(ctx context.Context, sock *udpSock) []netip.AddrP
 	if m := n.socketMapped(ctx, sock); m.IsValid() {
 		out = append(out, m)
 	}
-	local, ok := addrPortOf(sock.qt.PacketConn().LocalAddr())
+	local, ok := nat.AddrPortOf(sock.qt.PacketConn().LocalAddr())
 	if !ok {
 		return out
 	}
@@ -299,19 +300,11 @@ func (n *Node) punchCandidates(ctx context.Context, sock *udpSock) []netip.AddrP
 		if local.Addr().Is4() != ip.Is4() && !local.Addr().IsUnspecified() {
 			continue
 		}
-		ap := netip.AddrPortFrom(ip, local.Port())
-		if ap != out0(out) {
+		if ap := netip.AddrPortFrom(ip, local.Port()); !slices.Contains(out, ap) {
 			out = append(out, ap)
 		}
 	}
 	return out
-}
-
-func out0(a []netip.AddrPort) netip.AddrPort {
-	if len(a) == 0 {
-		return netip.AddrPort{}
-	}
-	return a[0]
 }
 
 // socketMapped returns the punch socket's STUN-mapped address, probing
@@ -349,16 +342,6 @@ func (n *Node) noteMapped(a netip.AddrPort) {
 	n.relay.mu.Lock()
 	n.relay.punch.mapped, n.relay.punch.mappedAt = a, time.Now()
 	n.relay.mu.Unlock()
-}
-
-// addrPortOf returns a UDP address as an AddrPort.
-func addrPortOf(a net.Addr) (netip.AddrPort, bool) {
-	if u, ok := a.(*net.UDPAddr); ok {
-		ap := u.AddrPort()
-		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), true
-	}
-	ap, err := netip.ParseAddrPort(a.String())
-	return ap, err == nil
 }
 
 // ConnectReport is what Connect saw.

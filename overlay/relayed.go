@@ -104,7 +104,7 @@ func (r relayTransport) DialPeer(ctx context.Context, hostport string, peer keys
 	return conn, nil
 }
 
-// hopConfig returns the Hop service's configuration.
+// newHop returns the node's Hop service, with Config.Hop's limits.
 func (n *Node) newHop() *relaylink.Service {
 	c := n.cfg.Hop
 	c.Network = n.cfg.Network

@@ -112,10 +112,15 @@ func (l *Link) nextConn() net.Conn {
 // and continues on the new one, once Move has given one.
 func (w *writer) moveWriter() error {
 	l := w.l
-	next := l.nextConn()
-	if w.moved || next == nil {
+	if w.moved {
 		return nil
 	}
+	select {
+	case <-l.nextReady: // Move has given a connection
+	default:
+		return nil // the usual case: a channel check, no lock
+	}
+	next := l.nextConn()
 	out := appendFrameHeader(make([]byte, 0, FrameHeaderLen+cell.Size*2+TagLen), 0)
 	out = append(out, moveCell[:]...)
 	out, err := w.sealMessage(out, 0)

@@ -16,12 +16,13 @@ import (
 	"github.com/darkmatter/darkmatter/internal/safelog"
 	"github.com/darkmatter/darkmatter/overlay/descriptor"
 	"github.com/darkmatter/darkmatter/overlay/link"
+	"github.com/darkmatter/darkmatter/overlay/relaylink"
 	"github.com/darkmatter/darkmatter/overlay/transport"
 )
 
 // SpliceMagic opens a connection for Config.Splice (spec/nat.md §8.3),
 // where a link's preamble opens with "DMK".
-var SpliceMagic = [3]byte{'D', 'M', 'R'}
+var SpliceMagic = relaylink.Magic
 
 // Tuning constants.
 const (
@@ -346,9 +347,7 @@ func (m *Manager) peek(conn net.Conn, scheme string, s *slot) (net.Conn, bool) {
 	}
 	switch {
 	case err != nil:
-		m.mu.Lock()
-		m.stats.FailedHandshakes++ // as the handshake would have
-		m.mu.Unlock()
+		m.failedHandshake() // as the handshake would have
 	case magic == MoveMagic:
 		m.acceptMove(conn, scheme)
 	case m.cfg.Splice != nil:
@@ -370,9 +369,7 @@ func (m *Manager) peek(conn net.Conn, scheme string, s *slot) (net.Conn, bool) {
 func (m *Manager) acceptMove(conn net.Conn, scheme string) {
 	var b [moveHeaderLen - len(MoveMagic)]byte
 	if _, err := io.ReadFull(conn, b[:]); err != nil || b[0] != 1 {
-		m.mu.Lock()
-		m.stats.FailedHandshakes++
-		m.mu.Unlock()
+		m.failedHandshake()
 		conn.Close()
 		return
 	}
@@ -386,11 +383,9 @@ func (m *Manager) acceptMove(conn net.Conn, scheme string) {
 			break
 		}
 	}
-	if found == nil {
-		m.stats.FailedHandshakes++
-	}
 	m.mu.Unlock()
 	if found == nil {
+		m.failedHandshake()
 		conn.Close()
 		return
 	}
@@ -399,6 +394,14 @@ func (m *Manager) acceptMove(conn net.Conn, scheme string) {
 		return
 	}
 	found.addr.Store(&transport.Addr{Scheme: scheme, HostPort: conn.RemoteAddr().String()})
+}
+
+// failedHandshake counts an accepted connection that did not become a
+// link (or move one).
+func (m *Manager) failedHandshake() {
+	m.mu.Lock()
+	m.stats.FailedHandshakes++
+	m.mu.Unlock()
 }
 
 // prefixConn is a connection whose first bytes were read already.
@@ -434,9 +437,7 @@ func (m *Manager) acceptLink(conn net.Conn, addr transport.Addr, s *slot) {
 	l.slot = s
 	ll, err := link.Accept(m.ctx, conn, m.linkConfig(), (*handler)(l))
 	if err != nil {
-		m.mu.Lock()
-		m.stats.FailedHandshakes++
-		m.mu.Unlock()
+		m.failedHandshake()
 		m.release(s)
 		m.logf.Printf("linkmgr: incoming link: %v", err)
 		return

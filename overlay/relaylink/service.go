@@ -109,7 +109,6 @@ type reservation struct {
 
 // pending is a CONNECT waiting for its target's ACCEPT.
 type pending struct {
-	res    *reservation
 	target chan net.Conn // the ACCEPT connection; buffered 1
 }
 
@@ -366,7 +365,6 @@ func (s *Service) await(ctx context.Context, target keys.LinkPublicKey) (net.Con
 		s.mu.Unlock()
 		return nil, nil, status
 	}
-	p.res = r
 	r.pending++
 	s.npend++
 	s.pend[token] = p
